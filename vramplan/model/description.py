@@ -1,0 +1,233 @@
+"""What a model is, as far as memory goes: typed, frozen, and free of I/O.
+
+A :class:`ModelDescription` is built once from a model's config files
+(:mod:`vramplan.model.from_config`) and then read by the engine rules. It holds
+no engine flags: how the weights split over TP/PP ranks, how big a KV page is,
+and how large the profile run gets are questions the rules answer from it.
+
+Sizes are counted in elements, never bytes: the dtype is applied by the rules
+(the model dtype, the KV-cache dtype, or a quantization scheme).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+__all__ = [
+    "Shard",
+    "Param",
+    "LayerKind",
+    "AttentionSpec",
+    "MambaSpec",
+    "LayerSpec",
+    "MoESpec",
+    "QuantSpec",
+    "VisionSpec",
+    "ModelDescription",
+]
+
+
+class Shard(str, Enum):
+    """How vLLM splits one parameter over tensor-parallel ranks."""
+
+    REPLICATED = "replicated"
+    """Every rank holds the whole tensor (norms, biases of row-parallel layers, routers)."""
+    COLUMN = "column"
+    """``ColumnParallelLinear``: the output dim (dim 0) is split by TP."""
+    ROW = "row"
+    """``RowParallelLinear``: the input dim (dim 1) is split by TP."""
+    VOCAB = "vocab"
+    """``VocabParallelEmbedding`` / ``ParallelLMHead``: rows padded to 64, then split by TP."""
+    QKV = "qkv"
+    """``QKVParallelLinear``: query heads split by TP, KV heads split or replicated."""
+    EXPERT_COLUMN = "expert_column"
+    """``FusedMoE`` w13: experts split by EP, else the intermediate dim split by TP x DP."""
+    EXPERT_ROW = "expert_row"
+    """``FusedMoE`` w2: experts split by EP, else the intermediate dim split by TP x DP."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Param:
+    """One weight tensor (or one buffer) of the checkpoint, before any sharding."""
+
+    name: str
+    """A readable name, e.g. ``layers.*.self_attn.qkv_proj.weight``."""
+    shape: tuple[int, ...]
+    """Full (unsharded) shape. QKV params use (num_heads, num_kv_heads, head_dim, in_features)."""
+    shard: Shard = Shard.REPLICATED
+    part: str = "other"
+    """Which term of the breakdown it belongs to: embed, attention, mlp, moe, norm, lm_head, vision, buffer."""
+    quantizable: bool = False
+    """True for the linear layers a checkpoint quantization applies to."""
+    dtype: str | None = None
+    """A fixed dtype (e.g. ``float32`` for an fp32 buffer); None means the model dtype."""
+
+
+class LayerKind(str, Enum):
+    """The KV-cache kind of a decoder layer, as vLLM's ``KVCacheSpec`` classes name them."""
+
+    FULL = "full_attention"
+    SLIDING = "sliding_window"
+    CHUNKED_LOCAL = "chunked_local_attention"
+    MLA = "mla"
+    MAMBA = "mamba"
+    """Any recurrent state: Mamba-2, gated delta-net (linear attention), short conv."""
+    CROSS = "cross_attention"
+    NONE = "none"
+    """A layer with no KV cache (e.g. a dense MLP-only layer)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttentionSpec:
+    """The attention of one layer, as the KV cache sees it."""
+
+    num_kv_heads: int
+    """Total KV heads (before TP). MLA: 1 (the latent is not split by TP)."""
+    head_size: int
+    """K head size. MLA: kv_lora_rank + qk_rope_head_dim."""
+    head_size_v: int | None = None
+    """V head size when it differs from K (None: same). MLA stores no V."""
+    sliding_window: int | None = None
+    chunk_size: int | None = None
+    has_sinks: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MambaSpec:
+    """A recurrent layer's per-request state, as vLLM's ``MambaSpec`` holds it."""
+
+    kind: Literal["gdn", "mamba2", "short_conv"]
+    conv_dim: int
+    """Channels of the causal conv state (split by TP)."""
+    conv_kernel: int
+    num_heads: int
+    """Heads of the recurrent state (split by TP). GDN: num_v_heads."""
+    head_k_dim: int
+    head_v_dim: int
+    state_dtype: str | None = None
+    """dtype of the SSM state (GDN keeps it in float32 by default in some versions); None: model dtype."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerSpec:
+    """One decoder layer: its KV kind and its attention or recurrent state."""
+
+    index: int
+    kind: LayerKind
+    attention: AttentionSpec | None = None
+    mamba: MambaSpec | None = None
+    is_moe: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoESpec:
+    num_experts: int
+    top_k: int
+    intermediate_size: int
+    """Per expert."""
+    num_shared_experts: int = 0
+    shared_intermediate_size: int = 0
+    has_bias: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuantSpec:
+    """A checkpoint quantization, from ``quantization_config`` (or the ``--quantization`` flag)."""
+
+    method: str
+    """vLLM's name: fp8, compressed-tensors, gptq, awq, gptq_marlin, awq_marlin, mxfp4, bitsandbytes, ..."""
+    weight_bits: int
+    group_size: int | None = None
+    """Elements per scale along the input dim (None: per channel; -1: per tensor)."""
+    block: tuple[int, int] | None = None
+    """Block-wise scales (fp8 ``weight_block_size``)."""
+    act_order: bool = False
+    zero_point: bool = False
+    scale_dtype: str = "float32"
+    ignored: tuple[str, ...] = ()
+    """Module name patterns left unquantized (``modules_to_not_convert`` / ``ignore``)."""
+    kv_cache_dtype: str | None = None
+    """KV-cache dtype the checkpoint asks for (e.g. fp8 ``kv_cache_scheme``)."""
+    raw: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VisionSpec:
+    """A vision (or audio) encoder and its projector. Filled by :mod:`vramplan.model.vision`."""
+
+    family: str
+    params: tuple[Param, ...]
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    intermediate_size: int
+    patch_size: int
+    spatial_merge_size: int = 1
+    temporal_patch_size: int = 1
+    out_hidden_size: int = 0
+    """Width of the embeddings handed to the language model."""
+    num_deepstack: int = 0
+    supports_encoder_tp_data: bool = False
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelDescription:
+    """Everything the rules need to know about one model, in elements and counts."""
+
+    name: str
+    """What the user called it (catalog id, path or Hub id)."""
+    architecture: str
+    """``architectures[0]`` of the config, as vLLM resolves it."""
+    family: str
+    """vramplan's family key, e.g. ``llama``, ``qwen3_moe``, ``deepseek_v2``."""
+    dtype: str
+    """The model dtype vLLM picks with ``--dtype auto`` (from ``torch_dtype``)."""
+    hidden_size: int
+    vocab_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    num_hidden_layers: int
+    max_position_embeddings: int
+    """The config's context limit after vLLM's rope-scaling rules (``derived_max_model_len``)."""
+    tie_word_embeddings: bool
+    layers: tuple[LayerSpec, ...]
+    layer_params: tuple[tuple[Param, ...], ...]
+    """Params of each decoder layer (same order as ``layers``)."""
+    embed_params: tuple[Param, ...]
+    head_params: tuple[Param, ...]
+    """Final norm and LM head (the head is absent when tied)."""
+    buffer_params: tuple[Param, ...] = ()
+    """Non-persistent buffers created at init (rotary cos/sin caches)."""
+    moe: MoESpec | None = None
+    quant: QuantSpec | None = None
+    vision: VisionSpec | None = None
+    is_multimodal: bool = False
+    model_type: str = ""
+    text_model_type: str = ""
+    sliding_window: int | None = None
+    rope_scaling: dict | None = None
+    hf_config: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """The resolved config (transformers defaults filled in)."""
+    preprocessor_config: dict | None = field(default=None, compare=False, hash=False, repr=False)
+    source: str = ""
+    """Where the config came from: catalog, local folder, Hub cache."""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_moe(self) -> bool:
+        return self.moe is not None
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Attention and recurrent layers together (vLLM's ``is_hybrid``)."""
+        kinds = {layer.kind for layer in self.layers}
+        return LayerKind.MAMBA in kinds and bool(kinds - {LayerKind.MAMBA, LayerKind.NONE})
+
+    @property
+    def uses_mla(self) -> bool:
+        return any(layer.kind is LayerKind.MLA for layer in self.layers)
