@@ -173,9 +173,12 @@ class VisionSpec:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class ModelDescription:
-    """Everything the rules need to know about one model, in elements and counts."""
+    """Everything the rules need to know about one model, in elements and counts.
+
+    Compared and hashed by identity (``eq=False``), so rules can cache per-model results cheaply.
+    """
 
     name: str
     """What the user called it (catalog id, path or Hub id)."""

@@ -1,0 +1,308 @@
+"""Find a model's config files: a local folder, the bundled catalog, or the Hugging Face Hub.
+
+This is I/O at the edge. It returns plain dicts; :mod:`vramplan.model.from_config`
+turns them into a :class:`~vramplan.model.description.ModelDescription`.
+
+Config defaults are filled the way vLLM reads configs, through ``transformers``
+config classes (``AutoConfig``), so that fields a checkpoint leaves to the library
+(Gemma 3's ``head_dim`` and sliding-window pattern, LLaVA's vision tower) are right.
+Importing transformers costs about a second, so its result is cached on disk per
+config (``~/.cache/vramplan/resolved``) and pre-computed for the bundled catalog
+(``catalog/<org>/<name>/resolved.json``, written by ``tools/resolve_catalog.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import ConfigError, ConfigNotFound
+
+__all__ = ["ModelFiles", "load_model_files", "catalog_ids", "catalog_root", "resolve_with_transformers"]
+
+_CATALOG = Path(__file__).resolve().parent.parent / "catalog"
+CONFIG_FILES = ("config.json", "preprocessor_config.json", "video_preprocessor_config.json")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelFiles:
+    """The config files of one model, read and (where possible) resolved."""
+
+    name: str
+    """The id the user gave (a catalog id, a path, or a Hub repo id)."""
+    source: str
+    """``catalog``, ``local`` or ``hub``."""
+    location: str
+    """The folder or ``repo@revision`` the files came from."""
+    config: dict
+    """config.json as written."""
+    resolved: dict
+    """config.json with transformers' defaults filled in (``PretrainedConfig.to_dict()``)."""
+    resolved_by: str
+    """``transformers X.Y`` or ``as written`` when transformers could not read it."""
+    preprocessor: dict | None = None
+    video_preprocessor: dict | None = None
+    safetensors_params: dict[str, int] | None = None
+    """Parameter counts per dtype from the checkpoint's safetensors headers (Hub only)."""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def catalog_root() -> Path:
+    return _CATALOG
+
+
+@lru_cache(maxsize=1)
+def catalog_ids() -> tuple[str, ...]:
+    """Every ``org/name`` in the bundled catalog."""
+    ids = []
+    for cfg in sorted(_CATALOG.glob("*/*/config.json")):
+        ids.append(f"{cfg.parent.parent.name}/{cfg.parent.name}")
+    return tuple(ids)
+
+
+def _catalog_lookup(model: str) -> Path | None:
+    key = model.strip().strip("/").lower()
+    for cid in catalog_ids():
+        if cid.lower() == key or cid.split("/", 1)[1].lower() == key:
+            return _CATALOG / cid
+    return None
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint="check the path and its permissions") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            hint=f"fix the {what} or download it again",
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object", hint=f"a {what} is a JSON object")
+    return data
+
+
+def _read_optional(folder: Path, name: str) -> dict | None:
+    path = folder / name
+    if not path.is_file():
+        return None
+    try:
+        return _read_json(path, name)
+    except ConfigError:
+        return None
+
+
+def load_model_files(model: str, *, revision: str | None = None) -> ModelFiles:
+    """Find and read the config files of ``model``.
+
+    Looks, in order, for: a local folder holding ``config.json``; a bundled catalog id
+    (``Qwen/Qwen3-8B`` or just ``Qwen3-8B``); a Hugging Face Hub repo (cached by
+    ``huggingface_hub``; honours ``HF_HUB_OFFLINE`` and ``HF_HOME``).
+    """
+    if not model or not model.strip():
+        raise ConfigNotFound("no model given", hint="name a catalog id (vramplan models), a local folder or a Hub id")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return _load_folder(path, name=model, source="local")
+    if path.is_file() and path.name.endswith(".json"):
+        return _load_folder(path.parent, name=model, source="local", config_name=path.name)
+    if (path.exists() or model.startswith(("/", "./", "../", "~"))) and not path.is_dir():
+        raise ConfigNotFound(f"{model} is not a folder holding config.json", hint="pass the model folder")
+    found = _catalog_lookup(model)
+    if found is not None and revision is None:
+        return _load_folder(found, name=model, source="catalog")
+    return _load_hub(model, revision=revision)
+
+
+def _load_folder(folder: Path, *, name: str, source: str, config_name: str = "config.json") -> ModelFiles:
+    cfg_path = folder / config_name
+    if not cfg_path.is_file():
+        raise ConfigNotFound(
+            f"{folder} holds no config.json",
+            hint="pass the folder of a Hugging Face model (the one with config.json)",
+        )
+    config = _read_json(cfg_path, "config.json")
+    _check_config(config, cfg_path)
+    resolved, resolved_by = _resolved_for(folder, config, source)
+    return ModelFiles(
+        name=name,
+        source=source,
+        location=str(folder),
+        config=config,
+        resolved=resolved,
+        resolved_by=resolved_by,
+        preprocessor=_read_optional(folder, "preprocessor_config.json"),
+        video_preprocessor=_read_optional(folder, "video_preprocessor_config.json"),
+    )
+
+
+def _check_config(config: dict, where: object) -> None:
+    if "model_type" not in config and "architectures" not in config:
+        raise ConfigError(
+            f"{where} has neither 'model_type' nor 'architectures'",
+            hint="it does not look like a Hugging Face model config",
+        )
+
+
+def _resolved_for(folder: Path, config: dict, source: str) -> tuple[dict, str]:
+    """The transformers-resolved config: pre-computed, cached, or computed now."""
+    pre = folder / "resolved.json"
+    if source == "catalog" and pre.is_file():
+        data = json.loads(pre.read_text(encoding="utf-8"))
+        return data["config"], data.get("resolved_by", "transformers")
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:24]
+    cache = _cache_dir() / f"{digest}.json"
+    if cache.is_file():
+        try:
+            data = json.loads(cache.read_text(encoding="utf-8"))
+            return data["config"], data["resolved_by"]
+        except (OSError, ValueError, KeyError):
+            pass
+    resolved, by = resolve_with_transformers(folder, config)
+    if by != "as written":
+        _write_atomic(cache, json.dumps({"resolved_by": by, "config": resolved}))
+    return resolved, by
+
+
+def resolve_with_transformers(folder: Path, config: dict) -> tuple[dict, str]:
+    """Fill a config's defaults through ``transformers.AutoConfig`` (imported here, lazily).
+
+    Falls back to the config as written when transformers is missing or does not know
+    the model type (remote code); the description then uses vramplan's own defaults.
+    """
+    import logging
+    import warnings
+
+    try:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        import transformers
+        from transformers import AutoConfig
+    except Exception:  # pragma: no cover - transformers is a dependency
+        return config, "as written"
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hf = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+        resolved = hf.to_dict()
+    except Exception:
+        return config, "as written"
+    return _jsonable(resolved), f"transformers {transformers.__version__}"
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("VRAMPLAN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vramplan"
+    )
+    return Path(base) / "resolved"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written is not an error
+
+
+def _load_hub(repo_id: str, *, revision: str | None) -> ModelFiles:
+    if repo_id.count("/") != 1 or any(c.isspace() for c in repo_id):
+        raise ConfigNotFound(
+            f"unknown model {repo_id!r}: not a folder, not in the bundled catalog, and not a Hub id (org/name)",
+            hint="run `vramplan models` for the catalog, or pass a local folder holding config.json",
+        )
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
+    except Exception:  # pragma: no cover - huggingface_hub is a dependency
+        raise ConfigNotFound(f"{repo_id} is not in the bundled catalog and huggingface_hub is not installed") from None
+
+    def fetch(name: str, required: bool) -> Path | None:
+        try:
+            return Path(hf_hub_download(repo_id, name, revision=revision))
+        except EntryNotFoundError:
+            if required:
+                raise ConfigNotFound(f"{repo_id} has no {name} on the Hub", hint="is it a model repository?") from None
+            return None
+        except GatedRepoError:
+            raise ConfigNotFound(
+                f"{repo_id} is gated on the Hub",
+                hint="accept its licence on huggingface.co and log in (`hf auth login`), or pass a local folder",
+            ) from None
+        except RepositoryNotFoundError:
+            raise ConfigNotFound(
+                f"{repo_id} was not found on the Hub (or is private)",
+                hint="check the id; run `vramplan models` for the bundled catalog",
+            ) from None
+        except LocalEntryNotFoundError:
+            if not required:
+                return None
+            raise ConfigNotFound(
+                f"cannot fetch {repo_id}: no network and no cached copy",
+                hint="use a bundled catalog id (`vramplan models` lists them) or a local folder holding config.json",
+            ) from None
+        except Exception as exc:  # network errors of every kind
+            if not required:
+                return None
+            raise ConfigNotFound(
+                f"cannot fetch {repo_id} from the Hub ({type(exc).__name__})",
+                hint="use a bundled catalog id (`vramplan models` lists them) or a local folder holding config.json",
+            ) from None
+
+    cfg_path = fetch("config.json", True)
+    assert cfg_path is not None
+    folder = cfg_path.parent
+    config = _read_json(cfg_path, "config.json")
+    _check_config(config, f"{repo_id}/config.json")
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
+        fetch(name, False)
+    resolved, by = _resolved_for(folder, config, "hub")
+    params = _safetensors_params(repo_id, revision)
+    return ModelFiles(
+        name=repo_id,
+        source="hub",
+        location=f"{repo_id}@{revision or 'main'}",
+        config=config,
+        resolved=resolved,
+        resolved_by=by,
+        preprocessor=_read_optional(folder, "preprocessor_config.json"),
+        video_preprocessor=_read_optional(folder, "video_preprocessor_config.json"),
+        safetensors_params=params,
+    )
+
+
+def _safetensors_params(repo_id: str, revision: str | None) -> dict[str, int] | None:
+    """Parameter counts per dtype from the safetensors headers (range reads; None offline)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return None
+    try:
+        from huggingface_hub import get_safetensors_metadata
+
+        meta = get_safetensors_metadata(repo_id, revision=revision)
+        return {str(k): int(v) for k, v in meta.parameter_count.items()}
+    except Exception:
+        return None

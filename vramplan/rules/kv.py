@@ -1,0 +1,377 @@
+"""KV cache: page sizes, groups, blocks, token capacity and the max-model-len check.
+
+Mirrors vLLM's ``vllm/v1/kv_cache_interface.py`` (the per-layer specs) and
+``vllm/v1/core/kv_cache_utils.py`` (v0.26.0; grouping and sizing moved to
+``kv_cache_planning.py`` in v0.33.0). Functions take frozen inputs and return new
+values; nothing is changed in place (vLLM's planner mutates ``max_model_len`` during
+its binary searches, these do not).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from ..model.description import LayerKind, ModelDescription
+from ..units import cdiv
+from .weights import kv_heads_per_rank, pp_layer_split
+
+__all__ = [
+    "KVSpec",
+    "KVGroup",
+    "KVLayout",
+    "KVSizing",
+    "layer_specs",
+    "build_layout",
+    "max_memory_usage_bytes",
+    "needed_bytes",
+    "num_blocks_for",
+    "capacity",
+    "estimate_max_model_len",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class KVSpec:
+    """One layer's KV spec on one rank (vLLM ``KVCacheSpec``); hashable so layers can be grouped."""
+
+    kind: LayerKind
+    block_size: int
+    page_bytes: int
+    """``page_size_bytes``: bytes one block of this layer occupies."""
+    sliding_window: int | None = None
+    chunk_size: int | None = None
+    mamba_mode: str = "none"
+    """For MAMBA layers: vLLM's ``mamba_cache_mode`` (none, align, all)."""
+    spec_blocks: int = 0
+    """Extra mamba blocks for speculative decoding (``num_speculative_blocks``)."""
+    max_encoder_tokens: int = 0
+    """For CROSS layers: ``max_num_encoder_input_tokens``."""
+
+
+@dataclass(frozen=True, slots=True)
+class KVGroup:
+    spec: KVSpec
+    layers: tuple[int, ...]
+    """Global layer indices in this group (on this rank)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KVLayout:
+    """How one rank's KV cache is laid out: vLLM's ``KVCacheConfig`` without the tensors."""
+
+    groups: tuple[KVGroup, ...]
+    uniform_type: bool
+    """vLLM ``UniformTypeKVCacheSpecs``: one group whose layers differ only in page size."""
+    bytes_per_block: int
+    """Bytes one block id costs across the rank's layers (the divisor of available memory)."""
+    group_size: int
+    """Layers per group (vLLM ``num_layer_per_group``); 0 for attention-free models."""
+    page_bytes: int
+    """The unified page size (general case) or the sum of pages (uniform type)."""
+    padding_layers: int = 0
+
+    @property
+    def block_size(self) -> int:
+        """``cache_config.block_size`` after planning: the smallest group block size."""
+        return min((g.spec.block_size for g in self.groups), default=0)
+
+
+def _kv_bytes(kv_dtype: str, model_dtype: str) -> float:
+    from ..model.quant import dtype_bytes
+
+    if kv_dtype in ("auto", None):
+        return dtype_bytes(model_dtype)
+    if kv_dtype.startswith("fp8") or kv_dtype in ("int8",):
+        return 1
+    return dtype_bytes(kv_dtype)
+
+
+def layer_specs(
+    model: ModelDescription,
+    *,
+    tp: int,
+    block_size: int,
+    kv_cache_dtype: str,
+    model_dtype: str,
+    layers: tuple[int, int] | None = None,
+    mamba_mode: str = "none",
+    mamba_block_size: int | None = None,
+    mamba_ssm_dtype: str | None = None,
+    max_encoder_tokens: int = 0,
+    disable_hybrid: bool = False,
+) -> dict[int, KVSpec]:
+    """Each layer's KV spec on one rank (vLLM ``Attention.get_kv_cache_spec`` and friends).
+
+    Full / sliding / chunked: ``page = block_size x kv_heads_per_rank x (head + head_v) x bytes``
+    (vLLM v0.26.0 vllm/v1/kv_cache_interface.py:AttentionSpec.real_page_size_bytes).
+    MLA: one latent head, not split by TP, no x2 (``MLAAttentionSpec.real_page_size_bytes``).
+    Mamba / GDN: the per-request state (``MambaSpec.page_size_bytes``), padded later.
+    ``disable_hybrid``: sliding/chunked layers become full attention
+    (``unify_hybrid_kv_cache_specs``).
+    """
+    start, end = layers or (0, len(model.layers))
+    kv_b = _kv_bytes(kv_cache_dtype, model_dtype)
+    out: dict[int, KVSpec] = {}
+    for layer in model.layers[start:end]:
+        kind = layer.kind
+        if kind is LayerKind.NONE:
+            continue
+        if kind is LayerKind.MAMBA:
+            m = layer.mamba
+            assert m is not None
+            state = _mamba_state_bytes(m, tp=tp, model_dtype=model_dtype, ssm_dtype=mamba_ssm_dtype)
+            out[layer.index] = KVSpec(kind=kind, block_size=mamba_block_size or block_size, page_bytes=state,
+                                      mamba_mode=mamba_mode)
+            continue
+        a = layer.attention
+        assert a is not None
+        if kind is LayerKind.MLA:
+            page = int(block_size * 1 * a.head_size * kv_b)
+            if kv_cache_dtype == "fp8_ds_mla":
+                page = block_size * 656
+            out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page)
+            continue
+        heads = kv_heads_per_rank(a.num_kv_heads, tp)
+        head_v = a.head_size_v or a.head_size
+        page = int(block_size * heads * (a.head_size + head_v) * kv_b)
+        if disable_hybrid and kind in (LayerKind.SLIDING, LayerKind.CHUNKED_LOCAL):
+            kind = LayerKind.FULL
+        out[layer.index] = KVSpec(
+            kind=kind,
+            block_size=block_size,
+            page_bytes=page,
+            sliding_window=a.sliding_window if kind is LayerKind.SLIDING else None,
+            chunk_size=a.chunk_size if kind is LayerKind.CHUNKED_LOCAL else None,
+            max_encoder_tokens=max_encoder_tokens if kind is LayerKind.CROSS else 0,
+        )
+    return out
+
+
+def _mamba_state_bytes(m, *, tp: int, model_dtype: str, ssm_dtype: str | None) -> int:
+    """Per-request recurrent state of one layer on one rank.
+
+    Gated delta-net (vLLM v0.26.0 vllm/model_executor/layers/mamba/mamba_utils.py:
+    MambaStateShapeCalculator.gated_delta_net_state_shape): conv state
+    ``(conv_dim / tp, kernel - 1)`` and temporal state ``(num_v_heads / tp, head_k, head_v)``.
+    """
+    from ..model.quant import dtype_bytes
+
+    conv = (m.conv_dim // tp) * (m.conv_kernel - 1) * dtype_bytes(model_dtype)
+    state_dtype = ssm_dtype or m.state_dtype or model_dtype
+    ssm = (m.num_heads // tp) * m.head_k_dim * m.head_v_dim * dtype_bytes(state_dtype)
+    return int(conv + ssm)
+
+
+def build_layout(all_specs: dict[int, KVSpec], rank_layers: tuple[int, ...] | None = None) -> KVLayout:
+    """Group layers and unify page sizes (vLLM v0.26.0 kv_cache_utils.py:get_kv_cache_groups).
+
+    ``all_specs``: every layer of the model (all PP stages), used for grouping as vLLM merges
+    the workers' specs first; ``rank_layers``: the layers of the rank being sized (its
+    projection, ``_project_kv_cache_groups_to_worker``).
+    """
+    return _build_layout_cached(tuple(sorted(all_specs.items())), rank_layers)
+
+
+@lru_cache(maxsize=1024)
+def _build_layout_cached(items: tuple[tuple[int, KVSpec], ...], rank_layers: tuple[int, ...] | None) -> KVLayout:
+    specs = dict(items)
+    if not specs:
+        return KVLayout(groups=(), uniform_type=False, bytes_per_block=0, group_size=0, page_bytes=0)
+    keep = set(rank_layers) if rank_layers is not None else set(specs)
+    distinct = set(specs.values())
+    if len(distinct) == 1:
+        # All layers share one spec: one group (``_get_kv_cache_groups_uniform_spec``).
+        spec = next(iter(distinct))
+        layers = tuple(i for i in specs if i in keep)
+        return KVLayout(groups=(KVGroup(spec=spec, layers=layers),), uniform_type=False,
+                        bytes_per_block=spec.page_bytes * len(layers), group_size=len(layers),
+                        page_bytes=spec.page_bytes)
+    if _uniform_type(distinct):
+        # Same token-slot type, different page sizes: one group, pages summed
+        # (``UniformTypeKVCacheSpecs.page_size_bytes``).
+        layers = tuple(i for i in specs if i in keep)
+        pages = sum(specs[i].page_bytes for i in layers)
+        first = specs[layers[0]] if layers else next(iter(distinct))
+        return KVLayout(groups=(KVGroup(spec=first, layers=layers),), uniform_type=True, bytes_per_block=pages,
+                        group_size=len(layers), page_bytes=pages)
+    # Hybrid: unify page sizes (``unify_kv_cache_spec_page_size``): attention layers scale their
+    # block size up to the largest page; mamba pages are padded to it.
+    max_page = max(s.page_bytes for s in distinct)
+    unified: dict[int, KVSpec] = {}
+    for i, s in specs.items():
+        if s.page_bytes == max_page:
+            unified[i] = s
+        elif s.kind is LayerKind.MAMBA or max_page % s.page_bytes:
+            unified[i] = replace(s, page_bytes=max_page)
+        else:
+            unified[i] = replace(s, block_size=s.block_size * (max_page // s.page_bytes), page_bytes=max_page)
+    # Group by spec and split into groups of equal size (``_get_kv_cache_groups_uniform_page_size``).
+    by_spec: dict[KVSpec, list[int]] = {}
+    for i, s in unified.items():
+        by_spec.setdefault(s, []).append(i)
+    counts = [len(v) for v in by_spec.values()]
+    group_size = min(counts)
+    if max(counts) < group_size * 1.5:
+        group_size = max(counts)
+    groups, padding = [], 0
+    for spec, layers in by_spec.items():
+        if len(layers) % group_size:
+            padding += group_size - len(layers) % group_size
+        n_groups = cdiv(len(layers), group_size)
+        for g in range(n_groups):
+            members = tuple(i for i in layers[g::n_groups] if i in keep)
+            groups.append(KVGroup(spec=spec, layers=members))
+    # On this rank the group size is its largest projected group.
+    rank_group_size = max((len(g.layers) for g in groups), default=0)
+    groups = [g for g in groups if g.layers]
+    return KVLayout(groups=tuple(groups), uniform_type=False, bytes_per_block=max_page * rank_group_size,
+                    group_size=rank_group_size, page_bytes=max_page, padding_layers=padding)
+
+
+def _uniform_type(distinct: set[KVSpec]) -> bool:
+    """vLLM ``UniformTypeKVCacheSpecs.is_uniform_type``: all full attention (any page), or all the same window."""
+    kinds = {s.kind for s in distinct}
+    if kinds <= {LayerKind.FULL, LayerKind.MLA} and len(kinds) == 1:
+        return len({s.block_size for s in distinct}) == 1
+    if kinds == {LayerKind.SLIDING}:
+        return len({s.sliding_window for s in distinct}) == 1
+    return False
+
+
+def max_memory_usage_bytes(spec: KVSpec, *, max_model_len: int, max_in_flight_tokens: int) -> int:
+    """Bytes one request at ``max_model_len`` needs in one layer of this spec.
+
+    vLLM v0.26.0 vllm/v1/kv_cache_interface.py: ``FullAttentionSpec.max_memory_usage_bytes``
+    (``cdiv(len, bs) x page``), ``SlidingWindowSpec`` (``cdiv(min(window - 1 + in_flight, len), bs) + 1``
+    blocks), ``ChunkedLocalAttentionSpec`` (``cdiv(min(chunk + in_flight, len), bs)``),
+    ``MambaSpec`` (1 block, 2 with mode ``align``, ``cdiv(len, bs)`` with ``all``; plus spec blocks),
+    ``CrossAttentionSpec`` (``cdiv(max_encoder_tokens, bs)``).
+    """
+    bs, page = spec.block_size, spec.page_bytes
+    if spec.kind is LayerKind.SLIDING:
+        tokens = min((spec.sliding_window or 0) - 1 + max_in_flight_tokens, max_model_len)
+        return (cdiv(tokens, bs) + 1) * page
+    if spec.kind is LayerKind.CHUNKED_LOCAL:
+        tokens = min((spec.chunk_size or 0) + max_in_flight_tokens, max_model_len)
+        return cdiv(tokens, bs) * page
+    if spec.kind is LayerKind.MAMBA:
+        if spec.mamba_mode == "all":
+            return (cdiv(max_model_len, bs) + spec.spec_blocks) * page
+        return page * ((2 if spec.mamba_mode == "align" else 1) + spec.spec_blocks)
+    if spec.kind is LayerKind.CROSS:
+        return cdiv(spec.max_encoder_tokens, bs) * page
+    return cdiv(max_model_len, bs) * page
+
+
+def needed_bytes(layout: KVLayout, *, max_model_len: int, max_in_flight_tokens: int) -> int:
+    """KV bytes one request at ``max_model_len`` needs on this rank.
+
+    vLLM v0.26.0 kv_cache_utils.py:_max_memory_usage_bytes_from_groups: uniform type sums the
+    layers; the general case is ``group_size x page x sum_g cdiv(max_mem_g, page)``.
+    (v0.33.0 kv_cache_planning.py writes it as ``bytes_per_block x sum_g cdiv(max_mem_g, page_g)``,
+    the same number for these layouts.)
+    """
+    if not layout.groups:
+        return 0
+    if layout.uniform_type:
+        g = layout.groups[0]
+        # per layer: cdiv(len, bs) blocks of its own page; summed over the rank's layers
+        blocks = max_memory_usage_bytes(g.spec, max_model_len=max_model_len,
+                                        max_in_flight_tokens=max_in_flight_tokens) // g.spec.page_bytes
+        return blocks * layout.bytes_per_block
+    blocks = sum(
+        cdiv(max_memory_usage_bytes(g.spec, max_model_len=max_model_len, max_in_flight_tokens=max_in_flight_tokens),
+             layout.page_bytes)
+        for g in layout.groups
+    )
+    return layout.group_size * layout.page_bytes * blocks
+
+
+def num_blocks_for(layout: KVLayout, available_bytes: int) -> int:
+    """Blocks one rank can hold: ``available // page // group_size`` (vLLM v0.26.0 ``get_num_blocks``),
+    or ``available // sum(pages)`` for uniform-type layouts; never below 0."""
+    if not layout.groups:
+        return 1
+    if layout.uniform_type:
+        return max(int(available_bytes // layout.bytes_per_block), 0)
+    return max(int(available_bytes // layout.page_bytes // layout.group_size), 0)
+
+
+def capacity(layout: KVLayout, num_blocks: int, *, max_model_len: int, max_in_flight_tokens: int,
+             v033: bool = False) -> tuple[int, float]:
+    """``GPU KV cache size: N tokens`` and ``Maximum concurrency``, as vLLM logs them.
+
+    v0.26.0 kv_cache_utils.py:get_max_concurrency_for_kv_cache_config:
+    ``concurrency = num_blocks / cdiv(nlpg x sum_g max_mem_g, page_0 x nlpg)``;
+    v0.33.0: ``num_blocks / sum_g cdiv(max_mem_g, page_g)``; tokens = ``int(concurrency x max_model_len)``.
+    """
+    if not layout.groups:
+        return 0, 0.0
+    mems = [max_memory_usage_bytes(g.spec, max_model_len=max_model_len, max_in_flight_tokens=max_in_flight_tokens)
+            for g in layout.groups]
+    if layout.uniform_type:
+        per_req = cdiv(mems[0], layout.groups[0].spec.page_bytes)
+    elif v033:
+        per_req = sum(cdiv(m, layout.page_bytes) for m in mems)
+    else:
+        nlpg = layout.group_size
+        per_req = cdiv(nlpg * sum(mems), layout.page_bytes * nlpg)
+    concurrency = num_blocks / per_req if per_req else 0.0
+    return int(concurrency * max_model_len), concurrency
+
+
+def estimate_max_model_len(layout: KVLayout, available_bytes: int, *, upper: int, max_in_flight_tokens: int) -> int:
+    """The longest ``max_model_len`` whose one-request need fits ``available_bytes``.
+
+    vLLM v0.26.0 kv_cache_utils.py:_estimate_max_model_len_from_groups: binary search over
+    ``[1, upper]``; 0 when not even one token fits.
+    """
+
+    def fits(n: int) -> bool:
+        return needed_bytes(layout, max_model_len=n, max_in_flight_tokens=max_in_flight_tokens) <= available_bytes
+
+    if not fits(1):
+        return 0
+    lo, hi, best = 1, upper, 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class KVSizing:
+    """The KV-cache figures vLLM logs for one startup."""
+
+    layout: KVLayout
+    num_blocks: int
+    tokens: int
+    concurrency: float
+    needed_bytes: int
+    """One request at max_model_len."""
+
+
+def stage_layers(model: ModelDescription, pp: int, partition: str | None = None) -> list[tuple[int, int]]:
+    return pp_layer_split(model.num_hidden_layers, pp, partition)
+
+
+def page_summary(layout: KVLayout) -> dict[str, int]:
+    """Layer counts per kind on this rank (for display)."""
+    c: Counter = Counter()
+    for g in layout.groups:
+        c[g.spec.kind.value] += len(g.layers)
+    return dict(c)
+
+
+def per_token_bytes(layout: KVLayout) -> float:
+    """Bytes per token of context for full-attention-like groups (display only)."""
+    if not layout.groups:
+        return 0.0
+    return layout.bytes_per_block / max(layout.block_size, 1) if layout.uniform_type or len(layout.groups) == 1 \
+        else math.nan

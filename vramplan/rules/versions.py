@@ -1,0 +1,107 @@
+"""Rule sets: how vLLM's startup arithmetic differs from one version to the next.
+
+Each supported version is a :class:`RuleSet` (a frozen record of switches) defined in
+its own module (``v0_19``, ``v0_26``, ``v0_33``); a later module starts from the earlier
+one and changes only what vLLM changed, saying where. :func:`for_version` picks the
+newest rule set not newer than the version asked for (as rich picks Unicode tables).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..errors import UnsupportedError
+
+__all__ = ["RuleSet", "SUPPORTED", "for_version", "parse_version", "DEFAULT_VERSION"]
+
+# (module, version) oldest first
+SUPPORTED: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("v0_19", (0, 19, 0)),
+    ("v0_26", (0, 26, 0)),
+    ("v0_33", (0, 33, 0)),
+)
+DEFAULT_VERSION = "0.33.0"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleSet:
+    """The switches that make one vLLM version's startup arithmetic differ from another's."""
+
+    version: tuple[int, int, int]
+    """The vLLM release these rules were read from."""
+    requested: tuple[int, int, int] = (0, 0, 0)
+    """The version the user asked for (may be newer than ``version``)."""
+    estimate_cudagraphs_default: bool
+    """Default of ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` (vllm/envs.py)."""
+    non_kv_formula: str
+    """``three_part``: weights + torch peak increase + non-torch increase (v0.19-v0.26);
+    ``consumed``: free-memory delta + transient peak headroom (v0.33)."""
+    graph_estimate_inside_profile: bool
+    """v0.26: the graph estimate runs inside ``memory_profiling`` (its leftovers count as non-torch)."""
+    null_block_in_check: bool
+    """v0.33 reserves the null block in the max-model-len check (``available - bytes_per_block``)."""
+    capacity_v033: bool
+    """Concurrency = ``num_blocks / sum_g cdiv(max_mem_g, page_g)`` (v0.33) vs the v0.26 form."""
+    v2_runner_default: str
+    """Which models default to the V2 model runner: ``never`` (v0.19), ``dense`` (v0.26), ``all`` (v0.33)."""
+    v2_estimates_cudagraphs: bool
+    """Whether the V2 runner's ``profile_cudagraph_memory`` estimates anything (v0.26 returns 0)."""
+    v2_profiles_encoder: bool
+    """Whether the V2 runner profiles the multimodal encoder (v0.26: no)."""
+    kv_capacity_one_line: bool
+    """v0.33 logs ``GPU KV cache size: N tokens, Maximum concurrency ...`` on one line."""
+    cublas_handles_in_init_device: bool
+    """v0.33 creates cuBLAS/cuBLASLt handles in ``init_device`` before the snapshot."""
+    default_gpu_memory_utilization: float
+    ascend_requested_ceil: bool = False
+    """vllm-ascend computes ``total x util`` without ``ceil``."""
+
+    @property
+    def label(self) -> str:
+        return "v" + ".".join(str(x) for x in self.version)
+
+    def cite(self, path: str, symbol: str) -> str:
+        """A citation of a vLLM rule in this version: ``vLLM v0.26.0 vllm/...py:symbol``."""
+        return f"vLLM {self.label} {path}:{symbol}"
+
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(text: str | tuple[int, ...]) -> tuple[int, int, int]:
+    if isinstance(text, tuple):
+        return tuple((list(text) + [0, 0, 0])[:3])  # type: ignore[return-value]
+    m = _VERSION.match(str(text).strip())
+    if not m:
+        raise UnsupportedError(f"not a vLLM version: {text!r}", hint="write e.g. 0.26.0 or 0.33")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+@lru_cache(maxsize=64)
+def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool = False) -> RuleSet:
+    """The rule set for vLLM ``text`` (default: the newest supported).
+
+    Versions between two supported ones use the older rule set. Versions older than the
+    oldest rule set are refused unless ``allow_older`` (the accuracy benchmark uses it to
+    compare old public logs, and says so).
+    """
+    wanted = parse_version(text or DEFAULT_VERSION)
+    chosen = None
+    for module, version in SUPPORTED:
+        if version <= wanted:
+            chosen = module
+    if chosen is None:
+        if not allow_older:
+            raise UnsupportedError(
+                f"vLLM {'.'.join(map(str, wanted))} is older than the oldest rule set vramplan has",
+                hint="supported: " + ", ".join(".".join(map(str, v)) for _, v in SUPPORTED)
+                + " (versions in between use the older rules)",
+            )
+        chosen = SUPPORTED[0][0]
+    rules: RuleSet = importlib.import_module(f"{__package__}.{chosen}").RULES
+    from dataclasses import replace
+
+    return replace(rules, requested=wanted)

@@ -1,0 +1,163 @@
+"""Weights per rank: what ``Model loading took X GiB`` measures, from the config alone.
+
+vLLM measures weights as the allocated bytes after loading minus before
+(v0.26.0 ``vllm/v1/worker/gpu_model_runner.py:GPUModelRunner.load_model`` inside
+``DeviceMemoryProfiler``), so the figure is every parameter and buffer the model
+creates on this rank: its own shard of each tensor, padded vocab rows, replicated KV
+heads, quantization scales, and the rotary caches. This rule did not change between
+v0.19 and v0.33.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..model.description import ModelDescription, Param, QuantSpec, Shard
+from ..model.quant import dtype_bytes, is_ignored, quantized_weight_bytes
+from ..units import cdiv, round_up
+
+__all__ = ["WeightShares", "weights_per_rank", "pp_layer_split", "pad_vocab_size", "kv_heads_per_rank"]
+
+# vLLM v0.26.0 vllm/model_executor/layers/vocab_parallel_embedding.py:DEFAULT_VOCAB_PADDING_SIZE
+VOCAB_PADDING = 64
+
+
+def pad_vocab_size(vocab: int, pad_to: int = VOCAB_PADDING) -> int:
+    """vLLM ``pad_vocab_size``: round the vocabulary up to a multiple of 64."""
+    return round_up(vocab, pad_to)
+
+
+def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
+    """KV heads each TP rank holds: split when ``tp <= kv``, else 1 head replicated.
+
+    vLLM v0.26.0 vllm/model_executor/layers/linear.py:QKVParallelLinear (num_kv_head_replicas)
+    and vllm/config/model.py:ModelConfig.get_num_kv_heads (``max(1, total // tp)``).
+    """
+    return max(1, num_kv_heads // tp)
+
+
+def pp_layer_split(num_layers: int, pp: int, partition: str | None = None) -> list[tuple[int, int]]:
+    """(start, end) layer indices of each pipeline stage.
+
+    vLLM v0.26.0 vllm/distributed/utils.py:get_pp_indices: ``L // pp`` layers each, the
+    remainder given one by one to the stages before the last (``partitions[-i] += 1`` for
+    i = 2 .. r+1); ``VLLM_PP_LAYER_PARTITION`` ("12,11,...") overrides it.
+    """
+    if partition:
+        sizes = [int(x) for x in partition.split(",")]
+    else:
+        sizes = [num_layers // pp] * pp
+        for i in range(2, num_layers % pp + 2):
+            sizes[-i] += 1
+    out, start = [], 0
+    for size in sizes:
+        out.append((start, start + size))
+        start += size
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WeightShares:
+    """The weight bytes one rank allocates, split by part of the model."""
+
+    total_bytes: int
+    parts: tuple[tuple[str, int], ...]
+    """(part, bytes): embed, attention, mlp, moe, norm, lm_head, vision, buffer."""
+    num_layers: int
+    """Decoder layers on this rank's pipeline stage."""
+    num_params: int
+    """Parameters (elements) on this rank, buffers excluded."""
+
+    def part(self, name: str) -> int:
+        return dict(self.parts).get(name, 0)
+
+
+def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
+    """The shape of one rank's shard of ``p`` (QKV expanded to (rows, in))."""
+    s = p.shape
+    if p.shard is Shard.REPLICATED:
+        return s
+    if p.shard is Shard.COLUMN:
+        return (cdiv(s[0], tp),) + s[1:]
+    if p.shard is Shard.ROW:
+        return (s[0], cdiv(s[1], tp)) + s[2:]
+    if p.shard is Shard.VOCAB:
+        return (pad_vocab_size(s[0]) // tp,) + s[1:]
+    if p.shard is Shard.QKV:
+        q, kv, d, n = s
+        rows = (cdiv(q, tp) + 2 * kv_heads_per_rank(kv, tp)) * d
+        return (rows, n)
+    if p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW):
+        e = cdiv(s[0], ep)
+        if p.shard is Shard.EXPERT_COLUMN:
+            return (e, cdiv(s[1], moe_tp)) + s[2:]
+        return (e, s[1], cdiv(s[2], moe_tp)) + s[3:]
+    raise AssertionError(p.shard)
+
+
+def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtype: str) -> int:
+    if quant is not None and p.quantizable and not is_ignored(quant, p.name):
+        if quant.method != "mxfp4" or p.part == "moe":  # gpt-oss: only the experts are mxfp4
+            return quantized_weight_bytes(shape, quant, dtype)
+    return int(math.prod(shape) * dtype_bytes(p.dtype or dtype))
+
+
+@lru_cache(maxsize=4096)
+def weights_per_rank(
+    model: ModelDescription,
+    *,
+    dtype: str,
+    quant: QuantSpec | None,
+    tp: int = 1,
+    pp: int = 1,
+    pp_rank: int = 0,
+    dp: int = 1,
+    expert_parallel: bool = False,
+    pp_partition: str | None = None,
+    vision_replicated: bool = False,
+) -> WeightShares:
+    """Bytes of weights on one rank (TP rank 0 of pipeline stage ``pp_rank``).
+
+    MoE experts: vLLM v0.26.0 vllm/model_executor/layers/fused_moe/config.py:FusedMoEParallelConfig.make
+    shards experts TP-style over ``tp x dp`` ranks, or with ``--enable-expert-parallel``
+    gives each of the ``tp x dp`` ranks whole experts (EP) with no TP inside them.
+    """
+    moe_tp, ep = (1, tp * dp) if expert_parallel else (tp * dp, 1)
+    start, end = pp_layer_split(model.num_hidden_layers, pp, pp_partition)[pp_rank]
+    parts: dict[str, int] = {}
+    numel = 0
+
+    def add(params: tuple[Param, ...], count: int = 1, *, shard_tp: int = tp) -> None:
+        nonlocal numel
+        for p in params:
+            shape = _rank_shape(p, tp=shard_tp, moe_tp=moe_tp, ep=ep)
+            nbytes = _param_bytes(p, shape, quant, dtype) * count
+            parts[p.part] = parts.get(p.part, 0) + nbytes
+            if p.part != "buffer":
+                numel += math.prod(shape) * count
+
+    # Identical layers are priced once and multiplied (most models repeat one layer).
+    counts: dict[int, tuple[tuple[Param, ...], int]] = {}
+    for params in model.layer_params[start:end]:
+        key = id(params)
+        prev = counts.get(key)
+        counts[key] = (params, (prev[1] if prev else 0) + 1)
+    for params, count in counts.values():
+        add(params, count)
+    if pp_rank == 0:
+        add(model.embed_params)
+    last = pp_rank == pp - 1
+    if last:
+        add(model.head_params)
+        if model.tie_word_embeddings and pp > 1:
+            # With PP the last stage cannot share the first stage's embedding: vLLM gives it its own lm_head.
+            add(tuple(Param(name="lm_head.weight", shape=p.shape, shard=p.shard, part="lm_head")
+                      for p in model.embed_params))
+    add(model.buffer_params)
+    if model.vision is not None:
+        add(model.vision.params, shard_tp=1 if vision_replicated else tp)
+    order = ("embed", "attention", "mlp", "moe", "norm", "lm_head", "vision", "buffer", "other")
+    ordered = tuple((k, parts[k]) for k in order if k in parts)
+    return WeightShares(total_bytes=sum(parts.values()), parts=ordered, num_layers=end - start, num_params=numel)
