@@ -17,7 +17,7 @@ __all__ = ["__version__", "plan", "load_model", "Plan"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import load_model, plan
-    from .plan import Plan
+    from .planner import Plan
 
 
 def __getattr__(name: str) -> Any:
@@ -26,7 +26,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "Plan":
-        from .plan import Plan
+        from .planner import Plan
 
         return Plan
     raise AttributeError(f"module 'vramplan' has no attribute {name!r}")

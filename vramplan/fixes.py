@@ -1,0 +1,101 @@
+"""The smallest change that makes a failing plan start (used by ``plan`` and ``explain``).
+
+Searches with the planner itself (never its own arithmetic): each candidate is a new
+:class:`EngineArgs` planned again, and a fix is offered only if its plan starts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from .inputs.flags import EngineArgs
+from .planner import Plan, build_plan
+from .units import GiB
+
+__all__ = ["smallest_fix", "attach_fix", "largest_util_that_passes_check"]
+
+
+def _replan(plan: Plan, args: EngineArgs) -> Plan:
+    return build_plan(plan.model, args, plan.device, plan.rules, used_by_others_bytes=plan.used_by_others_bytes)
+
+
+def largest_util_that_passes_check(plan: Plan) -> float:
+    """The largest util (2 decimals) whose ``ceil(total x util)`` fits the free memory at startup."""
+    free = plan.ranks[0].free_at_init_bytes
+    total = plan.device.total_bytes
+    util = math.floor(free / total * 100) / 100
+    while util > 0 and math.ceil(total * util) > free:
+        util = round(util - 0.01, 2)
+    return max(util, 0.0)
+
+
+def _util_that_starts(plan: Plan, lo: float, hi: float) -> float | None:
+    """Smallest util in [lo, hi] (0.01 steps) whose plan starts (starting is monotone in util here)."""
+    steps = [round(lo + i / 100, 2) for i in range(int(round((hi - lo) * 100)) + 1)]
+    if not steps or not _replan(plan, replace(plan.args, gpu_memory_utilization=steps[-1])).starts:
+        return None
+    a, b = 0, len(steps) - 1
+    while a < b:
+        m = (a + b) // 2
+        if _replan(plan, replace(plan.args, gpu_memory_utilization=steps[m])).starts:
+            b = m
+        else:
+            a = m + 1
+    return steps[a]
+
+
+def smallest_fix(plan: Plan) -> str | None:
+    """One sentence naming the flag change(s) that make this plan start, or None."""
+    if plan.starts:
+        return None
+    util = plan.engine.gpu_memory_utilization
+    cap = largest_util_that_passes_check(plan)
+    kind = plan.error_kind
+    if kind == "free_memory_below_requested":
+        free_gib = plan.ranks[0].free_at_init_bytes / GiB
+        head = (f"only {free_gib:.2f} GiB is free at startup, so --gpu-memory-utilization can be at most {cap:.2f}")
+        if cap <= 0:
+            return head + "; free memory on the device first"
+        lower = _util_that_starts(plan, 0.01, cap)
+        if lower is not None:
+            return f"{head}: use --gpu-memory-utilization {cap:.2f} (it starts from {lower:.2f})"
+        fixed = _fix_capacity(plan, replace(plan.args, gpu_memory_utilization=cap))
+        return f"{head}; at {cap:.2f} it still needs more: {fixed}" if fixed else head + ", and the model does not fit below it"
+    if kind in ("no_kv_cache_memory", "max_model_len_exceeds_kv_cache"):
+        up = _util_that_starts(plan, round(util + 0.01, 2), cap) if cap > util else None
+        if up is not None:
+            return f"raise --gpu-memory-utilization to {up:.2f} (the most free memory allows is {cap:.2f})"
+        fixed = _fix_capacity(plan, plan.args)
+        return fixed
+    return None
+
+
+def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
+    """At a fixed util: a shorter max-model-len, fewer batched tokens, or eager mode."""
+    p = _replan(plan, args)
+    if p.starts:
+        return None
+    if p.error_kind == "max_model_len_exceeds_kv_cache" and p.estimated_max_model_len:
+        n = p.estimated_max_model_len
+        if _replan(plan, replace(args, max_model_len=n)).starts:
+            return f"lower --max-model-len to {n} (or less), or raise --gpu-memory-utilization"
+    for mnbt in (8192, 4096, 2048):
+        if mnbt < p.engine.max_num_batched_tokens:
+            cand = replace(args, max_num_batched_tokens=mnbt)
+            if _replan(plan, cand).starts:
+                return f"lower --max-num-batched-tokens to {mnbt} (a smaller profile batch)"
+    if not p.engine.enforce_eager and _replan(plan, replace(args, enforce_eager=True)).starts:
+        return "add --enforce-eager (no CUDA-graph estimate is subtracted)"
+    if p.estimated_max_model_len:
+        n = p.estimated_max_model_len
+        cand = replace(args, max_model_len=n, max_num_batched_tokens=min(p.engine.max_num_batched_tokens, 2048))
+        if _replan(plan, cand).starts:
+            return f"lower --max-model-len to {n} and --max-num-batched-tokens to 2048"
+    return "the model does not fit this device at these settings: try more GPUs (--tensor-parallel-size) or a quantized checkpoint (see `vramplan fit`)"
+
+
+def attach_fix(plan: Plan) -> Plan:
+    if plan.starts:
+        return plan
+    return replace(plan, fix=smallest_fix(plan))

@@ -1,0 +1,446 @@
+"""The plan: every memory term of a vLLM startup, with its reason, and the verdict.
+
+``build_plan`` follows vLLM's startup order (research note §0):
+
+1. ``Worker.init_device``: the init snapshot and ``request_memory`` — requested =
+   ``ceil(total x util)``; the startup fails if free memory is below it.
+2. ``load_model``: weights per rank.
+3. ``determine_available_memory``: the profile run (activation peak, encoder profile),
+   non-torch increase, the CUDA-graph estimate; KV memory = requested - non-KV - estimate.
+4. ``get_kv_cache_configs``: blocks (min over ranks), the max-model-len check, capacity.
+5. After the KV cache: CUDA-graph capture and the sampler warm-up in the headroom left.
+
+No I/O, no printing: renderers format a :class:`Plan`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .estimate.activation import Peak, profile_peak
+from .estimate.overheads import cudagraph, non_torch
+from .inputs.devices import Device
+from .inputs.flags import EngineArgs
+from .model.description import ModelDescription
+from .rules.engine import EngineConfig, resolve_engine
+from .rules.kv import (
+    KVLayout,
+    build_layout,
+    capacity,
+    estimate_max_model_len,
+    layer_specs,
+    needed_bytes,
+    num_blocks_for,
+)
+from .rules.versions import RuleSet
+from .rules.weights import WeightShares, pp_layer_split, weights_per_rank
+from .units import GiB, MiB, format_gib
+
+__all__ = ["Term", "RankPlan", "Plan", "build_plan", "ERROR_KINDS"]
+
+ERROR_KINDS = (
+    "free_memory_below_requested",
+    "no_kv_cache_memory",
+    "max_model_len_exceeds_kv_cache",
+    "invalid_config",
+    "out_of_memory",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Term:
+    """One memory term: bytes, where vLLM decides it, and how vramplan got it."""
+
+    key: str
+    label: str
+    bytes: int
+    rule: str
+    """The vLLM rule (version, file, function) or the measurement behind the figure."""
+    kind: str = "exact"
+    """``exact`` (vLLM's arithmetic, reproduced), ``measured`` (a model fitted to measurements), ``given``."""
+    parts: tuple[tuple[str, int], ...] = ()
+    note: str = ""
+
+    @property
+    def gib(self) -> float:
+        return self.bytes / GiB
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RankPlan:
+    """The figures of one worker (TP rank 0 of one pipeline stage; every TP rank of a stage is alike)."""
+
+    name: str
+    pp_rank: int
+    weights: WeightShares
+    terms: tuple[Term, ...]
+    requested_bytes: int
+    free_at_init_bytes: int
+    available_kv_bytes: int
+    layout: KVLayout
+    num_blocks: int
+    """This rank's blocks before the min over ranks."""
+
+    def term(self, key: str) -> Term | None:
+        for t in self.terms:
+            if t.key == key:
+                return t
+        return None
+
+    def bytes_of(self, key: str) -> int:
+        t = self.term(key)
+        return t.bytes if t else 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """A predicted vLLM startup."""
+
+    vllm_version: str
+    rules: RuleSet
+    model: ModelDescription
+    device: Device
+    device_count: int
+    args: EngineArgs
+    engine: EngineConfig
+    used_by_others_bytes: int
+    ranks: tuple[RankPlan, ...]
+    verdict: str
+    """``starts`` or ``fails``."""
+    error_kind: str | None
+    error_message: str | None
+    num_gpu_blocks: int | None
+    kv_cache_tokens: int | None
+    max_concurrency: float | None
+    estimated_max_model_len: int | None
+    max_model_len: int
+    """After auto-fit, when ``--max-model-len auto``."""
+    headroom_terms: tuple[Term, ...] = ()
+    """What runs after the KV cache is allocated, and the room it has."""
+    host_terms: tuple[Term, ...] = ()
+    warnings: tuple[str, ...] = ()
+    log_lines: tuple[str, ...] = ()
+    fix: str | None = None
+    ignored_flags: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def logged_rank(self) -> RankPlan:
+        """The worker whose figures vLLM logs: rank 0 of the last pipeline stage."""
+        return self.ranks[-1]
+
+    @property
+    def starts(self) -> bool:
+        return self.verdict == "starts"
+
+
+class _Failure(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _requested(total: int, util: float, rules: RuleSet, platform: str) -> int:
+    """vLLM v0.26.0 vllm/v1/worker/utils.py:request_memory: ``ceil(total x util)``
+    (vllm-ascend's NPUWorker: ``total x util`` without ceil)."""
+    if platform == "ascend":
+        return int(total * util)
+    return math.ceil(total * util)
+
+
+def _free_memory_message(free: int, total: int, util: float, requested: int, rules: RuleSet, platform: str) -> str:
+    """The startup check's words (v0.26/v0.33 ``request_memory``; vllm-ascend keeps the older form)."""
+    if platform == "ascend":
+        return (f"Free memory on device ({format_gib(free)}/{format_gib(total)} GiB) on startup is less than "
+                f"desired GPU memory utilization ({util}, {format_gib(requested)} GiB). Decrease GPU memory "
+                f"utilization or reduce GPU memory used by other processes.")
+    dev = "cuda:0" if platform == "cuda" else "cuda:0"
+    return (f"Free memory on device {dev} ({format_gib(free)}/{format_gib(total)} GiB) on startup is less than "
+            f"desired GPU memory utilization ({util}, {format_gib(requested)} GiB). Decrease GPU memory "
+            f"utilization or reduce GPU memory used by other processes.")
+
+
+_NO_KV = ("No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing "
+          "the engine (this flag also controls CPU memory reservation on the CPU backend, despite its name). "
+          "See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details.")
+
+
+def _max_len_message(max_len: int, needed: int, available: int, estimate: int) -> str:
+    """vLLM v0.26.0 vllm/v1/core/kv_cache_utils.py:_check_enough_kv_cache_memory."""
+    est = (f"Based on the available memory, the estimated maximum model length is {estimate}. "
+           if estimate > 0 else "")
+    return (f"To serve at least one request with the model's max seq len ({max_len}), "
+            f"({format_gib(needed)} GiB KV cache is needed, which is larger than the available KV cache memory "
+            f"({format_gib(available)} GiB). {est}Try increasing `gpu_memory_utilization` (which also controls CPU "
+            f"memory on the CPU backend) or decreasing `max_model_len` when initializing the engine. "
+            f"See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details.")
+
+
+def build_plan(
+    model: ModelDescription,
+    args: EngineArgs,
+    device: Device,
+    rules: RuleSet,
+    *,
+    used_by_others_bytes: int = 0,
+    ignored_flags: tuple[str, ...] = (),
+    encoder=None,
+) -> Plan:
+    """Predict one vLLM startup. ``encoder``: an optional callable giving the encoder-profile Peak per rank."""
+    cfg = resolve_engine(args, model, device, rules)
+    total = device.total_bytes
+    platform = device.platform
+    warnings: list[str] = list(cfg.notes)
+    logs: list[str] = []
+    V1 = cfg.runner == "v1"
+    moe_tp = 1 if cfg.expert_parallel else cfg.tp * cfg.dp
+    cite = rules.cite
+
+    over = non_torch(platform, tp=cfg.tp, pp=cfg.pp)
+    free_at_init = total - used_by_others_bytes - over.before_snapshot_bytes
+    requested = _requested(total, cfg.gpu_memory_utilization, rules, platform)
+    stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
+    all_specs = layer_specs(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
+                            model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
+                            disable_hybrid=cfg.disable_hybrid_kv_cache_manager)
+    graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes,
+                       runner_estimates=(V1 or rules.v2_estimates_cudagraphs) and platform == "cuda",
+                       num_layers=stages[-1][1] - stages[-1][0], tp=cfg.tp)
+    cg_applied = graphs.estimate_bytes if cfg.estimate_cudagraphs else 0
+
+    error: _Failure | None = None
+    if free_at_init < requested:
+        error = _Failure("free_memory_below_requested",
+                         _free_memory_message(free_at_init, total, cfg.gpu_memory_utilization, requested, rules,
+                                              platform))
+
+    ranks: list[RankPlan] = []
+    for pp_rank, (start, end) in enumerate(stages):
+        last = pp_rank == cfg.pp - 1
+        shares = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant, tp=cfg.tp, pp=cfg.pp,
+                                  pp_rank=pp_rank, dp=cfg.dp, expert_parallel=cfg.expert_parallel,
+                                  pp_partition=cfg.pp_partition)
+        w_term = Term(key="weights", label="weights", bytes=shares.total_bytes, parts=shares.parts,
+                      rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
+                      " (allocated bytes after loading); tensors and sharding from the config",
+                      note=f"{shares.num_params / 1e9:.3f}B parameters on this rank, {shares.num_layers} layers")
+        peak: Peak = profile_peak(model, runner=cfg.runner, max_num_batched_tokens=cfg.max_num_batched_tokens,
+                                  max_num_seqs=cfg.max_num_seqs, tp=cfg.tp, moe_tp=moe_tp,
+                                  model_dtype=cfg.model_dtype, layers=range(start, end), last_stage=last)
+        act_bytes, act_parts, act_basis = peak.total_bytes, peak.parts, peak.basis
+        enc_term = None
+        if encoder is not None and pp_rank == 0:
+            enc = encoder(cfg)
+            if enc is not None:
+                enc_term = enc
+                act_bytes = max(act_bytes, 0) + enc.bytes
+                act_parts = act_parts + (("encoder profile (" + enc.label + ")", enc.bytes),)
+        a_term = Term(key="activation_peak", label="torch peak increase (profile run)", bytes=act_bytes,
+                      kind="measured", parts=act_parts, rule=cite("vllm/v1/worker/gpu_worker.py",
+                      "Worker.determine_available_memory") + " (torch_peak_increase); " + act_basis,
+                      note=f"peak set by the {peak.phase} of a {cfg.max_num_batched_tokens}-token dummy batch")
+        nt_term = Term(key="non_torch", label="non-torch increase", bytes=over.increase_bytes, kind="measured",
+                       rule=cite("vllm/utils/mem_utils.py", "memory_profiling") + " (non_torch_increase); "
+                       + over.basis)
+        cg_term = Term(key="cudagraph_estimate", label="CUDA-graph estimate", bytes=cg_applied, kind="measured",
+                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.profile_cudagraph_memory")
+                       + "; " + graphs.basis,
+                       note=("subtracted from the KV budget" if cg_applied else
+                             ("computed but not subtracted (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0)"
+                              if graphs.estimate_bytes and not cfg.estimate_cudagraphs else
+                              "not estimated by this runner/version" if cfg.cudagraph_mode != "NONE" else
+                              "enforce-eager: no CUDA graphs")))
+        non_kv = w_term.bytes + a_term.bytes + nt_term.bytes
+        nk_term = Term(key="non_kv_total", label="total non-KV", bytes=non_kv,
+                       rule=cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory")
+                       + (" (weights + torch peak increase + non-torch increase)" if rules.non_kv_formula ==
+                          "three_part" else " (total consumed since the snapshot + transient peak headroom)"))
+        if cfg.kv_cache_memory_bytes:
+            available = cfg.kv_cache_memory_bytes
+            kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
+                " (--kv-cache-memory-bytes: profiling skipped for sizing)"
+        else:
+            available = requested - non_kv - cg_applied
+            kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
+                " (requested - non-KV - applied CUDA-graph estimate)"
+        rank_layers = tuple(i for i in all_specs if start <= i < end)
+        layout = build_layout(all_specs, rank_layers)
+        blocks = num_blocks_for(layout, available)
+        kv_term = Term(key="kv_cache", label="KV cache", bytes=available, rule=kv_rule)
+        terms = (w_term, a_term, nt_term, cg_term, nk_term, kv_term)
+        name = (f"PP{pp_rank}/" if cfg.pp > 1 else "") + "TP0"
+        ranks.append(RankPlan(name=name, pp_rank=pp_rank, weights=shares, terms=terms, requested_bytes=requested,
+                              free_at_init_bytes=free_at_init, available_kv_bytes=available, layout=layout,
+                              num_blocks=blocks))
+        _ = enc_term
+
+    logged = ranks[-1]
+    max_len = cfg.max_model_len
+    num_blocks = tokens = conc = est_len = None
+    inflight = cfg.max_in_flight_tokens
+    if error is None:
+        try:
+            num_blocks, max_len, est_len = _size_kv(ranks, cfg, rules)
+        except _Failure as exc:
+            error = exc
+            est_len = getattr(exc, "estimate", None)
+    if error is None and num_blocks is not None:
+        tokens, conc = capacity(logged.layout, num_blocks, max_model_len=max_len, max_in_flight_tokens=inflight,
+                                v033=rules.capacity_v033)
+        if any(g.spec.kind.value == "mamba" for g in logged.layout.groups) and num_blocks - 1 < cfg.max_num_seqs:
+            error = _Failure("no_kv_cache_memory",
+                             f"max_num_seqs ({cfg.max_num_seqs}) exceeds available Mamba cache blocks "
+                             f"({num_blocks - 1}). Each decode sequence requires one Mamba cache block, so CUDA "
+                             f"graph capture cannot proceed. Please lower max_num_seqs to at most {num_blocks - 1} "
+                             f"or increase gpu_memory_utilization.")
+
+    headroom = _headroom_terms(total, used_by_others_bytes, over.before_snapshot_bytes, requested, graphs,
+                               cfg, model, logged) if error is None else ()
+    for t in headroom:
+        if t.key == "headroom_left" and t.bytes < 0:
+            warnings.append(
+                f"after the KV cache is allocated, {format_gib(-t.bytes)} GiB more than the device has is needed "
+                f"for {'CUDA-graph capture and ' if graphs.actual_bytes else ''}the sampler warm-up: expect "
+                f"'CUDA out of memory' after profiling; lower --gpu-memory-utilization or --max-num-seqs, or use "
+                f"--enforce-eager")
+    logs = _log_lines(rules, cfg, ranks, num_blocks, tokens, conc, max_len, graphs, error, free_at_init, requested,
+                      total)
+    return Plan(
+        vllm_version=".".join(map(str, rules.requested)), rules=rules, model=model, device=device,
+        device_count=cfg.tp * cfg.pp * cfg.dp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
+        ranks=tuple(ranks), verdict="fails" if error else "starts", error_kind=error.kind if error else None,
+        error_message=error.message if error else None, num_gpu_blocks=num_blocks if not error else None,
+        kv_cache_tokens=tokens if not error else None, max_concurrency=conc if not error else None,
+        estimated_max_model_len=est_len, max_model_len=max_len, headroom_terms=headroom,
+        host_terms=_host_terms(args, cfg, model), warnings=tuple(warnings), log_lines=tuple(logs),
+        ignored_flags=ignored_flags,
+    )
+
+
+def _size_kv(ranks: list[RankPlan], cfg: EngineConfig, rules: RuleSet) -> tuple[int, int, int | None]:
+    """Blocks, the max-model-len check and auto-fit (vLLM v0.26.0 kv_cache_utils.py:get_kv_cache_configs)."""
+    inflight = cfg.max_in_flight_tokens
+    max_len = cfg.max_model_len
+    availables = []
+    for r in ranks:
+        avail = r.available_kv_bytes
+        if cfg.num_gpu_blocks_override is not None and r.layout.groups:
+            avail = cfg.num_gpu_blocks_override * r.layout.bytes_per_block
+        availables.append(avail)
+    check_avail = [a - (r.layout.bytes_per_block if rules.null_block_in_check else 0)
+                   for a, r in zip(availables, ranks)]
+    if cfg.auto_max_model_len:
+        fit = max_len
+        for r, a in zip(ranks, check_avail):
+            if r.layout.groups:
+                fit = min(fit, estimate_max_model_len(r.layout, a, upper=max_len, max_in_flight_tokens=inflight))
+        if fit <= 0:
+            raise _Failure("no_kv_cache_memory", "Cannot auto-fit max_model_len: not enough GPU memory available to "
+                           "serve even a single token. Try increasing `gpu_memory_utilization`.")
+        max_len = fit
+    for r, a in zip(ranks, check_avail):
+        if not r.layout.groups:
+            continue
+        if a <= 0:
+            raise _Failure("no_kv_cache_memory", _NO_KV)
+        need = needed_bytes(r.layout, max_model_len=max_len, max_in_flight_tokens=inflight)
+        if need > a:
+            est = estimate_max_model_len(r.layout, a, upper=max_len, max_in_flight_tokens=inflight)
+            f = _Failure("max_model_len_exceeds_kv_cache", _max_len_message(max_len, need, a, est))
+            f.estimate = est  # type: ignore[attr-defined]
+            raise f
+    blocks = []
+    for r, a in zip(ranks, availables):
+        n = num_blocks_for(r.layout, a)
+        if cfg.num_gpu_blocks_override is not None:
+            n = cfg.num_gpu_blocks_override
+        blocks.append(n)
+    return min(blocks), max_len, None
+
+
+def _headroom_terms(total: int, others: int, before_snapshot: int, requested: int, graphs, cfg: EngineConfig,
+                    model: ModelDescription, logged: RankPlan) -> tuple[Term, ...]:
+    """What is allocated after the KV cache, against what the device has left.
+
+    After ``initialize_from_config`` the process holds about the requested budget (the KV
+    cache fills what profiling left). ``compile_or_warm_up_model`` then captures CUDA
+    graphs (unless their estimate was already subtracted) and warms the sampler up with
+    ``min(max_num_seqs, max_num_batched_tokens)`` dummy requests.
+    """
+    left = total - others - before_snapshot - requested
+    graph_extra = 0 if cfg.estimate_cudagraphs else graphs.actual_bytes
+    reqs = min(cfg.max_num_seqs, cfg.max_num_batched_tokens)
+    sampler = int(reqs * model.vocab_size * 4 * 2)
+    terms = [
+        Term(key="outside_budget", label="left outside the budget (1 - util)", bytes=left,
+             rule="total - other processes - memory in use at the init snapshot - requested"),
+        Term(key="cudagraph_actual", label="CUDA-graph pool (real capture)", bytes=graphs.actual_bytes,
+             kind="measured", rule="vLLM compile_or_warm_up_model -> capture_model; " + graphs.basis,
+             note="inside the budget (its estimate was subtracted)" if cfg.estimate_cudagraphs else
+             "outside the budget: captured after the KV cache"),
+        Term(key="sampler_warmup", label="sampler warm-up (transient)", bytes=sampler, kind="measured",
+             rule="vLLM GPUModelRunner._dummy_sampler_run after the KV cache: float32 logits and a working copy, "
+                  f"{reqs} requests x vocab"),
+    ]
+    need = graph_extra + sampler
+    terms.append(Term(key="headroom_left", label="room left after warm-up", bytes=left - need,
+                      rule="outside_budget - CUDA graphs not estimated - sampler warm-up"))
+    return tuple(terms)
+
+
+def _host_terms(args: EngineArgs, cfg: EngineConfig, model: ModelDescription) -> tuple[Term, ...]:
+    """Host (CPU) memory that users look for on the device: the multimodal processor cache."""
+    if not model.is_multimodal:
+        return ()
+    gb = 4.0 if args.mm_processor_cache_gb is None else args.mm_processor_cache_gb
+    copies = (args.api_server_count or 1) + cfg.dp
+    return (Term(key="mm_processor_cache", label="multimodal processor cache (host RAM)", bytes=int(gb * GiB) * copies,
+                 rule="vLLM vllm/multimodal/cache.py: mm_processor_cache_gb x (api_server_count + data_parallel_size)",
+                 kind="given", note="CPU memory, not on the device"),)
+
+
+def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blocks, tokens, conc, max_len,
+               graphs, error: _Failure | None, free: int, requested: int, total: int) -> list[str]:
+    """The memory lines vLLM would print, in this version's format."""
+    r = ranks[-1]
+    g = format_gib
+    lines = []
+    if cfg.runner == "v2" and rules.version < (0, 33, 0):
+        lines.append(f"Model loading took {g(r.bytes_of('weights'))} GiB and X.XX seconds")
+    else:
+        lines.append(f"Model loading took {g(r.bytes_of('weights'))} GiB memory and X.XX seconds")
+    if error and error.kind == "free_memory_below_requested":
+        lines.append(f"ValueError: {error.message}")
+        return lines
+    lines.append(f"Initial free memory: {g(free)} GiB; Requested memory: {cfg.gpu_memory_utilization:f} (util), "
+                 f"{g(requested)} GiB")
+    if graphs.estimate_bytes and cfg.cudagraph_mode != "NONE":
+        lines.append(f"Estimated CUDA graph memory: {graphs.estimate_bytes / GiB:.2f} GiB total")
+    if rules.non_kv_formula == "three_part":
+        lines.append(f"Memory profiling takes X.XX seconds. Total non KV cache memory: {g(r.bytes_of('non_kv_total'))}GiB; "
+                     f"torch peak memory increase: {g(r.bytes_of('activation_peak'))}GiB; non-torch forward increase "
+                     f"memory: {g(r.bytes_of('non_torch'))}GiB; weights memory: {g(r.bytes_of('weights'))}GiB.")
+    else:
+        consumed = r.bytes_of("weights") + r.bytes_of("non_torch")
+        lines.append(f"Memory profiling takes X.XX seconds. Total non KV cache memory: {g(r.bytes_of('non_kv_total'))}GiB; "
+                     f"torch peak memory increase: {g(r.bytes_of('activation_peak'))}GiB; total consumed (from "
+                     f"mem_get_info): {g(consumed)}GiB; weights memory: {g(r.bytes_of('weights'))}GiB.")
+    lines.append(f"Available KV cache memory: {g(r.available_kv_bytes)} GiB")
+    if error:
+        lines.append(f"ValueError: {error.message}")
+        return lines
+    if tokens is not None:
+        if rules.kv_capacity_one_line:
+            lines.append(f"GPU KV cache size: {tokens:,} tokens, Maximum concurrency for {max_len:,} tokens per "
+                         f"request: {conc:.2f}x")
+        else:
+            lines.append(f"GPU KV cache size: {tokens:,} tokens")
+            lines.append(f"Maximum concurrency for {max_len:,} tokens per request: {conc:.2f}x")
+    if graphs.actual_bytes:
+        lines.append(f"Graph capturing finished in X secs, took {graphs.actual_bytes / GiB:.2f} GiB")
+    return lines
+
+
+_ = MiB

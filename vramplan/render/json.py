@@ -1,0 +1,103 @@
+"""The ``--json`` object of ``vramplan plan``: a contract scripts depend on.
+
+Keys named in the plan issue are never renamed or dropped; new keys may be added.
+``schema_version`` changes only when a key's meaning changes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..planner import Plan, RankPlan, Term
+from ..units import GiB
+
+__all__ = ["plan_to_dict", "dumps", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+def _g(b: int | float | None) -> float | None:
+    return None if b is None else round(b / GiB, 4)
+
+
+def _term(t: Term) -> dict[str, Any]:
+    return {"gib": _g(t.bytes), "bytes": t.bytes, "label": t.label, "kind": t.kind, "rule": t.rule,
+            "note": t.note or None, "parts_gib": {k: _g(v) for k, v in t.parts} or None}
+
+
+def _rank(r: RankPlan) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "pp_rank": r.pp_rank,
+        "memory_gib": {t.key: _g(t.bytes) for t in r.terms} | {"requested": _g(r.requested_bytes)},
+        "free_at_init_gib": _g(r.free_at_init_bytes),
+        "num_blocks": r.num_blocks,
+        "bytes_per_block": r.layout.bytes_per_block,
+        "kv_groups": [{"kind": g.spec.kind.value, "layers": len(g.layers), "block_size": g.spec.block_size,
+                       "page_bytes": g.spec.page_bytes} for g in r.layout.groups],
+        "terms": {t.key: _term(t) for t in r.terms},
+    }
+
+
+def plan_to_dict(p: Plan) -> dict[str, Any]:
+    r = p.logged_rank
+    e = p.engine
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "vllm_version": p.vllm_version,
+        "rules_version": ".".join(map(str, p.rules.version)),
+        "model": p.model.name,
+        "architecture": p.model.architecture,
+        "device": {"name": p.device.name, "label": p.device.label, "total_gib": _g(p.device.total_bytes),
+                   "count": p.device_count, "platform": p.device.platform, "source": p.device.source},
+        "tp": e.tp,
+        "pp": e.pp,
+        "dp": e.dp,
+        "max_model_len": p.max_model_len,
+        "block_size": r.layout.block_size or e.block_size,
+        "verdict": p.verdict,
+        "error_kind": p.error_kind,
+        "error_message": p.error_message,
+        "memory_gib": {
+            "requested": _g(r.requested_bytes),
+            "weights": _g(r.bytes_of("weights")),
+            "activation_peak": _g(r.bytes_of("activation_peak")),
+            "non_torch": _g(r.bytes_of("non_torch")),
+            "cudagraph_estimate": _g(r.bytes_of("cudagraph_estimate")),
+            "non_kv_total": _g(r.bytes_of("non_kv_total")),
+            "kv_cache": _g(r.available_kv_bytes),
+            "free_at_init": _g(r.free_at_init_bytes),
+            "used_by_others": _g(p.used_by_others_bytes),
+        },
+        "num_gpu_blocks": p.num_gpu_blocks,
+        "kv_cache_tokens": p.kv_cache_tokens,
+        "max_concurrency": None if p.max_concurrency is None else round(p.max_concurrency, 4),
+        "estimated_max_model_len": p.estimated_max_model_len,
+        "fix": p.fix,
+        "engine": {
+            "max_num_seqs": e.max_num_seqs,
+            "max_num_batched_tokens": e.max_num_batched_tokens,
+            "gpu_memory_utilization": e.gpu_memory_utilization,
+            "dtype": e.model_dtype,
+            "kv_cache_dtype": e.kv_cache_dtype,
+            "quantization": e.quant.method if e.quant else None,
+            "enforce_eager": e.enforce_eager,
+            "cudagraph_mode": e.cudagraph_mode,
+            "num_cudagraph_sizes": len(e.capture_sizes),
+            "model_runner": e.runner,
+            "estimate_cudagraphs": e.estimate_cudagraphs,
+            "enable_prefix_caching": e.enable_prefix_caching,
+            "usage_context": p.args.usage_context,
+        },
+        "headroom_gib": {t.key: _g(t.bytes) for t in p.headroom_terms},
+        "host_memory_gib": {t.key: _g(t.bytes) for t in p.host_terms},
+        "ranks": [_rank(x) for x in p.ranks],
+        "warnings": list(p.warnings),
+        "ignored_flags": list(p.ignored_flags),
+        "log_lines": list(p.log_lines),
+    }
+
+
+def dumps(p: Plan) -> str:
+    return json.dumps(plan_to_dict(p), indent=2)
