@@ -13,7 +13,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import VramplanError
+from .errors import InvalidConfig, VramplanError
 
 __all__ = ["main"]
 
@@ -169,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(handler(ns, pasted) or 0)
+    except InvalidConfig as exc:
+        return _fail(exc.one_line(), json_mode, kind="invalid_config", message=exc.message)
     except VramplanError as exc:
         return _fail(exc.one_line(), json_mode)
     except KeyboardInterrupt:
@@ -183,10 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _fail(line: str, json_mode: bool) -> int:
+def _fail(line: str, json_mode: bool, *, kind: str | None = None, message: str | None = None) -> int:
+    """One line on stderr; with --json also an object on stdout (a plan-shaped one for refused configs)."""
     print(f"vramplan: {line}", file=sys.stderr)
     if json_mode:
-        print(json.dumps({"error": line}))
+        obj: dict = {"error": line}
+        if kind:
+            obj.update({"verdict": "fails", "error_kind": kind, "error_message": message})
+        print(json.dumps(obj))
     return 2
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigNotFound",
     "ConfigError",
     "FlagError",
+    "InvalidConfig",
     "LogParseError",
     "UnsupportedError",
     "DeviceError",
@@ -48,6 +49,10 @@ class ConfigError(InputError):
 
 class FlagError(InputError):
     """An engine flag is unknown, malformed or impossible."""
+
+
+class InvalidConfig(FlagError):
+    """vLLM itself refuses this configuration at startup; the message is vLLM's own."""
 
 
 class LogParseError(InputError):

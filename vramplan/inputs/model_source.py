@@ -241,9 +241,29 @@ def _load_hub(repo_id: str, *, revision: str | None) -> ModelFiles:
     except Exception:  # pragma: no cover - huggingface_hub is a dependency
         raise ConfigNotFound(f"{repo_id} is not in the bundled catalog and huggingface_hub is not installed") from None
 
+    online = _hub_reachable()
+
     def fetch(name: str, required: bool) -> Path | None:
         try:
+            # the cache first (works offline), then the Hub if it answers at all
+            return Path(hf_hub_download(repo_id, name, revision=revision, local_files_only=True))
+        except Exception:
+            if not online:
+                if not required:
+                    return None
+                raise ConfigNotFound(
+                    f"cannot fetch {repo_id}: no network and no cached copy",
+                    hint="use a bundled catalog id (`vramplan models` lists them) or a local folder holding config.json",
+                ) from None
+        try:
             return Path(hf_hub_download(repo_id, name, revision=revision))
+        except LocalEntryNotFoundError:  # offline (HF_HUB_OFFLINE or no network) and not cached
+            if not required:
+                return None
+            raise ConfigNotFound(
+                f"cannot fetch {repo_id}: no network and no cached copy",
+                hint="use a bundled catalog id (`vramplan models` lists them) or a local folder holding config.json",
+            ) from None
         except EntryNotFoundError:
             if required:
                 raise ConfigNotFound(f"{repo_id} has no {name} on the Hub", hint="is it a model repository?") from None
@@ -257,13 +277,6 @@ def _load_hub(repo_id: str, *, revision: str | None) -> ModelFiles:
             raise ConfigNotFound(
                 f"{repo_id} was not found on the Hub (or is private)",
                 hint="check the id; run `vramplan models` for the bundled catalog",
-            ) from None
-        except LocalEntryNotFoundError:
-            if not required:
-                return None
-            raise ConfigNotFound(
-                f"cannot fetch {repo_id}: no network and no cached copy",
-                hint="use a bundled catalog id (`vramplan models` lists them) or a local folder holding config.json",
             ) from None
         except Exception as exc:  # network errors of every kind
             if not required:
@@ -293,6 +306,25 @@ def _load_hub(repo_id: str, *, revision: str | None) -> ModelFiles:
         video_preprocessor=_read_optional(folder, "video_preprocessor_config.json"),
         safetensors_params=params,
     )
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub can be asked at all: offline mode is off and its host answers within a few seconds.
+
+    Checked once up front so that a machine with no network fails in seconds with one line,
+    instead of huggingface_hub's retries.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").strip() not in ("0", "", "false", "False"):
+        return False
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _safetensors_params(repo_id: str, revision: str | None) -> dict[str, int] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import FlagError
+from ..errors import InvalidConfig
 from ..units import GiB
 
 __all__ = [
@@ -170,7 +170,7 @@ def verify_max_model_len(version: V, requested: int | None, derived: int, env: d
     if requested > derived:
         allow = env.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "0") not in ("0", "false", "")
         if not allow:
-            raise FlagError(
+            raise InvalidConfig(
                 f"User-specified max_model_len ({requested}) is greater than the derived max_model_len "
                 f"(max_position_embeddings={derived} or model_max_length=None in model's config.json). "
                 "To allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1. "
@@ -184,13 +184,13 @@ def validate_parallel(version: V, *, num_attention_heads: int, num_kv_heads: int
                       pp: int, dp: int, num_layers: int) -> None:
     """vLLM v0.26.0 vllm/config/model.py:ModelConfig.verify_with_parallel_config."""
     if num_attention_heads % tp:
-        raise FlagError(
+        raise InvalidConfig(
             f"Total number of attention heads ({num_attention_heads}) must be divisible by tensor parallel "
             f"size ({tp}).",
             hint="pick a --tensor-parallel-size that divides " + str(num_attention_heads),
         )
     if pp > num_layers:
-        raise FlagError(f"pipeline_parallel_size ({pp}) is larger than the number of layers ({num_layers})",
+        raise InvalidConfig(f"pipeline_parallel_size ({pp}) is larger than the number of layers ({num_layers})",
                         hint="use fewer pipeline stages")
 
 

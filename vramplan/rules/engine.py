@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import FlagError
+from ..errors import InvalidConfig
 from ..inputs.devices import Device
 from ..inputs.flags import EngineArgs
 from ..model.description import LayerKind, ModelDescription, QuantSpec
@@ -105,7 +105,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     if args.max_num_seqs is None:
         mns = min(mns, mnbt)
     if not chunked and mnbt < max_len:
-        raise FlagError(
+        raise InvalidConfig(
             f"max_num_batched_tokens ({mnbt}) is smaller than max_model_len ({max_len}). This effectively limits "
             "the maximum sequence length to max_num_batched_tokens and makes vLLM reject longer sequences. "
             "Please increase max_num_batched_tokens or decrease max_model_len.",
