@@ -25,6 +25,7 @@ models per runner, never per case), and their fitted values are recorded in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..model.description import ModelDescription
 from ..model.quant import dtype_bytes
@@ -66,8 +67,18 @@ COEFFICIENTS: dict[str, _Coeffs] = {
 
 def _forward_parts(model: ModelDescription, *, tokens: int, tp: int, moe_tp: int, b: float,
                    layers: range) -> list[tuple[str, int]]:
+    per_token = _per_token_widths(model, tp, moe_tp, b, layers.start, layers.stop)
+    return [(name, int(tokens * w)) for name, w in per_token]
+
+
+@lru_cache(maxsize=1024)
+def _per_token_widths(model: ModelDescription, tp: int, moe_tp: int, b: float, start: int,
+                      stop: int) -> tuple[tuple[str, float], ...]:
+    """Bytes per token of the residual stream and of the widest block, on one rank."""
+    tokens = 1
+    layers = range(start, stop)
     h = model.hidden_size
-    resid = int(2 * tokens * h * b)
+    resid = 2 * tokens * h * b
     attn = 0
     mlp = 0
     moe = 0
@@ -76,19 +87,19 @@ def _forward_parts(model: ModelDescription, *, tokens: int, tp: int, moe_tp: int
             a = layer.attention
             q = cdiv(model.num_attention_heads, tp) * model.head_dim
             kv = 2 * kv_heads_per_rank(a.num_kv_heads, tp) * (a.head_size if layer.kind.value != "mla" else model.head_dim)
-            attn = max(attn, int(tokens * (q + kv + q) * b))
+            attn = max(attn, tokens * (q + kv + q) * b)
         if layer.is_moe and model.moe is not None:
             m = model.moe
             inter = cdiv(m.intermediate_size, moe_tp)
             per_tok = m.top_k * (2 * inter + inter + h) * b + m.num_experts * 4
             shared = (3 * cdiv(m.shared_intermediate_size, tp) * b) if m.shared_intermediate_size else 0
-            moe = max(moe, int(tokens * (per_tok + shared)))
+            moe = max(moe, tokens * (per_tok + shared))
         else:
             inter = cdiv(model.intermediate_size, tp)
-            mlp = max(mlp, int(tokens * 3 * inter * b))
+            mlp = max(mlp, tokens * 3 * inter * b)
     block = max(attn, mlp, moe)
     name = "moe" if block == moe and moe else ("mlp" if block == mlp else "attention")
-    return [("residual stream (hidden + residual)", resid), (f"widest block ({name} intermediates)", block)]
+    return (("residual stream (hidden + residual)", resid), (f"widest block ({name} intermediates)", block))
 
 
 def profile_peak(

@@ -89,7 +89,17 @@ def _kv_bytes(kv_dtype: str, model_dtype: str) -> float:
     return dtype_bytes(kv_dtype)
 
 
-def layer_specs(
+def layer_specs(model: ModelDescription, **kw) -> dict[int, KVSpec]:
+    """Each layer's KV spec on one rank (cached per model and settings; see ``_layer_specs``)."""
+    return dict(_layer_specs_cached(model, tuple(sorted(kw.items()))))
+
+
+@lru_cache(maxsize=2048)
+def _layer_specs_cached(model: ModelDescription, kw: tuple) -> tuple[tuple[int, KVSpec], ...]:
+    return tuple(_layer_specs(model, **dict(kw)).items())
+
+
+def _layer_specs(
     model: ModelDescription,
     *,
     tp: int,
@@ -165,14 +175,15 @@ def _mamba_state_bytes(m, *, tp: int, model_dtype: str, ssm_dtype: str | None) -
     return int(conv + ssm)
 
 
-def build_layout(all_specs: dict[int, KVSpec], rank_layers: tuple[int, ...] | None = None) -> KVLayout:
+def build_layout(all_specs: dict[int, KVSpec] | tuple, rank_layers: tuple[int, ...] | None = None) -> KVLayout:
     """Group layers and unify page sizes (vLLM v0.26.0 kv_cache_utils.py:get_kv_cache_groups).
 
     ``all_specs``: every layer of the model (all PP stages), used for grouping as vLLM merges
     the workers' specs first; ``rank_layers``: the layers of the rank being sized (its
     projection, ``_project_kv_cache_groups_to_worker``).
     """
-    return _build_layout_cached(tuple(sorted(all_specs.items())), rank_layers)
+    items = all_specs if isinstance(all_specs, tuple) else tuple(sorted(all_specs.items()))
+    return _build_layout_cached(items, rank_layers)
 
 
 @lru_cache(maxsize=1024)
