@@ -206,7 +206,7 @@ def build_plan(
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             disable_hybrid=cfg.disable_hybrid_kv_cache_manager)
     graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes,
-                       runner_estimates=(V1 or rules.v2_estimates_cudagraphs) and platform == "cuda",
+                       runner_estimates=cfg.estimate_runs,
                        num_layers=stages[-1][1] - stages[-1][0], tp=cfg.tp)
     cg_applied = graphs.estimate_bytes if cfg.estimate_cudagraphs else 0
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InvalidConfig
 from ..inputs.devices import Device
 from ..inputs.flags import EngineArgs
 from ..model.description import LayerKind, ModelDescription, QuantSpec
+from ..model.from_config import text_config_of
 from ..model.quant import parse_quant
-from ..units import GiB
-from . import defaults as d
+from . import engine_defaults as d
 from .versions import RuleSet
 
 __all__ = ["EngineConfig", "resolve_engine"]
@@ -46,6 +45,8 @@ class EngineConfig:
     capture_sizes: tuple[int, ...]
     runner: str
     """``v1`` or ``v2`` (vLLM's model runner)."""
+    estimate_runs: bool
+    """Whether ``profile_cudagraph_memory`` runs and measures something (it may still not be subtracted)."""
     estimate_cudagraphs: bool
     """Whether the CUDA-graph estimate is subtracted from the KV budget."""
     async_scheduling: bool
@@ -58,6 +59,8 @@ class EngineConfig:
     num_gpu_blocks_override: int | None
     pp_partition: str | None
     platform: str
+    version: tuple[int, int, int] = (0, 0, 0)
+    """The vLLM version the defaults were taken from."""
     notes: tuple[str, ...] = ()
 
     @property
@@ -71,81 +74,89 @@ class EngineConfig:
 
 
 def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, rules: RuleSet) -> EngineConfig:
-    """Apply vLLM's defaults and validations for ``rules``' version."""
-    v = rules.version
+    """Apply vLLM's defaults and validations for the requested version (``rules.requested``).
+
+    The per-flag rules live in :mod:`vramplan.rules.engine_defaults` (each citing vLLM), which
+    knows the exact release of every change; this function only strings them together in the
+    order ``EngineArgs.create_engine_config`` does.
+    """
+    v = rules.requested if rules.requested != (0, 0, 0) else rules.version
+    env = dict(args.env)
     notes: list[str] = []
     tp, pp, dp = args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size
-    d.validate_parallel(v, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
-                        vocab_size=model.vocab_size, tp=tp, pp=pp, dp=dp, num_layers=model.num_hidden_layers)
     platform = device.platform
-    model_dtype = d.resolve_dtype(v, None if args.dtype == "auto" else args.dtype, model.dtype, platform,
-                                  device.compute_capability, model.text_model_type)
-    qcfg = model.hf_config.get("quantization_config") or (model.hf_config.get("text_config") or {}).get("quantization_config")
+    text = text_config_of(model.hf_config)
+    d.validate_parallel(v, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
+                        vocab_size=model.vocab_size, tp=tp, pp=pp, dp=dp, num_layers=model.num_hidden_layers,
+                        platform=platform, intermediate_size=model.intermediate_size, use_mla=model.uses_mla,
+                        tie_word_embeddings=model.tie_word_embeddings)
+    model_dtype = d.resolve_dtype(v, model.dtype, platform, device.label, model.text_model_type,
+                                  requested=args.dtype or "auto", device_capability=device.compute_capability)
+    qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
     quant = parse_quant(qcfg, args.quantization)
-    kv_dtype = args.kv_cache_dtype or "auto"
+    kv_dtype = d.resolve_kv_cache_dtype(v, args.kv_cache_dtype or "auto", qcfg)
     if kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
         kv_dtype = quant.kv_cache_dtype
-    # max_model_len
-    derived = d.derived_max_model_len(v, model.hf_config)
+    # max_model_len (vllm/config/model.py:_get_and_verify_max_len)
+    derived, key = d.derived_max_model_len_and_key(v, text)
+    default_len = d.default_max_model_len(v, text)
     auto = args.max_model_len == -1
-    max_len = d.verify_max_model_len(v, None if auto else args.max_model_len, derived, dict(args.env))
-    # runner
+    max_len = d.verify_max_model_len(v, None if auto else args.max_model_len, derived, env, max_len_key=key,
+                                     default=default_len)
+    # model runner
+    is_quantized = quant is not None
     runner = "v2" if d.uses_v2_model_runner(
         v, architecture=model.architecture, is_moe=model.is_moe, is_hybrid=model.is_hybrid,
-        is_multimodal=model.is_multimodal, is_pooling=False, env=dict(args.env)) else "v1"
-    # scheduler defaults
+        is_multimodal=model.is_multimodal, is_pooling=False, env=env, is_quantized=is_quantized,
+        platform=platform) else "v1"
+    # chunked prefill / prefix caching (EngineArgs._set_default_chunked_prefill_and_prefix_caching_args)
     chunked = True if args.enable_chunked_prefill is None else args.enable_chunked_prefill
-    mns = args.max_num_seqs or d.default_max_num_seqs(
+    prefix = (args.enable_prefix_caching if args.enable_prefix_caching is not None
+              else d.default_enable_prefix_caching(v, is_hybrid=model.is_hybrid))
+    # scheduler limits (EngineArgs._set_default_max_num_seqs_and_batched_tokens_args)
+    mnbt, mns = d.default_batch_limits(
         v, usage_context=args.usage_context, device_total_bytes=device.total_bytes, device_name=device.label,
-        platform=platform)
-    mnbt = args.max_num_batched_tokens or d.default_max_num_batched_tokens(
-        v, usage_context=args.usage_context, device_total_bytes=device.total_bytes, device_name=device.label,
-        platform=platform, enable_chunked_prefill=chunked, max_model_len=max_len, max_num_seqs=mns,
-        performance_mode=args.performance_mode)
-    if args.max_num_seqs is None:
-        mns = min(mns, mnbt)
-    if not chunked and mnbt < max_len:
-        raise InvalidConfig(
-            f"max_num_batched_tokens ({mnbt}) is smaller than max_model_len ({max_len}). This effectively limits "
-            "the maximum sequence length to max_num_batched_tokens and makes vLLM reject longer sequences. "
-            "Please increase max_num_batched_tokens or decrease max_model_len.",
-            hint="enable chunked prefill or raise --max-num-batched-tokens",
-        )
+        platform=platform, enable_chunked_prefill=chunked, max_model_len=max_len,
+        max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
+        performance_mode=args.performance_mode or "balanced", world_size=tp * pp,
+        device_capability=device.compute_capability)
+    d.validate_scheduler(v, max_num_batched_tokens=mnbt, max_num_seqs=mns, max_model_len=max_len,
+                         enable_chunked_prefill=chunked)
     util = args.gpu_memory_utilization or d.default_gpu_memory_utilization(v, platform)
-    hybrid_mamba = any(layer.kind is LayerKind.MAMBA for layer in model.layers)
-    prefix = args.enable_prefix_caching if args.enable_prefix_caching is not None else not hybrid_mamba
-    mamba_mode = args.mamba_cache_mode or ("align" if (hybrid_mamba and prefix) else "none")
-    block_size, reason = d.default_block_size(
-        v, platform, use_mla=model.uses_mla, compute_capability=device.compute_capability,
-        user_block_size=args.block_size)
+    has_mamba = any(layer.kind is LayerKind.MAMBA for layer in model.layers)
+    mamba_mode = args.mamba_cache_mode or (d.default_mamba_cache_mode(v, enable_prefix_caching=prefix)
+                                           if has_mamba else "none")
+    head = max((layer.attention.head_size for layer in model.layers if layer.attention), default=None)
+    block_size = d.default_block_size(
+        v, platform, use_mla=model.uses_mla, device_capability=device.compute_capability,
+        user_block_size=args.block_size, is_hybrid=has_mamba, enable_prefix_caching=prefix,
+        enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head)
+    reason = "--block-size" if args.block_size else f"vLLM's default block size for this backend/platform"
     eager = args.enforce_eager
-    mode = "NONE" if eager else (args.cudagraph_mode or d.default_cudagraph_mode(v, runner=runner))
-    if platform == "ascend" and not eager:
-        notes.append("vllm-ascend captures ACL graphs after the KV cache; vramplan sizes them as CUDA graphs")
+    mode = d.default_cudagraph_mode(v, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
+    if platform == "ascend" and mode != "NONE":
+        notes.append("vllm-ascend captures ACL graphs after the KV cache; vramplan sizes them like CUDA graphs")
     sizes = () if mode == "NONE" else tuple(d.cudagraph_capture_sizes(
-        v, max_num_seqs=mns, max_num_batched_tokens=mnbt, num_speculative_tokens=0, cudagraph_mode=mode,
-        tp_size=tp, user_sizes=args.cudagraph_capture_sizes, max_capture_size=args.max_cudagraph_capture_size,
-        compute_capability=device.compute_capability))
-    estimate = d.estimate_cudagraphs_enabled(v, dict(args.env)) and mode != "NONE" and platform == "cuda"
+        v, max_num_seqs=mns, max_num_batched_tokens=mnbt, cudagraph_mode=mode, tp_size=tp, platform=platform,
+        device_capability=device.compute_capability, user_capture_sizes=args.cudagraph_capture_sizes,
+        user_max_capture_size=args.max_cudagraph_capture_size, runner=runner,
+        performance_mode=args.performance_mode or "balanced"))
+    estimate_runs = d.cudagraph_estimate_runs(v, platform=platform, runner=runner, cudagraph_mode=mode,
+                                              enforce_eager=eager)
+    estimate = estimate_runs and d.estimate_cudagraphs_enabled(v, env)
     async_sched = True if args.async_scheduling is None else args.async_scheduling
-    if async_sched:
-        concurrent = pp + 1 if runner == "v2" else (2 if pp == 1 else pp)
-    else:
-        concurrent = pp
+    concurrent = d.max_concurrent_batches(v, pp=pp, async_scheduling=async_sched, v2_runner=runner == "v2")
     return EngineConfig(
         tp=tp, pp=pp, dp=dp, expert_parallel=args.enable_expert_parallel,
-        max_model_len=max_len, auto_max_model_len=auto, derived_max_model_len=derived,
+        max_model_len=max_len, auto_max_model_len=auto, derived_max_model_len=int(derived or max_len),
         max_num_seqs=mns, max_num_batched_tokens=mnbt, gpu_memory_utilization=util,
         model_dtype=model_dtype, kv_cache_dtype=kv_dtype, quant=quant,
         block_size=block_size, block_size_reason=reason, enforce_eager=eager,
-        cudagraph_mode=mode, capture_sizes=sizes, runner=runner, estimate_cudagraphs=estimate,
-        async_scheduling=async_sched, max_concurrent_batches=concurrent,
+        cudagraph_mode=mode, capture_sizes=sizes, runner=runner, estimate_runs=estimate_runs,
+        estimate_cudagraphs=estimate, async_scheduling=async_sched, max_concurrent_batches=concurrent,
         enable_prefix_caching=prefix, enable_chunked_prefill=chunked,
         disable_hybrid_kv_cache_manager=args.disable_hybrid_kv_cache_manager,
         mamba_cache_mode=mamba_mode, kv_cache_memory_bytes=args.kv_cache_memory_bytes,
         num_gpu_blocks_override=args.num_gpu_blocks_override,
-        pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, notes=tuple(notes),
+        pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v, notes=tuple(notes),
     )
-
-
-_ = GiB  # (kept for callers that format sizes in errors)

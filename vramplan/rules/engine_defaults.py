@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ..errors import FlagError, UnsupportedError
+from ..errors import FlagError, InvalidConfig, UnsupportedError
 from ..units import GiB, cdiv, format_gib, round_up
 
 __all__ = [
@@ -82,7 +82,7 @@ def _env_int_flag(env: Mapping[str, str], name: str, default: str) -> bool:
     try:
         return bool(int(raw))
     except ValueError:
-        raise FlagError(
+        raise InvalidConfig(
             f"invalid literal for int() with base 10: {raw!r}",
             hint=f"{name} takes 0 or 1 (vLLM parses it with int())",
         ) from None
@@ -227,7 +227,7 @@ def validate_scheduler(
     """The two hard checks of ``SchedulerConfig.verify_max_model_len`` (same text in all three versions)."""
     # vLLM v0.19.0 / v0.26.0 / v0.33.0 vllm/config/scheduler.py:SchedulerConfig.verify_max_model_len
     if max_num_batched_tokens < max_model_len and not enable_chunked_prefill:
-        raise FlagError(
+        raise InvalidConfig(
             f"max_num_batched_tokens ({max_num_batched_tokens}) is "
             f"smaller than max_model_len ({max_model_len}). "
             "This effectively limits the maximum sequence length to "
@@ -237,7 +237,7 @@ def validate_scheduler(
             hint="raise --max-num-batched-tokens, lower --max-model-len, or enable chunked prefill",
         )
     if max_num_batched_tokens < max_num_seqs:
-        raise FlagError(
+        raise InvalidConfig(
             f"max_num_batched_tokens ({max_num_batched_tokens}) must "
             "be greater than or equal to max_num_seqs "
             f"({max_num_seqs}).",
@@ -421,7 +421,7 @@ def hybrid_attention_block_size(
             )
         attn_block = 128 * cdiv(ssm_page_bytes, 128 * attn_k_bytes_per_token)
         if attn_k_bytes_per_token * attn_block != ssm_page_bytes:
-            raise FlagError("Cannot align ssm_page_size and attn_page_size.", hint="vllm-ascend asserts this")
+            raise InvalidConfig("Cannot align ssm_page_size and attn_page_size.", hint="vllm-ascend asserts this")
         bs = attn_block if block_size < attn_block else block_size
         return bs, bs * attn_page_bytes_per_token + conv_page_bytes
 
@@ -495,7 +495,7 @@ def default_cudagraph_mode(
     # vLLM v0.19.0/v0.26.0/v0.33.0 vllm/config/vllm.py:OPTIMIZATION_LEVEL_0x["compilation_config"]["cudagraph_mode"]
     mode = requested.upper() if requested else {0: "NONE", 1: "PIECEWISE"}.get(optimization_level, "FULL_AND_PIECEWISE")
     if mode not in _CG_MODES:
-        raise FlagError(f"unknown cudagraph_mode {requested!r}", hint="use one of " + ", ".join(_CG_MODES))
+        raise InvalidConfig(f"unknown cudagraph_mode {requested!r}", hint="use one of " + ", ".join(_CG_MODES))
     if enforce_eager:
         # vLLM vllm/config/vllm.py:VllmConfig.__post_init__ ("Cudagraph is disabled under eager mode")
         return "NONE"
@@ -507,12 +507,12 @@ def default_cudagraph_mode(
         return mode
     support = attention_cg_support.upper()
     if support not in _CG_SUPPORT:
-        raise FlagError(f"unknown attention cudagraph support {attention_cg_support!r}")
+        raise InvalidConfig(f"unknown attention cudagraph support {attention_cg_support!r}")
     rank = _CG_SUPPORT.index(support)
     # vLLM v0.26.0 vllm/config/compilation.py:CompilationConfig.resolve_cudagraph_mode_and_sizes
     if _mixed(mode) == "FULL" and support != "ALWAYS":
         if support == "NEVER":
-            raise FlagError(
+            raise InvalidConfig(
                 f"CUDAGraphMode.{mode} is not supported with this backend (support: AttentionCGSupport.NEVER); "
                 "please try cudagraph_mode=PIECEWISE, and make sure compilation mode is VLLM_COMPILE"
             )
@@ -584,7 +584,7 @@ def cudagraph_capture_sizes(
                 uniform_decode = [max_num_seqs]
     max_cap = min(max_tokens, max_cap)
     if max_cap < 1:
-        raise FlagError("Maximum cudagraph size should be greater than or equal to 1 when using cuda graph.")
+        raise InvalidConfig("Maximum cudagraph size should be greater than or equal to 1 when using cuda graph.")
 
     if user_capture_sizes is not None:
         sizes = sorted({s for s in user_capture_sizes if s <= max_tokens})
@@ -622,7 +622,7 @@ def cudagraph_capture_sizes(
             if not rounded and multiple <= top:
                 rounded = [multiple]
             if not rounded:
-                raise FlagError(
+                raise InvalidConfig(
                     f"No valid cudagraph sizes after rounding to multiple of {multiple} "
                     f"(num_speculative_tokens + 1 or tp if sequence parallelism is enabled)"
                     f" please adjust num_speculative_tokens ({q - 1}"
@@ -989,7 +989,7 @@ def verify_max_model_len(
             )
             allow = env.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "0").strip().lower() in ("1", "true")
             if not allow:
-                raise FlagError(
+                raise InvalidConfig(
                     f"{msg} To allow overriding this maximum, set "
                     f"the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1. {warning}",
                     hint=f"use --max-model-len {int(derived)} or less",
@@ -1036,14 +1036,14 @@ def validate_parallel(
     p = _norm_platform(platform)
     # vLLM v0.19.0/v0.26.0/v0.33.0 vllm/config/model.py:ModelConfig.verify_with_parallel_config
     if num_attention_heads % tp != 0:
-        raise FlagError(
+        raise InvalidConfig(
             f"Total number of attention heads ({num_attention_heads})"
             " must be divisible by tensor parallel size "
             f"({tp}).",
             hint="pick a --tensor-parallel-size that divides the attention head count",
         )
     if pp > 1 and not supports_pp:
-        raise FlagError(
+        raise InvalidConfig(
             "Pipeline parallelism is not supported for this model. "
             "Supported models implement the `SupportsPP` interface.",
             hint="use --pipeline-parallel-size 1",
@@ -1052,7 +1052,7 @@ def validate_parallel(
     # vLLM v0.33.0 vllm/config/parallel.py:ParallelConfig.__post_init__ (current_platform.device_count)
     world_size = tp * pp
     if available_devices is not None and p == "cuda" and world_size * dp > 1 and available_devices < world_size:
-        raise FlagError(
+        raise InvalidConfig(
             f"World size ({world_size}) is larger than the number of "
             f"available GPUs ({available_devices}) in this node. If this is "
             "intentional and you are using:\n"
@@ -1065,7 +1065,7 @@ def validate_parallel(
     # vLLM v0.26.0 vllm/model_executor/layers/vocab_parallel_embedding.py:VocabParallelEmbedding._get_indices
     padded = vocab_padded(vocab_size)
     if padded % tp != 0:
-        raise FlagError(
+        raise InvalidConfig(
             f"{padded} is not divisible by {tp}",
             hint=f"vLLM asserts this while building the embedding; pick a tp that divides {padded}",
         )
@@ -1073,14 +1073,14 @@ def validate_parallel(
         # vLLM v0.26.0 vllm/model_executor/layers/linear.py:QKVParallelLinear.__init__
         if tp >= num_kv_heads:
             if tp % num_kv_heads != 0:
-                raise FlagError(f"{tp} is not divisible by {num_kv_heads}",
+                raise InvalidConfig(f"{tp} is not divisible by {num_kv_heads}",
                                 hint="vLLM asserts this in QKVParallelLinear (KV-head replication)")
         elif num_kv_heads % tp != 0:
-            raise FlagError(f"{num_kv_heads} is not divisible by {tp}",
+            raise InvalidConfig(f"{num_kv_heads} is not divisible by {tp}",
                             hint="vLLM asserts this in QKVParallelLinear")
     if intermediate_size is not None and intermediate_size % tp != 0:
         # vLLM v0.26.0 vllm/model_executor/layers/linear.py:MergedColumnParallelLinear.__init__
-        raise FlagError(f"{intermediate_size} is not divisible by {tp}",
+        raise InvalidConfig(f"{intermediate_size} is not divisible by {tp}",
                         hint="vLLM asserts this in the MLP projections")
     del num_layers, tie_word_embeddings, version
 
@@ -1096,12 +1096,12 @@ def pp_layer_split(num_layers: int, pp: int, partition_env: str | None = None) -
         try:
             partitions = [int(layer) for layer in partition_env.split(",")]
         except ValueError:
-            raise FlagError(f"Invalid partition string: {partition_env}",
+            raise InvalidConfig(f"Invalid partition string: {partition_env}",
                             hint="VLLM_PP_LAYER_PARTITION takes comma-separated layer counts") from None
         if len(partitions) != pp:
-            raise FlagError(f"len(partitions)={len(partitions)} does not match pp_size={pp}.")
+            raise InvalidConfig(f"len(partitions)={len(partitions)} does not match pp_size={pp}.")
         if sum(partitions) != num_layers:
-            raise FlagError(f"sum(partitions)={sum(partitions)} does not match num_hidden_layers={num_layers}.")
+            raise InvalidConfig(f"sum(partitions)={sum(partitions)} does not match num_hidden_layers={num_layers}.")
     else:
         per = num_layers // pp
         partitions = [per] * pp
@@ -1186,11 +1186,11 @@ def resolve_dtype(
         out = cfg if cfg in supported else preferred
     else:
         if req not in _STR_DTYPE:
-            raise FlagError(f"Unknown dtype: {req!r}", hint="use auto, half, float16, bfloat16, float or float32")
+            raise InvalidConfig(f"Unknown dtype: {req!r}", hint="use auto, half, float16, bfloat16, float or float32")
         out = _STR_DTYPE[req]
     # vLLM vllm/config/model.py:_check_valid_dtype
     if model_type in unsupported and out == "float16":
-        raise FlagError(
+        raise InvalidConfig(
             f"The model type {model_type!r} does not support float16. "
             "Reason: Numerical instability. Please use bfloat16 or float32 instead.",
             hint="use --dtype bfloat16",
@@ -1226,7 +1226,7 @@ def resolve_kv_cache_dtype(version: Version, requested: str, quantization_config
     ``fp8_e4m3``, NVFP4 -> ``nvfp4`` (v0.26+). Other quantization methods do not change ``auto``.
     """
     if requested not in valid_kv_cache_dtypes(version):
-        raise FlagError(f"unknown --kv-cache-dtype {requested!r}",
+        raise InvalidConfig(f"unknown --kv-cache-dtype {requested!r}",
                         hint="choose one of " + ", ".join(valid_kv_cache_dtypes(version)))
     if requested != "auto" or not quantization_config:
         return requested
@@ -1350,9 +1350,9 @@ def mamba_blocks_per_request(
     # vLLM v0.19.0 / v0.26.0 / v0.33.0 vllm/v1/kv_cache_interface.py:MambaSpec.max_memory_usage_bytes
     if mamba_cache_mode == "all":
         if _at_least(version, (0, 32, 0)):
-            raise FlagError("mamba_cache_mode 'all' does not exist in this vLLM version", hint="use align")
+            raise InvalidConfig("mamba_cache_mode 'all' does not exist in this vLLM version", hint="use align")
         if max_model_len is None or block_size is None:
-            raise FlagError("mode 'all' needs max_model_len and block_size")
+            raise InvalidConfig("mode 'all' needs max_model_len and block_size")
         spec = num_speculative_blocks if _at_least(version, (0, 26, 0)) else 0
         return cdiv(max_model_len, block_size) + spec
     if mamba_cache_mode == "align":
@@ -1381,7 +1381,7 @@ def gated_delta_net_state_shapes(
     conv_dim = head_k_dim * num_k_heads * 2 + head_v_dim * num_v_heads
     if conv_dim % tp or num_v_heads % tp:
         bad = conv_dim if conv_dim % tp else num_v_heads
-        raise FlagError(f"{bad} is not divisible by {tp}", hint="vLLM asserts this for the GDN state")
+        raise InvalidConfig(f"{bad} is not divisible by {tp}", hint="vLLM asserts this for the GDN state")
     return (conv_kernel_size - 1 + num_speculative_tokens, conv_dim // tp), (num_v_heads // tp, head_v_dim, head_k_dim)
 
 

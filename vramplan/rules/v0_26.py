@@ -1,22 +1,16 @@
-"""vLLM v0.26.0 (wheel commit gffd46bfab): what changed since v0.19.
+"""vLLM v0.26.0 (wheel commit gffd46bfab), read end to end. Since v0.21:
 
-- The CUDA-graph estimate is subtracted by default (vllm/envs.py
-  ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` = "1"; the log says "default since v0.21.0").
-- Dense, non-hybrid generate models run on the V2 model runner by default
-  (vllm/config/vllm.py ``use_v2_model_runner``), which in v0.26 neither profiles the
-  multimodal encoder nor estimates CUDA-graph memory
-  (vllm/v1/worker/gpu/model_runner.py ``profile_cudagraph_memory`` returns 0).
-- The default ``gpu_memory_utilization`` is 0.92 (vllm/config/cache.py).
+- the "models's" typo is gone (v0.22);
+- ``VLLM_USE_V2_MODEL_RUNNER`` unset means automatic (v0.22); in v0.26 dense non-hybrid generate
+  models run on the V2 runner (vllm/config/vllm.py ``use_v2_model_runner``), which neither
+  profiles the multimodal encoder nor estimates CUDA graphs (``profile_cudagraph_memory``
+  returns 0) — see rules/engine_defaults.py ``uses_v2_model_runner``;
+- sliding-window and chunked-local admission count ``max_concurrent_batches x mnbt`` in-flight
+  tokens (vllm/v1/kv_cache_interface.py ``max_admission_blocks_per_request``).
 """
 
 from dataclasses import replace
 
-from .v0_19 import RULES as _PREVIOUS
+from .v0_21 import RULES as _PREVIOUS
 
-RULES = replace(
-    _PREVIOUS,
-    version=(0, 26, 0),
-    estimate_cudagraphs_default=True,
-    v2_runner_default="dense",
-    default_gpu_memory_utilization=0.92,
-)
+RULES = replace(_PREVIOUS, version=(0, 26, 0), models_typo=False)

@@ -20,9 +20,17 @@ __all__ = ["RuleSet", "SUPPORTED", "for_version", "parse_version", "DEFAULT_VERS
 # (module, version) oldest first
 SUPPORTED: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("v0_19", (0, 19, 0)),
+    ("v0_20", (0, 20, 0)),
+    ("v0_21", (0, 21, 0)),
     ("v0_26", (0, 26, 0)),
+    ("v0_27", (0, 27, 0)),
+    ("v0_28", (0, 28, 0)),
+    ("v0_29", (0, 29, 0)),
     ("v0_33", (0, 33, 0)),
 )
+# The three releases read end to end; the others are the change points found between them
+# (docs/vllm-rules.md, "Where the rules changed").
+STUDIED = ((0, 19, 0), (0, 26, 0), (0, 33, 0))
 DEFAULT_VERSION = "0.33.0"
 
 
@@ -45,19 +53,20 @@ class RuleSet:
     """v0.33 reserves the null block in the max-model-len check (``available - bytes_per_block``)."""
     capacity_v033: bool
     """Concurrency = ``num_blocks / sum_g cdiv(max_mem_g, page_g)`` (v0.33) vs the v0.26 form."""
-    v2_runner_default: str
-    """Which models default to the V2 model runner: ``never`` (v0.19), ``dense`` (v0.26), ``all`` (v0.33)."""
-    v2_estimates_cudagraphs: bool
-    """Whether the V2 runner's ``profile_cudagraph_memory`` estimates anything (v0.26 returns 0)."""
     v2_profiles_encoder: bool
-    """Whether the V2 runner profiles the multimodal encoder (v0.26: no)."""
+    """Whether the V2 runner profiles the multimodal encoder (v0.27+)."""
     kv_capacity_one_line: bool
-    """v0.33 logs ``GPU KV cache size: N tokens, Maximum concurrency ...`` on one line."""
+    """``GPU KV cache size: N tokens, Maximum concurrency ...`` on one line (v0.28+)."""
+    kv_tokens_from_concurrency: bool = True
+    """The logged token count is ``int(concurrency x max_model_len)`` (v0.21+); before,
+    ``num_blocks // num_groups x min_block_size``."""
+    override_in_check: bool = True
+    """``num_gpu_blocks_override`` replaces the available memory in auto-fit and the max-len check (v0.21+)."""
+    models_typo: bool = False
+    """The max-len error says "models's" (v0.19-v0.21)."""
     cublas_handles_in_init_device: bool
     """v0.33 creates cuBLAS/cuBLASLt handles in ``init_device`` before the snapshot."""
     default_gpu_memory_utilization: float
-    ascend_requested_ceil: bool = False
-    """vllm-ascend computes ``total x util`` without ``ceil``."""
 
     @property
     def label(self) -> str:

@@ -1,0 +1,11 @@
+"""vLLM v0.21.0: the logged KV size becomes ``int(concurrency x max_model_len)``
+(vllm/v1/core/kv_cache_utils.py:get_kv_cache_capacity) and ``num_gpu_blocks_override`` is
+used by auto-fit and the max-model-len check (``get_kv_cache_configs``). The "models's" typo
+in the max-len error lasts until v0.21 (fixed in v0.22)."""
+
+from dataclasses import replace
+
+from .v0_20 import RULES as _PREVIOUS
+
+RULES = replace(_PREVIOUS, version=(0, 21, 0), kv_tokens_from_concurrency=True, override_in_check=True,
+                models_typo=True)
