@@ -61,6 +61,8 @@ class EngineConfig:
     platform: str
     version: tuple[int, int, int] = (0, 0, 0)
     """The vLLM version the defaults were taken from."""
+    mamba_page_padded: int | None = None
+    """Hybrid models: the mamba page after padding to the attention page."""
     notes: tuple[str, ...] = ()
 
     @property
@@ -131,7 +133,12 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         v, platform, use_mla=model.uses_mla, device_capability=device.compute_capability,
         user_block_size=args.block_size, is_hybrid=has_mamba, enable_prefix_caching=prefix,
         enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head)
-    reason = "--block-size" if args.block_size else f"vLLM's default block size for this backend/platform"
+    reason = "--block-size" if args.block_size else "vLLM's default block size for this backend/platform"
+    mamba_page_padded = None
+    if has_mamba and any(layer.attention for layer in model.layers):
+        block_size, mamba_page_padded, reason = _align_hybrid(v, model, device, tp=tp, block_size=block_size,
+                                                               kv_dtype=kv_dtype, model_dtype=model_dtype,
+                                                               mamba_mode=mamba_mode)
     eager = args.enforce_eager
     mode = d.default_cudagraph_mode(v, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
     if platform == "ascend" and mode != "NONE":
@@ -158,5 +165,32 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         disable_hybrid_kv_cache_manager=args.disable_hybrid_kv_cache_manager,
         mamba_cache_mode=mamba_mode, kv_cache_memory_bytes=args.kv_cache_memory_bytes,
         num_gpu_blocks_override=args.num_gpu_blocks_override,
-        pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v, notes=tuple(notes),
+        pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
+        mamba_page_padded=mamba_page_padded, notes=tuple(notes),
     )
+
+
+def _align_hybrid(v, model: ModelDescription, device: Device, *, tp: int, block_size: int, kv_dtype: str,
+                  model_dtype: str, mamba_mode: str) -> tuple[int, int | None, str]:
+    """Raise the attention block size so one attention page holds at least one mamba state, and pad the
+    mamba page to match (vLLM v0.26.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size;
+    vllm-ascend: patch_mamba_config.verify_and_update_config)."""
+    from .kv import _kv_bytes, _mamba_state_bytes
+    from .weights import kv_heads_per_rank
+
+    attn = next(layer.attention for layer in model.layers if layer.attention)
+    mamba = next(layer.mamba for layer in model.layers if layer.mamba)
+    kv_b = _kv_bytes(kv_dtype, model_dtype)
+    heads = kv_heads_per_rank(attn.num_kv_heads, tp)
+    per_token = int(heads * (attn.head_size + (attn.head_size_v or attn.head_size)) * kv_b)
+    k_per_token = int(heads * attn.head_size * kv_b)
+    page = _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=None)
+    conv = page - _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=None, conv_only=False,
+                                     ssm_only=True)
+    hopper = device.compute_capability is not None and device.compute_capability[0] == 9
+    bs, padded = d.hybrid_attention_block_size(
+        v, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
+        mamba_cache_mode=mamba_mode, platform=device.platform,
+        prefill_checkpoint_alignment=64 if hopper else None,
+        ssm_page_bytes=page - conv, conv_page_bytes=conv, attn_k_bytes_per_token=k_per_token)
+    return bs, padded, f"attention block raised to {bs} tokens so a page holds one mamba state ({page:,} bytes)"

@@ -110,6 +110,7 @@ def _layer_specs(
     mamba_mode: str = "none",
     mamba_block_size: int | None = None,
     mamba_ssm_dtype: str | None = None,
+    mamba_page_padded: int | None = None,
     max_encoder_tokens: int = 0,
     disable_hybrid: bool = False,
 ) -> dict[int, KVSpec]:
@@ -133,8 +134,8 @@ def _layer_specs(
             m = layer.mamba
             assert m is not None
             state = _mamba_state_bytes(m, tp=tp, model_dtype=model_dtype, ssm_dtype=mamba_ssm_dtype)
-            out[layer.index] = KVSpec(kind=kind, block_size=mamba_block_size or block_size, page_bytes=state,
-                                      mamba_mode=mamba_mode)
+            out[layer.index] = KVSpec(kind=kind, block_size=mamba_block_size or block_size,
+                                      page_bytes=mamba_page_padded or state, mamba_mode=mamba_mode)
             continue
         a = layer.attention
         assert a is not None
@@ -160,7 +161,8 @@ def _layer_specs(
     return out
 
 
-def _mamba_state_bytes(m, *, tp: int, model_dtype: str, ssm_dtype: str | None) -> int:
+def _mamba_state_bytes(m, *, tp: int, model_dtype: str, ssm_dtype: str | None, conv_only: bool = False,
+                       ssm_only: bool = False) -> int:
     """Per-request recurrent state of one layer on one rank.
 
     Gated delta-net (vLLM v0.26.0 vllm/model_executor/layers/mamba/mamba_utils.py:
@@ -172,6 +174,10 @@ def _mamba_state_bytes(m, *, tp: int, model_dtype: str, ssm_dtype: str | None) -
     conv = (m.conv_dim // tp) * (m.conv_kernel - 1) * dtype_bytes(model_dtype)
     state_dtype = ssm_dtype or m.state_dtype or model_dtype
     ssm = (m.num_heads // tp) * m.head_k_dim * m.head_v_dim * dtype_bytes(state_dtype)
+    if conv_only:
+        return int(conv)
+    if ssm_only:
+        return int(ssm)
     return int(conv + ssm)
 
 
