@@ -158,17 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if ns.command == "plan":
             return _cmd_plan(ns, extra, pasted)
+        handler = getattr(ns, "handler", None)
+        if handler is not None:  # explain, fit, knobs, sweep, watch: they take vLLM flags / a command too
+            return int(handler(ns, list(extra) + list(pasted)) or 0)
         if extra:
             raise VramplanError(f"unrecognised arguments: {' '.join(extra)}", hint=f"see `vramplan {ns.command} --help`")
         if ns.command == "models":
             return _cmd_models()
         if ns.command == "devices":
             return _cmd_devices()
-        handler = getattr(ns, "handler", None)
-        if handler is None:
-            parser.print_help()
-            return 2
-        return int(handler(ns, pasted) or 0)
+        parser.print_help()
+        return 2
     except InvalidConfig as exc:
         return _fail(exc.one_line(), json_mode, kind="invalid_config", message=exc.message)
     except VramplanError as exc:

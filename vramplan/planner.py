@@ -373,7 +373,8 @@ def _headroom_terms(total: int, others: int, before_snapshot: int, requested: in
     left = total - others - before_snapshot - requested
     graph_extra = 0 if cfg.estimate_cudagraphs else graphs.actual_bytes
     reqs = min(cfg.max_num_seqs, cfg.max_num_batched_tokens)
-    sampler = int(reqs * model.vocab_size * 4 * 2)
+    # vllm-ascend's NPU worker has no sampler warm-up after graph capture (docs/vllm-rules.md §12)
+    sampler = 0 if cfg.platform == "ascend" else int(reqs * model.vocab_size * 4 * 2)
     terms = [
         Term(key="outside_budget", label="left outside the budget (1 - util)", bytes=left,
              rule="total - other processes - memory in use at the init snapshot - requested"),

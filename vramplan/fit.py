@@ -1,0 +1,573 @@
+"""Solve for the flags that fit a workload, rank the memory knobs, sweep a flag.
+
+Everything here searches with the planner (``build_plan``) and never does its own
+arithmetic: a util "holds the workload" when its plan starts, its KV cache holds
+``concurrency`` requests of ``context`` tokens, and what runs after the KV cache
+(CUDA graphs, the sampler warm-up) still fits the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+from .errors import InputError, NoFittingFlags
+from .inputs.devices import Device
+from .inputs.flags import EngineArgs
+from .model.description import ModelDescription
+from .planner import Plan, build_plan
+from .rules.versions import RuleSet
+from .units import GiB
+
+__all__ = ["Workload", "FitResult", "fit", "knobs", "sweep", "holds", "add_cli", "serve_line"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    concurrency: int = 1
+    """Requests served at the same time."""
+    context: int | None = None
+    """Tokens per request (prompt + output); None: the model's max_model_len."""
+    images_per_request: int = 0
+    image: tuple[int, int] | None = None
+    """Width x height of each image (multimodal models)."""
+    budget_bytes: int | None = None
+    """The most this server may take on each device (e.g. beside other programs)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FitResult:
+    plan: Plan
+    """The plan of the answer."""
+    answer: str
+    """One line: what to set."""
+    serve_line: str
+    kv_cache_memory_bytes: int | None
+    margin_bytes: int | None
+    """Room left on the device after the post-startup allocations."""
+    lower_fails: str | None = None
+    """Why the next smaller utilisation does not hold the workload."""
+    alternatives: tuple[str, ...] = ()
+    tried: tuple[str, ...] = field(default=())
+
+
+Planner = Callable[[EngineArgs], Plan]
+
+
+def _planner(model: ModelDescription, device: Device, rules: RuleSet, others: int, encoder=None) -> Planner:
+    cache: dict = {}
+
+    def run(args: EngineArgs) -> Plan:
+        key = repr(args)
+        if key not in cache:
+            cache[key] = build_plan(model, args, device, rules, used_by_others_bytes=others,
+                                    encoder=encoder(args) if encoder else None)
+        return cache[key]
+
+    return run
+
+
+def _process_bytes(p: Plan) -> int:
+    """What the server process holds on one device at its peak after startup."""
+    r = p.logged_rank
+    context = p.device.total_bytes - p.used_by_others_bytes - r.free_at_init_bytes
+    extra = 0
+    for t in p.headroom_terms:
+        if t.key == "cudagraph_actual" and not p.engine.estimate_cudagraphs:
+            extra += t.bytes
+        if t.key == "sampler_warmup":
+            extra += t.bytes
+    return context + r.requested_bytes + extra
+
+
+def holds(p: Plan, w: Workload) -> tuple[bool, str]:
+    """Whether a plan starts and holds the workload; if not, why."""
+    if not p.starts:
+        return False, f"fails: {p.error_kind}"
+    for t in p.headroom_terms:
+        if t.key == "headroom_left" and t.bytes < 0:
+            return False, "CUDA graphs / sampler warm-up would not fit after the KV cache"
+    if w.context and p.max_model_len < w.context:
+        return False, f"max_model_len {p.max_model_len} < context {w.context}"
+    if p.engine.max_num_seqs < w.concurrency:
+        return False, f"max_num_seqs {p.engine.max_num_seqs} < concurrency {w.concurrency}"
+    if (p.max_concurrency or 0) < w.concurrency:
+        return False, f"KV cache holds {p.max_concurrency:.2f} requests of {p.max_model_len} tokens, not {w.concurrency}"
+    if w.budget_bytes is not None and _process_bytes(p) > w.budget_bytes:
+        return False, f"the server would take {_process_bytes(p) / GiB:.2f} GiB > budget {w.budget_bytes / GiB:.2f} GiB"
+    return True, "holds"
+
+
+def _workload_args(args: EngineArgs, w: Workload) -> EngineArgs:
+    changes: dict = {}
+    if w.context and args.max_model_len in (None, -1):
+        changes["max_model_len"] = w.context
+    if args.max_num_seqs is None and w.concurrency > 1:
+        changes["max_num_seqs"] = max(w.concurrency, 1)
+    if w.images_per_request and args.limit_mm_per_prompt is None:
+        changes["limit_mm_per_prompt"] = {"image": w.images_per_request, "video": 0}
+    return replace(args, **changes) if changes else args
+
+
+def _utils(lo: float, hi: float) -> list[float]:
+    return [round(lo + i / 100, 2) for i in range(int(round((hi - lo) * 100)) + 1)]
+
+
+def _max_util(plan_fn: Planner, args: EngineArgs) -> float:
+    """The largest util whose startup check passes (free memory)."""
+    p = plan_fn(replace(args, gpu_memory_utilization=0.5))
+    free, total = p.logged_rank.free_at_init_bytes, p.device.total_bytes
+    u = min(math.floor(free / total * 100) / 100, 0.99)
+    while u > 0.01 and math.ceil(total * u) > free:
+        u = round(u - 0.01, 2)
+    return u
+
+
+def _min_util(plan_fn: Planner, args: EngineArgs, w: Workload) -> tuple[float, Plan] | None:
+    """Smallest util (0.01 steps) whose plan holds the workload.
+
+    Holding is not monotone in util: more util gives more KV cache, but leaves less room for
+    what is allocated after it (CUDA graphs, the sampler warm-up) and for a budget. So the grid
+    is scanned upwards in 0.05 steps for the first util that holds, then bisected down to 0.01.
+    """
+    hi = _max_util(plan_fn, args)
+    grid = _utils(0.05, hi)
+    if not grid:
+        return None
+    ok = lambda u: holds(plan_fn(replace(args, gpu_memory_utilization=u)), w)[0]  # noqa: E731
+    coarse = grid[::5] + ([grid[-1]] if (len(grid) - 1) % 5 else [])
+    first = next((i for i, u in enumerate(coarse) if ok(u)), None)
+    if first is None:  # a feasible window narrower than 0.05: scan every step
+        fine = next((u for u in grid if ok(u)), None)
+        return None if fine is None else (fine, plan_fn(replace(args, gpu_memory_utilization=fine)))
+    a = grid.index(coarse[first - 1]) + 1 if first > 0 else 0
+    b = grid.index(coarse[first])
+    while a < b:
+        m = (a + b) // 2
+        if ok(grid[m]):
+            b = m
+        else:
+            a = m + 1
+    return grid[a], plan_fn(replace(args, gpu_memory_utilization=grid[a]))
+
+
+def serve_line(p: Plan, *, kv_bytes: bool = False) -> str:
+    """The ``vllm serve`` command for a plan, with the flags that matter."""
+    e, a = p.engine, p.args
+    parts = ["vllm serve", shlex.quote(a.model or p.model.name)]
+    if e.tp > 1:
+        parts += ["--tensor-parallel-size", str(e.tp)]
+    if e.pp > 1:
+        parts += ["--pipeline-parallel-size", str(e.pp)]
+    parts += ["--max-model-len", str(p.max_model_len), "--max-num-seqs", str(e.max_num_seqs)]
+    if a.max_num_batched_tokens:
+        parts += ["--max-num-batched-tokens", str(e.max_num_batched_tokens)]
+    if kv_bytes:
+        parts += ["--kv-cache-memory-bytes", str(p.logged_rank.available_kv_bytes)]
+    parts += ["--gpu-memory-utilization", f"{e.gpu_memory_utilization:.2f}"]
+    if e.kv_cache_dtype != "auto":
+        parts += ["--kv-cache-dtype", e.kv_cache_dtype]
+    if a.quantization:
+        parts += ["--quantization", a.quantization]
+    if e.enforce_eager:
+        parts.append("--enforce-eager")
+    if a.limit_mm_per_prompt:
+        import json
+
+        parts += ["--limit-mm-per-prompt", shlex.quote(json.dumps(a.limit_mm_per_prompt))]
+    if a.mm_processor_kwargs:
+        import json
+
+        parts += ["--mm-processor-kwargs", shlex.quote(json.dumps(a.mm_processor_kwargs))]
+    env = " ".join(f"{k}={v}" for k, v in a.env if k.startswith("VLLM_"))
+    return (env + " " if env else "") + " ".join(parts)
+
+
+def _margin(p: Plan) -> int | None:
+    for t in p.headroom_terms:
+        if t.key == "headroom_left":
+            return t.bytes
+    return None
+
+
+# Alternatives tried when nothing fits, cheapest first: (description, change).
+def _alternatives(args: EngineArgs, device_count_limit: int = 8) -> list[tuple[str, EngineArgs]]:
+    out: list[tuple[str, EngineArgs]] = []
+    if args.kv_cache_dtype in ("auto", None):
+        out.append(("--kv-cache-dtype fp8 (half the KV bytes; small quality cost)", replace(args, kv_cache_dtype="fp8")))
+    out.append(("--enforce-eager (no CUDA graphs; slower decode)", replace(args, enforce_eager=True)))
+    out.append(("--max-num-batched-tokens 2048 (smaller profile batch; slower prefill)",
+                replace(args, max_num_batched_tokens=2048)))
+    tp = args.tensor_parallel_size
+    for n in (2, 4, 8):
+        if n > tp and n <= device_count_limit:
+            out.append((f"--tensor-parallel-size {n} ({n} GPUs)", replace(args, tensor_parallel_size=n)))
+    if not args.quantization:
+        out.append(("--quantization fp8 (online fp8 weights; needs fp8-capable GPUs)", replace(args, quantization="fp8")))
+    return out
+
+
+def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, w: Workload, *,
+        used_by_others_bytes: int = 0, encoder=None) -> FitResult:
+    """The flags that hold ``w`` on ``device``; see the module docstring."""
+    plan_fn = _planner(model, device, rules, used_by_others_bytes, encoder)
+    base = _workload_args(args, w)
+    if args.gpu_memory_utilization is not None:
+        # util fixed: report the largest context and concurrency it allows
+        p = plan_fn(base)
+        auto = plan_fn(replace(base, max_model_len=-1))
+        ok, why = holds(p, w)
+        longest = auto.max_model_len if auto.starts else None
+        conc = p.max_concurrency
+        answer = (f"at --gpu-memory-utilization {args.gpu_memory_utilization}: "
+                  + (f"the workload holds; " if ok else f"the workload does not hold ({why}); ")
+                  + (f"longest max-model-len {longest:,}; " if longest else "")
+                  + (f"{conc:.2f} concurrent requests of {p.max_model_len:,} tokens" if conc is not None else ""))
+        return FitResult(plan=p, answer=answer, serve_line=serve_line(p), kv_cache_memory_bytes=(
+            p.logged_rank.available_kv_bytes if p.starts else None), margin_bytes=_margin(p))
+    found = _min_util(plan_fn, base, w)
+    if found is not None:
+        util, p = found
+        lower = round(util - 0.01, 2)
+        why = holds(plan_fn(replace(base, gpu_memory_utilization=lower)), w)[1] if lower > 0 else None
+        answer = (f"smallest --gpu-memory-utilization that starts and holds {w.concurrency} x "
+                  f"{p.max_model_len:,} tokens: {util:.2f}")
+        return FitResult(plan=p, answer=answer, serve_line=serve_line(p),
+                         kv_cache_memory_bytes=p.logged_rank.available_kv_bytes, margin_bytes=_margin(p),
+                         lower_fails=f"{lower:.2f}: {why}" if why else None)
+    tried = []
+    for desc, alt in _alternatives(base):
+        found = _min_util(plan_fn, alt, w)
+        tried.append(desc)
+        if found is not None:
+            util, p = found
+            answer = (f"does not fit as given; nearest that fits: {desc}, with --gpu-memory-utilization {util:.2f}")
+            return FitResult(plan=p, answer=answer, serve_line=serve_line(p),
+                             kv_cache_memory_bytes=p.logged_rank.available_kv_bytes, margin_bytes=_margin(p),
+                             alternatives=(desc,), tried=tuple(tried))
+    p = plan_fn(replace(base, gpu_memory_utilization=_max_util(plan_fn, base)))
+    raise NoFittingFlags(
+        f"{model.name} cannot hold {w.concurrency} x {w.context or p.max_model_len} tokens on {device.label}: "
+        f"{holds(p, w)[1]}",
+        hint="tried " + "; ".join(tried) + ". Try a larger device, more GPUs or a quantized checkpoint")
+
+
+# ----- knobs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Knob:
+    name: str
+    change: str
+    """The flag change, as typed."""
+    freed_bytes: int | None
+    """Device memory the knob frees from the non-KV total (per device); None if the plan fails."""
+    kv_tokens_added: int | None
+    util_needed: float | None = None
+    """Smallest util holding the workload with this knob (when a workload is given)."""
+    cost: str = ""
+    host_bytes: int | None = None
+    """For host-memory knobs: host RAM freed."""
+    plan: Plan | None = None
+
+
+_COSTS = {
+    "tp": "needs more GPUs; adds all-reduce traffic per layer",
+    "pp": "needs more GPUs; adds pipeline bubbles and latency",
+    "quant": "weights in 8 bits: small quality loss; needs fp8-capable GPUs (Hopper/Ada)",
+    "kvfp8": "KV in 8 bits: small quality loss; halves KV bytes",
+    "len": "longer prompts are refused",
+    "seqs": "fewer requests decode at once: lower throughput",
+    "mnbt": "smaller prefill chunks: slower time to first token",
+    "eager": "no CUDA graphs: slower decode (often 10-30%)",
+    "graphs": "fewer captured batch sizes: larger batches run eagerly",
+    "mm": "fewer images/videos accepted per prompt",
+    "pixels": "images are downscaled further: less visual detail",
+    "cache": "host RAM only; re-processes repeated images",
+    "offload": "weights streamed from CPU every step: much slower",
+    "util": "less room outside the budget for other programs and post-startup allocations",
+}
+
+
+def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, *,
+          workload: Workload | None = None, used_by_others_bytes: int = 0, encoder=None) -> tuple[Plan, list[Knob]]:
+    """Each memory knob's effect, as the difference between two plans (baseline vs the knob)."""
+    plan_fn = _planner(model, device, rules, used_by_others_bytes, encoder)
+    base_args = _workload_args(args, workload) if workload else args
+    base = plan_fn(base_args)
+    e = base.engine
+    cands: list[tuple[str, str, EngineArgs, str]] = []
+    if e.tp < 8 and model.num_attention_heads % (e.tp * 2) == 0:
+        cands.append(("tensor parallel", f"--tensor-parallel-size {e.tp * 2}",
+                      replace(base_args, tensor_parallel_size=e.tp * 2), "tp"))
+    if model.num_hidden_layers >= 2 * e.pp:
+        cands.append(("pipeline parallel", f"--pipeline-parallel-size {e.pp * 2}",
+                      replace(base_args, pipeline_parallel_size=e.pp * 2), "pp"))
+    if e.quant is None:
+        cands.append(("checkpoint quantization", "--quantization fp8", replace(base_args, quantization="fp8"), "quant"))
+    if e.kv_cache_dtype == "auto":
+        cands.append(("KV-cache dtype", "--kv-cache-dtype fp8", replace(base_args, kv_cache_dtype="fp8"), "kvfp8"))
+    half = max(base.max_model_len // 2, 256)
+    cands.append(("max-model-len", f"--max-model-len {half}", replace(base_args, max_model_len=half), "len"))
+    if e.max_num_seqs > 16:
+        n = max(e.max_num_seqs // 4, 16)
+        cands.append(("max-num-seqs", f"--max-num-seqs {n}", replace(base_args, max_num_seqs=n), "seqs"))
+    if e.max_num_batched_tokens > 2048:
+        n = max(e.max_num_batched_tokens // 2, 2048)
+        cands.append(("max-num-batched-tokens", f"--max-num-batched-tokens {n}",
+                      replace(base_args, max_num_batched_tokens=n), "mnbt"))
+    if not e.enforce_eager:
+        cands.append(("enforce-eager", "--enforce-eager", replace(base_args, enforce_eager=True), "eager"))
+        if len(e.capture_sizes) > 8:
+            cands.append(("CUDA-graph capture sizes", "-cc.max_cudagraph_capture_size=64",
+                          replace(base_args, max_cudagraph_capture_size=64), "graphs"))
+    if model.is_multimodal:
+        cands.append(("limit-mm-per-prompt", "--limit-mm-per-prompt '{\"image\": 1, \"video\": 0}'",
+                      replace(base_args, limit_mm_per_prompt={"image": 1, "video": 0}), "mm"))
+        cands.append(("max_pixels", "--mm-processor-kwargs '{\"max_pixels\": 1003520}'",
+                      replace(base_args, mm_processor_kwargs={**(base_args.mm_processor_kwargs or {}),
+                                                              "max_pixels": 1003520}), "pixels"))
+    cands.append(("gpu-memory-utilization", f"--gpu-memory-utilization {round(e.gpu_memory_utilization - 0.05, 2)}",
+                  replace(base_args, gpu_memory_utilization=round(e.gpu_memory_utilization - 0.05, 2)), "util"))
+    out: list[Knob] = []
+    base_nonkv = base.logged_rank.bytes_of("non_kv_total") + base.logged_rank.bytes_of("cudagraph_estimate")
+    base_util = None
+    if workload:
+        found = _min_util(plan_fn, base_args, workload)
+        base_util = found[0] if found else None
+    for name, change, cand, cost in cands:
+        p = plan_fn(cand)
+        nonkv = p.logged_rank.bytes_of("non_kv_total") + p.logged_rank.bytes_of("cudagraph_estimate")
+        freed = base_nonkv - nonkv
+        added = (p.kv_cache_tokens - base.kv_cache_tokens) if (p.starts and base.starts) else None
+        util = None
+        if workload:
+            found = _min_util(plan_fn, cand, workload)
+            util = found[0] if found else None
+        out.append(Knob(name=name, change=change, freed_bytes=freed, kv_tokens_added=added, util_needed=util,
+                        cost=_COSTS[cost], plan=p))
+    if model.is_multimodal:
+        gb = 4.0 if args.mm_processor_cache_gb is None else args.mm_processor_cache_gb
+        host = int(gb * GiB) * ((args.api_server_count or 1) + e.dp)
+        out.append(Knob(name="mm-processor-cache-gb", change="--mm-processor-cache-gb 0", freed_bytes=0,
+                        kv_tokens_added=0, cost=_COSTS["cache"], host_bytes=host))
+    out.append(Knob(name="cpu-offload-gb", change="--cpu-offload-gb N", freed_bytes=None, kv_tokens_added=None,
+                    cost=_COSTS["offload"] + "; frees up to N GiB of weights per GPU (not planned: vramplan "
+                    "does not model offloading yet)"))
+    _ = base_util
+    return base, out
+
+
+# ----- sweep -------------------------------------------------------------------------------
+
+_SWEEPABLE = {
+    "max-model-len": ("max_model_len", int), "max-num-seqs": ("max_num_seqs", int),
+    "max-num-batched-tokens": ("max_num_batched_tokens", int),
+    "gpu-memory-utilization": ("gpu_memory_utilization", float),
+    "tensor-parallel-size": ("tensor_parallel_size", int), "pipeline-parallel-size": ("pipeline_parallel_size", int),
+    "block-size": ("block_size", int), "kv-cache-dtype": ("kv_cache_dtype", str),
+    "used-by-others-gib": ("__others", float),
+}
+
+
+def parse_vary(spec: str, steps: int = 8) -> tuple[str, str, list]:
+    """``max-model-len=4096:131072`` (geometric for integers, linear for floats) or ``kv-cache-dtype=auto,fp8``."""
+    if "=" not in spec:
+        raise InputError(f"--vary needs FLAG=RANGE, got {spec!r}", hint="e.g. --vary max-model-len=4096:131072")
+    flag, rng = spec.split("=", 1)
+    flag = flag.strip().lstrip("-").replace("_", "-")
+    if flag not in _SWEEPABLE:
+        raise InputError(f"cannot sweep {flag!r}", hint="sweepable: " + ", ".join(_SWEEPABLE))
+    field_name, conv = _SWEEPABLE[flag]
+    try:
+        if "," in rng:
+            values = [conv(x) for x in rng.split(",")]
+        else:
+            lo, hi = (conv(x) for x in rng.split(":"))
+            if conv is int:
+                if lo <= 0 or hi < lo:
+                    raise ValueError
+                ratio = (hi / lo) ** (1 / max(steps - 1, 1))
+                values = sorted({int(round(lo * ratio ** i)) for i in range(steps)})
+            else:
+                values = [round(lo + (hi - lo) * i / max(steps - 1, 1), 4) for i in range(steps)]
+    except (ValueError, TypeError):
+        raise InputError(f"cannot read the range {rng!r}", hint="write LOW:HIGH or A,B,C") from None
+    return flag, field_name, values
+
+
+def sweep(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, field_name: str,
+          values: Sequence, *, used_by_others_bytes: int = 0, encoder=None) -> list[Plan]:
+    out = []
+    for v in values:
+        others = used_by_others_bytes
+        a = args
+        if field_name == "__others":
+            others = int(float(v) * GiB)
+        else:
+            a = replace(args, **{field_name: v})
+        out.append(_planner(model, device, rules, others, encoder)(a))
+    return out
+
+
+# ----- CLI ---------------------------------------------------------------------------------
+
+
+def add_cli(sub) -> None:
+    from .cli import _add_target_args
+
+    f = sub.add_parser("fit", help="solve for the flags that fit a workload (util, max-model-len, concurrency)")
+    f.add_argument("model", nargs="?")
+    _add_target_args(f)
+    f.add_argument("--concurrency", type=int, default=1, help="requests served at once")
+    f.add_argument("--context", type=int, default=None, help="tokens per request (prompt + output)")
+    f.add_argument("--images-per-request", type=int, default=0)
+    f.add_argument("--image", default=None, help="image size WxH, e.g. 1920x1080")
+    f.add_argument("--budget-gib", default=None, help="the most this server may take per device")
+    f.set_defaults(handler=_cmd_fit)
+
+    k = sub.add_parser("knobs", help="every memory-saving knob, with the GiB it frees and its cost")
+    k.add_argument("model", nargs="?")
+    _add_target_args(k)
+    k.add_argument("--concurrency", type=int, default=None)
+    k.add_argument("--context", type=int, default=None)
+    k.set_defaults(handler=_cmd_knobs)
+
+    s = sub.add_parser("sweep", help="vary one flag over a range: a table and a picture")
+    s.add_argument("model", nargs="?")
+    _add_target_args(s)
+    s.add_argument("--vary", required=True, help="FLAG=LOW:HIGH or FLAG=A,B,C, e.g. max-model-len=4096:131072")
+    s.add_argument("--steps", type=int, default=8)
+    s.add_argument("--plot", default=None, help="write the picture (PNG/SVG)")
+    s.set_defaults(handler=_cmd_sweep)
+
+
+def _setup(ns: argparse.Namespace, extra: list[str]):
+    from .api import _encoder_hook, load_model, resolve_device
+    from .inputs.flags import parse_flags
+    from .rules.versions import for_version
+    from .units import parse_size
+
+    parsed = parse_flags(extra)
+    name = ns.model or parsed.args.model
+    if not name:
+        raise InputError("no model given", hint=f"vramplan {ns.command} MODEL [flags]")
+    model = load_model(name)
+    device = resolve_device(ns.device, device_memory_gib=ns.device_memory_gib)
+    rules = for_version(ns.vllm_version)
+    others = parse_size(ns.used_by_others_gib)
+    args = parsed.args.with_(model=name)
+
+    def enc(a: EngineArgs):
+        return _encoder_hook(model, a, rules)
+
+    return model, device, rules, args, others, enc
+
+
+def _image(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise InputError(f"--image takes WIDTHxHEIGHT, got {text!r}", hint="e.g. --image 1920x1080") from None
+
+
+def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
+    import json
+
+    from .units import parse_size
+
+    model, device, rules, args, others, enc = _setup(ns, extra)
+    if ns.concurrency < 1:
+        raise InputError("--concurrency must be at least 1")
+    w = Workload(concurrency=ns.concurrency, context=ns.context, images_per_request=ns.images_per_request,
+                 image=_image(ns.image), budget_bytes=parse_size(ns.budget_gib) if ns.budget_gib else None)
+    res = fit(model, device, rules, args, w, used_by_others_bytes=others, encoder=enc)
+    if ns.json:
+        from .render.json import plan_to_dict
+
+        print(json.dumps({"answer": res.answer, "serve_line": res.serve_line,
+                          "serve_line_kv_cache_memory_bytes": serve_line(res.plan, kv_bytes=True),
+                          "kv_cache_memory_bytes": res.kv_cache_memory_bytes,
+                          "margin_gib": None if res.margin_bytes is None else round(res.margin_bytes / GiB, 3),
+                          "lower_fails": res.lower_fails, "alternatives": list(res.alternatives),
+                          "plan": plan_to_dict(res.plan)}, indent=2))
+        return 0
+    print(res.answer)
+    if res.lower_fails:
+        print(f"  one step lower ({res.lower_fails})")
+    print("\n  " + res.serve_line)
+    if res.kv_cache_memory_bytes:
+        print(f"\n  deterministic alternative (fixes the KV size, skips profiling-based sizing):\n  "
+              + serve_line(res.plan, kv_bytes=True))
+    if res.margin_bytes is not None:
+        print(f"\n  margin after CUDA graphs and the sampler warm-up: {res.margin_bytes / GiB:.2f} GiB")
+    p = res.plan
+    if p.kv_cache_tokens:
+        print(f"  KV cache: {p.kv_cache_tokens:,} tokens, {p.max_concurrency:.2f} requests of {p.max_model_len:,} "
+              f"tokens; weights {p.logged_rank.bytes_of('weights') / GiB:.2f} GiB per device")
+    return 0
+
+
+def _cmd_knobs(ns: argparse.Namespace, extra: list[str]) -> int:
+    import json
+
+    model, device, rules, args, others, enc = _setup(ns, extra)
+    w = Workload(concurrency=ns.concurrency or 1, context=ns.context) if (ns.concurrency or ns.context) else None
+    base, ks = knobs(model, device, rules, args, workload=w, used_by_others_bytes=others, encoder=enc)
+    if ns.json:
+        print(json.dumps({"baseline": {"verdict": base.verdict, "kv_cache_tokens": base.kv_cache_tokens,
+                                       "non_kv_gib": round(base.logged_rank.bytes_of("non_kv_total") / GiB, 3)},
+                          "knobs": [{"knob": k.name, "change": k.change,
+                                     "freed_gib": None if k.freed_bytes is None else round(k.freed_bytes / GiB, 3),
+                                     "kv_tokens_added": k.kv_tokens_added, "util_needed": k.util_needed,
+                                     "host_freed_gib": None if k.host_bytes is None else round(k.host_bytes / GiB, 3),
+                                     "verdict": k.plan.verdict if k.plan else None, "cost": k.cost} for k in ks]},
+                         indent=2))
+        return 0
+    print(f"baseline: {base.verdict}, {base.kv_cache_tokens or 0:,} KV tokens, non-KV "
+          f"{base.logged_rank.bytes_of('non_kv_total') / GiB:.2f} GiB per device")
+    print(f"{'knob':26s} {'change':48s} {'GiB freed':>10s} {'KV tokens':>12s} {'util':>5s}")
+    for k in ks:
+        freed = "-" if k.freed_bytes is None else f"{k.freed_bytes / GiB:+.2f}"
+        if k.host_bytes:
+            freed = f"host {k.host_bytes / GiB:.1f}"
+        added = "-" if k.kv_tokens_added is None else f"{k.kv_tokens_added:+,}"
+        if k.plan is not None and not k.plan.starts:
+            added = "fails"
+        util = "-" if k.util_needed is None else f"{k.util_needed:.2f}"
+        print(f"{k.name:26s} {k.change:48s} {freed:>10s} {added:>12s} {util:>5s}")
+        print(f"{'':26s}   cost: {k.cost}")
+    return 0
+
+
+def _cmd_sweep(ns: argparse.Namespace, extra: list[str]) -> int:
+    import json
+
+    model, device, rules, args, others, enc = _setup(ns, extra)
+    flag, field_name, values = parse_vary(ns.vary, ns.steps)
+    plans = sweep(model, device, rules, args, field_name, values, used_by_others_bytes=others, encoder=enc)
+    if ns.plot:
+        from .render.plot import plot_sweep
+
+        plot_sweep(flag, values, plans, ns.plot)
+    rows = [{"value": v, "verdict": p.verdict, "error_kind": p.error_kind, "kv_cache_tokens": p.kv_cache_tokens,
+             "max_concurrency": None if p.max_concurrency is None else round(p.max_concurrency, 2),
+             "non_kv_gib": round(p.logged_rank.bytes_of("non_kv_total") / GiB, 3),
+             "kv_cache_gib": round(p.logged_rank.available_kv_bytes / GiB, 3)} for v, p in zip(values, plans)]
+    if ns.json:
+        print(json.dumps({"flag": flag, "rows": rows}, indent=2))
+        return 0
+    print(f"{flag:>24s} | verdict | non-KV GiB | KV GiB | KV tokens | concurrency")
+    for r in rows:
+        print(f"{str(r['value']):>24s} | {r['verdict']:7s} | {r['non_kv_gib']:10.2f} | {r['kv_cache_gib']:6.2f} | "
+              f"{(r['kv_cache_tokens'] or 0):>9,} | {r['max_concurrency'] if r['max_concurrency'] is not None else '-'}"
+              + (f"  ({r['error_kind']})" if r["error_kind"] else ""))
+    if ns.plot:
+        print(f"wrote {ns.plot}")
+    return 0
