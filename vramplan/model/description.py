@@ -150,6 +150,9 @@ class QuantSpec:
     """Module name patterns left unquantized (``modules_to_not_convert`` / ``ignore``)."""
     kv_cache_dtype: str | None = None
     """KV-cache dtype the checkpoint asks for (e.g. fp8 ``kv_cache_scheme``)."""
+    moe_pad: tuple[int, int] | None = None
+    """(hidden, intermediate) round-up of MoE expert weights the chosen kernel backend needs
+    (mxfp4 Marlin: 256, 128)."""
     raw: dict = field(default_factory=dict, compare=False, hash=False)
 
 

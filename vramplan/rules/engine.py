@@ -96,6 +96,8 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
                                   requested=args.dtype or "auto", device_capability=device.compute_capability)
     qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
     quant = parse_quant(qcfg, args.quantization)
+    if quant is not None and quant.method == "mxfp4":
+        quant = _mxfp4_backend(quant, device, notes)
     kv_dtype = d.resolve_kv_cache_dtype(v, args.kv_cache_dtype or "auto", qcfg)
     if kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
         kv_dtype = quant.kv_cache_dtype
@@ -168,6 +170,22 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
         mamba_page_padded=mamba_page_padded, notes=tuple(notes),
     )
+
+
+def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str]) -> QuantSpec:
+    """gpt-oss MoE kernels: Triton (OAI triton_kernels) on Hopper and newer, Marlin before.
+
+    vLLM v0.26.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:select_gpt_oss_mxfp4_moe_backend
+    tries FlashInfer TRT-LLM (sm100), then Triton, then Marlin; Marlin pads the expert weights
+    (``mxfp4_round_up_hidden_size_and_intermediate_size``: hidden to 256, intermediate to 128).
+    """
+    from dataclasses import replace as _replace
+
+    cc = device.compute_capability
+    if device.platform == "cuda" and cc is not None and cc < (9, 0):
+        notes.append("mxfp4 experts run on the Marlin kernel on this GPU (no native FP4): weights padded")
+        return _replace(quant, moe_pad=(256, 128))
+    return quant
 
 
 def _align_hybrid(v, model: ModelDescription, device: Device, *, tp: int, block_size: int, kv_dtype: str,

@@ -98,10 +98,29 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
 
 
 def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtype: str) -> int:
+    if quant is not None and quant.moe_pad and p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW):
+        shape = _pad_expert(shape, p.shard, quant.moe_pad)
     if quant is not None and p.quantizable and not is_ignored(quant, p.name):
         if quant.method != "mxfp4" or p.part == "moe":  # gpt-oss: only the experts are mxfp4
             return quantized_weight_bytes(shape, quant, dtype)
     return int(math.prod(shape) * dtype_bytes(p.dtype or dtype))
+
+
+def _pad_expert(shape: tuple[int, ...], shard: Shard, pad: tuple[int, int]) -> tuple[int, ...]:
+    """Expert weights rounded up as the kernel backend allocates them.
+
+    vLLM v0.26.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:
+    mxfp4_round_up_hidden_size_and_intermediate_size (Marlin: hidden to 256, intermediate per
+    partition to 128). w13 is (E, 2 x I, H), w2 is (E, H, I); biases follow their weight.
+    """
+    hid, inter = pad
+    if shard is Shard.EXPERT_COLUMN:
+        e, two_i, *rest = shape
+        h = rest[0] if rest else 1
+        return (e, 2 * round_up(two_i // 2, inter), round_up(h, hid) if h > 1 else h)
+    e, h, *rest = shape
+    i = rest[0] if rest else 1
+    return (e, round_up(h, hid), round_up(i, inter) if i > 1 else i)
 
 
 @lru_cache(maxsize=4096)
