@@ -1,0 +1,379 @@
+"""``vramplan explain``: read a real vLLM log, show where every GiB went, diagnose, compare with the plan.
+
+The breakdown, the budget equation and the diagnosis use only what the log says (vLLM's own
+arithmetic re-applied to its own figures), so they work for any model. ``--compare`` rebuilds
+the inputs from the log (model, flags, device, version), runs the planner and puts predicted
+next to logged, term by term.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError, VramplanError
+from .units import GiB
+
+__all__ = ["Diagnosis", "diagnose", "budget_checks", "facts_to_dict", "compare", "add_cli", "inputs_from_facts"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnosis:
+    summary: str
+    """One paragraph in plain words."""
+    fix: str | None
+    """The smallest change that fixes the failure (None when the startup succeeded)."""
+
+
+def _r(x: float | None, nd: int = 2) -> str:
+    return "?" if x is None else f"{x:.{nd}f}"
+
+
+def budget_checks(f) -> list[tuple[str, bool | None, str]]:
+    """vLLM's budget equations re-checked on the logged figures: (name, holds?, the arithmetic).
+
+    - requested = util x total (vLLM v0.26.0 vllm/v1/worker/utils.py:request_memory, ceil of bytes);
+    - non-KV = weights + torch peak increase + non-torch increase (v0.19-v0.26 determine_available_memory);
+    - KV = requested - non-KV (- the applied CUDA-graph estimate).
+    Figures are printed with 2 decimals, so each side may be off by rounding (<= 0.02 GiB per term).
+    """
+    out: list[tuple[str, bool | None, str]] = []
+    util, total, req = f.gpu_memory_utilization, f.total_gib or f.total_memory_gib, f.requested_gib
+    if util and total and req:
+        calc = util * total
+        out.append(("requested = util x total", abs(calc - req) <= 0.011 + total * 0.0001,
+                    f"{util} x {_r(total)} = {_r(calc)} GiB; logged {_r(req)}"))
+        if f.initial_free_gib:
+            out.append(("requested is not util x initial free", None,
+                        f"{util} x {_r(f.initial_free_gib)} free = {_r(util * f.initial_free_gib)} GiB would be "
+                        f"{_r(req - util * f.initial_free_gib)} GiB less: vLLM multiplies the total"))
+    w, a, n, nk = f.weights_gib, f.torch_peak_increase_gib, f.non_torch_gib, f.non_kv_total_gib
+    if f.profile_weights_gib is not None:
+        w = f.profile_weights_gib
+    if None not in (w, a, n, nk):
+        s = w + a + n
+        out.append(("non-KV = weights + torch peak + non-torch", abs(s - nk) <= 0.03,
+                    f"{_r(w)} + {_r(a)} + {_r(n)} = {_r(s)} GiB; logged {_r(nk)}"))
+    kv = f.kv_cache_gib
+    if None not in (kv, nk, req):
+        est = f.cudagraph_estimate_gib if f.cudagraph_estimate_applied else 0.0
+        s = kv + nk + (est or 0.0)
+        label = "KV + non-KV" + (" + CUDA-graph estimate" if est else "") + " = requested"
+        out.append((label, abs(s - req) <= 0.03, f"{_r(kv)} + {_r(nk)}" + (f" + {_r(est)}" if est else "")
+                    + f" = {_r(s)} GiB; requested {_r(req)}"))
+    return out
+
+
+def diagnose(f) -> Diagnosis:
+    """Plain words about what happened, and the smallest change, from the logged figures alone."""
+    total = f.total_gib or f.total_memory_gib
+    util = f.gpu_memory_utilization or f.args.get("gpu_memory_utilization")
+    kind = f.error_kind
+    if kind is None:
+        parts = []
+        if f.weights_gib is not None:
+            parts.append(f"weights {_r(f.weights_gib)} GiB")
+        if f.torch_peak_increase_gib is not None:
+            parts.append(f"profile-run activation peak {_r(f.torch_peak_increase_gib)} GiB")
+        if f.non_torch_gib is not None:
+            parts.append(f"non-torch {_r(f.non_torch_gib)} GiB")
+        if f.kv_cache_gib is not None:
+            parts.append(f"and the KV cache got the rest of the budget: {_r(f.kv_cache_gib)} GiB")
+        where = ("; ".join(parts)) if parts else "the log holds no memory breakdown"
+        budget = (f"vLLM reserved util x total = {util} x {_r(total)} GiB" if util and total else
+                  "vLLM reserved its gpu_memory_utilization share of the device")
+        tokens = (f" That holds {f.kv_cache_tokens:,} tokens ({_r(f.max_concurrency)}x requests of "
+                  f"{f.max_concurrency_len or f.args.get('max_model_len', '?'):,} tokens)."
+                  if f.kv_cache_tokens and f.max_concurrency else "")
+        graphs = (f" CUDA graphs took {_r(f.cudagraph_actual_gib)} GiB after the KV cache."
+                  if f.cudagraph_actual_gib else "")
+        return Diagnosis(summary=f"The server started. {budget}: {where}.{tokens}{graphs} vLLM fills its whole "
+                                 f"budget with KV cache, so the process uses about that share of the device "
+                                 f"however small the model is.", fix=None)
+    msg = f.error_message or ""
+    if kind == "free_memory_below_requested":
+        free = _first_float_pair(msg)
+        if free:
+            fr, tot = free
+            cap = math.floor(fr / tot * 100) / 100
+            return Diagnosis(
+                summary=f"vLLM refused to start: only {fr} of {tot} GiB was free when it started, but "
+                        f"gpu_memory_utilization {util} asks for {util} x {tot} = {_r((util or 0) * tot)} GiB. The "
+                        f"fraction is of the device's total, not of what is free, so other programs' memory counts "
+                        f"against it.",
+                fix=f"--gpu-memory-utilization {cap:.2f} or lower (free/total), or free memory held by other programs")
+        return Diagnosis(summary="vLLM refused to start: less memory was free than util x total.",
+                         fix="lower --gpu-memory-utilization below free/total")
+    if kind == "max_model_len_exceeds_kv_cache":
+        est = f.estimated_max_model_len
+        need, avail = f.kv_needed_gib, f.kv_cache_gib
+        more = (need - avail) if need is not None and avail is not None else None
+        util_fix = (f"; or raise --gpu-memory-utilization by {more / total:.2f} (to {util + more / total:.2f})"
+                    if more is not None and total and util else "")
+        return Diagnosis(
+            summary=f"The KV cache ({_r(avail)} GiB) cannot hold one request of max_model_len "
+                    f"({f.args.get('max_model_len', '?')}) tokens, which needs {_r(need)} GiB.",
+            fix=(f"--max-model-len {est}" if est else "a smaller --max-model-len") + util_fix)
+    if kind == "no_kv_cache_memory":
+        if f.error_subkind == "mamba_blocks_below_max_num_seqs":
+            nums = [int(x) for x in __import__("re").findall(r"\((\d+)\)", msg)[:2]]
+            blocks = nums[1] if len(nums) > 1 else None
+            return Diagnosis(summary="Each running sequence of a hybrid (Mamba/GDN) model needs one recurrent-state "
+                                     "block, and the KV budget holds fewer blocks than max_num_seqs.",
+                             fix=f"--max-num-seqs {blocks}" if blocks else "lower --max-num-seqs")
+        nk = f.non_kv_total_gib
+        fix = None
+        if nk is not None and total:
+            fix = (f"--gpu-memory-utilization above {math.ceil((nk / total) * 100) / 100:.2f} (non-KV {_r(nk)} GiB "
+                   f"of {_r(total)}), plus what one request's KV cache needs")
+        return Diagnosis(summary=f"Nothing was left for the KV cache: weights, activation and overheads "
+                                 f"({_r(nk)} GiB) used the whole requested budget ({_r(f.requested_gib)} GiB).",
+                         fix=fix or "raise --gpu-memory-utilization, or shrink the model (TP, quantization)")
+    if kind == "out_of_memory":
+        phase = f.error_phase or "startup"
+        fixes = {
+            "weight_loading": "more GPUs (--tensor-parallel-size), a quantized checkpoint, or free memory first",
+            "profiling": "lower --max-num-batched-tokens (and for multimodal models --limit-mm-per-prompt / "
+                         "max_pixels) so the profile run's peak fits",
+            "kv_allocation": "lower --gpu-memory-utilization: the KV cache was sized for memory that was gone",
+            "graph_capture": "lower --gpu-memory-utilization by the graph pool size, fewer capture sizes "
+                             "(-cc.max_cudagraph_capture_size) or --enforce-eager",
+            "warmup": "lower --max-num-seqs or --gpu-memory-utilization (the sampler warm-up runs after the KV cache)",
+            "serving": "lower --gpu-memory-utilization to leave room for what serving allocates beyond the KV cache "
+                       "(multimodal encoder outputs, large batches), or --limit-mm-per-prompt / max_pixels",
+        }
+        return Diagnosis(summary=f"The device ran out of memory during {phase.replace('_', ' ')}: "
+                                 f"{msg[:200]}", fix=fixes.get(phase, "lower --gpu-memory-utilization"))
+    return Diagnosis(summary=f"The startup failed ({kind}): {msg[:240]}", fix=None)
+
+
+def _first_float_pair(msg: str) -> tuple[float, float] | None:
+    import re
+
+    m = re.search(r"\((\d+(?:\.\d+)?)/(\d+(?:\.\d+)?) GiB\)", msg)
+    return (float(m.group(1)), float(m.group(2))) if m else None
+
+
+def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
+    """The ``--json`` object: the plan's keys (null where the log is silent) plus log-only fields."""
+    a = f.args
+    tp, pp, dp = a.get("tensor_parallel_size"), a.get("pipeline_parallel_size"), a.get("data_parallel_size")
+    return {
+        "source": "log",
+        "vllm_version": f.vllm_version,
+        "era": f.era,
+        "model": f.model,
+        "device": {"name": f.device_name, "total_gib": f.total_gib or f.total_memory_gib,
+                   "count": (tp or 1) * (pp or 1) * (dp or 1) if (tp or pp or dp) else None, "platform": f.platform},
+        "tp": tp, "pp": pp, "dp": dp,
+        "max_model_len": a.get("max_model_len") or f.max_concurrency_len,
+        "block_size": f.block_size,
+        "verdict": "fails" if f.error_kind else ("starts" if f.kv_cache_gib is not None or f.kv_cache_tokens else None),
+        "error_kind": f.error_kind,
+        "error_subkind": f.error_subkind,
+        "error_message": f.error_message,
+        "error_phase": f.error_phase,
+        "memory_gib": {
+            "requested": f.requested_gib, "weights": f.weights_gib, "activation_peak": f.torch_peak_increase_gib,
+            "non_torch": f.non_torch_gib, "cudagraph_estimate": f.cudagraph_estimate_gib,
+            "non_kv_total": f.non_kv_total_gib, "kv_cache": f.kv_cache_gib, "cudagraph_actual": f.cudagraph_actual_gib,
+            "initial_free": f.initial_free_gib, "total_consumed": f.total_consumed_gib,
+        },
+        "num_gpu_blocks": f.num_gpu_blocks,
+        "kv_cache_tokens": f.kv_cache_tokens,
+        "max_concurrency": f.max_concurrency,
+        "estimated_max_model_len": f.estimated_max_model_len,
+        "runner": f.runner,
+        "args": a,
+        "timings_s": f.timings,
+        "ranks": {k: {fld: getattr(v, fld) for fld in ("weights_gib", "torch_peak_increase_gib", "non_torch_gib",
+                                                         "non_kv_total_gib", "kv_cache_gib", "num_gpu_blocks")}
+                  for k, v in f.ranks.items()},
+        "budget_checks": [{"check": n, "holds": ok, "arithmetic": t} for n, ok, t in budget_checks(f)],
+        "diagnosis": diag.summary,
+        "fix": diag.fix,
+        "warnings": list(f.warnings),
+    }
+
+
+# ----- compare ---------------------------------------------------------------------------------
+
+
+def _device_from_total(total_gib: float | None, platform: str | None):
+    from .inputs.devices import DEVICES, custom_device
+
+    if total_gib is None:
+        return None
+    best = min(DEVICES.values(), key=lambda d: abs(d.total_gib - total_gib))
+    if abs(best.total_gib - total_gib) <= 0.1 and (platform is None or best.platform == platform):
+        return best
+    return custom_device(total_gib, platform=platform or "cuda")
+
+
+def inputs_from_facts(f, *, model: str | None = None, device: str | None = None):
+    """(model id, EngineArgs, device, version) rebuilt from a log, or an InputError saying what is missing."""
+    from .api import resolve_device
+    from .inputs.flags import EngineArgs
+    from .inputs.model_source import catalog_ids
+
+    name = model or f.model
+    if not name:
+        raise InputError("the log does not name its model", hint="pass --model ID (a catalog id or a local folder)")
+    if not (os.path.isdir(name) or name in catalog_ids()):
+        base = "/".join(name.rstrip("/").split("/")[-2:])
+        short = name.rstrip("/").split("/")[-1].lower()
+        hit = [c for c in catalog_ids() if c.lower() == base.lower() or c.split("/")[1].lower() == short]
+        if not hit:
+            raise InputError(f"the model {name!r} is not in the catalog and its config is not available offline",
+                             hint="pass --model with a catalog id or a local folder holding config.json")
+        name = hit[0]
+    keys = {"tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "max_model_len", "max_num_seqs",
+            "max_num_batched_tokens", "gpu_memory_utilization", "kv_cache_dtype", "enforce_eager", "block_size",
+            "enable_prefix_caching", "quantization", "dtype", "limit_mm_per_prompt", "mm_processor_kwargs",
+            "kv_cache_memory_bytes", "num_gpu_blocks_override", "enable_chunked_prefill"}
+    kw = {k: v for k, v in f.args.items() if k in keys and v is not None}
+    if kw.get("dtype") in (None, "auto"):
+        kw.pop("dtype", None)
+    if "gpu_memory_utilization" not in kw and f.gpu_memory_utilization:
+        kw["gpu_memory_utilization"] = f.gpu_memory_utilization
+    env = tuple(sorted((k, str(v)) for k, v in f.env.items() if k.startswith(("VLLM_", "PYTORCH_"))))
+    usage = "llm" if f.args.get("usage_context") == "llm" else "serve"
+    args = EngineArgs(model=name, env=env, usage_context=usage, **kw)
+    dev = resolve_device(device) if device else _device_from_total(f.total_gib or f.total_memory_gib, f.platform)
+    if dev is None:
+        raise InputError("the log does not say the device's total memory", hint="pass --device NAME")
+    return name, args, dev, f.vllm_version
+
+
+def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[Any, list[tuple[str, Any, Any]]]:
+    """Plan the startup the log describes; rows of (term, predicted, logged)."""
+    from .api import load_model
+    from .planner import build_plan
+    from .rules.versions import for_version
+
+    name, args, dev, version = inputs_from_facts(f, model=model, device=device)
+    rules = for_version(version, allow_older=True)
+    others = 0
+    if f.initial_free_gib is not None:
+        ctx = dev.context_bytes
+        others = max(int(dev.total_bytes - f.initial_free_gib * GiB - ctx), 0)
+    from .api import _encoder_hook
+
+    desc = load_model(name)
+    p = build_plan(desc, args, dev, rules, used_by_others_bytes=others, encoder=_encoder_hook(desc, args, rules))
+    r = p.logged_rank
+    rows = [
+        ("requested (GiB)", r.requested_bytes / GiB, f.requested_gib),
+        ("weights (GiB)", r.bytes_of("weights") / GiB, f.weights_gib),
+        ("torch peak increase (GiB)", r.bytes_of("activation_peak") / GiB, f.torch_peak_increase_gib),
+        ("non-torch increase (GiB)", r.bytes_of("non_torch") / GiB, f.non_torch_gib),
+        ("CUDA-graph estimate (GiB)", r.bytes_of("cudagraph_estimate") / GiB, f.cudagraph_estimate_gib),
+        ("non-KV total (GiB)", r.bytes_of("non_kv_total") / GiB, f.non_kv_total_gib),
+        ("KV cache (GiB)", r.available_kv_bytes / GiB, f.kv_cache_gib),
+        ("GPU blocks", p.num_gpu_blocks, f.num_gpu_blocks),
+        ("KV cache tokens", p.kv_cache_tokens, f.kv_cache_tokens),
+        ("max concurrency", p.max_concurrency, f.max_concurrency),
+        ("verdict", p.verdict, "fails" if f.error_kind else "starts"),
+        ("error kind", p.error_kind, f.error_kind),
+    ]
+    return p, rows
+
+
+# ----- CLI -------------------------------------------------------------------------------------
+
+
+def add_cli(sub) -> None:
+    e = sub.add_parser("explain", help="read a vLLM log: where every GiB went, the failure, the fix")
+    e.add_argument("log", help="the log file, or - for standard input")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--compare", action="store_true", help="also plan the startup the log describes, side by side")
+    e.add_argument("--model", default=None, help="model for --compare when the log's path is not a catalog id")
+    e.add_argument("--device", default=None, help="device for --compare when the log does not give its total")
+    e.set_defaults(handler=_cmd_explain)
+
+
+def _cmd_explain(ns: argparse.Namespace, extra: list[str]) -> int:
+    from .inputs.vllm_log import read_log
+
+    if extra:
+        raise InputError(f"unrecognised arguments: {' '.join(extra)}", hint="vramplan explain LOG [--json] [--compare]")
+    if ns.log != "-" and not os.path.exists(ns.log):
+        raise InputError(f"no such log file: {ns.log}", hint="pass the path of a vLLM log, or - to read standard input")
+    f = read_log(ns.log)
+    diag = diagnose(f)
+    cmp_rows = cmp_note = None
+    plan = None
+    if ns.compare:
+        try:
+            plan, cmp_rows = compare(f, model=ns.model, device=ns.device)
+        except VramplanError as exc:
+            cmp_note = exc.one_line()
+    if ns.json:
+        obj = facts_to_dict(f, diag)
+        if ns.compare:
+            obj["compare"] = ({"rows": [{"term": t, "predicted": p, "logged": lg} for t, p, lg in cmp_rows]}
+                              if cmp_rows else {"unavailable": cmp_note})
+        print(json.dumps(obj, indent=2, default=str))
+        return 0
+    _print_explain(f, diag, cmp_rows, cmp_note, plan)
+    return 0
+
+
+def _print_explain(f, diag: Diagnosis, rows, note, plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    head = f"vLLM {f.vllm_version or '(version not logged)'} · log format {f.era}"
+    if f.model:
+        head += f" · {f.model}"
+    con.print(head, style="bold", highlight=False)
+    t = Table(header_style="bold")
+    t.add_column("term")
+    ranks = list(f.ranks.values()) if len(f.ranks) > 1 else []
+    t.add_column("GiB (logged)", justify="right")
+    for r in ranks[:4]:
+        t.add_column(r.rank, justify="right")
+    fields = [("device total", "total_gib"), ("free at startup", "initial_free_gib"), ("requested", "requested_gib"),
+              ("weights", "weights_gib"), ("torch peak increase", "torch_peak_increase_gib"),
+              ("non-torch increase", "non_torch_gib"), ("CUDA-graph estimate", "cudagraph_estimate_gib"),
+              ("non-KV total", "non_kv_total_gib"), ("KV cache", "kv_cache_gib"),
+              ("CUDA graphs captured (after KV)", "cudagraph_actual_gib")]
+    for label, fld in fields:
+        v = getattr(f, fld)
+        if v is None and not any(getattr(r, fld, None) is not None for r in ranks):
+            continue
+        t.add_row(label, _r(v), *[_r(getattr(r, fld, None)) for r in ranks[:4]])
+    con.print(t)
+    if f.num_gpu_blocks or f.kv_cache_tokens:
+        con.print(f"KV cache: {f.num_gpu_blocks or '?'} blocks · {f.kv_cache_tokens or 0:,} tokens · "
+                  f"max concurrency {_r(f.max_concurrency)}x at {f.max_concurrency_len or '?'} tokens", highlight=False)
+    for name, ok, arith in budget_checks(f):
+        mark = "ok " if ok else ("-- " if ok is None else "!! ")
+        con.print(f"{mark}{name}: {arith}", style="dim" if ok is not False else "yellow", highlight=False)
+    con.print(("[bold red]FAILED[/bold red] " if f.error_kind else "[bold green]STARTED[/bold green] ") + diag.summary,
+              highlight=False)
+    if diag.fix:
+        con.print(f"Fix: {diag.fix}", style="bold yellow", highlight=False)
+    for w in f.warnings[:6]:
+        con.print(f"vLLM warned: {w}", style="dim", highlight=False)
+    if rows:
+        ct = Table(title="predicted (vramplan) vs logged (vLLM)", header_style="bold")
+        for c in ("term", "predicted", "logged", "difference"):
+            ct.add_column(c, justify="right" if c != "term" else "left")
+        for term, pred, logged in rows:
+            diff = ""
+            if isinstance(pred, (int, float)) and isinstance(logged, (int, float)) and logged:
+                diff = f"{pred - logged:+.2f}" + (f" ({100 * (pred - logged) / abs(logged):+.1f}%)")
+            fmt = lambda v: "-" if v is None else (f"{v:,.2f}" if isinstance(v, float) else  # noqa: E731
+                                                   (f"{v:,}" if isinstance(v, int) else str(v)))
+            ct.add_row(term, fmt(pred), fmt(logged), diff)
+        con.print(ct)
+        if plan is not None:
+            con.print(f"planned with vLLM {plan.rules.label} rules on {plan.device.label}", style="dim")
+    elif note:
+        con.print(f"compare: {note} — showing the log side only", style="yellow", highlight=False)
