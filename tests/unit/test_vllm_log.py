@@ -106,7 +106,7 @@ EXPECTED_ERROR = {
     "llama31-8b-class-a10-22g-oci-fail": "max_model_len_exceeds_kv_cache",
     "llama31-8b-rtx3090-len29k-fail": "max_model_len_exceeds_kv_cache",
     "llama32-11b-vision-instruct-32g-profile-oom": "out_of_memory",
-    "nemotron-120b-2xh100-nim-mamba524": "invalid_config",
+    "nemotron-120b-2xh100-nim-mamba524": "no_kv_cache_memory",
     "qwen25-0.5b-mi350x-288g-busy-fail": "free_memory_below_requested",
     "qwen25-7b-1m-rtx3050-6g-wsl-v073-negative": "no_kv_cache_memory",
     "qwen25-7b-rtx4060-8g-negative-kv": "no_kv_cache_memory",
@@ -115,12 +115,12 @@ EXPECTED_ERROR = {
     "qwen3-32b-4x910b4-tp4-v090-ascend": "startup_failed",  # capture_model traceback, cause cut
     "qwen3-coder-30b-a3b-fp8-pp2-5070ti-5090d": "max_model_len_exceeds_kv_cache",
     "qwen3-next-80b-ascend-v0130-npu-oom": "out_of_memory",
-    "qwen35-4b-w4a16-lora-l40s-v0240-mamba243": "invalid_config",
+    "qwen35-4b-w4a16-lora-l40s-v0240-mamba243": "no_kv_cache_memory",
     "qwen35-arch-hybrid-rtx5090-len262k-prefixalign-pr46778": "max_model_len_exceeds_kv_cache",
-    "qwen36-27b-fp8-h100-util095-recipes551-mamba856": "invalid_config",
-    "qwen36-27b-h100-kaito-v0251-mamba614": "invalid_config",
-    "qwen38-27b-2x7900xt-rocm-tp2-v0231-mamba161": "invalid_config",
-    "qwen38-27b-h100-v0280-len132k-mamba969": "invalid_config",
+    "qwen36-27b-fp8-h100-util095-recipes551-mamba856": "no_kv_cache_memory",
+    "qwen36-27b-h100-kaito-v0251-mamba614": "no_kv_cache_memory",
+    "qwen38-27b-2x7900xt-rocm-tp2-v0231-mamba161": "no_kv_cache_memory",
+    "qwen38-27b-h100-v0280-len132k-mamba969": "no_kv_cache_memory",
     "r1-distill-qwen14b-2x4090-tp2": "max_model_len_exceeds_kv_cache",
     "vlm-jetson-orin-jp6-mm-image1-video-default-fail": "max_model_len_exceeds_kv_cache",
 }
@@ -386,7 +386,7 @@ LINES = [
      {"error_kind": "max_model_len_exceeds_kv_cache", "kv_cache_tokens": 37696, "max_model_len": 131072}),
     ("ValueError: max_num_seqs (1024) exceeds available Mamba cache blocks (856). Each decode sequence requires one Mamba cache "
      "block, so CUDA graph capture cannot proceed.",
-     {"error_kind": "invalid_config", "error_subkind": "mamba_blocks_below_max_num_seqs", "num_gpu_blocks": 856}),
+     {"error_kind": "no_kv_cache_memory", "error_subkind": "mamba_blocks_below_max_num_seqs", "num_gpu_blocks": 856}),
     ("ValueError: Cannot auto-fit max_model_len: not enough GPU memory available to serve even a single token. Try increasing "
      "`gpu_memory_utilization`.", {"error_kind": "no_kv_cache_memory", "error_subkind": "autofit_impossible"}),
     ("ValueError: Failed to load model - not enough GPU memory. Try lowering --gpu-memory-utilization to free memory for weights, "

@@ -80,9 +80,10 @@ FIGURE_KINDS: tuple[str, ...] = (
 
 ERROR_KINDS: dict[str, str] = {
     "free_memory_below_requested": "startup check: free memory at init < total x gpu_memory_utilization",
-    "no_kv_cache_memory": "nothing left for the KV cache (available <= 0, negative KV, 0 blocks, auto-fit impossible)",
+    "no_kv_cache_memory": "nothing left for the KV cache (available <= 0, negative KV, 0 blocks, auto-fit impossible, "
+    "fewer Mamba state blocks than max_num_seqs)",
     "max_model_len_exceeds_kv_cache": "one request of max_model_len does not fit in the KV cache",
-    "invalid_config": "vLLM rejected a flag combination (e.g. max_num_seqs above the Mamba cache blocks)",
+    "invalid_config": "vLLM rejected a flag combination (e.g. TP not dividing the heads, max_model_len above the model's)",
     "out_of_memory": "an allocator out-of-memory (torch/NPU) or 'Failed to load model - not enough GPU memory'",
     "startup_failed": "the engine failed to start and the log does not say why (traceback cut, 'EngineCore failed to start')",
 }

@@ -804,7 +804,7 @@ def h_mamba(r: LogReader, ln: _Line) -> None:
     n, b = _i(m.group(1)), _i(m.group(2))
     r.set_arg("max_num_seqs", n, 0)
     r.put(ln, "num_gpu_blocks", b, 1)
-    r.error(ln, "invalid_config", "mamba_blocks_below_max_num_seqs", "graph_capture", 3, start="max_num_seqs",
+    r.error(ln, "no_kv_cache_memory", "mamba_blocks_below_max_num_seqs", "graph_capture", 3, start="max_num_seqs",
             values={"max_num_seqs": n, "num_gpu_blocks": b})
 
 
