@@ -1,0 +1,244 @@
+"""The measured startups the accuracy benchmark compares against, mapped to vramplan inputs.
+
+Three sources:
+- ``data/device_v026`` and ``data/truth``: our own vLLM 0.26 runs (dummy weights) on lent H100/H200s;
+  their model ids are catalog ids and their flags are complete.
+- ``data/public``: real startups from public reports of many vLLM versions. Only cases whose
+  model is in the catalog (or shape-identical to a catalog model, said below) are mapped;
+  forks and plugins other than vllm-ascend are left out (they feed the log reader only).
+
+Each public mapping states the catalog model, the device, the flags the report gives, and
+any assumption. Nothing here is tuned to a result: the flags are the report's, and the
+rest are vLLM's defaults for that version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+
+
+@dataclass
+class Case:
+    id: str
+    source: str
+    """``device`` (our runs) or ``public``."""
+    model: str
+    device: str | None
+    device_memory_gib: float | None
+    count: int
+    vllm_version: str
+    version_note: str
+    flags: dict
+    env: dict = field(default_factory=dict)
+    logged: dict = field(default_factory=dict)
+    """Figures vLLM logged: weights_gib, activation_gib, non_torch_gib, kv_cache_gib, kv_cache_tokens,
+    cudagraph_estimate_gib, cudagraph_actual_gib, num_gpu_blocks, error_kind."""
+    used_by_others_gib: float = 0.0
+    note: str = ""
+    usage_context: str = "serve"
+    era: str = "modelled"
+    """``modelled``: a vLLM version vramplan has rules for (>= 0.19); ``older``: an earlier release, planned
+    with the v0.19 rules and reported apart."""
+    scope: str = "all"
+    """``weights``: the report lacks the flags or the device needed for anything but the weights."""
+
+
+# public case id -> mapping (catalog model, device, flags from the report, vLLM version used, note)
+PUBLIC_MAP: dict[str, dict] = {
+    "deepseek-v2-lite-4xl4-pp-pr20665": dict(era="older", 
+        model="deepseek-ai/DeepSeek-V2-Lite", device="l4", count=4, version="0.19.0",
+        flags={"max_model_len": 1024, "pipeline_parallel_size": 2, "tensor_parallel_size": 2, "trust": True},
+        note="dev build ~v0.9.2 (older than our oldest rules: v0.19 rules used); PP2xTP2 assumed from the 4 ranks"),
+    "gpt-oss-120b-h100-negative-kv": dict(era="older", 
+        model="openai/gpt-oss-120b", device="h100-80gb", count=1, version="0.19.0",
+        flags={}, note="V1 ~v0.10; Marlin FP4 path (repacked weights)"),
+    "gpt-oss-120b-h100-v0141-oom": dict(era="older", scope="weights", 
+        model="openai/gpt-oss-120b", device="h100-80gb", count=1, version="0.19.0",
+        flags={}, note="v0.14.1 (v0.19 rules); weights only"),
+    "gpt-oss-20b-a100-v0190-util065": dict(era="modelled", 
+        model="openai/gpt-oss-20b", device="a100-80gb", count=1, version="0.19.0",
+        flags={"max_model_len": 131072, "gpu_memory_utilization": 0.65},
+        note="A100-80GB presumed by the report's author"),
+    "llama3-8b-tp2-80g-pr10511": dict(era="older", 
+        model="meta-llama/Llama-3.1-8B", device=None, device_memory_gib=79.22, count=2, version="0.19.0",
+        flags={"tensor_parallel_size": 2, "gpu_memory_utilization": 0.9},
+        note="Meta-Llama-3-8B: same shapes as Llama-3.1-8B except the rope (8k vs 128k positions); V0 ~v0.6.5"),
+    "llama31-8b-l40s-pr17122": dict(era="older", 
+        model="meta-llama/Llama-3.1-8B-Instruct", device="l40s", count=1, version="0.19.0",
+        flags={"max_model_len": 32768}, note="V1 ~v0.8.5; max_model_len 32768 from the concurrency line"),
+    "llama31-8b-rtx3090-len20k": dict(era="older", 
+        model="meta-llama/Llama-3.1-8B-Instruct", device="rtx-3090", count=1, version="0.19.0",
+        flags={"max_model_len": 20000, "gpu_memory_utilization": 0.9}, note="V0 ~v0.6.3 (V0 profiling)"),
+    "llama31-8b-rtx3090-len29k-fail": dict(era="older", 
+        model="meta-llama/Llama-3.1-8B-Instruct", device="rtx-3090", count=1, version="0.19.0",
+        flags={"max_model_len": 29000, "gpu_memory_utilization": 0.9}, note="V0 ~v0.6.3 (V0 profiling)"),
+    "llama31-8b-tp8-mlcommons2267": dict(era="older", scope="weights", 
+        model="meta-llama/Llama-3.1-8B-Instruct", device="h200", count=8, version="0.19.0",
+        flags={"tensor_parallel_size": 8, "max_model_len": 131072}, note="weights only (GPU not stated)"),
+    "qwen3-0.6b-rtx3060-6g-wsl-util09-fail": dict(era="older", 
+        model="Qwen/Qwen3-0.6B", device=None, device_memory_gib=6.0, count=1, version="0.19.0",
+        flags={"gpu_memory_utilization": 0.9}, free_gib=4.98,
+        note="WSL desktop holds memory: others set so that free = the logged 4.98 GiB"),
+    "qwen3-14b-fp16-l40s-v0280-default": dict(era="modelled", 
+        model="Qwen/Qwen3-14B", device="l40s", count=1, version="0.28.0", flags={},
+        note="default args (vllm serve Qwen/Qwen3-14B)"),
+    "qwen3-14b-awq-l4-single-v0280": dict(era="modelled", 
+        model="Qwen/Qwen3-14B", device="l4", count=1, version="0.28.0", flags={}, quant="awq",
+        note="Qwen3-14B-AWQ: the catalog's Qwen3-14B shapes with Qwen's AWQ config (4-bit, group 128, zero point)"),
+    "qwen3-14b-awq-l4-replica-v0280": dict(era="modelled", 
+        model="Qwen/Qwen3-14B", device="l4", count=1, version="0.28.0", flags={}, quant="awq",
+        note="as above; the author saw 9.10 or 10.33 GiB KV on the same setup (run-to-run)"),
+    "qwen3-14b-awq-2xl4-tp2-v0280": dict(era="modelled", 
+        model="Qwen/Qwen3-14B", device="l4", count=2, version="0.28.0", flags={"tensor_parallel_size": 2},
+        quant="awq", note="AWQ as above"),
+    "qwen3-14b-awq-2xl4-pp2-v0280": dict(era="modelled", 
+        model="Qwen/Qwen3-14B", device="l4", count=2, version="0.28.0", flags={"pipeline_parallel_size": 2},
+        quant="awq", note="AWQ as above"),
+    "qwen3-14b-awq-l40s-v0280-tuned": dict(era="modelled", 
+        model="Qwen/Qwen3-14B", device="l40s", count=1, version="0.28.0",
+        flags={"max_model_len": 1024, "max_num_seqs": 8, "max_num_batched_tokens": 8192,
+               "gpu_memory_utilization": 0.95, "enable_prefix_caching": True, "block_size": 16},
+        quant="awq", note="AWQ as above"),
+    "qwen3-30b-a3b-4gpu-tp4-v085-oom": dict(era="older", scope="weights", 
+        model="Qwen/Qwen3-30B-A3B", device="h100-80gb", count=4, version="0.19.0",
+        flags={"tensor_parallel_size": 4, "max_model_len": 8192}, note="weights only (GPU not stated); v0.8.5"),
+    "qwen3-30b-a3b-ascend910b3-weights-offload-notes": dict(era="older", scope="weights", 
+        model="Qwen/Qwen3-30B-A3B", device="ascend-910b3", count=1, version="0.19.0", flags={},
+        note="weights only (vllm-ascend)"),
+    "qwen3-32b-4x910b4-tp4-v090-ascend": dict(era="older", 
+        model="Qwen/Qwen3-32B", device="ascend-910b4", count=4, version="0.19.0",
+        flags={"tensor_parallel_size": 4, "max_model_len": 40960, "gpu_memory_utilization": 0.9},
+        others_gib=2.72, note="vllm-ascend 0.9.0rc2; idle HBM 2785 MB per NPU before launch"),
+    "qwen3-next-80b-ascend-tp4-v012rc1": dict(era="older", 
+        model="Qwen/Qwen3-Next-80B-A3B-Instruct", device="ascend-910b3", count=4, version="0.19.0",
+        flags={"tensor_parallel_size": 4, "max_model_len": 4096, "gpu_memory_utilization": 0.85,
+               "cudagraph_mode": "FULL_DECODE_ONLY"},
+        note="vllm-ascend 0.12.0rc1; NPU model not stated (64 GB 910B assumed)"),
+}
+
+_AWQ = {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"}
+
+
+def _error_kind(text: str | None) -> str | None:
+    if not text:
+        return None
+    t = text.lower()
+    if "free memory on device" in t:
+        return "free_memory_below_requested"
+    if "max seq len" in t or "estimated maximum model length" in t:
+        return "max_model_len_exceeds_kv_cache"
+    if "no available memory" in t or "mamba cache blocks" in t or "negative" in t or "kv cache -" in t:
+        return "no_kv_cache_memory"
+    if "out of memory" in t or "oom" in t:
+        return "out_of_memory"
+    return "other"
+
+
+def _device_cases(path: Path, source: str) -> list[Case]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        c = json.loads(line)
+        if c.get("status", "ok") != "ok":
+            continue
+        a, m = c["args"], c["measured"]
+        flags = {k: a[k] for k in ("tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs",
+                                    "max_num_batched_tokens", "gpu_memory_utilization", "kv_cache_dtype",
+                                    "enforce_eager", "limit_mm_per_prompt", "mm_processor_kwargs")
+                 if a.get(k) is not None}
+        hw = c["hardware"]
+        device = "h200" if "H200" in hw.get("device", "") else "h100-80gb"
+        out.append(Case(
+            id=c["id"], source=source, model=c["model"], device=device, device_memory_gib=None,
+            count=hw.get("count", 1), vllm_version=c.get("vllm_version", "0.26.0"), version_note="measured",
+            flags=flags, env=c.get("env", {}) or {}, usage_context="llm",
+            logged={
+                "weights_gib": m.get("weights_gib"), "activation_gib": m.get("torch_peak_increase_gib"),
+                "non_torch_gib": m.get("non_torch_gib"), "kv_cache_gib": m.get("available_kv_cache_gib"),
+                "kv_cache_tokens": m.get("kv_cache_tokens"), "num_gpu_blocks": m.get("num_gpu_blocks"),
+                "cudagraph_estimate_gib": m.get("cudagraph_estimated_gib"),
+                "cudagraph_actual_gib": m.get("cudagraph_actual_gib"), "error_kind": None,
+                "requested_gib": m.get("requested_memory_gib"), "non_kv_gib": m.get("non_kv_total_gib"),
+            }))
+    return out
+
+
+def _public_cases() -> list[Case]:
+    out = []
+    path = DATA / "public" / "vllm_startup_cases.jsonl"
+    for line in path.read_text().splitlines():
+        c = json.loads(line)
+        spec = PUBLIC_MAP.get(c["id"])
+        if spec is None:
+            continue
+        r = c["reported"]
+        total = c["hardware"].get("total_memory_gib")
+        others = spec.get("others_gib", 0.0)
+        if "free_gib" in spec and total:
+            others = max(total - spec["free_gib"] - 0.51, 0.0)
+        flags = dict(spec["flags"])
+        flags.pop("trust", None)
+        out.append(Case(
+            id=c["id"], source="public", model=spec["model"], device=spec.get("device"),
+            device_memory_gib=spec.get("device_memory_gib") or (total if spec.get("device") is None else None),
+            count=spec["count"], vllm_version=spec["version"], version_note=c["vllm_version"], flags=flags,
+            used_by_others_gib=others, note=spec["note"], era=spec.get("era", "modelled"),
+            scope=spec.get("scope", "all"),
+            logged={
+                "weights_gib": r.get("weights_gib"), "activation_gib": r.get("activation_peak_gib"),
+                "non_torch_gib": r.get("non_torch_gib"), "kv_cache_gib": r.get("kv_cache_gib"),
+                "kv_cache_tokens": r.get("kv_cache_tokens"), "num_gpu_blocks": r.get("gpu_blocks"),
+                "cudagraph_estimate_gib": None, "cudagraph_actual_gib": r.get("cudagraph_gib"),
+                "error_kind": _error_kind(r.get("error")),
+                "max_concurrency": r.get("max_concurrency"), "max_concurrency_len": r.get("max_concurrency_len"),
+            }))
+        if spec.get("quant") == "awq":
+            out[-1].flags["__quant_config"] = _AWQ
+    return out
+
+
+def _log_figures(path: Path) -> dict:
+    """The logged figures as ``vramplan explain``'s reader recovers them (None where the log is silent)."""
+    from vramplan.errors import LogParseError
+    from vramplan.inputs.vllm_log import read_log
+
+    try:
+        f = read_log(str(path))
+    except LogParseError:
+        return {}
+    return {
+        "weights_gib": f.weights_gib if f.weights_gib is not None else f.profile_weights_gib,
+        "activation_gib": f.torch_peak_increase_gib, "non_torch_gib": f.non_torch_gib,
+        "kv_cache_gib": f.kv_cache_gib, "kv_cache_tokens": f.kv_cache_tokens, "num_gpu_blocks": f.num_gpu_blocks,
+        "cudagraph_estimate_gib": f.cudagraph_estimate_gib, "cudagraph_actual_gib": f.cudagraph_actual_gib,
+        "error_kind": f.error_kind, "max_concurrency": f.max_concurrency,
+    }
+
+
+def _with_log(case: Case, path: Path) -> Case:
+    """Take every figure the log states from the log reader; keep the record's for the rest."""
+    if path.is_file():
+        for key, value in _log_figures(path).items():
+            if value is not None:
+                case.logged[key] = value
+        case.logged["_from_log"] = True
+    return case
+
+
+def load_cases() -> list[Case]:
+    out = []
+    for c in _device_cases(DATA / "device_v026" / "cases.jsonl", "device"):
+        out.append(_with_log(c, DATA / "device_v026" / (c.id.replace("device-v026-", "") + ".log")))
+    for c in _device_cases(DATA / "truth" / "cases.jsonl", "truth"):
+        out.append(_with_log(c, DATA / "truth" / "logs" / (c.id.split("truth-", 1)[-1] + ".log")))
+    for c in _public_cases():
+        out.append(_with_log(c, DATA / "public" / "logs" / (c.id + ".log")))
+    return out
