@@ -70,6 +70,14 @@ def test_qwen25_video_tokens(max_model_len, frames, tokens):
     assert max_tokens_per_item(None, c, p, "video", max_model_len=max_model_len) == tokens
 
 
+def test_qwen25_without_preprocessor_uses_checkpoint_bounds():
+    # The 7B catalog entry has no preprocessor_config.json: the official checkpoints' 3136 / 12845056
+    # apply (-> 16384), not transformers' class default 28*28*1280 (-> 1280 tokens).
+    assert max_tokens_per_item(None, load("Qwen/Qwen2.5-VL-7B-Instruct"), None, "image", max_model_len=32768) == 16384
+    assert max_tokens_per_item(None, load(Q25), {"image_processor_type": "Qwen2VLImageProcessor"}, "image",
+                               max_model_len=32768) == 1280
+
+
 def test_qwen25_real_image_1920x1080():
     # smart_resize(1080, 1920, factor 28): round(1080/28)=39 -> 1092, round(1920/28)=69 -> 1932;
     # 1092 * 1932 = 2,109,744 is inside [3136, 12845056]. tokens = 39 * 69 = 2691

@@ -44,7 +44,10 @@ from ..model.description import VisionSpec
 __all__ = ["PeakPart", "EncoderPeak", "RequestEncoderPeak", "encoder_peak", "profile_peak", "request_peak",
            "ATTN_IMPLS"]
 
-ATTN_IMPLS = ("vllm_flash", "vllm_sdpa", "hf_sdpa", "hf_eager")
+ATTN_IMPLS = ("vllm_flash", "vllm_sdpa", "hf_sdpa", "hf_eager", "hf_sdpa_bf16rope")
+"""``hf_sdpa_bf16rope`` is bench-only: the transformers tower with its float32 rotary step replaced by
+a one-output model-dtype function (bench/vision/measure_towers.py:rope_bf16), which moves the peak to
+the attention-projection and MLP stages so that those get measured."""
 _F32 = 4
 
 
@@ -172,10 +175,14 @@ def _qwen_stages(spec: VisionSpec, impl: str, b: int, tp: int, ar: bool) -> tupl
         res["pos_embeds_fp32"] = f * D
         res["interp_indices_weights"] = 4 * 8 + 4 * f
     base = {"x": b * D, "norm1": b * D, "qkv": 3 * b * D}
-    # apply_rotary_pos_emb_vision: q.float(), k.float(), q_embed (fp32) alive while k's
-    # branch holds three fp32 temporaries (k*cos, rotate_half(k), rotate_half(k)*sin).
-    st.append(_Stage("attn.rotary", {**base, "q_fp32": f * D, "k_fp32": f * D, "q_embed_fp32": f * D,
-                                     "k_branch_fp32": 3 * f * D}))
+    if impl == "hf_sdpa_bf16rope":
+        # rope_bf16: cos/sin cast to the model dtype, then one output per tensor.
+        st.append(_Stage("attn.rotary", {**base, "cos_sin_cast": 2 * b * d, "q_rot": b * D, "k_rot": b * D}))
+    else:
+        # apply_rotary_pos_emb_vision: q.float(), k.float(), q_embed (fp32) alive while k's
+        # branch holds three fp32 temporaries (k*cos, rotate_half(k), rotate_half(k)*sin).
+        st.append(_Stage("attn.rotary", {**base, "q_fp32": f * D, "k_fp32": f * D, "q_embed_fp32": f * D,
+                                         "k_branch_fp32": 3 * f * D}))
     st.append(_Stage("attn.proj", {**base, "q_rot": b * D, "k_rot": b * D, "attn_chunks": b * D, "attn_cat": b * D,
                                    "proj_out": b * D}))
     if impl == "hf_eager":

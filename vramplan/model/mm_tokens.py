@@ -49,6 +49,7 @@ __all__ = [
     "encoder_profile",
     "QWEN3_VL_VIDEO_SIZE",
     "QWEN3_VL_IMAGE_SIZE",
+    "QWEN2_VL_IMAGE_SIZE",
 ]
 
 Version = tuple[int, ...]
@@ -60,8 +61,11 @@ QWEN3_VL_IMAGE_SIZE = {"shortest_edge": 65536, "longest_edge": 16777216}
 QWEN3_VL_VIDEO_SIZE = {"shortest_edge": 4096, "longest_edge": 25165824}
 """Qwen3-VL checkpoints' ``video_preprocessor_config.json`` ``size`` (research note §2.5, corpus copies;
 used when no video preprocessor config is given; transformers' class default is 131072/786432)."""
+QWEN2_VL_IMAGE_SIZE = {"shortest_edge": 3136, "longest_edge": 12845056}
+"""Qwen2-VL / Qwen2.5-VL checkpoints' ``preprocessor_config.json`` ``min_pixels`` / ``max_pixels``
+(catalog copy of Qwen2.5-VL-3B; used when no preprocessor config is given)."""
 _QWEN2_IMAGE_SIZE = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 1280}
-"""transformers Qwen2VLImageProcessor.size default."""
+"""transformers Qwen2VLImageProcessor.size default (used when a preprocessor config names no size)."""
 _QWEN2_MAX_FRAMES_PER_VIDEO = 14
 """vLLM v0.26.0 vllm/model_executor/models/qwen2_vl.py:_MAX_FRAMES_PER_VIDEO."""
 
@@ -256,7 +260,10 @@ def _qwen(fam: str, cfg: Mapping[str, Any], pre: Mapping[str, Any] | None, video
     patch = int(vc.get("patch_size") or vc.get("spatial_patch_size") or (16 if qwen3 else 14))
     merge = int(vc.get("spatial_merge_size") or 2)
     temporal = int(vc.get("temporal_patch_size") or 2)
-    image_default = QWEN3_VL_IMAGE_SIZE if qwen3 and pre is None else _QWEN2_IMAGE_SIZE
+    if pre is None:
+        image_default = QWEN3_VL_IMAGE_SIZE if qwen3 else QWEN2_VL_IMAGE_SIZE
+    else:
+        image_default = _QWEN2_IMAGE_SIZE
     image_size = _processor_size(pre, image_default)
     if qwen3:
         video_size = _processor_size(video_pre, QWEN3_VL_VIDEO_SIZE)

@@ -129,7 +129,7 @@ def resolve_config(hf_config: Mapping[str, Any]) -> dict:
     """
     cfg = dict(hf_config)
     model_type = cfg.get("model_type")
-    if not model_type:
+    if not model_type or _looks_complete(cfg):
         return cfg
     try:
         from transformers import AutoConfig  # noqa: PLC0415  (kept off the CLI start-up path)
@@ -146,6 +146,23 @@ def resolve_config(hf_config: Mapping[str, Any]) -> dict:
             for key, value in cfg[sub].items():
                 resolved[sub].setdefault(key, value)
     return resolved
+
+
+def _looks_complete(cfg: Mapping[str, Any]) -> bool:
+    """True when the keys the builders read are already there (a resolved config): then
+    transformers is not imported at all (keeps ``vramplan plan`` light)."""
+    vc = cfg.get("vision_config")
+    if not isinstance(vc, Mapping):
+        return cfg.get("model_type") in ("internvl_chat", "kimi_vl")
+    text = cfg.get("text_config") or cfg.get("llm_config") or {}
+    has_text = text.get("hidden_size") is not None or cfg.get("hidden_size") is not None
+    width = vc.get("hidden_size") is not None or vc.get("embed_dim") is not None
+    layers = vc.get("depth") is not None or vc.get("num_hidden_layers") is not None
+    heads = vc.get("num_heads") is not None or vc.get("num_attention_heads") is not None
+    inter = vc.get("intermediate_size") is not None or vc.get("mlp_ratio") is not None
+    towered = cfg.get("model_type") in ("gemma3", "llava", "llava_next", "mistral3", "llama4", "mllama")
+    return has_text and width and layers and heads and inter and vc.get("patch_size") is not None and (
+        not towered or vc.get("image_size") is not None)
 
 
 def _get(cfg: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
