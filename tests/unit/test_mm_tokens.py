@@ -293,3 +293,36 @@ def test_dummy_override_only_shrinks():
                            limit_mm_per_prompt={"image": {"count": 2, "width": 1024, "height": 1024}, "video": 0})
     assert prof.budget.tokens_per_item == 16384 and prof.budget.num_items == 2
     assert (prof.item.num_tokens, prof.item.num_patches) == (1024, 4096)
+
+
+# --------------------------------------------------------------------------- real vLLM 0.26 startups
+
+TRUTH = Path(__file__).resolve().parents[2] / "data" / "truth" / "cases.jsonl"
+
+
+def _truth_cases():
+    if not TRUTH.exists():
+        return []
+    out = []
+    for line in TRUTH.read_text().splitlines():
+        case = json.loads(line)
+        if case.get("measured", {}).get("encoder_budget_tokens"):
+            out.append(case)
+    return out
+
+
+@pytest.mark.skipif(not _truth_cases(), reason="no truth cases with an encoder profile")
+@pytest.mark.parametrize("case", _truth_cases(), ids=lambda c: c["id"])
+def test_budget_matches_vllm_026_logs(case):
+    # "Encoder cache will be initialized with a budget of B tokens, and profiled with N <modality> items"
+    # as logged by real vLLM 0.26.0 V1-runner startups on H100 (data/truth, issue 7).
+    a, m = case["args"], case["measured"]
+    repo = case["model"]
+    pre = load(repo, "preprocessor_config.json")
+    prof = encoder_profile(load(repo), pre, max_num_batched_tokens=a["max_num_batched_tokens"],
+                           max_num_seqs=a["max_num_seqs"], max_model_len=a["max_model_len"],
+                           limit_mm_per_prompt=a.get("limit_mm_per_prompt"),
+                           mm_processor_kwargs=a.get("mm_processor_kwargs"), version=(0, 26, 0))
+    assert prof.budget.budget_tokens == m["encoder_budget_tokens"]
+    assert prof.budget.num_items == m["encoder_profile_items"]
+    assert prof.budget.modality == m["encoder_profile_modality"]

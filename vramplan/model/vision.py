@@ -285,7 +285,7 @@ def vision_weight_elements(spec: VisionSpec, *, tp: int = 1, mm_encoder_tp_mode:
 
     ``mm_encoder_tp_mode="data"`` only takes effect where ``supports_encoder_tp_data``
     (otherwise vLLM warns and falls back to ``weights``:
-    vLLM v0.26.0 vllm/config/model.py:ModelConfig._init_multimodal_config / vision.py:is_vit_use_data_parallel).
+    vLLM v0.26.0 vllm/config/model.py:ModelConfig.__post_init__; vllm/model_executor/models/vision.py:is_vit_use_data_parallel).
     """
     data = mm_encoder_tp_mode == "data" and spec.supports_encoder_tp_data
     total = 0
