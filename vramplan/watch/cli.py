@@ -1,0 +1,140 @@
+"""The ``vramplan watch`` subcommand: arguments and entry point (wired in by ``vramplan.cli``).
+
+    vramplan watch [--out DIR] [--interval S] [--backend auto|nvml|npu-smi|nvidia-smi]
+                   [--level LABEL=SIZE ...] [--plot-format png|svg] [--pid N [--log FILE]] [-- CMD ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+
+from ..errors import InputError
+from ..units import parse_size
+from .backends import BACKEND_NAMES
+
+__all__ = ["add_watch_arguments", "main_watch", "parse_levels", "add_cli"]
+
+
+def add_watch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add watch's options and the command (everything after ``--``) to ``parser``."""
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="folder for timeline.jsonl, timeline.png and output.log (default: ./vramplan-watch-DATE-TIME)")
+    parser.add_argument("--interval", metavar="S", type=float, default=None,
+                        help="seconds between readings (default 0.1 with NVML, 0.2 with npu-smi or nvidia-smi)")
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto",
+                        help="where readings come from (default: NVML if it starts, else npu-smi, else nvidia-smi)")
+    parser.add_argument("--pid", metavar="N", type=int, default=None,
+                        help="attach to this running process and its children instead of starting a command")
+    parser.add_argument("--log", metavar="FILE", default=None,
+                        help="with --pid: the server's log file, read (and followed) to mark the phases")
+    parser.add_argument("--level", metavar="LABEL=SIZE", action="append", default=[],
+                        help="a planned level above the baseline, drawn dashed and compared, e.g. weights=15.27GiB "
+                             "(repeat; labels with weights, activation, non-KV, budget are compared with the "
+                             "matching phase)")
+    parser.add_argument("--plot-format", choices=("png", "svg"), default="png", help="plot file type (default png)")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...",
+                        help="the server command to start and watch, e.g. -- vllm serve Qwen/Qwen3-8B")
+    return parser
+
+
+def parse_levels(items: list[str]) -> dict[str, int]:
+    """``["weights=15.27GiB", "budget=71.26"]`` -> label -> bytes (a bare number is GiB)."""
+    out: dict[str, int] = {}
+    for item in items:
+        label, sep, size = item.partition("=")
+        if not sep or not label.strip():
+            raise InputError(f"--level wants LABEL=SIZE, not {item!r}", hint="e.g. --level weights=15.27GiB")
+        out[label.strip()] = parse_size(size)
+    return out
+
+
+def main_watch(args: argparse.Namespace) -> int:
+    """Run watch from parsed arguments; returns the exit code (the watched command's).
+
+    ``args.plan_levels`` (label -> bytes), if the caller sets it, is added to the
+    ``--level`` values: the CLI can pass a plan's terms this way. Raises
+    :class:`InputError` (exit 2 in the CLI) for bad arguments or no usable backend.
+    """
+    from .runner import watch_command, watch_pid
+
+    cmd = list(getattr(args, "cmd", None) or [])
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    levels = parse_levels(list(getattr(args, "level", None) or []))
+    extra: Mapping[str, int] | None = getattr(args, "plan_levels", None)
+    if extra:
+        levels = {**dict(extra), **levels}
+    pid = getattr(args, "pid", None)
+    log = getattr(args, "log", None)
+    common = dict(out_dir=args.out, interval_s=args.interval, backend=args.backend, plan=levels or None,
+                  plot_format=getattr(args, "plot_format", "png"))
+    if pid is not None and cmd:
+        raise InputError("give either --pid or a command after --, not both", hint="vramplan watch --pid 1234, or vramplan watch -- vllm serve MODEL")
+    if pid is None and not cmd:
+        raise InputError("nothing to watch", hint="vramplan watch -- vllm serve MODEL, or vramplan watch --pid N")
+    if log is not None and pid is None:
+        raise InputError("--log goes with --pid", hint="a command started by watch is read from its own output")
+    if pid is not None:
+        result = watch_pid(pid, log_path=log, **common)
+    else:
+        result = watch_command(cmd, **common)
+
+    err = sys.stderr
+    print("", file=err)
+    if result.sampler_error:
+        print(f"vramplan watch: sampling stopped early: {result.sampler_error}", file=err)
+    if result.interrupted:
+        print("vramplan watch: interrupted; the record up to here is kept", file=err)
+    print(result.levels_text)
+    print("", file=err)
+    print(f"timeline: {result.timeline_path} ({result.num_samples} readings, backend {result.backend})", file=err)
+    if result.plot_path:
+        print(f"plot:     {result.plot_path}", file=err)
+    else:
+        print(f"plot:     not written ({result.plot_error})", file=err)
+    if result.log_path:
+        print(f"log:      {result.log_path}", file=err)
+    if result.returncode is not None:
+        print(f"command exited with {result.returncode}; watch exits with {result.exit_code}", file=err)
+    return result.exit_code
+
+
+def add_cli(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    """Register ``watch`` on the main CLI's subparsers (``vramplan.cli`` looks for this).
+
+    The main CLI splits its argv at ``--`` and calls ``handler(ns, rest)`` with what
+    follows (plus unknown options): that is the command to watch.
+    """
+    p = sub.add_parser(
+        "watch",
+        help="record a live server's device memory over time, with its startup phases",
+        description="Start a server (after --) or attach to one (--pid), sample device memory at 5-10 Hz "
+        "(NVML, npu-smi or nvidia-smi), mark the phases from its log, and write timeline.jsonl, a plot "
+        "and a table of levels per phase. Exits with the server's exit code.",
+    )
+    add_watch_arguments(p)
+    p.set_defaults(handler=_handler)
+    return p
+
+
+def _handler(ns: argparse.Namespace, rest: list[str]) -> int:
+    cmd = [c for c in (getattr(ns, "cmd", None) or [])]
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    ns.cmd = cmd + list(rest)
+    return main_watch(ns)
+
+
+def _standalone(argv: list[str] | None = None) -> int:
+    """``python -m vramplan.watch ...`` until the main CLI has the subcommand."""
+    parser = add_watch_arguments(argparse.ArgumentParser(prog="python -m vramplan.watch", description="Record a live server's device memory."))
+    args = parser.parse_args(argv)
+    try:
+        return main_watch(args)
+    except InputError as e:
+        print(f"vramplan watch: {e.one_line()}", file=sys.stderr)
+        return 2
+
+

@@ -1,0 +1,167 @@
+"""Plot a watch timeline: memory in GiB against time, phases shaded, planned levels dashed.
+
+matplotlib is imported inside :func:`plot_timeline` (extra ``vramplan[plot]``); no
+pyplot state is touched (a bare ``Figure`` on the Agg canvas), so it is safe in
+threads and on machines without a display.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..units import GiB
+from .timeline import baseline_bytes, load_timeline
+
+__all__ = ["plot_timeline"]
+
+_PHASE_COLOURS = ("#e8eef7", "#f7f0e0", "#e6f4ea", "#f6e6ee", "#eeeeee", "#e4f1f6", "#f4f4dc")
+
+
+def _phase_spans(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, float]]:
+    """(phase, start, end) from the samples' phase labels, in time order."""
+    times = sorted({float(r["t_s"]) for r in records if r.get("type") == "sample"})
+    if not times:
+        return []
+    t_end = max(times[-1], max((float(r.get("t_s", 0)) for r in records), default=0.0))
+    # phase per sample time (all devices of one reading share the time and the phase)
+    phase_at: dict[float, str] = {}
+    for r in records:
+        if r.get("type") == "sample":
+            phase_at.setdefault(float(r["t_s"]), str(r.get("phase")))
+    marks = {float(r["t_s"]): str(r["phase"]) for r in records if r.get("type") == "phase"}
+    spans: list[tuple[str, float, float]] = []
+    cur, start = phase_at[times[0]], times[0]
+    for t in times[1:]:
+        p = phase_at[t]
+        if p != cur:
+            # the change happened at its log line, if one was recorded, else between samples
+            t_change = max((mt for mt, mp in marks.items() if mp == p and start <= mt <= t), default=t)
+            spans.append((cur, start, t_change))
+            cur, start = p, t_change
+    spans.append((cur, start, t_end))
+    return spans
+
+
+def plot_timeline(
+    timeline: str | os.PathLike[str] | Sequence[Mapping[str, Any]],
+    out_path: str | os.PathLike[str],
+    *,
+    levels: Mapping[str, int] | None = None,
+    levels_above_baseline: bool = True,
+    title: str | None = None,
+) -> str:
+    """Write the plot of a timeline (a path or its records) to ``out_path`` (.png or .svg).
+
+    ``levels`` (label -> bytes) are drawn as dashed lines; with
+    ``levels_above_baseline`` each is raised by the device's baseline (what was in
+    use before the server started), the way vLLM's budget sits on top of it.
+    Levels default to the header's. Returns the path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    records = load_timeline(timeline) if isinstance(timeline, (str, os.PathLike)) else list(timeline)
+    header = next((r for r in records if r.get("type") == "header"), {})
+    if levels is None:
+        levels = header.get("levels") or None
+    samples = [r for r in records if r.get("type") == "sample"]
+
+    fig = Figure(figsize=(11, 5.5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+
+    by_dev: dict[str, list[Mapping[str, Any]]] = {}
+    for s in samples:
+        by_dev.setdefault(str(s["device"]), []).append(s)
+    y_max = 0.0
+    colours: dict[str, str] = {}
+    for dev, ss in by_dev.items():
+        ss.sort(key=lambda s: s["t_s"])
+        name = ss[0].get("name") or ""
+        (line,) = ax.plot(
+            [s["t_s"] for s in ss],
+            [s["used_bytes"] / GiB for s in ss],
+            lw=1.6,
+            marker="." if len(ss) < 80 else None,
+            ms=3,
+            label=f"device {dev} used" + (f" ({name})" if name else ""),
+        )
+        colours[dev] = line.get_color()
+        y_max = max(y_max, max(s["used_bytes"] for s in ss) / GiB)
+        w = [s for s in ss if s.get("watched_bytes") is not None]
+        if w and any(s["watched_bytes"] for s in w):
+            ax.plot([s["t_s"] for s in w], [s["watched_bytes"] / GiB for s in w], lw=0.9, ls=":", color=colours[dev],
+                    label=f"device {dev} watched processes")
+
+    base = baseline_bytes(records)
+    if levels:
+        devs = sorted(by_dev) or ["0"]
+        moved = [d for d in devs if any(s["used_bytes"] - base.get(d, 0) > 64 * 1024 * 1024 for s in by_dev.get(d, []))]
+        ref = (moved or devs)[0]
+        offset = base.get(ref, 0) if levels_above_baseline else 0
+        for i, (label, value) in enumerate(levels.items()):
+            y = (int(value) + offset) / GiB
+            y_max = max(y_max, y)
+            ax.axhline(y, ls="--", lw=1.1, color=f"C{(i + 3) % 10}", alpha=0.9)
+            # alternate the label's place so that close levels stay readable
+            ax.annotate(
+                f"plan: {label} {int(value) / GiB:.2f}" + (" (+ baseline)" if offset else ""),
+                xy=(1.0 if i % 2 == 0 else 0.62, y), xycoords=("axes fraction", "data"), xytext=(-4, 2),
+                textcoords="offset points", ha="right", va="bottom", fontsize=7.5, color=f"C{(i + 3) % 10}",
+            )
+    totals = {str(s["device"]): s["total_bytes"] for s in samples}
+    if totals:
+        total = max(totals.values()) / GiB
+        if y_max >= 0.5 * total:
+            ax.axhline(total, lw=0.8, color="0.4", ls="-.")
+            ax.annotate(f"device total {total:.2f}", xy=(0.5, total), xycoords=("axes fraction", "data"),
+                        xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7.5, color="0.3")
+            y_max = max(y_max, total)
+    top = max(y_max * 1.12, 1.0)
+    ax.set_ylim(0, top)
+
+    spans = _phase_spans(records)
+    width = (spans[-1][2] - spans[0][1]) if spans else 0.0
+    last_label_x = None
+    for i, (phase, t0, t1) in enumerate(spans):
+        ax.axvspan(t0, t1, color=_PHASE_COLOURS[i % len(_PHASE_COLOURS)], alpha=0.8, lw=0, zorder=0)
+        # label a phase unless it is too narrow to read next to the previous label
+        wide = width <= 0 or (t1 - t0) >= 0.018 * width or i == len(spans) - 1
+        if wide and (last_label_x is None or width <= 0 or (t0 - last_label_x) >= 0.018 * width):
+            ax.text(t0, top * 0.985, f" {phase}", rotation=90, va="top", ha="left", fontsize=7.5, color="0.25", clip_on=True)
+            last_label_x = t0
+    for r in records:
+        if r.get("type") == "exit":
+            ax.axvline(r["t_s"], color="k", lw=0.8)
+            sig = f", signal {r['signal']}" if r.get("signal") else ""
+            ax.annotate(f"exit {r.get('returncode')}{sig}", xy=(r["t_s"], 0), xytext=(3, 3), textcoords="offset points", fontsize=7.5)
+        elif r.get("type") == "log_event" and r.get("kind") == "request":
+            ax.plot([r["t_s"]], [0], marker="|", ms=8, color="0.2")
+        elif r.get("type") in ("sampler_error", "interrupted"):
+            ax.axvline(r["t_s"], color="r", lw=0.8, ls=":")
+            ax.annotate(r["type"].replace("_", " "), xy=(r["t_s"], top * 0.5), rotation=90, fontsize=7.5, color="r")
+
+    ax.set_xlabel("time since watch started (s)")
+    ax.set_ylabel("device memory used (GiB)")
+    if title is None:
+        argv = header.get("argv")
+        title = "vramplan watch: " + (" ".join(argv) if argv else f"pid {header.get('pid')}")
+        if len(title) > 110:
+            title = title[:107] + "..."
+    ax.set_title(title, fontsize=10)
+    if samples:
+        ax.set_xlim(min(s["t_s"] for s in samples), max(float(r.get("t_s", 0)) for r in records))
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    bottom = 0.0
+    if handles:
+        ncol = min(4, len(handles))
+        rows = -(-len(handles) // ncol)
+        bottom = 0.02 + 0.045 * rows
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    out = os.fspath(out_path)
+    fig.savefig(out)
+    return out
