@@ -156,8 +156,11 @@ def _device_cases(path: Path, source: str) -> list[Case]:
                  if a.get(k) is not None}
         hw = c["hardware"]
         device = "h200" if "H200" in hw.get("device", "") else "h100-80gb"
+        model = c["model"]
+        if model.startswith("google/gemma-3-4b-it:text-only"):
+            model = str(ROOT / "bench" / "truth" / "configs" / "gemma-3-4b-text")  # derived config (its NOTE.md)
         out.append(Case(
-            id=c["id"], source=source, model=c["model"], device=device, device_memory_gib=None,
+            id=c["id"], source=source, model=model, device=device, device_memory_gib=None,
             count=hw.get("count", 1), vllm_version=c.get("vllm_version", "0.26.0"), version_note="measured",
             flags=flags, env=c.get("env", {}) or {}, usage_context="llm",
             logged={
@@ -238,7 +241,8 @@ def load_cases() -> list[Case]:
     for c in _device_cases(DATA / "device_v026" / "cases.jsonl", "device"):
         out.append(_with_log(c, DATA / "device_v026" / (c.id.replace("device-v026-", "") + ".log")))
     for c in _device_cases(DATA / "truth" / "cases.jsonl", "truth"):
-        out.append(_with_log(c, DATA / "truth" / "logs" / (c.id.split("truth-", 1)[-1] + ".log")))
+        batch, name = c.id.split("truth-v026-", 1)[-1].split("-", 1)
+        out.append(_with_log(c, DATA / "truth" / "logs" / batch / (name + ".log")))
     for c in _public_cases():
         out.append(_with_log(c, DATA / "public" / "logs" / (c.id + ".log")))
     return out

@@ -45,6 +45,17 @@ def _util_that_starts(plan: Plan, lo: float, hi: float) -> float | None:
     return steps[a]
 
 
+def _largest_util_that_starts(plan: Plan, cap: float) -> float | None:
+    """Scanning down from ``cap``: a higher util can fail after the KV cache (no room for CUDA graphs
+    and the warm-up outside the budget), so starting is not monotone near the top."""
+    u = cap
+    while u >= 0.05:
+        if _replan(plan, replace(plan.args, gpu_memory_utilization=u)).starts:
+            return u
+        u = round(u - 0.01, 2)
+    return None
+
+
 def smallest_fix(plan: Plan) -> str | None:
     """One sentence naming the flag change(s) that make this plan start, or None."""
     if plan.starts:
@@ -57,9 +68,11 @@ def smallest_fix(plan: Plan) -> str | None:
         head = (f"only {free_gib:.2f} GiB is free at startup, so --gpu-memory-utilization can be at most {cap:.2f}")
         if cap <= 0:
             return head + "; free memory on the device first"
-        lower = _util_that_starts(plan, 0.01, cap)
-        if lower is not None:
-            return f"{head}: use --gpu-memory-utilization {cap:.2f} (it starts from {lower:.2f})"
+        best = _largest_util_that_starts(plan, cap)
+        if best is not None:
+            lower = _util_that_starts(plan, 0.01, best)
+            return f"{head}: use --gpu-memory-utilization {best:.2f}" + (
+                f" (it starts from {lower:.2f})" if lower is not None and lower < best else "")
         fixed = _fix_capacity(plan, replace(plan.args, gpu_memory_utilization=cap))
         return f"{head}; at {cap:.2f} it still needs more: {fixed}" if fixed else head + ", and the model does not fit below it"
     if kind in ("no_kv_cache_memory", "max_model_len_exceeds_kv_cache"):
@@ -68,6 +81,12 @@ def smallest_fix(plan: Plan) -> str | None:
             return f"raise --gpu-memory-utilization to {up:.2f} (the most free memory allows is {cap:.2f})"
         fixed = _fix_capacity(plan, plan.args)
         return fixed
+    if kind == "out_of_memory":
+        best = _largest_util_that_starts(plan, round(util - 0.01, 2))
+        if best is not None:
+            return (f"lower --gpu-memory-utilization to {best:.2f} so CUDA graphs and the warm-up fit outside "
+                    f"the budget (or --enforce-eager, or fewer --max-num-seqs)")
+        return _fix_capacity(plan, plan.args)
     return None
 
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from .estimate.activation import Peak, profile_peak
-from .estimate.overheads import cudagraph, non_torch
+from .estimate.overheads import cudagraph, non_torch, post_kv_warmup_bytes
 from .inputs.devices import Device
 from .inputs.flags import EngineArgs
 from .model.description import ModelDescription
@@ -206,11 +206,12 @@ def build_plan(
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded,
                             disable_hybrid=cfg.disable_hybrid_kv_cache_manager)
-    graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes,
-                       runner_estimates=cfg.estimate_runs,
-                       num_layers=stages[-1][1] - stages[-1][0], tp=cfg.tp)
+    graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
+                       estimates=cfg.estimate_runs, num_layers=stages[-1][1] - stages[-1][0],
+                       max_num_batched_tokens=cfg.max_num_batched_tokens)
     cg_applied = graphs.estimate_bytes if cfg.estimate_cudagraphs else 0
 
+    enc_line = None
     error: _Failure | None = None
     if free_at_init < requested:
         error = _Failure("free_memory_below_requested",
@@ -222,26 +223,42 @@ def build_plan(
         last = pp_rank == cfg.pp - 1
         shares = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant, tp=cfg.tp, pp=cfg.pp,
                                   pp_rank=pp_rank, dp=cfg.dp, expert_parallel=cfg.expert_parallel,
-                                  pp_partition=cfg.pp_partition)
+                                  pp_partition=cfg.pp_partition,
+                                  vision_replicated=(args.mm_encoder_tp_mode == "data" and model.vision is not None
+                                                     and model.vision.supports_encoder_tp_data),
+                                  max_num_batched_tokens=cfg.max_num_batched_tokens)
         w_term = Term(key="weights", label="weights", bytes=shares.total_bytes, parts=shares.parts,
                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
                       " (allocated bytes after loading); tensors and sharding from the config",
                       note=f"{shares.num_params / 1e9:.3f}B parameters on this rank, {shares.num_layers} layers")
         peak: Peak = profile_peak(model, runner=cfg.runner, max_num_batched_tokens=cfg.max_num_batched_tokens,
                                   max_num_seqs=cfg.max_num_seqs, tp=cfg.tp, moe_tp=moe_tp,
-                                  model_dtype=cfg.model_dtype, layers=range(start, end), last_stage=last)
+                                  model_dtype=cfg.model_dtype, layers=range(start, end), last_stage=last,
+                                  compiled=(cfg.runner == "v2" and cfg.cudagraph_mode != "NONE"
+                                            and not model.is_multimodal and pp_rank == 0),
+                                  embed_bytes=shares.part("embed"), platform=cfg.platform,
+                                  persistent_moe_ws=not (cfg.quant is not None and cfg.quant.method == "mxfp4"))
         act_bytes, act_parts, act_basis = peak.total_bytes, peak.parts, peak.basis
-        enc_term = None
+        phase_note = f"peak set by the {peak.phase} of a {cfg.max_num_batched_tokens}-token dummy batch"
         if encoder is not None and pp_rank == 0:
             enc = encoder(cfg)
-            if enc is not None:
-                enc_term = enc
-                act_bytes = max(act_bytes, 0) + enc.bytes
-                act_parts = act_parts + (("encoder profile (" + enc.label + ")", enc.bytes),)
+            if enc is not None and enc.warning and enc.warning not in warnings:
+                warnings.append(enc.warning)
+            if enc is not None and enc.profiled:
+                # vLLM keeps the N encoder outputs while the text dummy run and the sampler run
+                with_held = act_bytes + enc.held_bytes
+                if enc.peak_bytes > with_held:
+                    act_bytes, phase_note = enc.peak_bytes, f"peak set by the encoder profile ({enc.label})"
+                else:
+                    act_bytes = with_held
+                act_parts = act_parts + (("encoder profile: " + enc.label + " (peak)", enc.peak_bytes),
+                                         ("encoder outputs held during the text profile", enc.held_bytes))
+                act_basis += "; encoder: " + enc.basis
+                enc_line = enc.log_line
         a_term = Term(key="activation_peak", label="torch peak increase (profile run)", bytes=act_bytes,
                       kind="measured", parts=act_parts, rule=cite("vllm/v1/worker/gpu_worker.py",
                       "Worker.determine_available_memory") + " (torch_peak_increase); " + act_basis,
-                      note=f"peak set by the {peak.phase} of a {cfg.max_num_batched_tokens}-token dummy batch")
+                      note=phase_note)
         nt_term = Term(key="non_torch", label="non-torch increase", bytes=over.increase_bytes, kind="measured",
                        rule=cite("vllm/utils/mem_utils.py", "memory_profiling") + " (non_torch_increase); "
                        + over.basis)
@@ -275,7 +292,6 @@ def build_plan(
         ranks.append(RankPlan(name=name, pp_rank=pp_rank, weights=shares, terms=terms, requested_bytes=requested,
                               free_at_init_bytes=free_at_init, available_kv_bytes=available, layout=layout,
                               num_blocks=blocks))
-        _ = enc_term
 
     logged = ranks[-1]
     max_len = cfg.max_model_len
@@ -299,21 +315,27 @@ def build_plan(
 
     headroom = _headroom_terms(total, used_by_others_bytes, over.before_snapshot_bytes, requested, graphs,
                                cfg, model, logged) if error is None else ()
-    for t in headroom:
-        if t.key == "headroom_left" and t.bytes < 0:
-            warnings.append(
-                f"after the KV cache is allocated, {format_gib(-t.bytes)} GiB more than the device has is needed "
-                f"for {'CUDA-graph capture and ' if graphs.actual_bytes else ''}the sampler warm-up: expect "
-                f"'CUDA out of memory' after profiling; lower --gpu-memory-utilization or --max-num-seqs, or use "
-                f"--enforce-eager")
+    if headroom and error is None:
+        h = {t.key: t.bytes for t in headroom}
+        if h["headroom_left"] < 0:
+            graph_part = h["outside_budget"] - h["sampler_warmup"] - h["headroom_left"]
+            phase = "CUDA-graph capture" if graph_part > 0 else "the sampler warm-up"
+            error = _Failure(
+                "out_of_memory",
+                f"predicted CUDA out of memory during {phase}, after the KV cache is allocated: it needs "
+                f"{format_gib(graph_part + h['sampler_warmup'])} GiB (CUDA graphs {format_gib(graph_part)}, "
+                f"warm-up beyond the profile peak {format_gib(h['sampler_warmup'])}) but only "
+                f"{format_gib(h['outside_budget'])} GiB is left outside util x total")
     logs = _log_lines(rules, cfg, ranks, num_blocks, tokens, conc, max_len, graphs, error, free_at_init, requested,
-                      total)
+                      total, enc_line)
     return Plan(
         vllm_version=".".join(map(str, rules.requested)), rules=rules, model=model, device=device,
         device_count=cfg.tp * cfg.pp * cfg.dp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
         ranks=tuple(ranks), verdict="fails" if error else "starts", error_kind=error.kind if error else None,
-        error_message=error.message if error else None, num_gpu_blocks=num_blocks if not error else None,
-        kv_cache_tokens=tokens if not error else None, max_concurrency=conc if not error else None,
+        error_message=error.message if error else None,
+        num_gpu_blocks=num_blocks if (not error or error.kind == "out_of_memory") else None,
+        kv_cache_tokens=tokens if (not error or error.kind == "out_of_memory") else None,
+        max_concurrency=conc if (not error or error.kind == "out_of_memory") else None,
         estimated_max_model_len=est_len, max_model_len=max_len, headroom_terms=headroom,
         host_terms=_host_terms(args, cfg, model), warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags,
@@ -365,30 +387,35 @@ def _headroom_terms(total: int, others: int, before_snapshot: int, requested: in
                     model: ModelDescription, logged: RankPlan) -> tuple[Term, ...]:
     """What is allocated after the KV cache, against what the device has left.
 
-    After ``initialize_from_config`` the process holds about the requested budget (the KV
-    cache fills what profiling left). ``compile_or_warm_up_model`` then captures CUDA
-    graphs (unless their estimate was already subtracted) and warms the sampler up with
-    ``min(max_num_seqs, max_num_batched_tokens)`` dummy requests.
+    After ``initialize_from_config`` the KV cache fills the budget except the room the profile
+    peak took (``activation_peak``), which is free again. ``compile_or_warm_up_model`` then
+    captures CUDA graphs (inside the budget only when their estimate was subtracted, and then
+    only up to the estimate) and warms the model and sampler up; what exceeds the free room
+    lands outside the budget.
     """
     left = total - others - before_snapshot - requested
-    graph_extra = 0 if cfg.estimate_cudagraphs else graphs.actual_bytes
+    if cfg.estimate_cudagraphs:
+        graph_extra = max(graphs.actual_bytes - graphs.estimate_bytes, 0)
+    else:
+        graph_extra = graphs.actual_bytes
+    warm = post_kv_warmup_bytes(runner=cfg.runner, max_num_seqs=cfg.max_num_seqs,
+                                max_num_batched_tokens=cfg.max_num_batched_tokens, vocab=model.vocab_size,
+                                platform=cfg.platform)
+    warm_extra = max(warm - logged.bytes_of("activation_peak"), 0)
     reqs = min(cfg.max_num_seqs, cfg.max_num_batched_tokens)
-    # vllm-ascend's NPU worker has no sampler warm-up after graph capture (docs/vllm-rules.md §12)
-    sampler = 0 if cfg.platform == "ascend" else int(reqs * model.vocab_size * 4 * 2)
     terms = [
         Term(key="outside_budget", label="left outside the budget (1 - util)", bytes=left,
              rule="total - other processes - memory in use at the init snapshot - requested"),
         Term(key="cudagraph_actual", label="CUDA-graph pool (real capture)", bytes=graphs.actual_bytes,
              kind="measured", rule="vLLM compile_or_warm_up_model -> capture_model; " + graphs.basis,
-             note="inside the budget (its estimate was subtracted)" if cfg.estimate_cudagraphs else
-             "outside the budget: captured after the KV cache"),
-        Term(key="sampler_warmup", label="sampler warm-up (transient)", bytes=sampler, kind="measured",
-             rule="vLLM GPUModelRunner._dummy_sampler_run after the KV cache: float32 logits and a working copy, "
-                  f"{reqs} requests x vocab"),
+             note=(f"{graph_extra / GiB:.2f} GiB beyond the subtracted estimate" if cfg.estimate_cudagraphs else
+                   "outside the budget: captured after the KV cache")),
+        Term(key="sampler_warmup", label="warm-up beyond the profile peak", bytes=warm_extra, kind="measured",
+             rule=f"vLLM compile_or_warm_up_model (model + sampler warm-up, {reqs} requests x vocab): "
+                  f"{warm / GiB:.2f} GiB at peak, measured fit over data/truth; the profile peak's room is reused"),
     ]
-    need = graph_extra + sampler
-    terms.append(Term(key="headroom_left", label="room left after warm-up", bytes=left - need,
-                      rule="outside_budget - CUDA graphs not estimated - sampler warm-up"))
+    terms.append(Term(key="headroom_left", label="room left after warm-up", bytes=left - graph_extra - warm_extra,
+                      rule="outside_budget - graphs beyond their estimate - warm-up beyond the profile peak"))
     return tuple(terms)
 
 
@@ -404,7 +431,8 @@ def _host_terms(args: EngineArgs, cfg: EngineConfig, model: ModelDescription) ->
 
 
 def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blocks, tokens, conc, max_len,
-               graphs, error: _Failure | None, free: int, requested: int, total: int) -> list[str]:
+               graphs, error: _Failure | None, free: int, requested: int, total: int,
+               enc_line: str | None = None) -> list[str]:
     """The memory lines vLLM would print, in this version's format."""
     r = ranks[-1]
     g = format_gib
@@ -416,6 +444,8 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
     if error and error.kind == "free_memory_below_requested":
         lines.append(f"ValueError: {error.message}")
         return lines
+    if enc_line:
+        lines.append(enc_line)
     lines.append(f"Initial free memory: {g(free)} GiB; Requested memory: {cfg.gpu_memory_utilization:f} (util), "
                  f"{g(requested)} GiB")
     if graphs.estimate_bytes and cfg.cudagraph_mode != "NONE":
@@ -430,7 +460,7 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
                      f"torch peak memory increase: {g(r.bytes_of('activation_peak'))}GiB; total consumed (from "
                      f"mem_get_info): {g(consumed)}GiB; weights memory: {g(r.bytes_of('weights'))}GiB.")
     lines.append(f"Available KV cache memory: {g(r.available_kv_bytes)} GiB")
-    if error:
+    if error and error.kind != "out_of_memory":
         lines.append(f"ValueError: {error.message}")
         return lines
     if tokens is not None:

@@ -26,10 +26,15 @@ def test_free_memory_check_uses_total_times_util():
 
 
 def test_fix_for_free_memory_lowers_util_to_what_is_free():
+    import re
+
     p = attach_fix(vramplan.plan("Qwen/Qwen3-8B", used_by_others_gib=20))
     # largest util with ceil(79.18 x util) <= 58.67 GiB is 0.74 (0.74 x 79.18 = 58.59)
-    assert "--gpu-memory-utilization 0.74" in p.fix
-    assert vramplan.plan("Qwen/Qwen3-8B", used_by_others_gib=20, gpu_memory_utilization=0.74).starts
+    assert "can be at most 0.74" in p.fix
+    # the suggested value is at or below that bound, and the planner says it starts
+    util = float(re.search(r"use --gpu-memory-utilization (0\.\d+)", p.fix).group(1))
+    assert util <= 0.74
+    assert vramplan.plan("Qwen/Qwen3-8B", used_by_others_gib=20, gpu_memory_utilization=util).starts
 
 
 def test_no_memory_for_cache_blocks():
@@ -98,6 +103,15 @@ def test_auto_max_model_len_fits_the_cache():
     assert p.starts and p.engine.auto_max_model_len
     small = vramplan.plan("Qwen/Qwen3-8B", max_model_len=-1, gpu_memory_utilization=0.23)
     assert small.starts and small.max_model_len < 40960
+
+
+def test_too_high_util_runs_out_of_memory_after_the_kv_cache():
+    # util 0.99 leaves 0.79 GiB outside the budget, less the 0.51 GiB CUDA context: too little for CUDA graphs
+    # and the warm-up that vLLM runs after allocating the KV cache
+    p = attach_fix(vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.99))
+    assert p.error_kind == "out_of_memory" and "after the KV cache" in p.error_message
+    assert p.num_gpu_blocks  # the KV cache itself was sized
+    assert "lower --gpu-memory-utilization" in p.fix
 
 
 def test_util_monotone_in_blocks():

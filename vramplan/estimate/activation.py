@@ -2,24 +2,26 @@
 
 vLLM measures ``torch peak memory increase`` as the allocated-bytes peak during
 ``profile_run`` minus the allocated bytes before it (v0.26.0
-``vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory``). ``profile_run``
-runs one dummy batch of ``max_num_batched_tokens`` tokens split over
-``min(max_num_batched_tokens, max_num_seqs)`` requests with no attention metadata
-(``_dummy_run(..., is_profile=True)``), then the sampler on one row per request
-(``_dummy_sampler_run``). So the peak is the larger of:
+``vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory``). ``profile_run`` runs one
+dummy batch of ``T = max_num_batched_tokens`` tokens over ``R = min(T, max_num_seqs)``
+requests with no attention metadata (``_dummy_run(..., is_profile=True)``), then the sampler
+on one row per request (``_dummy_sampler_run``). What is live at the peak:
 
-- the forward pass: the residual stream (hidden + residual, ``2 x T x H``) plus the widest
-  block's intermediates: attention (``qkv`` and its output) or the MLP (``gate_up`` of
-  ``2 x I / tp`` and the activation output of ``I / tp``), or for MoE layers the router
-  logits and the fused-MoE intermediate caches (``T x top_k x (2I + I + H)``);
-- the sampler: the last hidden states, the logits in the model dtype, their float32 copy
-  and the sampler's working buffers, all ``num_reqs x vocab``;
+- **forward, dense layers** (transient): the residual stream and the MLP's intermediates of
+  one layer, ``T x (4 H + 3 I / tp)`` elements — hidden, residual, the norm's output and the
+  ``down_proj`` output (4 H), the ``gate_up`` output (2 I) and the activation output (I).
+- **forward, MoE layers**: the fused-MoE kernel's three intermediate caches
+  ``T x top_k x (2 I' + I' + H)`` (``I' = I / (tp x dp)``), which vLLM's workspace keeps
+  allocated once created, so they stay live through the sampler; plus the residual stream.
+- **the sampler**: ``R x vocab`` elements: the logits and the sampler's working copies. The V1
+  runner's dummy sampler run (top-k/top-p sort over float32 logits, then a second seeded pass)
+  holds about 14.8 bytes per element; the V2 runner's (Triton sampler) about 2.4.
 
-plus a small fixed amount the runner allocates lazily during its first step. The
-coefficients of the sampler buffers and the fixed amount are fitted in
-``bench/fit_activation.py`` against every measured startup in ``data/`` (one fit for all
-models per runner, never per case), and their fitted values are recorded in
-:data:`COEFFICIENTS` with the data they came from.
+The peak is ``persistent MoE workspace + max(forward transient, sampler) + a small constant``.
+The three coefficients per runner (sampler bytes per element, constant, forward multiplier) are
+fitted by ``bench/fit_activation.py`` over every measured startup in ``data/device_v026`` and
+``data/truth`` (one fit for all models of a runner, never per case); :data:`COEFFICIENTS`
+records the fitted values and the fit's error.
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..model.description import ModelDescription
+from ..model.description import LayerKind, ModelDescription
 from ..model.quant import dtype_bytes
-from ..rules.weights import kv_heads_per_rank, pad_vocab_size
-from ..units import MiB, cdiv
+from ..units import GiB, MiB, cdiv
 
-__all__ = ["Peak", "COEFFICIENTS", "profile_peak"]
+__all__ = ["Peak", "Components", "COEFFICIENTS", "components", "profile_peak"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,58 +49,77 @@ class Peak:
 
 
 @dataclass(frozen=True, slots=True)
-class _Coeffs:
-    sampler_fp32_copies: float
-    """Float32 ``[num_reqs, vocab]`` buffers alive at the sampler's peak (logits copy, sort/softmax work)."""
-    fixed_bytes: int
-    """Allocated once during the first profile step (runner buffers, workspaces)."""
+class Coefficients:
+    sampler_bytes_per_element: float
+    """Bytes live at the sampler's peak per (request x vocab) element."""
+    constant_bytes: int
+    """Allocated on the first profile step whatever the shapes (runner buffers, workspaces)."""
+    forward_multiplier: float
+    """Scale on the counted forward intermediates (1.0 = exactly the tensors listed above)."""
     source: str
 
 
-# Fitted by bench/fit_activation.py; see its output in the README's accuracy section.
-COEFFICIENTS: dict[str, _Coeffs] = {
-    "v1": _Coeffs(sampler_fp32_copies=3.0, fixed_bytes=64 * MiB,
-                  source="fit over V1-runner startups in data/device_v026 and data/truth"),
-    "v2": _Coeffs(sampler_fp32_copies=2.0, fixed_bytes=64 * MiB,
-                  source="fit over V2-runner startups in data/device_v026 and data/truth"),
+# Fitted by bench/fit_activation.py on data/device_v026 + data/truth (vLLM 0.26, H100/H200,
+# VLLM_USE_FLASHINFER_SAMPLER=0). Re-run it after adding measurements.
+COEFFICIENTS: dict[str, Coefficients] = {
+    "v1": Coefficients(sampler_bytes_per_element=14.7, constant_bytes=32 * MiB, forward_multiplier=1.0,
+                       source="fit over the V1-runner startups of data/truth and data/device_v026"),
+    "v2": Coefficients(sampler_bytes_per_element=2.2, constant_bytes=24 * MiB, forward_multiplier=1.0,
+                       source="fit over the V2-runner startups of data/truth and data/device_v026"),
 }
 
 
-def _forward_parts(model: ModelDescription, *, tokens: int, tp: int, moe_tp: int, b: float,
-                   layers: range) -> list[tuple[str, int]]:
-    per_token = _per_token_widths(model, tp, moe_tp, b, layers.start, layers.stop)
-    return [(name, int(tokens * w)) for name, w in per_token]
+@dataclass(frozen=True, slots=True)
+class Components:
+    """Per-token and per-element sizes that set the profile peak (bytes)."""
+
+    dense_per_token: float
+    """Transient forward bytes per token of the widest dense (or attention-only) layer."""
+    moe_ws_per_token: float
+    """Persistent fused-MoE workspace bytes per token (0 for dense models)."""
+    moe_rest_per_token: float
+    """Transient bytes per token around a MoE layer (residual stream)."""
+    vocab: int
 
 
 @lru_cache(maxsize=1024)
-def _per_token_widths(model: ModelDescription, tp: int, moe_tp: int, b: float, start: int,
-                      stop: int) -> tuple[tuple[str, float], ...]:
-    """Bytes per token of the residual stream and of the widest block, on one rank."""
-    tokens = 1
-    layers = range(start, stop)
+def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: int, stop: int,
+               persistent_moe_ws: bool = True, allreduce_copies: bool = True) -> Components:
     h = model.hidden_size
-    resid = 2 * tokens * h * b
-    attn = 0
-    mlp = 0
-    moe = 0
-    for layer in (model.layers[i] for i in layers):
-        if layer.attention is not None:
-            a = layer.attention
+    dense = 0.0
+    ws = 0.0
+    rest = 0.0
+    for layer in model.layers[start:stop]:
+        # hidden, residual, norm output, down/o_proj output; with TP on CUDA the custom all-reduce keeps an
+        # input and an output copy of [T, H] as well (measured: Qwen3-8B's peak is the same at TP=2 as at
+        # TP=1); Ascend's HCCL all-reduce does not (seed 001's profile peak is the encoder's)
+        stream = (8 if tp > 1 and allreduce_copies else 4) * h * b
+        if layer.attention is not None and layer.kind is not LayerKind.MLA:
             q = cdiv(model.num_attention_heads, tp) * model.head_dim
-            kv = 2 * kv_heads_per_rank(a.num_kv_heads, tp) * (a.head_size if layer.kind.value != "mla" else model.head_dim)
-            attn = max(attn, tokens * (q + kv + q) * b)
+            attn = stream + 2 * q * b + 2 * max(1, layer.attention.num_kv_heads // tp) * layer.attention.head_size * b
+        elif layer.kind is LayerKind.MLA:
+            # MLA prefill materialises per-head K (nope + rope) and V from the latent
+            heads = cdiv(model.num_attention_heads, tp)
+            t = model.hf_config.get("text_config", model.hf_config)
+            qk = int(t.get("qk_nope_head_dim", 128)) + int(t.get("qk_rope_head_dim", 64))
+            v = int(t.get("v_head_dim", 128))
+            attn = stream + heads * (2 * qk + 2 * v) * b
+        else:
+            attn = stream
         if layer.is_moe and model.moe is not None:
             m = model.moe
             inter = cdiv(m.intermediate_size, moe_tp)
-            per_tok = m.top_k * (2 * inter + inter + h) * b + m.num_experts * 4
-            shared = (3 * cdiv(m.shared_intermediate_size, tp) * b) if m.shared_intermediate_size else 0
-            moe = max(moe, tokens * (per_tok + shared))
+            moe_ws = m.top_k * (3 * inter + h) * b
+            shared = 3 * cdiv(m.shared_intermediate_size, tp) * b if m.shared_intermediate_size else 0
+            if persistent_moe_ws:
+                ws = max(ws, moe_ws)
+                rest = max(rest, stream + shared, attn)
+            else:  # kernels that allocate per call (gpt-oss's OAI Triton MoE): transient, like a dense MLP
+                dense = max(dense, stream + shared + moe_ws, attn)
         else:
-            inter = cdiv(model.intermediate_size, tp)
-            mlp = max(mlp, tokens * 3 * inter * b)
-    block = max(attn, mlp, moe)
-    name = "moe" if block == moe and moe else ("mlp" if block == mlp else "attention")
-    return (("residual stream (hidden + residual)", resid), (f"widest block ({name} intermediates)", block))
+            mlp = stream + 3 * cdiv(model.intermediate_size, tp) * b
+            dense = max(dense, mlp, attn)
+    return Components(dense_per_token=dense, moe_ws_per_token=ws, moe_rest_per_token=rest, vocab=model.vocab_size)
 
 
 def profile_peak(
@@ -113,25 +133,44 @@ def profile_peak(
     model_dtype: str,
     layers: range,
     last_stage: bool,
+    compiled: bool = False,
+    embed_bytes: int = 0,
+    persistent_moe_ws: bool = True,
+    platform: str = "cuda",
+    coefficients: Coefficients | None = None,
 ) -> Peak:
-    """The torch peak increase of ``profile_run`` on one rank (encoder excluded; see estimate.encoder)."""
+    """The torch peak increase of ``profile_run`` on one rank (the encoder profile is added by the caller).
+
+    ``compiled``: torch.compile + CUDA graphs on the V2 runner for a text-only model, whose compiled
+    forward includes the embedding lookup: measured on H100 (data/device_v026: Qwen3-8B at 2k/8k
+    tokens, Llama-3.1-8B at 8k) the peak then holds a copy the size of the embedding matrix plus two
+    ``[T, H]`` buffers (``embed_bytes`` is this rank's embedding). Multimodal models embed outside the
+    compiled region and show no such floor (Qwen3-VL-8B compiled = eager).
+    """
     b = dtype_bytes(model_dtype)
-    coeffs = COEFFICIENTS.get(runner, COEFFICIENTS["v1"])
+    k = coefficients or COEFFICIENTS.get(runner, COEFFICIENTS["v1"])
+    c = components(model, tp, moe_tp, b, layers.start, layers.stop, persistent_moe_ws, platform != "ascend")
     tokens = max_num_batched_tokens
     reqs = min(max_num_seqs, tokens)
-    fwd = _forward_parts(model, tokens=tokens, tp=tp, moe_tp=moe_tp, b=b, layers=layers)
-    fwd_total = sum(v for _, v in fwd)
-    candidates = [("forward", fwd_total, fwd)]
-    if last_stage:
-        vocab = model.vocab_size
-        local = pad_vocab_size(vocab) // tp
-        sampler = [
-            ("hidden states of the dummy batch", int(tokens * model.hidden_size * b)),
-            ("logits (model dtype)", int(reqs * (vocab + (local if tp > 1 else 0)) * b)),
-            ("sampler float32 buffers", int(reqs * vocab * 4 * coeffs.sampler_fp32_copies)),
-        ]
-        candidates.append(("sampler", sum(v for _, v in sampler), sampler))
-    phase, total, parts = max(candidates, key=lambda c: c[1])
-    parts = list(parts) + [("runner buffers allocated on the first step", coeffs.fixed_bytes)]
-    return Peak(total_bytes=total + coeffs.fixed_bytes, phase=phase, parts=tuple(parts),
-                basis=f"modelled from the live tensors of profile_run ({runner} runner); coefficients: {coeffs.source}")
+    ws = int(tokens * c.moe_ws_per_token * k.forward_multiplier)
+    dense = int(tokens * c.dense_per_token * k.forward_multiplier)
+    rest = int(tokens * c.moe_rest_per_token * k.forward_multiplier)
+    sampler = int(reqs * c.vocab * k.sampler_bytes_per_element) if last_stage else 0
+    # dense layers run before the first MoE layer creates the workspace (DeepSeek's first_k_dense)
+    after_ws = ws + max(rest, sampler)
+    candidates = [("forward", dense, [("widest dense layer's intermediates", dense)])]
+    if ws:
+        candidates.append(("forward" if rest >= sampler else "sampler", after_ws,
+                           [("fused-MoE workspace (kept allocated)", ws),
+                            ("residual stream" if rest >= sampler else "sampler buffers", max(rest, sampler))]))
+    candidates.append(("sampler", sampler, [(f"sampler: {reqs} requests x {c.vocab} vocab", sampler)]))
+    if compiled and embed_bytes:
+        floor = embed_bytes + int(2 * tokens * model.hidden_size * b)
+        candidates.append(("forward", floor, [("compiled forward: embedding-sized copy + 2 [T, H] buffers", floor)]))
+    phase, total, parts = max(candidates, key=lambda x: x[1])
+    parts = list(parts) + [("constant (runner buffers)", k.constant_bytes)]
+    return Peak(total_bytes=total + k.constant_bytes, phase=phase, parts=tuple(parts),
+                basis=f"modelled from the live tensors of profile_run ({runner} runner); {k.source}")
+
+
+_ = GiB

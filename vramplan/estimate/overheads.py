@@ -1,22 +1,25 @@
-"""Non-torch memory and CUDA-graph memory: the terms vLLM measures, modelled from measurements.
+"""Non-torch memory, CUDA graphs and the post-KV warm-up: terms vLLM measures, modelled from measurements.
 
 Non-torch memory comes in two parts that vLLM treats differently:
 
-- memory already used when the worker takes its init snapshot (the CUDA context, NCCL and
-  custom all-reduce buffers on CUDA): it is outside the budget, but it lowers the free
-  memory the startup check compares with ``total x util``;
-- the non-torch increase during profiling (``non-torch forward increase memory``: lazily
-  created library workspaces, attention-backend buffers; on Ascend also HCCL, since
-  vllm-ascend takes its snapshot before HCCL starts): it is inside the non-KV total.
+- memory in use when the worker takes its init snapshot (the CUDA context; with TP the NCCL
+  communicators and custom all-reduce buffers, created before the snapshot on CUDA): outside
+  the budget, but it lowers the free memory the startup check compares with ``total x util``;
+- the non-torch increase during profiling (``non-torch forward increase memory``: lazily created
+  library workspaces): inside the non-KV total. On Ascend the snapshot is taken before HCCL starts,
+  so HCCL lands here instead.
 
-CUDA graphs are captured after the KV cache is allocated
-(``compile_or_warm_up_model -> capture_model``). vLLM estimates them before sizing the KV
-cache (``profile_cudagraph_memory``: capture the two largest descriptors of each runtime
-mode, extrapolate linearly) and subtracts the estimate where the version and the
-``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` switch say so.
+CUDA graphs are captured after the KV cache (``compile_or_warm_up_model -> capture_model``).
+The V1 runner estimates them first (``profile_cudagraph_memory``: per mode, the first capture
+plus ``(n - 1) x`` the second) and, where the version and ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``
+say so, subtracts the estimate from the KV budget. The V2 runner does not estimate before v0.29.
 
-The numbers below are measurements, each with its source; ``bench/fit_overheads.py``
-re-derives them from ``data/``.
+After the KV cache, ``compile_or_warm_up_model`` also warms the model and the sampler up with
+``min(max_num_seqs, max_num_batched_tokens)`` requests. Whatever of that exceeds the profile
+run's peak lands outside the budget.
+
+Every number below comes from ``bench/fit_overheads.py`` over data/truth and data/device_v026
+(vLLM 0.26 on H100/H200), with the cases it rests on named.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model.description import ModelDescription
-from ..units import MiB
+from ..units import GiB, MiB
 
-__all__ = ["Overheads", "non_torch", "cudagraph"]
+__all__ = ["Overheads", "GraphMemory", "non_torch", "cudagraph", "post_kv_warmup_bytes"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,35 +41,33 @@ class Overheads:
     basis: str
 
 
-# platform -> (context at snapshot, increase during profiling) for TP=1, in MiB
-_NON_TORCH_TP1 = {
-    "cuda": (522, 225, "measured: H100, vLLM 0.26 (data/device_v026: cuda_memory 0.51 GiB at the snapshot, "
-                       "non-torch forward increase 0.22 GiB in all 8 runs)"),
+# platform -> (in use at the snapshot, increase during profiling), TP=1, MiB
+_TP1 = {
+    "cuda": (522, 225, "measured: H100/H200, vLLM 0.26, 61 startups (data/truth, data/device_v026): 0.51-0.52 GiB "
+                       "in use at the snapshot, non-torch forward increase 0.22-0.23 GiB"),
     "rocm": (522, 460, "reported: ROCm V0/V1 logs in data/public show 0.46-0.62 GiB non-torch"),
-    "ascend": (358, 235, "measured: seed 001 (Ascend 910B, vllm-ascend): 0.35 G non-torch before HCCL"),
+    "ascend": (358, 235, "measured: seed 001 (Ascend 910B, vllm-ascend): 0.35 GiB before HCCL"),
 }
-# extra per rank when TP > 1: NCCL communicator buffers and the custom all-reduce IPC buffers
-_TP_EXTRA = {
-    "cuda": (160, 320, "estimated: NCCL + custom all-reduce buffers at TP>1 (to be replaced by data/truth TP=2 runs)"),
-    "rocm": (160, 320, "estimated like CUDA"),
-    "ascend": (0, 325, "measured: seed 001 TP=2 non-torch forward increase 0.56 GiB (HCCL after the snapshot)"),
+# TP/PP > 1: CUDA creates NCCL + custom all-reduce before the snapshot; the increase shrinks.
+_MULTI = {
+    "cuda": (1495, 92, "measured: 2xH200 TP=2, vLLM 0.26 (data/truth x2-*_tp2): 1.46 GiB in use at the snapshot "
+                       "(+0.95 GiB NCCL/all-reduce), non-torch increase 0.06-0.11 GiB; symmetric-memory all-reduce "
+                       "was off (no NVLink multicast); larger TP not measured"),
+    "rocm": (1495, 92, "estimated like CUDA"),
+    "ascend": (358, 573, "measured: seed 001 TP=2: non-torch forward increase 0.56 GiB (HCCL after the snapshot)"),
 }
 
 
 def non_torch(platform: str, *, tp: int, pp: int = 1) -> Overheads:
-    ctx, inc, src = _NON_TORCH_TP1.get(platform, _NON_TORCH_TP1["cuda"])
-    basis = src
-    if tp > 1 or pp > 1:
-        ectx, einc, esrc = _TP_EXTRA.get(platform, _TP_EXTRA["cuda"])
-        ctx, inc = ctx + ectx, inc + einc
-        basis = f"{src}; {esrc}"
-    return Overheads(before_snapshot_bytes=ctx * MiB, increase_bytes=inc * MiB, basis=basis)
+    table = _MULTI if (tp > 1 or pp > 1) else _TP1
+    ctx, inc, src = table.get(platform, table["cuda"])
+    return Overheads(before_snapshot_bytes=ctx * MiB, increase_bytes=inc * MiB, basis=src)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GraphMemory:
     estimate_bytes: int
-    """What vLLM's ``profile_cudagraph_memory`` would report (0 where it does not estimate)."""
+    """What ``profile_cudagraph_memory`` reports (0 where it does not run)."""
     actual_bytes: int
     """The pool the real capture takes after the KV cache is allocated."""
     num_piecewise: int
@@ -74,29 +75,52 @@ class GraphMemory:
     basis: str
 
 
-def cudagraph(model: ModelDescription, *, mode: str, capture_sizes: tuple[int, ...], runner_estimates: bool,
-              num_layers: int, tp: int) -> GraphMemory:
-    """CUDA-graph memory for the given capture sizes.
+# V1 estimate, per vLLM's own arithmetic: max(first captures) + (n-1) x per-graph of each mode.
+# Measured first captures: FULL 130-258 MiB, PIECEWISE 62-128 MiB; per graph: PIECEWISE ~0.12 MiB per
+# layer, FULL 1-2 MiB (Qwen3-0.6B, Qwen3-8B at TP 1 and 2, Qwen3-30B-A3B; data/truth x2-*_g_v1_*,
+# data/device_v026 qwen3-30b-a3b). The real pool was 14-34% above the estimate (mean 1.25x).
+_FIRST_FULL = 195 * MiB
+_FIRST_PIECE = 101 * MiB
+_PER_PIECE_PER_LAYER = 0.125 * MiB
+_PER_FULL = 1.5 * MiB
+_V1_ACTUAL_OVER_ESTIMATE = 1.25
+# V2 (no estimate in v0.26): pool = a x (mnbt / 8192) + b x layers x hidden (fit over 6 graph runs: Qwen3-0.6B,
+# Qwen3-8B x3, Llama-3.1-8B, Qwen2.5-VL-3B, Qwen3-VL-8B; max error 0.11 GiB).
+_V2_A = 0.38 * GiB
+_V2_B = 4.2e-6 * GiB
 
-    The estimate mirrors vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:
-    GPUModelRunner.profile_cudagraph_memory: per runtime mode, the first capture's cost plus
-    ``(n - 1) x`` the second's; the total is the largest first capture plus every mode's
-    per-graph costs. First-capture and per-graph costs are measured (Qwen3-30B-A3B, H100,
-    data/device_v026: PIECEWISE 102 MiB + 6 MiB/graph at 48 layers, FULL 258 MiB + 2 MiB/graph)
-    and scaled per layer for piecewise graphs (one piece per layer).
-    """
+
+def cudagraph(model: ModelDescription, *, mode: str, capture_sizes: tuple[int, ...], runner: str, estimates: bool,
+              num_layers: int, max_num_batched_tokens: int) -> GraphMemory:
     if mode == "NONE" or not capture_sizes:
         return GraphMemory(estimate_bytes=0, actual_bytes=0, num_piecewise=0, num_full=0, basis="no CUDA graphs")
     n = len(capture_sizes)
     n_piece = n if "PIECEWISE" in mode else 0
     n_full = n if mode.startswith("FULL") else 0
-    per_piece = max(1.0, 6.0 * num_layers / 48) * MiB
-    first_piece = 102 * MiB
-    first_full = 258 * MiB
-    per_full = 2 * MiB
-    firsts = [first_piece] * bool(n_piece) + [first_full] * bool(n_full)
-    est = max(firsts) + per_piece * max(n_piece - 1, 0) + per_full * max(n_full - 1, 0)
-    actual = est  # the real pool; refined against 'CUDA graph pool memory ... (actual)' lines
-    return GraphMemory(estimate_bytes=int(est) if runner_estimates else 0, actual_bytes=int(actual),
-                       num_piecewise=n_piece, num_full=n_full,
-                       basis="first capture + (n-1) x per-graph, measured on H100 (data/device_v026)")
+    firsts = [_FIRST_PIECE] * bool(n_piece) + [_FIRST_FULL] * bool(n_full)
+    est = (max(firsts) + _PER_PIECE_PER_LAYER * num_layers * max(n_piece - 1, 0)
+           + _PER_FULL * max(n_full - 1, 0))
+    if runner == "v1":
+        actual = est * _V1_ACTUAL_OVER_ESTIMATE
+        basis = (f"{n} sizes: first capture + (n-1) x per-graph (vLLM's estimate rule), costs measured on H100/H200; "
+                 f"real pool = 1.25 x estimate (measured)")
+    else:
+        actual = _V2_A * max_num_batched_tokens / 8192 + _V2_B * num_layers * model.hidden_size
+        basis = f"{n} sizes: V2-runner pool fitted on 6 H100 graph runs (max error 0.11 GiB)"
+    return GraphMemory(estimate_bytes=int(est) if estimates else 0, actual_bytes=int(actual),
+                       num_piecewise=n_piece, num_full=n_full, basis=basis)
+
+
+# Post-KV warm-up (model + sampler, min(max_num_seqs, mnbt) requests): 0.6 GiB + s x requests x vocab,
+# s = 14.2 (V1) or 9.5 (V2) bytes; fitted to NVML "used after init" minus the budget over 49 startups.
+_WARMUP_CONST = 0.6 * GiB
+_WARMUP_PER_ELEMENT = {"v1": 14.2, "v2": 9.5}
+
+
+def post_kv_warmup_bytes(*, runner: str, max_num_seqs: int, max_num_batched_tokens: int, vocab: int,
+                         platform: str) -> int:
+    """Peak the post-KV warm-up reaches (it reuses the room the profile peak left in the budget)."""
+    if platform == "ascend":  # vllm-ascend has no sampler warm-up after graph capture (docs/vllm-rules.md §12)
+        return 0
+    reqs = min(max_num_seqs, max_num_batched_tokens)
+    return int(_WARMUP_CONST + _WARMUP_PER_ELEMENT.get(runner, 14.2) * reqs * vocab)

@@ -136,6 +136,7 @@ def weights_per_rank(
     expert_parallel: bool = False,
     pp_partition: str | None = None,
     vision_replicated: bool = False,
+    max_num_batched_tokens: int = 0,
 ) -> WeightShares:
     """Bytes of weights on one rank (TP rank 0 of pipeline stage ``pp_rank``).
 
@@ -177,6 +178,12 @@ def weights_per_rank(
     add(model.buffer_params)
     if model.vision is not None:
         add(model.vision.params, shard_tp=1 if vision_replicated else tp)
+        if model.vision.num_deepstack and max_num_batched_tokens:
+            # vLLM v0.26.0 vllm/model_executor/models/qwen3_vl.py:Qwen3VLForConditionalGeneration.__init__:
+            # one zeroed [max_num_batched_tokens, text hidden] buffer per deepstack level, allocated at
+            # init (so inside "Model loading took"), on every rank, not split by TP.
+            add((Param(name="deepstack_input_embeds", shape=(model.vision.num_deepstack, max_num_batched_tokens,
+                                                             model.hidden_size), part="buffer"),))
     order = ("embed", "attention", "mlp", "moe", "norm", "lm_head", "vision", "buffer", "other")
     ordered = tuple((k, parts[k]) for k in order if k in parts)
     return WeightShares(total_bytes=sum(parts.values()), parts=ordered, num_layers=end - start, num_params=numel)
