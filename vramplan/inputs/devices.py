@@ -35,6 +35,8 @@ class Device:
     count: int = 1
     context_bytes: int = 0
     """Memory the runtime and CUDA context take before vLLM's snapshot (outside the budget)."""
+    nvlink: bool = False
+    """GPUs of this kind are usually linked by NVLink/xGMI/HCCS (custom all-reduce buffers under TP)."""
 
     @property
     def total_gib(self) -> float:
@@ -68,9 +70,12 @@ _ENTRIES = [
     ("ascend-910b4", "Ascend 910B4", 29.46, "ascend", "estimated: 32 GB card (npu-smi 32768 MB) less the 3.04 GiB the 64 GB 910B keeps (65536 MB -> 60.96 GiB)", None, 0.35),
 ]
 
+_LINKED = {"h100-80gb", "h200", "a100-80gb", "a100-40gb", "b200", "mi300x", "ascend-910b1", "ascend-910b2",
+           "ascend-910b3", "ascend-910b4"}
+
 DEVICES: dict[str, Device] = {
     name: Device(name=name, label=label, total_bytes=_gib(total), platform=platform, source=source,
-                 compute_capability=cc, context_bytes=_gib(ctx))
+                 compute_capability=cc, context_bytes=_gib(ctx), nvlink=name in _LINKED)
     for name, label, total, platform, source, cc, ctx in _ENTRIES
 }
 
