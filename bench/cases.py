@@ -147,7 +147,9 @@ def _device_cases(path: Path, source: str) -> list[Case]:
         if not line.strip():
             continue
         c = json.loads(line)
-        if c.get("status", "ok") != "ok":
+        if c.get("status", "ok") not in ("ok", "failed") or "missing package" in str(c.get("error", "")):
+            continue
+        if c.get("status") == "failed" and "compressed_tensors" in str(c.get("error", "")):
             continue
         a, m = c["args"], c["measured"]
         flags = {k: a[k] for k in ("tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs",
@@ -162,7 +164,8 @@ def _device_cases(path: Path, source: str) -> list[Case]:
         out.append(Case(
             id=c["id"], source=source, model=model, device=device, device_memory_gib=None,
             count=hw.get("count", 1), vllm_version=c.get("vllm_version", "0.26.0"), version_note="measured",
-            flags=flags, env=c.get("env", {}) or {}, usage_context="llm",
+            flags=flags, env={k: v for k, v in (c.get("env") or {}).items() if k.startswith("VLLM_")},
+            usage_context="llm",
             logged={
                 "weights_gib": m.get("weights_gib"), "activation_gib": m.get("torch_peak_increase_gib"),
                 "non_torch_gib": m.get("non_torch_gib"), "kv_cache_gib": m.get("available_kv_cache_gib"),
@@ -227,12 +230,22 @@ def _log_figures(path: Path) -> dict:
 
 
 def _with_log(case: Case, path: Path) -> Case:
-    """Take every figure the log states from the log reader; keep the record's for the rest."""
+    """Take every figure the log states from the log reader; keep the record's for the rest.
+
+    A failed run's error kind comes from the log. Memory held by another process is taken from
+    the log's startup check (total - free - this process's CUDA context), as a user would state it.
+    """
     if path.is_file():
         for key, value in _log_figures(path).items():
-            if value is not None:
+            if value is not None or key == "error_kind":
                 case.logged[key] = value
         case.logged["_from_log"] = True
+        if case.source != "public" and case.logged.get("error_kind") == "free_memory_below_requested":
+            import re
+
+            m = re.search(r"\((\d+(?:\.\d+)?)/(\d+(?:\.\d+)?) GiB\)", path.read_text())
+            if m:
+                case.used_by_others_gib = round(float(m.group(2)) - float(m.group(1)) - 0.51, 2)
     return case
 
 
