@@ -52,6 +52,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_target_args(p)
     p.add_argument("--verbose", "-v", action="store_true", help="show the parts of each term")
     p.add_argument("--plot", default=None, help="write the stacked breakdown as a PNG or SVG")
+    p.add_argument("--image", default=None, help="serving check: image size WIDTHxHEIGHT of a request")
+    p.add_argument("--images-per-request", type=int, default=1, help="serving check: images in one request")
 
     sub.add_parser("models", help="list the bundled model catalog")
     sub.add_parser("devices", help="list the device catalog")
@@ -105,20 +107,36 @@ def _cmd_plan(ns: argparse.Namespace, extra: list[str], pasted: list[str]) -> in
 
         plan = replace(plan, warnings=plan.warnings + (
             "not modelled yet, so not counted: " + " ".join(parsed.unmodelled),))
+    serving = None
+    if ns.image:
+        from .fit import _image
+        from .serving import RequestShape, serving_check
+
+        serving = serving_check(plan, RequestShape(image=_image(ns.image), images_per_request=ns.images_per_request))
     if ns.plot:
         from .render.plot import plot_plan
 
         plot_plan(plan, ns.plot)
     if ns.json:
-        from .render.json import dumps
+        from .render.json import plan_to_dict
 
-        print(dumps(plan))
+        obj = plan_to_dict(plan)
+        if serving is not None:
+            obj["serving"] = {"fits": serving.fits, "verdict": serving.verdict,
+                              "tokens_per_image": serving.tokens_per_image,
+                              "gib": {t.key: round(t.bytes / 2**30, 4) for t in serving.terms}}
+        print(json.dumps(obj, indent=2))
     else:
         from rich.console import Console
 
         from .render.table import render_plan
 
         render_plan(plan, Console(), verbose=ns.verbose)
+        if serving is not None:
+            print("\nServing check (one request):")
+            for t in serving.terms:
+                print(f"  {t.label:60s} {t.bytes / 2**30:7.2f} GiB")
+            print("  " + serving.verdict)
         if ns.plot:
             print(f"wrote {ns.plot}")
     return 0

@@ -106,3 +106,26 @@ def test_sweep_and_plan_pictures(tmp_path):
     assert (tmp_path / "plan.png").stat().st_size > 1000 and (tmp_path / "sweep.svg").stat().st_size > 1000
     with pytest.raises(InputError):
         plot_plan(p, str(tmp_path / "plan.txt"))
+
+
+def test_serving_check_seed_001_image():
+    # seed 001: each image's cached embedding was "cache: 384 M": a 4096x3072 photo is 12288 tokens;
+    # 12288 x 4096 hidden x 2 bytes x (1 + 3 deepstack levels) = 384 MiB
+    from vramplan.serving import RequestShape, serving_check
+
+    p = vramplan.plan("Qwen/Qwen3-VL-8B-Instruct", device="ascend-910b3", tensor_parallel_size=2, max_model_len=65536,
+                      max_num_seqs=8, max_num_batched_tokens=32768, gpu_memory_utilization=0.95)
+    s = serving_check(p, RequestShape(image=(4096, 3072), images_per_request=1))
+    emb = {t.key: t.bytes for t in s.terms}["request_embeddings"]
+    assert s.tokens_per_image == 12288 and emb == 12288 * 4096 * 2 * 4 == 384 * 2**20
+    assert s.fits
+
+
+def test_watch_plans_the_watched_command():
+    from vramplan.watch.cli import plan_levels_for
+
+    levels, note = plan_levels_for(["vllm", "serve", "Qwen/Qwen3-8B", "--max-model-len", "4096"])
+    assert note is None and len(levels) == 4
+    # weights level = memory in use at vLLM's snapshot (0.51 GiB) + 15.27 GiB of weights
+    assert abs(levels["planned weights"] / GiB - (0.51 + 15.27)) < 0.02
+    assert plan_levels_for(["python", "train.py"]) == (None, None)

@@ -124,7 +124,46 @@ def _handler(ns: argparse.Namespace, rest: list[str]) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     ns.cmd = cmd + list(rest)
+    levels, note = plan_levels_for(ns.cmd)
+    if levels:
+        ns.plan_levels = levels
+    if note:
+        print(f"vramplan watch: {note}", file=sys.stderr)
     return main_watch(ns)
+
+
+def plan_levels_for(cmd: list[str]) -> tuple[dict[str, int] | None, str | None]:
+    """The planned levels (bytes above the device's baseline) for a watched ``vllm serve`` command.
+
+    The plan runs on the flags recovered from the command line and on the device NVML reports
+    (the catalog's entry of the same size), so the plot's dashed lines and the final table
+    compare vLLM's measured memory with the plan term by term. Returns (None, why) when the
+    command is not a vLLM server or its model's config is not available offline.
+    """
+    words = [w for w in cmd if "=" not in w or w.startswith("-")]
+    if "serve" not in words[:3] and not any("vllm" in w for w in words[:2]):
+        return None, None
+    try:
+        import vramplan
+        from vramplan.inputs.flags import parse_flags
+
+        parsed = parse_flags(list(cmd))
+        if not parsed.args.model:
+            return None, None
+        p = vramplan.plan(parsed.args.model, args=parsed.args)
+    except Exception as exc:  # no config offline, unknown model, ...: watch still runs
+        return None, f"no plan to compare with ({type(exc).__name__}: {str(exc)[:120]})"
+    r = p.logged_rank
+    ctx = p.device.total_bytes - r.free_at_init_bytes
+    w = r.bytes_of("weights")
+    a = r.bytes_of("activation_peak")
+    n = r.bytes_of("non_torch")
+    return {
+        "planned weights": ctx + w,
+        "planned weights + activation peak": ctx + w + a + n,
+        "planned non-KV total": ctx + r.bytes_of("non_kv_total"),
+        "planned requested budget": ctx + r.requested_bytes,
+    }, None
 
 
 def _standalone(argv: list[str] | None = None) -> int:
