@@ -94,19 +94,7 @@ def plan(
     if engine_kwargs:
         base = base.with_(**engine_kwargs)
     others = parse_size(used_by_others_gib) if used_by_others_gib else 0
-    return build_plan(desc, base, dev, rules, used_by_others_bytes=others, ignored_flags=ignored,
-                      encoder=_encoder_hook(desc, base, rules))
-
-
-def _encoder_hook(desc: ModelDescription, args: EngineArgs, rules):
-    """The encoder-profile term for multimodal models (None where vLLM skips it)."""
-    if not desc.is_multimodal or desc.vision is None:
-        return None
-    try:
-        from .estimate.encoder_profile import encoder_profile_term
-    except ImportError:  # pragma: no cover
-        return None
-    return lambda cfg: encoder_profile_term(desc, args, cfg, rules)
+    return build_plan(desc, base, dev, rules, used_by_others_bytes=others, ignored_flags=ignored)
 
 
 _ = GiB

@@ -100,7 +100,7 @@ def _cmd_plan(ns: argparse.Namespace, extra: list[str], pasted: list[str]) -> in
     rules = for_version(ns.vllm_version)
     others = parse_size(ns.used_by_others_gib)
     plan = build_plan(model, parsed.args.with_(model=model_name), device, rules, used_by_others_bytes=others,
-                      ignored_flags=parsed.ignored, encoder=_encoder_for(model, parsed.args, rules))
+                      ignored_flags=parsed.ignored)
     plan = attach_fix(plan)
     if parsed.unmodelled:
         from dataclasses import replace
@@ -140,12 +140,6 @@ def _cmd_plan(ns: argparse.Namespace, extra: list[str], pasted: list[str]) -> in
         if ns.plot:
             print(f"wrote {ns.plot}")
     return 0
-
-
-def _encoder_for(model, args, rules):
-    from .api import _encoder_hook
-
-    return _encoder_hook(model, args, rules)
 
 
 def _cmd_models() -> int:

@@ -261,10 +261,8 @@ def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[
     if f.initial_free_gib is not None:
         ctx = dev.context_bytes
         others = max(int(dev.total_bytes - f.initial_free_gib * GiB - ctx), 0)
-    from .api import _encoder_hook
-
     desc = load_model(name)
-    p = build_plan(desc, args, dev, rules, used_by_others_bytes=others, encoder=_encoder_hook(desc, args, rules))
+    p = build_plan(desc, args, dev, rules, used_by_others_bytes=others)
     r = p.logged_rank
     rows = [
         ("requested (GiB)", r.requested_bytes / GiB, f.requested_gib),

@@ -57,14 +57,13 @@ class FitResult:
 Planner = Callable[[EngineArgs], Plan]
 
 
-def _planner(model: ModelDescription, device: Device, rules: RuleSet, others: int, encoder=None) -> Planner:
+def _planner(model: ModelDescription, device: Device, rules: RuleSet, others: int) -> Planner:
     cache: dict = {}
 
     def run(args: EngineArgs) -> Plan:
         key = repr(args)
         if key not in cache:
-            cache[key] = build_plan(model, args, device, rules, used_by_others_bytes=others,
-                                    encoder=encoder(args) if encoder else None)
+            cache[key] = build_plan(model, args, device, rules, used_by_others_bytes=others)
         return cache[key]
 
     return run
@@ -211,9 +210,9 @@ def _alternatives(args: EngineArgs, device_count_limit: int = 8) -> list[tuple[s
 
 
 def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, w: Workload, *,
-        used_by_others_bytes: int = 0, encoder=None) -> FitResult:
+        used_by_others_bytes: int = 0) -> FitResult:
     """The flags that hold ``w`` on ``device``; see the module docstring."""
-    plan_fn = _planner(model, device, rules, used_by_others_bytes, encoder)
+    plan_fn = _planner(model, device, rules, used_by_others_bytes)
     base = _workload_args(args, w)
     if args.gpu_memory_utilization is not None:
         # util fixed: report the largest context and concurrency it allows
@@ -293,9 +292,9 @@ _COSTS = {
 
 
 def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, *,
-          workload: Workload | None = None, used_by_others_bytes: int = 0, encoder=None) -> tuple[Plan, list[Knob]]:
+          workload: Workload | None = None, used_by_others_bytes: int = 0) -> tuple[Plan, list[Knob]]:
     """Each memory knob's effect, as the difference between two plans (baseline vs the knob)."""
-    plan_fn = _planner(model, device, rules, used_by_others_bytes, encoder)
+    plan_fn = _planner(model, device, rules, used_by_others_bytes)
     base_args = _workload_args(args, workload) if workload else args
     base = plan_fn(base_args)
     e = base.engine
@@ -400,7 +399,7 @@ def parse_vary(spec: str, steps: int = 8) -> tuple[str, str, list]:
 
 
 def sweep(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, field_name: str,
-          values: Sequence, *, used_by_others_bytes: int = 0, encoder=None) -> list[Plan]:
+          values: Sequence, *, used_by_others_bytes: int = 0) -> list[Plan]:
     out = []
     for v in values:
         others = used_by_others_bytes
@@ -409,7 +408,7 @@ def sweep(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
             others = int(float(v) * GiB)
         else:
             a = replace(args, **{field_name: v})
-        out.append(_planner(model, device, rules, others, encoder)(a))
+        out.append(_planner(model, device, rules, others)(a))
     return out
 
 
@@ -446,7 +445,7 @@ def add_cli(sub) -> None:
 
 
 def _setup(ns: argparse.Namespace, extra: list[str]):
-    from .api import _encoder_hook, load_model, resolve_device
+    from .api import load_model, resolve_device
     from .inputs.flags import parse_flags
     from .rules.versions import for_version
     from .units import parse_size
@@ -460,11 +459,7 @@ def _setup(ns: argparse.Namespace, extra: list[str]):
     rules = for_version(ns.vllm_version)
     others = parse_size(ns.used_by_others_gib)
     args = parsed.args.with_(model=name)
-
-    def enc(a: EngineArgs):
-        return _encoder_hook(model, a, rules)
-
-    return model, device, rules, args, others, enc
+    return model, device, rules, args, others
 
 
 def _image(text: str | None) -> tuple[int, int] | None:
@@ -482,12 +477,12 @@ def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
 
     from .units import parse_size
 
-    model, device, rules, args, others, enc = _setup(ns, extra)
+    model, device, rules, args, others = _setup(ns, extra)
     if ns.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
     w = Workload(concurrency=ns.concurrency, context=ns.context, images_per_request=ns.images_per_request,
                  image=_image(ns.image), budget_bytes=parse_size(ns.budget_gib) if ns.budget_gib else None)
-    res = fit(model, device, rules, args, w, used_by_others_bytes=others, encoder=enc)
+    res = fit(model, device, rules, args, w, used_by_others_bytes=others)
     if ns.json:
         from .render.json import plan_to_dict
 
@@ -517,9 +512,9 @@ def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
 def _cmd_knobs(ns: argparse.Namespace, extra: list[str]) -> int:
     import json
 
-    model, device, rules, args, others, enc = _setup(ns, extra)
+    model, device, rules, args, others = _setup(ns, extra)
     w = Workload(concurrency=ns.concurrency or 1, context=ns.context) if (ns.concurrency or ns.context) else None
-    base, ks = knobs(model, device, rules, args, workload=w, used_by_others_bytes=others, encoder=enc)
+    base, ks = knobs(model, device, rules, args, workload=w, used_by_others_bytes=others)
     if ns.json:
         print(json.dumps({"baseline": {"verdict": base.verdict, "kv_cache_tokens": base.kv_cache_tokens,
                                        "non_kv_gib": round(base.logged_rank.bytes_of("non_kv_total") / GiB, 3)},
@@ -549,9 +544,9 @@ def _cmd_knobs(ns: argparse.Namespace, extra: list[str]) -> int:
 def _cmd_sweep(ns: argparse.Namespace, extra: list[str]) -> int:
     import json
 
-    model, device, rules, args, others, enc = _setup(ns, extra)
+    model, device, rules, args, others = _setup(ns, extra)
     flag, field_name, values = parse_vary(ns.vary, ns.steps)
-    plans = sweep(model, device, rules, args, field_name, values, used_by_others_bytes=others, encoder=enc)
+    plans = sweep(model, device, rules, args, field_name, values, used_by_others_bytes=others)
     if ns.plot:
         from .render.plot import plot_sweep
 

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from .estimate.activation import Peak, profile_peak
+from .estimate.encoder_profile import encoder_profile_term
 from .estimate.overheads import cudagraph, non_torch, post_kv_warmup_bytes
 from .inputs.devices import Device
 from .inputs.flags import EngineArgs
@@ -186,9 +187,8 @@ def build_plan(
     *,
     used_by_others_bytes: int = 0,
     ignored_flags: tuple[str, ...] = (),
-    encoder=None,
 ) -> Plan:
-    """Predict one vLLM startup. ``encoder``: an optional callable giving the encoder-profile Peak per rank."""
+    """Predict one vLLM startup."""
     cfg = resolve_engine(args, model, device, rules)
     total = device.total_bytes
     platform = device.platform
@@ -240,8 +240,8 @@ def build_plan(
                                   persistent_moe_ws=not (cfg.quant is not None and cfg.quant.method == "mxfp4"))
         act_bytes, act_parts, act_basis = peak.total_bytes, peak.parts, peak.basis
         phase_note = f"peak set by the {peak.phase} of a {cfg.max_num_batched_tokens}-token dummy batch"
-        if encoder is not None and pp_rank == 0:
-            enc = encoder(cfg)
+        if model.vision is not None and pp_rank == 0:
+            enc = encoder_profile_term(model, args, cfg, rules)
             if enc is not None and enc.warning and enc.warning not in warnings:
                 warnings.append(enc.warning)
             if enc is not None and enc.profiled:
