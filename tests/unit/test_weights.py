@@ -32,6 +32,9 @@ PUBLISHED = [
     ("microsoft/phi-4", 14.66),
     ("Qwen/Qwen2.5-7B-Instruct", 7.62),
     ("Qwen/Qwen2.5-72B-Instruct", 72.71),
+    # config.json says tie_word_embeddings: false at the top level; the text sub-config's library default must not
+    # override it (the separate LM head is 0.31B of these)
+    ("Qwen/Qwen3-VL-30B-A3B-Instruct", 31.07),
 ]
 
 

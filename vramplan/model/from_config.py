@@ -92,6 +92,20 @@ def _need(cfg: dict, key: str, where: str) -> Any:
     return value
 
 
+def _tie_word_embeddings(raw: dict, text: dict, resolved: dict) -> bool:
+    """Whether the LM head shares the embedding: what config.json says, before library defaults.
+
+    The text sub-config's default differs between transformers releases (Qwen3VLMoeTextConfig defaults to True
+    in 5.x, False in 4.57), while config.json states it at the top level; vLLM 0.26 allocated a separate LM head
+    for Qwen3-VL-30B-A3B (data/truth x2/vl30b_*: +0.58 GiB), as the top-level ``false`` says.
+    """
+    raw_text = raw.get("text_config") or raw.get("llm_config") or raw.get("language_config")
+    for source in (raw_text if isinstance(raw_text, dict) else {}, raw, text, resolved):
+        if source.get("tie_word_embeddings") is not None:
+            return bool(source["tie_word_embeddings"])
+    return False
+
+
 def _dtype_of(config: dict, text: dict) -> str:
     raw = _get(text, "dtype", "torch_dtype") or _get(config, "dtype", "torch_dtype") or "float32"
     raw = str(raw).replace("torch.", "")
@@ -128,7 +142,7 @@ def describe_config(
     vocab = int(_need(text, "vocab_size", where))
     inter = int(_get(text, "intermediate_size", default=4 * hidden))
     max_pos = int(_get(text, "max_position_embeddings", default=2048))
-    tie = bool(_get(text, "tie_word_embeddings", default=_get(cfg, "tie_word_embeddings", default=False)))
+    tie = _tie_word_embeddings(config, text, cfg)
     dtype = _dtype_of(cfg, text)
 
     ctx = _Ctx(family=family, text=text, hidden=hidden, num_heads=num_heads, num_kv=num_kv,
