@@ -193,6 +193,8 @@ def build_plan(
     total = device.total_bytes
     platform = device.platform
     warnings: list[str] = list(cfg.notes)
+    if (ckpt_warning := _weights_source(model, cfg)[1]) is not None:
+        warnings.append(ckpt_warning)
     logs: list[str] = []
     V1 = cfg.runner == "v1"
     moe_tp = 1 if cfg.expert_parallel else cfg.tp * cfg.dp
@@ -226,7 +228,8 @@ def build_plan(
                                   pp_partition=cfg.pp_partition,
                                   vision_replicated=(args.mm_encoder_tp_mode == "data" and model.vision is not None
                                                      and model.vision.supports_encoder_tp_data),
-                                  max_num_batched_tokens=cfg.max_num_batched_tokens)
+                                  max_num_batched_tokens=cfg.max_num_batched_tokens,
+                                  cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
         load_extra = ()
         if cfg.kv_cache_dtype.startswith("fp8") and platform == "cuda":
             # measured: Qwen3-0.6B loads 1.12 GiB with the bf16 KV cache and 1.15 GiB with fp8 (vLLM 0.26, H100,
@@ -236,7 +239,7 @@ def build_plan(
         w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
                       " (allocated bytes after loading); tensors and sharding from the config",
-                      note=f"{shares.num_params / 1e9:.3f}B parameters on this rank, {shares.num_layers} layers")
+                      note=_weights_note(shares, model, args, cfg))
         peak: Peak = profile_peak(model, runner=cfg.runner, max_num_batched_tokens=cfg.max_num_batched_tokens,
                                   max_num_seqs=cfg.max_num_seqs, tp=cfg.tp, moe_tp=moe_tp,
                                   model_dtype=cfg.model_dtype, layers=range(start, end), last_stage=last,
@@ -353,7 +356,7 @@ def build_plan(
         kv_cache_tokens=tokens if (not error or error.kind == "out_of_memory") else None,
         max_concurrency=conc if (not error or error.kind == "out_of_memory") else None,
         estimated_max_model_len=est_len, max_model_len=max_len, headroom_terms=headroom,
-        host_terms=_host_terms(args, cfg, model), warnings=tuple(warnings), log_lines=tuple(logs),
+        host_terms=_host_terms(args, cfg, model, ranks), warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags,
     )
 
@@ -435,13 +438,59 @@ def _headroom_terms(total: int, others: int, before_snapshot: int, requested: in
     return tuple(terms)
 
 
-def _host_terms(args: EngineArgs, cfg: EngineConfig, model: ModelDescription) -> tuple[Term, ...]:
-    """Host (CPU) memory that users look for on the device: the multimodal processor cache."""
+def _weights_note(shares, model: ModelDescription, args: EngineArgs, cfg: EngineConfig) -> str:
+    """Where the weights figure comes from, in a line."""
+    note = f"{shares.num_params / 1e9:.3f}B parameters on this rank, {shares.num_layers} layers"
+    if shares.offloaded_bytes:
+        note += (f"; {format_gib(shares.offloaded_bytes)} GiB of decoder-layer weights held in pinned host memory "
+                 f"(--cpu-offload-gb {args.cpu_offload_gb:g}, vLLM UVAOffloader: whole parameters, layer by layer)")
+    return note + "; " + _weights_source(model, cfg)[0]
+
+
+# bytes per element of the safetensors dtype names
+_ST_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
+             "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1, "F4": 0.5, "F6_E2M3": 0.75,
+             "F6_E3M2": 0.75}
+
+
+def _weights_source(model: ModelDescription, cfg: EngineConfig) -> tuple[str, str | None]:
+    """Which source the weights figure comes from, and a warning when the checkpoint disagrees with it.
+
+    vLLM allocates what the model's modules declare (shapes from the config, dtype from --dtype and the
+    quantization), then copies the checkpoint in; so the plan prices the modules. The checkpoint's headers,
+    when readable, are the independent check.
+    """
+    base = "sizes from the config's tensor shapes (vLLM allocates its modules' parameters, then loads into them)"
+    if not model.checkpoint_params:
+        return base + "; checkpoint headers not read (catalog or offline)", None
+    ckpt = int(sum(n * _ST_BYTES.get(dt, 2) for dt, n in model.checkpoint_params))
+    full = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant)
+    config_bytes = full.total_bytes - full.part("buffer")
+    diff = (config_bytes - ckpt) / ckpt if ckpt else 0.0
+    note = (f"{base}; {model.checkpoint_source}: {ckpt / GiB:.2f} GiB in the checkpoint vs "
+            f"{config_bytes / GiB:.2f} GiB from the config for the whole model ({diff:+.1%})")
+    warn = None
+    if abs(diff) > 0.03:
+        warn = (f"the checkpoint ({model.checkpoint_source}) holds {ckpt / GiB:.2f} GiB but the config describes "
+                f"{config_bytes / GiB:.2f} GiB ({diff:+.1%}): vLLM allocates what the config describes, so the plan "
+                f"follows it; check --dtype and --quantization if the checkpoint is what you expect")
+    return note, warn
+
+
+def _host_terms(args: EngineArgs, cfg: EngineConfig, model: ModelDescription,
+                ranks: list[RankPlan]) -> tuple[Term, ...]:
+    """Host (CPU) memory that users look for on the device: offloaded weights, the multimodal processor cache."""
+    terms: list[Term] = []
+    offloaded = sum(r.weights.offloaded_bytes for r in ranks) * cfg.tp * cfg.dp
+    if offloaded:
+        terms.append(Term(key="cpu_offload", label="weights offloaded to host (pinned RAM)", bytes=offloaded,
+                          rule="vLLM vllm/model_executor/offloader/uva.py:UVAOffloader (per GPU, --cpu-offload-gb), "
+                               "summed over every rank", kind="exact", note="CPU memory, not on the device"))
     if not model.is_multimodal:
-        return ()
+        return tuple(terms)
     gb = 4.0 if args.mm_processor_cache_gb is None else args.mm_processor_cache_gb
     copies = (args.api_server_count or 1) + cfg.dp
-    return (Term(key="mm_processor_cache", label="multimodal processor cache (host RAM)", bytes=int(gb * GiB) * copies,
+    return tuple(terms) + (Term(key="mm_processor_cache", label="multimodal processor cache (host RAM)", bytes=int(gb * GiB) * copies,
                  rule="vLLM vllm/multimodal/cache.py: mm_processor_cache_gb x (api_server_count + data_parallel_size)",
                  kind="given", note="CPU memory, not on the device"),)
 

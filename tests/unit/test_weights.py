@@ -103,3 +103,43 @@ def test_fp8_block_checkpoint_is_about_one_byte_per_param():
     bf16 = shares("Qwen/Qwen3-32B")
     assert fp8.part("mlp") == pytest.approx(bf16.part("mlp") / 2, rel=0.01)
     assert fp8.part("embed") == bf16.part("embed")
+
+
+def test_cpu_offload_moves_whole_parameters_layer_by_layer():
+    # vLLM UVAOffloader: parameters of decoder layers 0, 1, ... move while the total is below 1 GiB.
+    # Qwen3-8B layer (bf16): qkv 6144x4096 = 50,331,648 B; o 33,554,432; q/k norms 256 each; gate_up 24576x4096
+    # = 201,326,592; down 100,663,296; two norms 8,192 each -> 385,892,864 B a layer. Two layers (771,785,728),
+    # then layer 2's qkv, o, norms, gate_up (1,056,998,912 < 1 GiB), then down crosses: 1,157,662,208.
+    import vramplan
+
+    p = vramplan.plan("Qwen/Qwen3-8B", cpu_offload_gb=1, max_model_len=4096)
+    full = vramplan.plan("Qwen/Qwen3-8B", max_model_len=4096)
+    assert p.logged_rank.weights.offloaded_bytes == 1_157_662_208
+    assert full.logged_rank.bytes_of("weights") - p.logged_rank.bytes_of("weights") == 1_157_662_208
+    host = {t.key: t.bytes for t in p.host_terms}
+    assert host["cpu_offload"] == 1_157_662_208
+    # more KV cache by the same amount (the profile peak does not change)
+    assert p.logged_rank.available_kv_bytes - full.logged_rank.available_kv_bytes == 1_157_662_208
+
+
+def test_local_safetensors_headers_are_the_independent_check(tmp_path):
+    import json
+    import shutil
+    import struct
+
+    import vramplan
+    from vramplan.api import load_model
+    from vramplan.inputs.model_source import load_model_files
+
+    src = load_model_files("Qwen/Qwen3-0.6B")
+    (tmp_path / "config.json").write_text(json.dumps(src.config))
+    # a header-only checkpoint: 0.5B bf16 elements where the config describes 0.596B (+19%)
+    header = json.dumps({"model.embed_tokens.weight": {"dtype": "BF16", "shape": [500_000, 1000],
+                                                       "data_offsets": [0, 0]}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    load_model.cache_clear()
+    p = vramplan.plan(str(tmp_path), max_model_len=4096)
+    note = p.logged_rank.term("weights").note
+    assert "local safetensors headers: 0.93 GiB in the checkpoint" in note  # 0.5e9 x 2 B = 0.93 GiB
+    assert any("the checkpoint (local safetensors headers) holds 0.93 GiB" in w for w in p.warnings)
+    shutil.rmtree(tmp_path)

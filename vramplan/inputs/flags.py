@@ -205,7 +205,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
 _SHORT = {"-tp": "tensor-parallel-size", "-pp": "pipeline-parallel-size", "-dp": "data-parallel-size",
           "-q": "quantization", "-ep": "enable-expert-parallel"}
 # Memory flags vramplan accepts but does not model yet.
-_UNMODELLED = {"speculative-config", "enable-lora", "max-loras", "max-lora-rank", "cpu-offload-gb"}
+_UNMODELLED = {"speculative-config", "enable-lora", "max-loras", "max-lora-rank"}
 
 
 @lru_cache(maxsize=None)

@@ -140,7 +140,39 @@ def _load_folder(folder: Path, *, name: str, source: str, config_name: str = "co
         resolved_by=resolved_by,
         preprocessor=_read_optional(folder, "preprocessor_config.json"),
         video_preprocessor=_read_optional(folder, "video_preprocessor_config.json"),
+        safetensors_params=_local_safetensors_params(folder) if source == "local" else None,
     )
+
+
+def _local_safetensors_params(folder: Path) -> dict[str, int] | None:
+    """Parameter counts per dtype from the headers of the folder's ``*.safetensors`` files (no tensor is read).
+
+    A safetensors file starts with the little-endian u64 length of a JSON header that lists every tensor's
+    dtype and shape. Unreadable or damaged files give None: the headers only cross-check the config.
+    """
+    import struct
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    counts: dict[str, int] = {}
+    try:
+        for f in files:
+            with f.open("rb") as fh:
+                (size,) = struct.unpack("<Q", fh.read(8))
+                if size > 100 * 2**20:
+                    return None
+                header = json.loads(fh.read(size))
+            for key, info in header.items():
+                if key == "__metadata__":
+                    continue
+                n = 1
+                for d in info["shape"]:
+                    n *= int(d)
+                counts[info["dtype"]] = counts.get(info["dtype"], 0) + n
+    except (OSError, ValueError, KeyError, TypeError, struct.error):
+        return None
+    return counts
 
 
 def _check_config(config: dict, where: object) -> None:

@@ -222,6 +222,9 @@ class ModelDescription:
     preprocessor_config: dict | None = field(default=None, compare=False, hash=False, repr=False)
     source: str = ""
     """Where the config came from: catalog, local folder, Hub cache."""
+    checkpoint_params: tuple[tuple[str, int], ...] = ()
+    """(safetensors dtype, elements) from the checkpoint's headers, when they could be read (Hub or local)."""
+    checkpoint_source: str = ""
     notes: tuple[str, ...] = ()
 
     @property

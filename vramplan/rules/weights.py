@@ -69,6 +69,8 @@ class WeightShares:
     """Decoder layers on this rank's pipeline stage."""
     num_params: int
     """Parameters (elements) on this rank, buffers excluded."""
+    offloaded_bytes: int = 0
+    """Decoder-layer weights moved to pinned host memory by ``--cpu-offload-gb`` (not in ``total_bytes``)."""
 
     def part(self, name: str) -> int:
         return dict(self.parts).get(name, 0)
@@ -137,6 +139,7 @@ def weights_per_rank(
     pp_partition: str | None = None,
     vision_replicated: bool = False,
     max_num_batched_tokens: int = 0,
+    cpu_offload_bytes: int = 0,
 ) -> WeightShares:
     """Bytes of weights on one rank (TP rank 0 of pipeline stage ``pp_rank``).
 
@@ -166,6 +169,12 @@ def weights_per_rank(
         counts[key] = (params, (prev[1] if prev else 0) + 1)
     for params, count in counts.values():
         add(params, count)
+    offloaded = 0
+    if cpu_offload_bytes > 0:
+        for part, nbytes in _offloaded_parts(model.layer_params[start:end], cpu_offload_bytes, rank_bytes=lambda p: (
+                _param_bytes(p, _rank_shape(p, tp=tp, moe_tp=moe_tp, ep=ep), quant, dtype))):
+            parts[part] -= nbytes
+            offloaded += nbytes
     if pp_rank == 0:
         add(model.embed_params)
     last = pp_rank == pp - 1
@@ -186,4 +195,29 @@ def weights_per_rank(
                                                              model.hidden_size), part="buffer"),))
     order = ("embed", "attention", "mlp", "moe", "norm", "lm_head", "vision", "buffer", "other")
     ordered = tuple((k, parts[k]) for k in order if k in parts)
-    return WeightShares(total_bytes=sum(parts.values()), parts=ordered, num_layers=end - start, num_params=numel)
+    return WeightShares(total_bytes=sum(parts.values()), parts=ordered, num_layers=end - start, num_params=numel,
+                        offloaded_bytes=offloaded)
+
+
+def _offloaded_parts(layers, limit: int, *, rank_bytes) -> list[tuple[str, int]]:
+    """The parameters ``--cpu-offload-gb`` moves to host memory, as (part, bytes).
+
+    vLLM v0.26.0 vllm/model_executor/offloader/uva.py:UVAOffloader._maybe_offload_to_cpu, called by
+    vllm/model_executor/models/utils.py:make_layers for each decoder layer of this stage in order: whole
+    parameters move, one after another, while the offloaded total is below the limit (so the last one may
+    overshoot it). Embeddings, the LM head, buffers and vision towers (not built by make_layers) stay.
+    The order inside a layer is this description's (attention, then MLP or experts, then norms), close to
+    the module registration order vLLM walks.
+    """
+    moved: list[tuple[str, int]] = []
+    total = 0
+    for params in layers:
+        for p in params:
+            if total >= limit:
+                return moved
+            if p.part == "buffer":
+                continue
+            nbytes = rank_bytes(p)
+            moved.append((p.part, nbytes))
+            total += nbytes
+    return moved
