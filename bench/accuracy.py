@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = load_cases()
     rows = [evaluate(c) for c in cases]
     groups = {
+        "the shared yardstick: every catalog case of ../shared/data (its 8 vLLM 0.26 H100 runs and the public "
+        "reports of every version)": [r for r in rows if r["source"] in ("device", "public")],
         "our runs: vLLM 0.26 on H100/H200 (data/device_v026, data/truth)": [r for r in rows if r["source"] != "public"],
         "public reports of vLLM >= 0.19 (data/public, catalog models)": [
             r for r in rows if r["source"] == "public" and r["era"] == "modelled"],

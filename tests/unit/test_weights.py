@@ -143,3 +143,20 @@ def test_local_safetensors_headers_are_the_independent_check(tmp_path):
     assert "local safetensors headers: 0.93 GiB in the checkpoint" in note  # 0.5e9 x 2 B = 0.93 GiB
     assert any("the checkpoint (local safetensors headers) holds 0.93 GiB" in w for w in p.warnings)
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize("version,env,logged", [
+    # public reports on one H100 (data/public): v0.14.1 Triton backend, "Model loading took 64.38 GiB";
+    # ~v0.10.1 with no triton_kernels bundled: the Marlin fallback, 65.9651 GiB
+    ("0.14.1", {}, 64.38),
+    ("0.10.1", {}, 65.97),
+    # the same Marlin layout when forced on a newer version
+    ("0.19.0", {"VLLM_MXFP4_USE_MARLIN": "1"}, 65.97),
+])
+def test_gpt_oss_mxfp4_layout_follows_the_kernel_backend(version, env, logged):
+    import vramplan
+    from vramplan.inputs.flags import EngineArgs
+
+    p = vramplan.plan("openai/gpt-oss-120b", device="h100-80gb", vllm_version=version, allow_older_version=True,
+                      args=EngineArgs(env=tuple(env.items())) if env else None)
+    assert p.logged_rank.bytes_of("weights") / GiB == pytest.approx(logged, rel=0.002)

@@ -153,6 +153,13 @@ class QuantSpec:
     moe_pad: tuple[int, int] | None = None
     """(hidden, intermediate) round-up of MoE expert weights the chosen kernel backend needs
     (mxfp4 Marlin: 256, 128)."""
+    moe_layout: str = ""
+    """The mxfp4 expert layout the kernel backend converts to: ``marlin``, ``triton_hopper`` (OAI triton_kernels
+    swizzle on sm90), or empty (as loaded)."""
+    moe_scale_copy: bool = False
+    """The loaded mxfp4 scales stay allocated next to the swizzled ones (vLLM 0.14-0.24 Triton path)."""
+    moe_scale_pad_k: int = 1
+    """Scale groups padded to this multiple before the Hopper swizzle (4 from vLLM 0.26)."""
     raw: dict = field(default_factory=dict, compare=False, hash=False)
 
 

@@ -97,7 +97,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
     quant = parse_quant(qcfg, args.quantization)
     if quant is not None and quant.method == "mxfp4":
-        quant = _mxfp4_backend(quant, device, notes)
+        quant = _mxfp4_backend(quant, device, notes, v, env)
     kv_dtype = d.resolve_kv_cache_dtype(v, args.kv_cache_dtype or "auto", qcfg)
     if kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
         kv_dtype = quant.kv_cache_dtype
@@ -172,19 +172,40 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     )
 
 
-def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str]) -> QuantSpec:
-    """gpt-oss MoE kernels: Triton (OAI triton_kernels) on Hopper and newer, Marlin before.
+def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], v: tuple[int, ...],
+                   env: dict[str, str]) -> QuantSpec:
+    """gpt-oss MoE kernels and the expert layout each converts the checkpoint to.
 
-    vLLM v0.26.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:select_gpt_oss_mxfp4_moe_backend
-    tries FlashInfer TRT-LLM (sm100), then Triton, then Marlin; Marlin pads the expert weights
-    (``mxfp4_round_up_hidden_size_and_intermediate_size``: hidden to 256, intermediate to 128).
+    vLLM v0.26.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:select_mxfp4_moe_backend tries
+    FlashInfer TRT-LLM (sm100 with FlashInfer), then Triton (OAI triton_kernels, sm90 to sm10x, bundled in
+    vllm/third_party from 0.14), then Marlin. ``VLLM_MXFP4_USE_MARLIN=1`` forces Marlin.
+
+    - Marlin pads the experts (``mxfp4_round_up_hidden_size_and_intermediate_size``: hidden to 256,
+      intermediate to 128).
+    - Triton on Hopper swizzles values and scales (vllm/model_executor/layers/quantization/utils/mxfp4_utils.py:
+      _swizzle_mxfp4, triton_kernels HopperMXValueLayout / HopperMXScaleLayout: scale rows padded to 256),
+      turns the expert biases to float32, and until 0.24 keeps the loaded scales as well (``del
+      layer.w13_weight_scale`` arrives in 0.25); from 0.26 the scale groups are padded to 4 first.
     """
     from dataclasses import replace as _replace
 
     cc = device.compute_capability
-    if device.platform == "cuda" and cc is not None and cc < (9, 0):
-        notes.append("mxfp4 experts run on the Marlin kernel on this GPU (no native FP4): weights padded")
-        return _replace(quant, moe_pad=(256, 128))
+    if device.platform != "cuda" or cc is None:
+        return quant
+    marlin_env = env.get("VLLM_MXFP4_USE_MARLIN", "").strip().lower() in ("1", "true")
+    if cc < (9, 0) or (cc < (11, 0) and (marlin_env or v < (0, 14, 0))):
+        why = ("VLLM_MXFP4_USE_MARLIN=1" if marlin_env and cc >= (9, 0) else
+               "no native FP4 on this GPU" if cc < (9, 0) else "triton_kernels not bundled before vLLM 0.14")
+        notes.append(f"mxfp4 experts run on the Marlin kernel ({why}): expert weights padded "
+                     f"(hidden to 256, intermediate to 128)")
+        return _replace(quant, moe_pad=(256, 128), moe_layout="marlin")
+    if cc < (10, 0):
+        copy = v < (0, 25, 0)
+        if copy:
+            notes.append("mxfp4 experts on the Triton kernel keep their loaded scales next to the swizzled ones "
+                         "(vLLM before 0.25): about 1/16 of the expert bytes more")
+        return _replace(quant, moe_layout="triton_hopper", moe_scale_copy=copy,
+                        moe_scale_pad_k=4 if v >= (0, 26, 0) else 1)
     return quant
 
 

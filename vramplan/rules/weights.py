@@ -100,12 +100,33 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
 
 
 def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtype: str) -> int:
-    if quant is not None and quant.moe_pad and p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW):
+    expert = p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW)
+    if quant is not None and quant.moe_pad and expert:
         shape = _pad_expert(shape, p.shard, quant.moe_pad)
+    if quant is not None and quant.moe_layout == "triton_hopper" and expert:
+        if p.quantizable:
+            return _triton_hopper_expert_bytes(shape, quant)
+        return int(math.prod(shape) * 4)  # biases turned to float32 for the kernel
     if quant is not None and p.quantizable and not is_ignored(quant, p.name):
         if quant.method != "mxfp4" or p.part == "moe":  # gpt-oss: only the experts are mxfp4
             return quantized_weight_bytes(shape, quant, dtype)
     return int(math.prod(shape) * dtype_bytes(p.dtype or dtype))
+
+
+def _triton_hopper_expert_bytes(shape: tuple[int, ...], quant: QuantSpec) -> int:
+    """One mxfp4 expert weight (E, out, in) after the Triton swizzle on Hopper.
+
+    vllm/model_executor/layers/quantization/utils/mxfp4_utils.py:_swizzle_mxfp4 transposes, then triton_kernels
+    (vllm/third_party/triton_kernels/tensor_details/layout_details): HopperMXValueLayout pads the packed values
+    (out, in/2) to multiples of (16, 32); HopperMXScaleLayout pads the scales (out, in/32) to (256, 2) with 8
+    warps. Versions before 0.25 keep the loaded scales too.
+    """
+    e, out_f, in_f = shape if len(shape) == 3 else (1, *shape)
+    values = e * round_up(out_f, 16) * round_up(cdiv(in_f, 2), 32)
+    groups = round_up(cdiv(in_f, 32), quant.moe_scale_pad_k)
+    scales = e * round_up(out_f, 256) * round_up(groups, 2)
+    loaded = e * out_f * cdiv(in_f, 32) if quant.moe_scale_copy else 0
+    return values + scales + loaded
 
 
 def _pad_expert(shape: tuple[int, ...], shard: Shard, pad: tuple[int, int]) -> tuple[int, ...]:
