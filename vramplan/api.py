@@ -66,7 +66,7 @@ def resolve_device(device: str | Device | None = None, *, device_memory_gib: flo
 
 
 def plan(
-    model: str | ModelDescription,
+    model: str | ModelDescription | None = None,
     *,
     device: str | Device | None = None,
     device_memory_gib: float | None = None,
@@ -81,17 +81,22 @@ def plan(
 
     Engine flags can be given as keyword arguments with vLLM's names
     (``max_model_len=32768, tensor_parallel_size=2``), as a ready :class:`EngineArgs`, or as a
-    list of command-line flags (``flags=["--max-model-len", "32k"]``).
+    list of command-line flags (``flags=["--max-model-len", "32k"]``, or a whole
+    ``["vllm", "serve", MODEL, ...]`` line, whose model is used when ``model`` is not given).
     """
-    desc = load_model(model) if isinstance(model, str) else model
-    dev = resolve_device(device, device_memory_gib=device_memory_gib)
-    rules = for_version(vllm_version, allow_older=allow_older_version)
     ignored: tuple[str, ...] = ()
     if flags is not None:
         parsed = parse_flags(flags, base=args)
         base, ignored = parsed.args, parsed.ignored
     else:
         base = args or EngineArgs()
+    if model is None:
+        model = getattr(base, "model", None)
+        if not model:
+            raise FlagError("no model given", hint="pass the model id, or a `vllm serve MODEL ...` line as flags")
+    desc = load_model(model) if isinstance(model, str) else model
+    dev = resolve_device(device, device_memory_gib=device_memory_gib)
+    rules = for_version(vllm_version, allow_older=allow_older_version)
     unknown = set(engine_kwargs) - _ARG_FIELDS
     if unknown:
         raise FlagError(f"unknown engine argument(s): {', '.join(sorted(unknown))}",

@@ -210,6 +210,13 @@ def _device_from_total(total_gib: float | None, platform: str | None):
         return None
     best = min(DEVICES.values(), key=lambda d: abs(d.total_gib - total_gib))
     if abs(best.total_gib - total_gib) <= 0.1 and (platform is None or best.platform == platform):
+        same = [d for d in DEVICES.values() if d.total_bytes == best.total_bytes and d.platform == best.platform]
+        if len(same) > 1:
+            # several catalog devices report this total (the 64 GB Ascend 910B1/B2/B3): the log cannot tell them
+            # apart, and the plan does not depend on which
+            from dataclasses import replace
+
+            return replace(best, label=" / ".join(d.label for d in same) + " (same total)")
         return best
     return custom_device(total_gib, platform=platform or "cuda")
 

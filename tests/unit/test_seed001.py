@@ -37,3 +37,20 @@ def test_blocks_and_tokens_from_the_logged_kv_memory():
     # 5040 blocks / cdiv(65536, 128) = 9.84375 requests x 65536 tokens
     assert tokens == 645_120
     assert round(concurrency, 2) == 9.84
+
+
+def test_the_plan_for_the_seeds_flags_is_within_5_percent_of_its_log():
+    # seed 001: vllm serve Qwen3-VL-8B-Instruct --tensor-parallel-size 2 --max-model-len 65536 --max-num-seqs 8
+    #   --max-num-batched-tokens 32768 --gpu-memory-utilization 0.95 --mm-processor-cache-gb 0, on 64 GB 910B NPUs;
+    # its log: weights 9.19 GiB, torch peak increase 3.86 GiB, KV 44.30 GiB, 645,120 tokens
+    import vramplan
+
+    p = vramplan.plan(flags=["vllm", "serve", "Qwen/Qwen3-VL-8B-Instruct", "--tensor-parallel-size", "2",
+                             "--max-model-len", "65536", "--max-num-seqs", "8", "--max-num-batched-tokens", "32768",
+                             "--gpu-memory-utilization", "0.95", "--mm-processor-cache-gb", "0"],
+                      device="ascend-910b3")
+    r = p.logged_rank
+    assert abs(r.bytes_of("weights") / GiB / 9.19 - 1) < 0.05
+    assert abs(r.bytes_of("activation_peak") / GiB / 3.86 - 1) < 0.05
+    assert abs(p.kv_cache_tokens / 645_120 - 1) < 0.05
+    assert p.starts
