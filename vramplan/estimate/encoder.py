@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..errors import FlagError, UnsupportedError
@@ -265,6 +266,19 @@ def encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, *, dty
     Under ``mm_encoder_tp_mode="data"`` (where supported) each rank encodes ``ceil(N/tp)``
     items with full weights and then all-gathers all N outputs.
     """
+    lens = tuple(attn_seq_lens) if attn_seq_lens is not None else None
+    try:
+        hash(spec)
+    except TypeError:  # a spec built by hand with unhashable parts: no memo
+        return _encoder_peak(spec, num_items, patches_per_item, dtype_bytes, attn_impl, tp, mm_encoder_tp_mode,
+                             lens, tokens_per_item, include_pixels, include_outputs)
+    return _encoder_peak_memo(spec, num_items, patches_per_item, dtype_bytes, attn_impl, tp, mm_encoder_tp_mode,
+                              lens, tokens_per_item, include_pixels, include_outputs)
+
+
+def _encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, dtype_bytes: int, attn_impl: str,
+                  tp: int, mm_encoder_tp_mode: str, attn_seq_lens: tuple[int, ...] | None,
+                  tokens_per_item: int | None, include_pixels: bool, include_outputs: bool) -> EncoderPeak:
     if attn_impl not in ATTN_IMPLS:
         raise FlagError(f"unknown attention implementation '{attn_impl}'", hint=f"Use one of {ATTN_IMPLS}.")
     qwen = spec.extra.get("arch") == "qwen_vit"
@@ -383,6 +397,9 @@ def encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, *, dty
                        total_patches=num_items * patches_per_item, tokens_per_item=tokens_per_item,
                        output_bytes=output_bytes, pixel_bytes=pixel_bytes, attn_impl=attn_impl, dtype_bytes=b)
 
+
+
+_encoder_peak_memo = lru_cache(maxsize=1024)(_encoder_peak)
 
 def profile_peak(spec: VisionSpec, profile: Any, *, dtype_bytes: int = 2, attn_impl: str = "vllm_flash", tp: int = 1,
                  mm_encoder_tp_mode: str = "weights") -> EncoderPeak | None:

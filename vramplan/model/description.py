@@ -12,6 +12,7 @@ Sizes are counted in elements, never bytes: the dtype is applied by the rules
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from enum import Enum
 from typing import Literal
 
@@ -239,11 +240,21 @@ class ModelDescription:
         return self.moe is not None
 
     @property
+    def layer_kinds(self) -> frozenset[LayerKind]:
+        return _layer_kinds(self)
+
+    @property
     def is_hybrid(self) -> bool:
         """Attention and recurrent layers together (vLLM's ``is_hybrid``)."""
-        kinds = {layer.kind for layer in self.layers}
+        kinds = self.layer_kinds
         return LayerKind.MAMBA in kinds and bool(kinds - {LayerKind.MAMBA, LayerKind.NONE})
 
     @property
     def uses_mla(self) -> bool:
-        return any(layer.kind is LayerKind.MLA for layer in self.layers)
+        return LayerKind.MLA in self.layer_kinds
+
+
+@lru_cache(maxsize=256)
+def _layer_kinds(model: ModelDescription) -> frozenset[LayerKind]:
+    """The kinds of the model's layers (descriptions are immutable and hashed by identity)."""
+    return frozenset(layer.kind for layer in model.layers)
