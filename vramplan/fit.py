@@ -263,7 +263,8 @@ class Knob:
     change: str
     """The flag change, as typed."""
     freed_bytes: int | None
-    """Device memory the knob frees from the non-KV total (per device); None if the plan fails."""
+    """Device memory the knob frees per device: from the non-KV total (it goes to the KV cache), or for
+    ``--gpu-memory-utilization``, from what the server takes (it goes back to other programs)."""
     kv_tokens_added: int | None
     util_needed: float | None = None
     """Smallest util holding the workload with this knob (when a workload is given)."""
@@ -286,8 +287,8 @@ _COSTS = {
     "mm": "fewer images/videos accepted per prompt",
     "pixels": "images are downscaled further: less visual detail",
     "cache": "host RAM only; re-processes repeated images",
-    "offload": "weights streamed from CPU every step: much slower",
-    "util": "less room outside the budget for other programs and post-startup allocations",
+    "offload": "offloaded weights are read from pinned host RAM over PCIe every step: much slower decode",
+    "util": "a smaller KV cache (fewer tokens, less concurrency); the memory goes back to other programs",
 }
 
 
@@ -329,6 +330,11 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         cands.append(("max_pixels", "--mm-processor-kwargs '{\"max_pixels\": 1003520}'",
                       replace(base_args, mm_processor_kwargs={**(base_args.mm_processor_kwargs or {}),
                                                               "max_pixels": 1003520}), "pixels"))
+    w = base.logged_rank.bytes_of("weights")
+    if w >= 2 * GiB:
+        gb = max(1, min(8, int(w / GiB / 4)))
+        cands.append(("cpu-offload-gb", f"--cpu-offload-gb {gb}", replace(base_args, cpu_offload_gb=float(gb)),
+                      "offload"))
     cands.append(("gpu-memory-utilization", f"--gpu-memory-utilization {round(e.gpu_memory_utilization - 0.05, 2)}",
                   replace(base_args, gpu_memory_utilization=round(e.gpu_memory_utilization - 0.05, 2)), "util"))
     out: list[Knob] = []
@@ -341,6 +347,8 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         p = plan_fn(cand)
         nonkv = p.logged_rank.bytes_of("non_kv_total") + p.logged_rank.bytes_of("cudagraph_estimate")
         freed = base_nonkv - nonkv
+        if cost == "util":
+            freed = base.logged_rank.requested_bytes - p.logged_rank.requested_bytes
         added = (p.kv_cache_tokens - base.kv_cache_tokens) if (p.starts and base.starts) else None
         util = None
         if workload:
@@ -353,9 +361,6 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         host = int(gb * GiB) * ((args.api_server_count or 1) + e.dp)
         out.append(Knob(name="mm-processor-cache-gb", change="--mm-processor-cache-gb 0", freed_bytes=0,
                         kv_tokens_added=0, cost=_COSTS["cache"], host_bytes=host))
-    out.append(Knob(name="cpu-offload-gb", change="--cpu-offload-gb N", freed_bytes=None, kv_tokens_added=None,
-                    cost=_COSTS["offload"] + "; frees up to N GiB of weights per GPU (not planned: vramplan "
-                    "does not model offloading yet)"))
     _ = base_util
     return base, out
 
