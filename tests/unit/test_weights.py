@@ -160,3 +160,30 @@ def test_gpt_oss_mxfp4_layout_follows_the_kernel_backend(version, env, logged):
     p = vramplan.plan("openai/gpt-oss-120b", device="h100-80gb", vllm_version=version, allow_older_version=True,
                       args=EngineArgs(env=tuple(env.items())) if env else None)
     assert p.logged_rank.bytes_of("weights") / GiB == pytest.approx(logged, rel=0.002)
+
+
+def test_internvl_plans_its_language_model_from_llm_config(tmp_path):
+    # InternVL3-8B's remote-code config: InternViT-300M + an MLP projector + a Qwen2.5-7B language model with a
+    # 151,674-token vocabulary. Hand count: Qwen2.5-7B 7,615,616,512 - (152,064 - 151,674) x 3,584 x 2 (embedding
+    # and untied head) = 7,612,820,992; InternViT-300M about 0.304B (published); projector LN(4096) + 4096x3584
+    # + 3584x3584 (+ biases) = 27,541,504. Together 7.94B, the model card's total.
+    import json
+
+    import vramplan
+
+    cfg = {"architectures": ["InternVLChatModel"], "model_type": "internvl_chat", "downsample_ratio": 0.5,
+           "select_layer": -1, "force_image_size": 448, "ps_version": "v2", "dynamic_image_size": True,
+           "max_dynamic_patch": 12, "min_dynamic_patch": 1, "use_thumbnail": True, "torch_dtype": "bfloat16",
+           "llm_config": {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 3584,
+                          "intermediate_size": 18944, "num_attention_heads": 28, "num_key_value_heads": 4,
+                          "num_hidden_layers": 28, "vocab_size": 151674, "max_position_embeddings": 32768,
+                          "rope_theta": 1000000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16"},
+           "vision_config": {"architectures": ["InternVisionModel"], "model_type": "intern_vit_6b",
+                             "hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
+                             "num_hidden_layers": 24, "image_size": 448, "patch_size": 14, "qkv_bias": True,
+                             "norm_type": "layer_norm", "qk_normalization": False}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    p = vramplan.plan(str(tmp_path), max_model_len=8192)
+    assert p.model.family == "qwen2" and p.model.is_multimodal
+    assert p.logged_rank.weights.num_params / 1e9 == pytest.approx(7.94, rel=0.005)
+    assert p.starts

@@ -51,10 +51,23 @@ _ARCHITECTURES: dict[str, tuple[str, bool]] = {
     "Qwen3VLForConditionalGeneration": ("qwen3", True),
     "Qwen3VLMoeForConditionalGeneration": ("qwen3_moe", True),
     "Gemma3ForConditionalGeneration": ("gemma3", True),
-    "LlavaForConditionalGeneration": ("llama", True),
-    "LlavaNextForConditionalGeneration": ("llama", True),
-    "Mistral3ForConditionalGeneration": ("llama", True),
     "Llama4ForConditionalGeneration": ("llama4", True),
+}
+
+# Vision-language wrappers whose language model is whatever their text sub-config names (vLLM builds it with
+# init_vllm_registered_model from text_config / llm_config): the text family comes from that config.
+_WRAPPERS: dict[str, str] = {
+    "LlavaForConditionalGeneration": "llama",
+    "LlavaNextForConditionalGeneration": "llama",
+    "Mistral3ForConditionalGeneration": "llama",
+    "InternVLChatModel": "qwen2",
+    "InternVLForConditionalGeneration": "qwen2",
+    "KimiVLForConditionalGeneration": "deepseek_v2",
+}
+_TEXT_FAMILY_BY_TYPE = {
+    "llama": "llama", "mistral": "llama", "granite": "llama", "internlm2": "llama", "phi3": "llama",
+    "qwen2": "qwen2", "qwen3": "qwen3", "qwen2_moe": "qwen2_moe", "qwen3_moe": "qwen3_moe",
+    "deepseek_v2": "deepseek_v2", "deepseek_v3": "deepseek_v2", "gemma2": "gemma2",
 }
 
 # Families whose q/k projections carry a bias by default.
@@ -62,7 +75,21 @@ _QKV_BIAS = {"qwen2": True, "qwen2_moe": True}
 
 
 def supported_architectures() -> tuple[str, ...]:
-    return tuple(sorted(_ARCHITECTURES))
+    return tuple(sorted(set(_ARCHITECTURES) | set(_WRAPPERS)))
+
+
+def _wrapped_family(arch: str, text: dict) -> str:
+    """The text family of a vision-language wrapper, from its language model's config."""
+    for text_arch in text.get("architectures") or ():
+        if text_arch in _ARCHITECTURES:
+            return _ARCHITECTURES[text_arch][0]
+    mt = text.get("model_type")
+    if mt in _TEXT_FAMILY_BY_TYPE:
+        return _TEXT_FAMILY_BY_TYPE[mt]
+    if mt:
+        raise UnsupportedError(f"{arch} with a {mt!r} language model is not modelled by vramplan yet",
+                               hint="supported language models: " + ", ".join(sorted(_TEXT_FAMILY_BY_TYPE)))
+    return _WRAPPERS[arch]
 
 
 def text_config_of(config: dict) -> dict:
@@ -126,13 +153,16 @@ def describe_config(
     if not archs:
         raise ConfigError(f"{name}: config.json lists no 'architectures'", hint="vLLM needs it to pick the model class")
     arch = archs[0]
-    if arch not in _ARCHITECTURES:
+    text = text_config_of(cfg)
+    if arch in _WRAPPERS:
+        family, multimodal = _wrapped_family(arch, text), True
+    elif arch in _ARCHITECTURES:
+        family, multimodal = _ARCHITECTURES[arch]
+    else:
         raise UnsupportedError(
             f"architecture {arch} is not modelled by vramplan yet",
-            hint="supported: " + ", ".join(sorted(_ARCHITECTURES)),
+            hint="supported: " + ", ".join(supported_architectures()),
         )
-    family, multimodal = _ARCHITECTURES[arch]
-    text = text_config_of(cfg)
     where = f"{name} config"
     hidden = int(_need(text, "hidden_size", where))
     num_layers = int(_need(text, "num_hidden_layers", where))
