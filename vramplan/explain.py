@@ -111,12 +111,19 @@ def diagnose(f) -> Diagnosis:
     if kind == "max_model_len_exceeds_kv_cache":
         est = f.estimated_max_model_len
         need, avail = f.kv_needed_gib, f.kv_cache_gib
+        mml = f.args.get("max_model_len") or f.max_concurrency_len
+        if est is None and f.kv_cache_tokens:
+            # older logs state the cache's capacity in tokens instead ("the maximum number of tokens that can be
+            # stored in KV cache (N)"): one request of up to N tokens fits
+            est = f.kv_cache_tokens
+        if need is None and avail is not None and f.kv_cache_tokens and isinstance(mml, int):
+            need = avail / f.kv_cache_tokens * mml  # the cache's bytes per token x max_model_len
         more = (need - avail) if need is not None and avail is not None else None
         util_fix = (f"; or raise --gpu-memory-utilization by {more / total:.2f} (to {util + more / total:.2f})"
                     if more is not None and total and util else "")
         return Diagnosis(
             summary=f"The KV cache ({_r(avail)} GiB) cannot hold one request of max_model_len "
-                    f"({f.args.get('max_model_len', '?')}) tokens, which needs {_r(need)} GiB.",
+                    f"({mml or '?'}) tokens, which needs {_r(need)} GiB.",
             fix=(f"--max-model-len {est}" if est else "a smaller --max-model-len") + util_fix)
     if kind == "no_kv_cache_memory":
         if f.error_subkind == "mamba_blocks_below_max_num_seqs":

@@ -47,6 +47,14 @@ def test_max_model_len_failure_fix():
     assert "--max-model-len 34736" in diagnose(f).fix
 
 
+def test_max_model_len_failure_fix_from_an_older_log():
+    # V0 (~v0.6.3) states the cache's capacity in tokens: "larger than the maximum number of tokens that can be
+    # stored in KV cache (23648)"; 2.89 GiB for 23,648 tokens -> 29,000 tokens need 2.89 / 23648 x 29000 = 3.54 GiB
+    d = diagnose(read_log(str(DATA / "public/logs/llama31-8b-rtx3090-len29k-fail.log")))
+    assert "needs 3.54 GiB" in d.summary
+    assert d.fix.startswith("--max-model-len 23648")
+
+
 def test_compare_with_the_catalog_model():
     f = read_log(str(DATA / "device_v026" / "qwen3-8b_graph_8k-1024.log"))
     plan, rows = compare(f, model="Qwen/Qwen3-8B")
