@@ -98,7 +98,14 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
     if p.error_kind == "max_model_len_exceeds_kv_cache" and p.estimated_max_model_len:
         n = p.estimated_max_model_len
         if _replan(plan, replace(args, max_model_len=n)).starts:
-            return f"lower --max-model-len to {n} (or less), or raise --gpu-memory-utilization"
+            fix = f"lower --max-model-len to {n} (or less)"
+            cap = largest_util_that_passes_check(plan)
+            if cap > args.gpu_memory_utilization:
+                top = _replan(plan, replace(args, gpu_memory_utilization=cap))
+                if top.error_kind == "max_model_len_exceeds_kv_cache" and top.estimated_max_model_len:
+                    fix += (f"; raising --gpu-memory-utilization to the most free memory allows ({cap:.2f}) "
+                            f"gives up to {top.estimated_max_model_len}")
+            return fix
     for mnbt in (8192, 4096, 2048):
         if mnbt < p.engine.max_num_batched_tokens:
             cand = replace(args, max_num_batched_tokens=mnbt)
