@@ -53,7 +53,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true", help="show the parts of each term")
     p.add_argument("--plot", default=None, help="write the stacked breakdown as a PNG or SVG")
     p.add_argument("--image", default=None, help="serving check: image size WIDTHxHEIGHT of a request")
-    p.add_argument("--images-per-request", type=int, default=1, help="serving check: images in one request")
+    p.add_argument("--images-per-request", type=int, default=1,
+                   help="serving check: images (or videos) in one request")
+    p.add_argument("--video", default=None, help="serving check: video WIDTHxHEIGHTxFRAMES (sampled frames) of a request")
 
     sub.add_parser("models", help="list the bundled model catalog")
     sub.add_parser("devices", help="list the device catalog")
@@ -108,11 +110,12 @@ def _cmd_plan(ns: argparse.Namespace, extra: list[str], pasted: list[str]) -> in
         plan = replace(plan, warnings=plan.warnings + (
             "not modelled yet, so not counted: " + " ".join(parsed.unmodelled),))
     serving = None
-    if ns.image:
-        from .fit import _image
+    if ns.image or ns.video:
+        from .fit import _image, _video
         from .serving import RequestShape, serving_check
 
-        serving = serving_check(plan, RequestShape(image=_image(ns.image), images_per_request=ns.images_per_request))
+        serving = serving_check(plan, RequestShape(image=_image(ns.image), video=_video(ns.video),
+                                                   images_per_request=ns.images_per_request))
     if ns.plot:
         from .render.plot import plot_plan
 

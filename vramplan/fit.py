@@ -477,6 +477,17 @@ def _image(text: str | None) -> tuple[int, int] | None:
         raise InputError(f"--image takes WIDTHxHEIGHT, got {text!r}", hint="e.g. --image 1920x1080") from None
 
 
+def _video(text: str | None) -> tuple[int, int, int] | None:
+    if not text:
+        return None
+    try:
+        w, h, f = text.lower().split("x")
+        return int(w), int(h), int(f)
+    except ValueError:
+        raise InputError(f"--video takes WIDTHxHEIGHTxFRAMES, got {text!r}",
+                         hint="e.g. --video 1280x720x32 (32 sampled frames)") from None
+
+
 def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
     import json
 

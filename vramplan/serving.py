@@ -32,6 +32,8 @@ class RequestShape:
     image: tuple[int, int] | None = None
     """Width x height of each image."""
     images_per_request: int = 1
+    video: tuple[int, int, int] | None = None
+    """Width x height x sampled frames of each video (instead of images)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,20 +50,23 @@ def serving_check(plan: Plan, shape: RequestShape) -> ServingCheck:
     from .model.quant import dtype_bytes
 
     model = plan.model
-    if shape.image is None:
-        raise InputError("no request shape given", hint="pass --image WIDTHxHEIGHT [--images-per-request N]")
+    if shape.image is None and shape.video is None:
+        raise InputError("no request shape given", hint="pass --image WIDTHxHEIGHT [--images-per-request N] "
+                                                        "or --video WIDTHxHEIGHTxFRAMES")
     if model.vision is None:
-        raise InputError(f"{model.name} takes no images", hint="--image applies to vision-language models")
+        raise InputError(f"{model.name} takes no images", hint="--image and --video apply to vision-language models")
     if shape.images_per_request < 1:
         raise InputError("--images-per-request must be at least 1")
-    w, h = shape.image
-    if w <= 0 or h <= 0:
-        raise InputError(f"image size must be positive, got {w}x{h}")
+    w, h = (shape.video[:2] if shape.video else shape.image)
+    frames = shape.video[2] if shape.video else None
+    if w <= 0 or h <= 0 or (frames is not None and frames <= 0):
+        raise InputError(f"sizes must be positive, got {w}x{h}" + (f"x{frames}" if frames is not None else ""))
+    what = f"{frames}-frame video" if frames else "image"
     e = plan.engine
     rq = request_peak(model.vision, model.hf_config, model.preprocessor_config, image_width=w, image_height=h,
                       images_per_request=shape.images_per_request, dtype_bytes=int(dtype_bytes(e.model_dtype)),
                       attn_impl="vllm_flash", tp=e.tp, mm_encoder_tp_mode=plan.args.mm_encoder_tp_mode or "weights",
-                      mm_processor_kwargs=plan.args.mm_processor_kwargs, version=e.version)
+                      mm_processor_kwargs=plan.args.mm_processor_kwargs, version=e.version, video_frames=frames)
     r = plan.ranks[0]
     room_in_budget = r.bytes_of("activation_peak")
     head = {t.key: t.bytes for t in plan.headroom_terms}
@@ -73,21 +78,27 @@ def serving_check(plan: Plan, shape: RequestShape) -> ServingCheck:
     fits = need <= room
     terms = (
         Term(key="request_encoder_peak", label=f"encoder peak: {shape.images_per_request} x {w}x{h} "
-             f"({rq.tokens_per_image} tokens each)", bytes=rq.peak.peak_bytes, kind="measured",
+             f"{what} ({rq.tokens_per_image} tokens each)", bytes=rq.peak.peak_bytes, kind="measured",
              rule="vision tower live tensors at its peak stage (" + rq.peak.peak_stage + "); bench/vision"),
-        Term(key="request_embeddings", label="image embeddings held until the LM consumes them",
+        Term(key="request_embeddings", label=f"{what} embeddings held until the LM consumes them",
              bytes=rq.embedding_bytes, rule="N x tokens x embedding width x dtype (deepstack levels included)"),
         Term(key="room_in_budget", label="room the profile peak reserved in the budget", bytes=room_in_budget,
              rule="activation_peak term: free again once the KV cache is allocated"),
         Term(key="room_outside", label="free outside the budget after graphs and warm-up", bytes=room_outside,
              rule="headroom_left (when positive)"),
     )
-    if fits:
+    if tokens > plan.max_model_len:
+        fits = False
+        verdict = (f"refused before any memory is used: the request's {tokens:,} {what} tokens exceed "
+                   f"--max-model-len {plan.max_model_len:,} (vLLM rejects the prompt). Fix: a larger --max-model-len, "
+                   f"or smaller/fewer items (--mm-processor-kwargs max_pixels, fewer frames)")
+    elif fits:
         verdict = (f"fits: {need / GiB:.2f} GiB at the request's peak against {room / GiB:.2f} GiB of room "
-                   f"({tokens:,} image tokens per request)")
+                   f"({tokens:,} {'video' if frames else 'image'} tokens per request)")
     else:
         verdict = (f"does not fit: the request needs {need / GiB:.2f} GiB at its encoder peak but only "
                    f"{room / GiB:.2f} GiB is free once the KV cache is allocated; expect out of memory while "
-                   f"serving. Fix: smaller images (--mm-processor-kwargs max_pixels), fewer images per request "
-                   f"(--limit-mm-per-prompt), or a lower --gpu-memory-utilization to leave room")
+                   f"serving. Fix: smaller items (--mm-processor-kwargs max_pixels), fewer items or frames per request "
+                   f"(--limit-mm-per-prompt, fewer sampled frames), or a lower --gpu-memory-utilization to leave "
+                   f"room")
     return ServingCheck(terms=terms, fits=fits, tokens_per_image=rq.tokens_per_image, verdict=verdict)

@@ -326,3 +326,25 @@ def test_budget_matches_vllm_026_logs(case):
     assert prof.budget.budget_tokens == m["encoder_budget_tokens"]
     assert prof.budget.num_items == m["encoder_profile_items"]
     assert prof.budget.modality == m["encoder_profile_modality"]
+
+
+def test_qwen2_5_vl_video_request_tokens_by_hand():
+    # Qwen2.5-VL video frames use the image processor's limits: 720x1280 -> smart_resize with factor 28 ->
+    # 728x1288 (26 x 46 units); 64 frames / temporal patch 2 = 32 grid steps of (728/14) x (1288/14) = 52 x 92
+    # = 4784 patches; merge 2x2 -> 32 x 4784 / 4 = 38,272 tokens
+    from vramplan.api import load_model
+    from vramplan.model.mm_tokens import video_item
+
+    m = load_model("Qwen/Qwen2.5-VL-3B-Instruct")
+    item = video_item(None, m.hf_config, m.preprocessor_config, 1280, 720, 64)
+    assert (item.width, item.height) == (1288, 728)
+    assert item.num_patches == 32 * 4784 and item.num_tokens == 38_272
+
+
+def test_video_request_longer_than_max_model_len_is_refused_not_oom():
+    import vramplan
+    from vramplan.serving import RequestShape, serving_check
+
+    p = vramplan.plan("Qwen/Qwen2.5-VL-3B-Instruct", max_model_len=32768)
+    s = serving_check(p, RequestShape(video=(1280, 720, 64)))
+    assert not s.fits and s.verdict.startswith("refused") and s.tokens_per_image == 38_272

@@ -416,14 +416,18 @@ def request_peak(spec: VisionSpec, hf_config: Mapping[str, Any], preprocessor_co
                  image_width: int, image_height: int, images_per_request: int = 1, dtype_bytes: int = 2,
                  attn_impl: str = "vllm_flash", tp: int = 1, mm_encoder_tp_mode: str = "weights",
                  mm_processor_kwargs: Mapping[str, Any] | None = None,
-                 version: tuple[int, ...] = (0, 26, 0)) -> RequestEncoderPeak:
+                 version: tuple[int, ...] = (0, 26, 0), video_frames: int | None = None) -> RequestEncoderPeak:
     """Encoder peak and embedding bytes for a request with ``images_per_request`` images of one size,
     encoded in one call (vLLM batches a request's images into one ``embed_multimodal`` call when
-    they fit the encoder budget)."""
-    from ..model.mm_tokens import image_item  # noqa: PLC0415
+    they fit the encoder budget). With ``video_frames``, the items are videos of that many frames."""
+    from ..model.mm_tokens import image_item, video_item  # noqa: PLC0415
 
-    item = image_item(spec.family, hf_config, preprocessor_config, image_width, image_height,
-                      mm_processor_kwargs=mm_processor_kwargs, version=version)
+    if video_frames:
+        item = video_item(spec.family, hf_config, preprocessor_config, image_width, image_height, video_frames,
+                          mm_processor_kwargs=mm_processor_kwargs, version=version)
+    else:
+        item = image_item(spec.family, hf_config, preprocessor_config, image_width, image_height,
+                          mm_processor_kwargs=mm_processor_kwargs, version=version)
     peak = encoder_peak(spec, images_per_request, item.num_patches, dtype_bytes=dtype_bytes, attn_impl=attn_impl,
                         tp=tp, mm_encoder_tp_mode=mm_encoder_tp_mode, attn_seq_lens=item.attn_seq_lens,
                         tokens_per_item=item.num_tokens)

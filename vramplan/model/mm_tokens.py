@@ -702,6 +702,28 @@ def image_item(family: str | None, hf_config: Mapping[str, Any], preprocessor_co
     return _tiled_item(fam, cfg, preprocessor_config, kw, width, height)
 
 
+def video_item(family: str | None, hf_config: Mapping[str, Any], preprocessor_config: Mapping[str, Any] | None,
+               width: int, height: int, num_frames: int, *, mm_processor_kwargs: Mapping[str, Any] | None = None,
+               version: Version = (0, 26, 0)) -> MMItem:
+    """A real request's video (``num_frames`` sampled frames of ``width`` x ``height``) as the encoder sees it.
+
+    Qwen families only (vLLM v0.26.0 qwen2_vl.py / qwen3_vl.py ``_get_vision_info`` with the video
+    processor's size: Qwen2/2.5-VL resize video frames with the image processor's limits, Qwen3-VL with its
+    video processor's, over all frames together).
+    """
+    cfg = resolve_config(hf_config)
+    fam = _family(family, cfg)
+    if not fam.startswith("qwen"):
+        raise UnsupportedError(f"the video request check is modelled for the Qwen-VL families, not {fam}",
+                               hint="check the frames as images (--image WxH --images-per-request FRAMES)")
+    if num_frames < 1:
+        raise FlagError("a video needs at least one frame", hint="e.g. --video 1280x720x32")
+    q = _qwen(fam, cfg, preprocessor_config, None)
+    kw = _merge_kwargs(mm_processor_kwargs, "video", _v(version))
+    size = _size_from(q.video_size if q.qwen3 else q.image_size, kw)
+    return _qwen_item(q, "video", width=width, height=height, num_frames=num_frames, size=size, version=_v(version))
+
+
 def tokens_for_image(family: str | None, hf_config: Mapping[str, Any], preprocessor_config: Mapping[str, Any] | None,
                      width: int, height: int, *, mm_processor_kwargs: Mapping[str, Any] | None = None,
                      version: Version = (0, 26, 0)) -> int:
