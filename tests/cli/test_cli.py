@@ -103,3 +103,11 @@ def test_catalog_plan_does_not_import_transformers():
             "print('transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT)).stdout
     assert out.strip().endswith("False")
+
+
+def test_architecture_vllm_removed_is_refused_with_vllms_words(tmp_path):
+    (tmp_path / "config.json").write_text('{"architectures": ["MllamaForConditionalGeneration"], '
+                                          '"model_type": "mllama", "text_config": {"hidden_size": 4096}}')
+    code, out, err = run_cli("plan", str(tmp_path))
+    assert code == 2 and out == ""
+    assert "was supported in vLLM until v0.10.2" in err and len(err.strip().splitlines()) == 1
