@@ -98,3 +98,12 @@ def test_garbage_gives_no_chips_and_the_backend_says_so():
     assert parse_npu_smi_info("dcmi module initialize failed. ret is -8005\n").chips == ()
     with pytest.raises(RuntimeError, match="no device table"):
         NpuSmiBackend(runner=lambda: "command not found\n").read()
+
+
+def test_real_rows_pasted_from_a_910b4():
+    # captured output (a public vLLM issue): "2787 / 32768" MB HBM on an idle 910B4, header cut off
+    info = parse_npu_smi_info(_text("910b4_real_rows.txt"))
+    assert len(info.chips) == 1
+    chip = info.chips[0]
+    assert chip.name == "910B4" and chip.health == "OK" and chip.bus_id == "0000:C1:00.0"
+    assert chip.used_bytes == 2787 * 2**20 and chip.total_bytes == 32768 * 2**20
