@@ -579,11 +579,15 @@ def _rope_buffers(ctx: _Ctx, layers: tuple[LayerSpec, ...]) -> tuple[Param, ...]
         ropes = [params if isinstance(params, dict) else {}]
     if ctx.family == "gemma2" or (ctx.family == "llama4"):
         ropes = ropes[:1]
+    # gpt-oss builds its rope with dtype=torch.float32 (vLLM v0.26.0 vllm/model_executor/models/gpt_oss.py:
+    # OAIAttention.__init__), so its cache stays float32
+    dtype = "float32" if ctx.family == "gpt_oss" else None
     out = []
     for i, rope in enumerate(ropes):
         positions = _rope_positions(ctx.max_pos, rope)
         if positions:
-            out.append(Param(name=f"rotary_emb[{i}].cos_sin_cache", shape=(positions, rot_dim), part="buffer"))
+            out.append(Param(name=f"rotary_emb[{i}].cos_sin_cache", shape=(positions, rot_dim), part="buffer",
+                             dtype=dtype))
     return tuple(out)
 
 
