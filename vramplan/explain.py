@@ -380,7 +380,8 @@ def _print_explain(f, diag: Diagnosis, rows, note, plan) -> None:
         for term, pred, logged in rows:
             diff = ""
             if isinstance(pred, (int, float)) and isinstance(logged, (int, float)) and logged:
-                diff = f"{pred - logged:+.2f}" + (f" ({100 * (pred - logged) / abs(logged):+.1f}%)")
+                d = pred - logged
+                diff = (f"{d:+,}" if isinstance(d, int) else f"{d:+.2f}") + f" ({100 * d / abs(logged):+.1f}%)"
             fmt = lambda v: "-" if v is None else (f"{v:,.2f}" if isinstance(v, float) else  # noqa: E731
                                                    (f"{v:,}" if isinstance(v, int) else str(v)))
             ct.add_row(term, fmt(pred), fmt(logged), diff)
