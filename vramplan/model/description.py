@@ -184,6 +184,25 @@ class VisionSpec:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
+# Architectures vLLM dropped before the oldest release vramplan models, with the last release that had them
+# (vLLM v0.26.0 vllm/model_executor/models/registry.py:_PREVIOUSLY_SUPPORTED_MODELS): every modelled
+# version refuses them.
+REMOVED_FROM_VLLM: dict[str, str] = {
+    "MllamaForConditionalGeneration": "0.10.2",
+    "DonutForConditionalGeneration": "0.10.2",
+    "MotifForCausalLM": "0.10.2",
+    "Phi4FlashForCausalLM": "0.10.2",
+    "Phi3SmallForCausalLM": "0.9.2",
+    "Phi4MultimodalForCausalLM": "0.12.0",
+}
+
+
+def removed_from_vllm_message(arch: str) -> str:
+    """vLLM's own refusal (registry.py: _ModelRegistry._raise_for_unsupported) for an architecture it dropped."""
+    return (f"Model architecture {arch} was supported in vLLM until v{REMOVED_FROM_VLLM[arch]}, and is not "
+            "supported anymore. Please use an older version of vLLM if you want to use this model architecture.")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class ModelDescription:
     """Everything the rules need to know about one model, in elements and counts.

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError, UnsupportedError
 from .description import (
+    REMOVED_FROM_VLLM,
     AttentionSpec,
     LayerKind,
     LayerSpec,
@@ -24,6 +25,7 @@ from .description import (
     MoESpec,
     Param,
     Shard,
+    removed_from_vllm_message,
 )
 
 __all__ = ["describe_config", "supported_architectures", "text_config_of"]
@@ -67,17 +69,6 @@ _TEXT_FAMILY_BY_TYPE = {
     "llama": "llama", "mistral": "llama", "granite": "llama", "internlm2": "llama", "phi3": "llama",
     "qwen2": "qwen2", "qwen3": "qwen3", "qwen2_moe": "qwen2_moe", "qwen3_moe": "qwen3_moe",
     "deepseek_v2": "deepseek_v2", "deepseek_v3": "deepseek_v2", "gemma2": "gemma2",
-}
-
-# Architectures vLLM dropped before the oldest release vramplan models (vLLM v0.26.0
-# vllm/model_executor/models/registry.py:_PREVIOUSLY_SUPPORTED_MODELS): every modelled version refuses them.
-_REMOVED_BEFORE_0_19 = {
-    "MllamaForConditionalGeneration": "0.10.2",
-    "DonutForConditionalGeneration": "0.10.2",
-    "MotifForCausalLM": "0.10.2",
-    "Phi4FlashForCausalLM": "0.10.2",
-    "Phi3SmallForCausalLM": "0.9.2",
-    "Phi4MultimodalForCausalLM": "0.12.0",
 }
 
 # Families whose q/k projections carry a bias by default.
@@ -168,11 +159,9 @@ def describe_config(
         family, multimodal = _wrapped_family(arch, text), True
     elif arch in _ARCHITECTURES:
         family, multimodal = _ARCHITECTURES[arch]
-    elif arch in _REMOVED_BEFORE_0_19:
-        raise UnsupportedError(
-            f"vLLM: Model architecture {arch} was supported in vLLM until v{_REMOVED_BEFORE_0_19[arch]}, and is not "
-            "supported anymore. Please use an older version of vLLM if you want to use this model architecture.",
-            hint="no vLLM release vramplan models (0.19 and later) can load it")
+    elif arch in REMOVED_FROM_VLLM:
+        raise UnsupportedError("vLLM: " + removed_from_vllm_message(arch),
+                               hint="no vLLM release vramplan models (0.19 and later) can load it")
     else:
         raise UnsupportedError(
             f"architecture {arch} is not modelled by vramplan yet",

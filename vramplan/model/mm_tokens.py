@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, FlagError, UnsupportedError
+from .description import removed_from_vllm_message
 from .vision import resolve_config, vision_family
 
 __all__ = [
@@ -185,10 +186,8 @@ def _family(family: str | None, hf_config: Mapping[str, Any]) -> str:
     if fam is None:
         raise ConfigError("not a multimodal config", hint="Give a vision-language model's config.json.")
     if fam == "mllama":
-        raise UnsupportedError(
-            "MllamaForConditionalGeneration (Llama 3.2 Vision) was removed from vLLM in v0.10.2",
-            hint="Use vLLM <= 0.10.1 for Llama 3.2 Vision, or another vision model.",
-        )
+        raise UnsupportedError(removed_from_vllm_message("MllamaForConditionalGeneration"),
+                               hint="Llama 3.2 Vision needs an older vLLM, or pick another vision model.")
     return fam
 
 

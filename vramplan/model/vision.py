@@ -55,7 +55,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from .description import Param, Shard, VisionSpec
+from .description import REMOVED_FROM_VLLM, Param, Shard, VisionSpec
 
 __all__ = [
     "describe_vision",
@@ -822,8 +822,9 @@ def _mllama(cfg: dict, family: str) -> VisionSpec:
         "mlp": "plain", "norm": "layer", "image_size": image, "seq_per_crop": grid * grid + 1,
         "max_num_tiles": tiles, "cross_attention_layers": cross, "num_text_layers": tc.get("num_hidden_layers"),
         "loaded_layers": n_local + n_global, "config_layers": n_local + n_global, "embed_dim_per_token": text_hidden,
-        "data_mode_replicated": (), "vllm_removed_in": (0, 10, 2),
-        "notes": ("MllamaForConditionalGeneration was removed from vLLM in v0.10.2: v0.19/v0.26/v0.33 refuse it",
+        "data_mode_replicated": (), "vllm_removed_in": _removed_in("MllamaForConditionalGeneration"),
+        "notes": ("MllamaForConditionalGeneration was removed from vLLM after v"
+                  f"{REMOVED_FROM_VLLM['MllamaForConditionalGeneration']}: every modelled version refuses it",
                   "tensor list from transformers' MllamaVisionModel; TP shards assumed (vLLM's mllama.py is not in our sources)"),
     }
     return VisionSpec(
@@ -847,3 +848,7 @@ _BUILDERS = {
     "llama4": _llama4,
     "mllama": _mllama,
 }
+
+
+def _removed_in(arch: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in REMOVED_FROM_VLLM[arch].split("."))
