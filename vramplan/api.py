@@ -32,10 +32,10 @@ def load_model(model: str, revision: str | None = None) -> ModelDescription:
     files = load_model_files(model, revision=revision)
     desc = describe_config(files.config, name=model, resolved=files.resolved, preprocessor=files.preprocessor,
                            source=f"{files.source}: {files.location} ({files.resolved_by})")
-    if files.safetensors_params:
+    if files.checkpoint_bytes:
         from dataclasses import replace
 
-        desc = replace(desc, checkpoint_params=tuple(sorted(files.safetensors_params.items())),
+        desc = replace(desc, checkpoint_bytes=files.checkpoint_bytes,
                        checkpoint_source=f"{'Hub' if files.source == 'hub' else 'local'} safetensors headers")
     return _with_vision(desc, files)
 

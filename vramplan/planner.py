@@ -193,7 +193,8 @@ def build_plan(
     total = device.total_bytes
     platform = device.platform
     warnings: list[str] = list(cfg.notes)
-    if (ckpt_warning := _weights_source(model, cfg)[1]) is not None:
+    weights_source, ckpt_warning = _weights_source(model, cfg)
+    if ckpt_warning is not None:
         warnings.append(ckpt_warning)
     logs: list[str] = []
     V1 = cfg.runner == "v1"
@@ -239,7 +240,7 @@ def build_plan(
         w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
                       " (allocated bytes after loading); tensors and sharding from the config",
-                      note=_weights_note(shares, model, args, cfg))
+                      note=_weights_note(shares, args, weights_source))
         peak: Peak = profile_peak(model, runner=cfg.runner, max_num_batched_tokens=cfg.max_num_batched_tokens,
                                   max_num_seqs=cfg.max_num_seqs, tp=cfg.tp, moe_tp=moe_tp,
                                   model_dtype=cfg.model_dtype, layers=range(start, end), last_stage=last,
@@ -438,19 +439,13 @@ def _headroom_terms(total: int, others: int, before_snapshot: int, requested: in
     return tuple(terms)
 
 
-def _weights_note(shares, model: ModelDescription, args: EngineArgs, cfg: EngineConfig) -> str:
+def _weights_note(shares, args: EngineArgs, source: str) -> str:
     """Where the weights figure comes from, in a line."""
     note = f"{shares.num_params / 1e9:.3f}B parameters on this rank, {shares.num_layers} layers"
     if shares.offloaded_bytes:
         note += (f"; {format_gib(shares.offloaded_bytes)} GiB of decoder-layer weights held in pinned host memory "
                  f"(--cpu-offload-gb {args.cpu_offload_gb:g}, vLLM UVAOffloader: whole parameters, layer by layer)")
-    return note + "; " + _weights_source(model, cfg)[0]
-
-
-# bytes per element of the safetensors dtype names
-_ST_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
-             "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1, "F4": 0.5, "F6_E2M3": 0.75,
-             "F6_E3M2": 0.75}
+    return note + "; " + source
 
 
 def _weights_source(model: ModelDescription, cfg: EngineConfig) -> tuple[str, str | None]:
@@ -461,12 +456,12 @@ def _weights_source(model: ModelDescription, cfg: EngineConfig) -> tuple[str, st
     when readable, are the independent check.
     """
     base = "sizes from the config's tensor shapes (vLLM allocates its modules' parameters, then loads into them)"
-    if not model.checkpoint_params:
+    ckpt = model.checkpoint_bytes
+    if not ckpt:
         return base + "; checkpoint headers not read (catalog or offline)", None
-    ckpt = int(sum(n * _ST_BYTES.get(dt, 2) for dt, n in model.checkpoint_params))
     full = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant)
     config_bytes = full.total_bytes - full.part("buffer")
-    diff = (config_bytes - ckpt) / ckpt if ckpt else 0.0
+    diff = (config_bytes - ckpt) / ckpt
     note = (f"{base}; {model.checkpoint_source}: {ckpt / GiB:.2f} GiB in the checkpoint vs "
             f"{config_bytes / GiB:.2f} GiB from the config for the whole model ({diff:+.1%})")
     warn = None

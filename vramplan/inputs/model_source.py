@@ -47,7 +47,14 @@ class ModelFiles:
     preprocessor: dict | None = None
     video_preprocessor: dict | None = None
     safetensors_params: dict[str, int] | None = None
-    """Parameter counts per dtype from the checkpoint's safetensors headers (Hub only)."""
+    """Parameter counts per dtype from the checkpoint's safetensors headers (Hub or local folder)."""
+
+    @property
+    def checkpoint_bytes(self) -> int | None:
+        """Bytes of the checkpoint's tensors, from the headers' dtypes and element counts."""
+        if not self.safetensors_params:
+            return None
+        return int(sum(n * _SAFETENSORS_DTYPE_BYTES.get(dt, 2) for dt, n in self.safetensors_params.items()))
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -142,6 +149,12 @@ def _load_folder(folder: Path, *, name: str, source: str, config_name: str = "co
         video_preprocessor=_read_optional(folder, "video_preprocessor_config.json"),
         safetensors_params=_local_safetensors_params(folder) if source == "local" else None,
     )
+
+
+# bytes per element of the safetensors dtype names
+_SAFETENSORS_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+                            "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1, "F4": 0.5,
+                            "F6_E2M3": 0.75, "F6_E3M2": 0.75}
 
 
 def _local_safetensors_params(folder: Path) -> dict[str, int] | None:

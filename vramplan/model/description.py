@@ -249,8 +249,8 @@ class ModelDescription:
     preprocessor_config: dict | None = field(default=None, compare=False, hash=False, repr=False)
     source: str = ""
     """Where the config came from: catalog, local folder, Hub cache."""
-    checkpoint_params: tuple[tuple[str, int], ...] = ()
-    """(safetensors dtype, elements) from the checkpoint's headers, when they could be read (Hub or local)."""
+    checkpoint_bytes: int | None = None
+    """Bytes of the checkpoint's tensors from its safetensors headers, when they could be read (Hub or local)."""
     checkpoint_source: str = ""
     notes: tuple[str, ...] = ()
 
