@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from ..errors import FlagError, UnsupportedError
@@ -266,14 +265,23 @@ def encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, *, dty
     Under ``mm_encoder_tp_mode="data"`` (where supported) each rank encodes ``ceil(N/tp)``
     items with full weights and then all-gathers all N outputs.
     """
-    lens = tuple(attn_seq_lens) if attn_seq_lens is not None else None
-    try:
-        hash(spec)
-    except TypeError:  # a spec built by hand with unhashable parts: no memo
-        return _encoder_peak(spec, num_items, patches_per_item, dtype_bytes, attn_impl, tp, mm_encoder_tp_mode,
-                             lens, tokens_per_item, include_pixels, include_outputs)
-    return _encoder_peak_memo(spec, num_items, patches_per_item, dtype_bytes, attn_impl, tp, mm_encoder_tp_mode,
-                              lens, tokens_per_item, include_pixels, include_outputs)
+    args = (num_items, patches_per_item, dtype_bytes, attn_impl, tp, mm_encoder_tp_mode,
+            tuple(attn_seq_lens) if attn_seq_lens is not None else None, tokens_per_item, include_pixels,
+            include_outputs)
+    # Memoised per spec object: a spec's ``extra`` (which the stages read) is left out of its hash and equality,
+    # so two specs that compare equal may still differ; the entry keeps its spec so the id is not reused.
+    key = (id(spec),) + args
+    hit = _PEAK_MEMO.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    peak = _encoder_peak(spec, *args)
+    if len(_PEAK_MEMO) >= 1024:
+        _PEAK_MEMO.clear()
+    _PEAK_MEMO[key] = (spec, peak)
+    return peak
+
+
+_PEAK_MEMO: dict[tuple, tuple[VisionSpec, EncoderPeak]] = {}
 
 
 def _encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, dtype_bytes: int, attn_impl: str,
@@ -398,8 +406,6 @@ def _encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, dtype
                        output_bytes=output_bytes, pixel_bytes=pixel_bytes, attn_impl=attn_impl, dtype_bytes=b)
 
 
-
-_encoder_peak_memo = lru_cache(maxsize=1024)(_encoder_peak)
 
 def profile_peak(spec: VisionSpec, profile: Any, *, dtype_bytes: int = 2, attn_impl: str = "vllm_flash", tp: int = 1,
                  mm_encoder_tp_mode: str = "weights") -> EncoderPeak | None:
