@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NoReturn
 
 from ..errors import ConfigError, ConfigNotFound
 
@@ -288,27 +289,23 @@ def _load_hub(repo_id: str, *, revision: str | None) -> ModelFiles:
 
     online = _hub_reachable()
 
+    def not_cached() -> NoReturn:
+        raise ConfigNotFound(
+            f"cannot fetch {repo_id}: no network and no cached copy",
+            hint="use a bundled catalog id (`vramplan models` lists them) or a local folder holding config.json",
+        ) from None
+
     def fetch(name: str, required: bool) -> Path | None:
         try:
             # the cache first (works offline), then the Hub if it answers at all
             return Path(hf_hub_download(repo_id, name, revision=revision, local_files_only=True))
         except Exception:
             if not online:
-                if not required:
-                    return None
-                raise ConfigNotFound(
-                    f"cannot fetch {repo_id}: no network and no cached copy",
-                    hint="use a bundled catalog id (`vramplan models` lists them) or a local folder holding config.json",
-                ) from None
+                return None if not required else not_cached()
         try:
             return Path(hf_hub_download(repo_id, name, revision=revision))
         except LocalEntryNotFoundError:  # offline (HF_HUB_OFFLINE or no network) and not cached
-            if not required:
-                return None
-            raise ConfigNotFound(
-                f"cannot fetch {repo_id}: no network and no cached copy",
-                hint="use a bundled catalog id (`vramplan models` lists them) or a local folder holding config.json",
-            ) from None
+            return None if not required else not_cached()
         except EntryNotFoundError:
             if required:
                 raise ConfigNotFound(f"{repo_id} has no {name} on the Hub", hint="is it a model repository?") from None
