@@ -467,25 +467,25 @@ def _setup(ns: argparse.Namespace, extra: list[str]):
     return model, device, rules, args, others
 
 
-def _image(text: str | None) -> tuple[int, int] | None:
+def _dims(text: str | None, flag: str, names: str, example: str) -> tuple[int, ...] | None:
+    """``WxH`` (or ``WxHxF``) from a flag's text: as many whole numbers as ``names`` has parts."""
     if not text:
         return None
+    parts = text.lower().split("x")
     try:
-        w, h = text.lower().split("x")
-        return int(w), int(h)
+        if len(parts) != len(names.split("x")):
+            raise ValueError
+        return tuple(int(p) for p in parts)
     except ValueError:
-        raise InputError(f"--image takes WIDTHxHEIGHT, got {text!r}", hint="e.g. --image 1920x1080") from None
+        raise InputError(f"{flag} takes {names}, got {text!r}", hint=f"e.g. {flag} {example}") from None
+
+
+def _image(text: str | None) -> tuple[int, int] | None:
+    return _dims(text, "--image", "WIDTHxHEIGHT", "1920x1080")  # type: ignore[return-value]
 
 
 def _video(text: str | None) -> tuple[int, int, int] | None:
-    if not text:
-        return None
-    try:
-        w, h, f = text.lower().split("x")
-        return int(w), int(h), int(f)
-    except ValueError:
-        raise InputError(f"--video takes WIDTHxHEIGHTxFRAMES, got {text!r}",
-                         hint="e.g. --video 1280x720x32 (32 sampled frames)") from None
+    return _dims(text, "--video", "WIDTHxHEIGHTxFRAMES", "1280x720x32 (32 sampled frames)")  # type: ignore[return-value]
 
 
 def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
