@@ -44,15 +44,11 @@ _BOOL_WORDS = {"true": True, "false": False, "none": None}
 _SPECIAL = re.compile(r"[\\'\"\[\]{}()<>,:]")
 
 
-def _split_top(s: str, sep: str) -> list[str]:
-    """Split at ``sep`` where not inside quotes or brackets. Unbalanced input gives what it can."""
-    out: list[str] = []
-    depth: list[str] = []
+def _unquoted(s: str, start: int = 0):
+    """(index, char) of the brackets and separators of ``s`` that stand outside quoted strings."""
     quote: str | None = None
-    start = 0
     skip_until = -1
-    n = len(s)
-    for m in _SPECIAL.finditer(s):
+    for m in _SPECIAL.finditer(s, start):
         i = m.start()
         if i < skip_until:
             continue
@@ -64,7 +60,18 @@ def _split_top(s: str, sep: str) -> list[str]:
                 quote = None
         elif c in "'\"":
             quote = c
-        elif c in _OPEN:
+        else:
+            yield i, c
+
+
+def _split_top(s: str, sep: str) -> list[str]:
+    """Split at ``sep`` where not inside quotes or brackets. Unbalanced input gives what it can."""
+    out: list[str] = []
+    depth: list[str] = []
+    start = 0
+    n = len(s)
+    for i, c in _unquoted(s):
+        if c in _OPEN:
             if c != "<" or (i + 1 < n and s[i + 1].isalpha()):  # '<Enum.X: 3>' but not 'a < b'
                 depth.append(_OPEN[c])
         elif c in _CLOSE:
@@ -80,21 +87,8 @@ def _split_top(s: str, sep: str) -> list[str]:
 def _matching_close(s: str, open_at: int) -> int | None:
     """Index of the bracket closing ``s[open_at]``, or None if the text ends first."""
     depth: list[str] = []
-    quote: str | None = None
-    skip_until = -1
-    for m in _SPECIAL.finditer(s, open_at):
-        i = m.start()
-        if i < skip_until:
-            continue
-        c = s[i]
-        if quote:
-            if c == "\\":
-                skip_until = i + 2
-            elif c == quote:
-                quote = None
-        elif c in "'\"":
-            quote = c
-        elif c in "[{(":
+    for i, c in _unquoted(s, open_at):
+        if c in "[{(":
             depth.append(_OPEN[c])
         elif c in "]})":
             if depth and depth[-1] == c:
