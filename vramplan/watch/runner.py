@@ -66,11 +66,9 @@ class WatchResult:
     """What the log reader's ``finish()`` returned (None without a reader)."""
 
 
-def _default_log_reader_factory() -> LogReaderFactory | None:
-    try:
-        from ..inputs.vllm_log import LogReader
-    except ImportError:
-        return None
+def _default_log_reader_factory() -> LogReaderFactory:
+    from ..inputs.vllm_log import LogReader  # imported here: the CLI's start-up stays light
+
     return LogReader
 
 
