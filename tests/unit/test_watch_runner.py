@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.fake_vllm import ACTIVATION, CONTEXT, GRAPHS, KV, WEIGHTS, GiB, MiB  # the fake server's steps
 from vramplan.errors import DeviceError, InputError
 from vramplan.watch.backends import DeviceReading, FakeBackend
 from vramplan.watch.runner import watch_command, watch_pid
@@ -28,13 +29,6 @@ from vramplan.watch.timeline import load_timeline, phase_levels
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = str(ROOT / "tests" / "fixtures" / "fake_vllm.py")
-MiB = 1 << 20
-GiB = 1 << 30
-CONTEXT = 512 * MiB
-WEIGHTS = int(15.27 * GiB)
-ACTIVATION = int(1.29 * GiB)
-KV = int(54.48 * GiB)
-GRAPHS = int(1.00 * GiB)
 BASE = 300 * MiB  # another tenant on the device before the server starts
 
 PHASES = ["engine_start", "device_ready", "weights_loaded", "profiling_done", "kv_allocated", "graphs_captured", "ready"]
