@@ -159,34 +159,20 @@ _SAFETENSORS_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U
 
 
 def _local_safetensors_params(folder: Path) -> dict[str, int] | None:
-    """Parameter counts per dtype from the headers of the folder's ``*.safetensors`` files (no tensor is read).
+    """Parameter counts per dtype from the headers of the folder's safetensors checkpoint (no tensor is read).
 
-    A safetensors file starts with the little-endian u64 length of a JSON header that lists every tensor's
-    dtype and shape. Unreadable or damaged files give None: the headers only cross-check the config.
+    ``huggingface_hub.get_local_safetensors_metadata`` reads ``model.safetensors`` or the shards listed in
+    ``model.safetensors.index.json``. No checkpoint, a damaged one, or a huggingface_hub too old to have the
+    function gives None: the headers only cross-check the config.
     """
-    import struct
-
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
+    if not any(folder.glob("*.safetensors")):
         return None
-    counts: dict[str, int] = {}
     try:
-        for f in files:
-            with f.open("rb") as fh:
-                (size,) = struct.unpack("<Q", fh.read(8))
-                if size > 100 * 2**20:
-                    return None
-                header = json.loads(fh.read(size))
-            for key, info in header.items():
-                if key == "__metadata__":
-                    continue
-                n = 1
-                for d in info["shape"]:
-                    n *= int(d)
-                counts[info["dtype"]] = counts.get(info["dtype"], 0) + n
-    except (OSError, ValueError, KeyError, TypeError, struct.error):
+        from huggingface_hub import get_local_safetensors_metadata
+
+        return {str(k): int(v) for k, v in get_local_safetensors_metadata(folder).parameter_count.items()}
+    except Exception:
         return None
-    return counts
 
 
 def _check_config(config: dict, where: object) -> None:
