@@ -189,7 +189,9 @@ def _resolved_for(folder: Path, config: dict, source: str) -> tuple[dict, str]:
     if source == "catalog" and pre.is_file():
         data = json.loads(pre.read_text(encoding="utf-8"))
         return data["config"], data.get("resolved_by", "transformers")
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:24]
+    # keyed by the config and the installed transformers release (read from its metadata, not imported), so
+    # "as written" outcomes (model types transformers does not know) are cached too until transformers changes
+    digest = hashlib.sha256((json.dumps(config, sort_keys=True) + _transformers_release()).encode()).hexdigest()[:24]
     cache = _cache_dir() / f"{digest}.json"
     if cache.is_file():
         try:
@@ -198,9 +200,17 @@ def _resolved_for(folder: Path, config: dict, source: str) -> tuple[dict, str]:
         except (OSError, ValueError, KeyError):
             pass
     resolved, by = resolve_with_transformers(folder, config)
-    if by != "as written":
-        _write_atomic(cache, json.dumps({"resolved_by": by, "config": resolved}))
+    _write_atomic(cache, json.dumps({"resolved_by": by, "config": resolved}))
     return resolved, by
+
+
+def _transformers_release() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("transformers")
+    except PackageNotFoundError:
+        return "none"
 
 
 def resolve_with_transformers(folder: Path, config: dict) -> tuple[dict, str]:
