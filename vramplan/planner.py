@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .estimate.activation import Peak, profile_peak
 from .estimate.encoder_profile import encoder_profile_term
-from .estimate.overheads import cudagraph, non_torch, post_kv_warmup_bytes
+from .estimate.overheads import cudagraph, load_workspaces, non_torch, post_kv_warmup_bytes
 from .inputs.devices import Device
 from .inputs.flags import EngineArgs
 from .model.description import ModelDescription
@@ -36,7 +36,7 @@ from .rules.kv import (
 )
 from .rules.versions import RuleSet
 from .rules.weights import WeightShares, pp_layer_split, weights_per_rank
-from .units import GiB, MiB, format_gib
+from .units import GiB, format_gib
 
 __all__ = ["Term", "RankPlan", "Plan", "build_plan", "ERROR_KINDS"]
 
@@ -231,11 +231,7 @@ def build_plan(
                                                      and model.vision.supports_encoder_tp_data),
                                   max_num_batched_tokens=cfg.max_num_batched_tokens,
                                   cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
-        load_extra = ()
-        if cfg.kv_cache_dtype.startswith("fp8") and platform == "cuda":
-            # measured: Qwen3-0.6B loads 1.12 GiB with the bf16 KV cache and 1.15 GiB with fp8 (vLLM 0.26, H100,
-            # data/truth h100a/q06b_e_kvfp8): the fp8 path (QuantFP8 on the query, DeepGEMM) allocates ~32 MiB
-            load_extra = (("fp8 KV-cache path: workspace allocated during load (measured)", 32 * MiB),)
+        load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)
         w_bytes = shares.total_bytes + sum(b for _, b in load_extra)
         w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
@@ -534,5 +530,3 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
         lines.append(f"Graph capturing finished in X secs, took {graphs.actual_bytes / GiB:.2f} GiB")
     return lines
 
-
-_ = MiB
