@@ -19,7 +19,7 @@ from .model.description import ModelDescription
 from .model.from_config import describe_config
 from .planner import Plan, build_plan
 from .rules.versions import for_version
-from .units import GiB, parse_size
+from .units import parse_size
 
 __all__ = ["plan", "load_model", "resolve_device"]
 
@@ -105,6 +105,3 @@ def plan(
         base = base.with_(**engine_kwargs)
     others = parse_size(used_by_others_gib) if used_by_others_gib else 0
     return build_plan(desc, base, dev, rules, used_by_others_bytes=others, ignored_flags=ignored)
-
-
-_ = GiB

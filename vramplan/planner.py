@@ -529,4 +529,3 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
     if graphs.actual_bytes:
         lines.append(f"Graph capturing finished in X secs, took {graphs.actual_bytes / GiB:.2f} GiB")
     return lines
-

@@ -31,7 +31,7 @@ from functools import lru_cache
 
 from ..model.description import LayerKind, ModelDescription
 from ..model.quant import dtype_bytes
-from ..units import GiB, MiB, cdiv
+from ..units import MiB, cdiv
 
 __all__ = ["Peak", "Components", "COEFFICIENTS", "components", "profile_peak"]
 
@@ -171,6 +171,3 @@ def profile_peak(
     parts = list(parts) + [("constant (runner buffers)", k.constant_bytes)]
     return Peak(total_bytes=total + k.constant_bytes, phase=phase, parts=tuple(parts),
                 basis=f"modelled from the live tensors of profile_run ({runner} runner); {k.source}")
-
-
-_ = GiB
