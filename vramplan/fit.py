@@ -222,7 +222,7 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
         longest = auto.max_model_len if auto.starts else None
         conc = p.max_concurrency
         answer = (f"at --gpu-memory-utilization {args.gpu_memory_utilization}: "
-                  + (f"the workload holds; " if ok else f"the workload does not hold ({why}); ")
+                  + ("the workload holds; " if ok else f"the workload does not hold ({why}); ")
                   + (f"longest max-model-len {longest:,}; " if longest else "")
                   + (f"{conc:.2f} concurrent requests of {p.max_model_len:,} tokens" if conc is not None else ""))
         return FitResult(plan=p, answer=answer, serve_line=serve_line(p), kv_cache_memory_bytes=(
@@ -514,7 +514,7 @@ def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
         print(f"  one step lower ({res.lower_fails})")
     print("\n  " + res.serve_line)
     if res.kv_cache_memory_bytes:
-        print(f"\n  deterministic alternative (fixes the KV size, skips profiling-based sizing):\n  "
+        print("\n  deterministic alternative (fixes the KV size, skips profiling-based sizing):\n  "
               + serve_line(res.plan, kv_bytes=True))
     if res.margin_bytes is not None:
         print(f"\n  margin after CUDA graphs and the sampler warm-up: {res.margin_bytes / GiB:.2f} GiB")

@@ -197,7 +197,6 @@ def build_plan(
     if ckpt_warning is not None:
         warnings.append(ckpt_warning)
     logs: list[str] = []
-    V1 = cfg.runner == "v1"
     moe_tp = 1 if cfg.expert_parallel else cfg.tp * cfg.dp
     cite = rules.cite
 

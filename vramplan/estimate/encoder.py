@@ -335,7 +335,6 @@ def _encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, dtype
     ds_per_patch = b * (spec.out_hidden_size or 0) / merge2
     pool = isinstance(spec.extra.get("vision_feature_layer"), (list, tuple))
 
-    resident_pp = sum(res.values())
     best_total, best_parts, best_stage = -1, (), ""
     all_stages: list[PeakPart] = []
 

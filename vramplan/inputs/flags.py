@@ -17,7 +17,7 @@ import difflib
 import json
 import os
 import shlex
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable

@@ -10,7 +10,7 @@ Platforms are named ``cuda``, ``rocm``, ``ascend`` (vllm-ascend, NPU), ``tpu``, 
 Usage contexts: ``llm`` (the ``LLM`` class), ``serve`` (``vllm serve``, the OpenAI server) and
 anything else (``engine``: AsyncLLMEngine/LLMEngine built by hand, which gets the fallbacks).
 
-Errors that vLLM raises at config time are raised here as :class:`vramplan.errors.FlagError`
+Errors that vLLM raises at config time are raised here as :class:`vramplan.errors.InvalidConfig` (a FlagError)
 whose message is vLLM's own text, so a plan can quote it.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ..errors import FlagError, InvalidConfig, UnsupportedError
+from ..errors import InvalidConfig, UnsupportedError
 from ..units import GiB, cdiv, format_gib, round_up
 
 __all__ = [
@@ -959,7 +959,7 @@ def verify_max_model_len(
     model_max_length: int | None = None,
     default: int | None = None,
 ) -> int:
-    """The ``max_model_len`` vLLM accepts, or vLLM's ValueError as a FlagError.
+    """The ``max_model_len`` vLLM accepts, or vLLM's ValueError as an InvalidConfig.
 
     ``requested`` None or -1 (``auto``) gives ``default`` (or ``int(derived)``). A request above
     ``derived`` is allowed only under ``model_max_length`` or ``VLLM_ALLOW_LONG_MAX_MODEL_LEN`` in
