@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         "the shared yardstick: every catalog case of ../shared/data (its 8 vLLM 0.26 H100 runs and the public "
         "reports of every version)": [r for r in rows if r["source"] in ("device", "public")],
         "our runs: vLLM 0.26 on H100/H200 (data/device_v026, data/truth)": [r for r in rows if r["source"] != "public"],
-        "public reports of vLLM >= 0.19 (data/public, catalog models)": [
+        "public reports of modelled versions (vLLM >= 0.19, and 0.6.0-0.6.4 with the V0 rules; catalog models)": [
             r for r in rows if r["source"] == "public" and r["era"] == "modelled"],
-        "public reports of older vLLM (< 0.19: planned with the v0.19 rules, outside the modelled versions)": [
+        "public reports of unmodelled versions (0.6.5-0.18: planned with the v0.19 rules)": [
             r for r in rows if r["source"] == "public" and r["era"] == "older"],
     }
     for title, grp in groups.items():

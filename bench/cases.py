@@ -42,8 +42,8 @@ class Case:
     note: str = ""
     usage_context: str = "serve"
     era: str = "modelled"
-    """``modelled``: a vLLM version vramplan has rules for (>= 0.19); ``older``: an earlier release, planned
-    with the v0.19 rules and reported apart."""
+    """``modelled``: a vLLM version vramplan has rules for (0.6.0-0.6.4 V0, >= 0.19); ``older``: a release
+    between them, planned with the v0.19 rules and reported apart."""
     scope: str = "all"
     """``weights``: the report lacks the flags or the device needed for anything but the weights."""
 
@@ -71,12 +71,14 @@ PUBLIC_MAP: dict[str, dict] = {
     "llama31-8b-l40s-pr17122": dict(era="older", 
         model="meta-llama/Llama-3.1-8B-Instruct", device="l40s", count=1, version="0.19.0",
         flags={"max_model_len": 32768}, note="V1 ~v0.8.5; max_model_len 32768 from the concurrency line"),
-    "llama31-8b-rtx3090-len20k": dict(era="older", 
-        model="meta-llama/Llama-3.1-8B-Instruct", device="rtx-3090", count=1, version="0.19.0",
-        flags={"max_model_len": 20000, "gpu_memory_utilization": 0.9}, note="V0 ~v0.6.3 (V0 profiling)"),
-    "llama31-8b-rtx3090-len29k-fail": dict(era="older", 
-        model="meta-llama/Llama-3.1-8B-Instruct", device="rtx-3090", count=1, version="0.19.0",
-        flags={"max_model_len": 29000, "gpu_memory_utilization": 0.9}, note="V0 ~v0.6.3 (V0 profiling)"),
+    "llama31-8b-rtx3090-len20k": dict(era="modelled",
+        model="meta-llama/Llama-3.1-8B-Instruct", device="rtx-3090", count=1, version="0.6.4",
+        flags={"max_model_len": 20000, "gpu_memory_utilization": 0.9},
+        note="V0 ~v0.6.3-0.6.4 (single-line 'Memory profiling results'): the v0.6 (V0) rules"),
+    "llama31-8b-rtx3090-len29k-fail": dict(era="modelled",
+        model="meta-llama/Llama-3.1-8B-Instruct", device="rtx-3090", count=1, version="0.6.4",
+        flags={"max_model_len": 29000, "gpu_memory_utilization": 0.9},
+        note="V0 ~v0.6.3-0.6.4 (single-line 'Memory profiling results'): the v0.6 (V0) rules"),
     "llama31-8b-tp8-mlcommons2267": dict(era="older", scope="weights", 
         model="meta-llama/Llama-3.1-8B-Instruct", device="h200", count=8, version="0.19.0",
         flags={"tensor_parallel_size": 8, "max_model_len": 131072}, note="weights only (GPU not stated)"),
@@ -222,9 +224,15 @@ def _log_figures(path: Path) -> dict:
         f = read_log(str(path))
     except LogParseError:
         return {}
+    weights = f.weights_gib if f.weights_gib is not None else f.profile_weights_gib
+    activation = f.torch_peak_increase_gib
+    main = f.ranks.get(f.primary_rank) if f.ranks else None
+    peak_abs = (main.extras.get("peak_torch_memory_gib") if main is not None else None)
+    if activation is None and peak_abs is not None and weights is not None:
+        activation = round(peak_abs - weights, 2)  # V0 (vLLM 0.6) logs the torch peak with the weights in it
     return {
-        "weights_gib": f.weights_gib if f.weights_gib is not None else f.profile_weights_gib,
-        "activation_gib": f.torch_peak_increase_gib, "non_torch_gib": f.non_torch_gib,
+        "weights_gib": weights,
+        "activation_gib": activation, "non_torch_gib": f.non_torch_gib,
         "kv_cache_gib": f.kv_cache_gib, "kv_cache_tokens": f.kv_cache_tokens, "num_gpu_blocks": f.num_gpu_blocks,
         "cudagraph_estimate_gib": f.cudagraph_estimate_gib, "cudagraph_actual_gib": f.cudagraph_actual_gib,
         "error_kind": f.error_kind, "max_concurrency": f.max_concurrency,

@@ -260,7 +260,10 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
     dev = resolve_device(device) if device else _device_from_total(f.total_gib or f.total_memory_gib, f.platform)
     if dev is None:
         raise InputError("the log does not say the device's total memory", hint="pass --device NAME")
-    return name, args, dev, f.vllm_version
+    version = f.vllm_version
+    if version is None and f.era == "v0-pr9352":
+        version = "0.6.4"  # the one-line 'Memory profiling results' of vLLM 0.6.3-0.6.4 (the V0 rules)
+    return name, args, dev, version
 
 
 def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[Any, list[tuple[str, Any, Any]]]:

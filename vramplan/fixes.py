@@ -78,6 +78,8 @@ def smallest_fix(plan: Plan) -> str | None:
     if kind in ("no_kv_cache_memory", "max_model_len_exceeds_kv_cache"):
         up = _util_that_starts(plan, round(util + 0.01, 2), cap) if cap > util else None
         if up is not None:
+            if plan.rules.engine == "v0":  # no startup check in V0: only the device bounds util
+                return f"raise --gpu-memory-utilization to {up:.2f}"
             return f"raise --gpu-memory-utilization to {up:.2f} (the most free memory allows is {cap:.2f})"
         fixed = _fix_capacity(plan, plan.args)
         return fixed
@@ -106,6 +108,11 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
                     fix += (f"; raising --gpu-memory-utilization to the most free memory allows ({cap:.2f}) "
                             f"gives up to {top.estimated_max_model_len}")
             return fix
+    if plan.rules.engine == "v0" and not p.engine.enable_chunked_prefill:
+        # vLLM 0.6 profiles max(max_model_len, 2048) tokens unless chunked prefill is on (then 512)
+        if _replan(plan, replace(args, enable_chunked_prefill=True)).starts:
+            return (f"add --enable-chunked-prefill (vLLM 0.6 then profiles 512 tokens instead of "
+                    f"{p.engine.max_num_batched_tokens})")
     for mnbt in (8192, 4096, 2048):
         if mnbt < p.engine.max_num_batched_tokens:
             cand = replace(args, max_num_batched_tokens=mnbt)

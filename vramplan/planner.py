@@ -189,6 +189,11 @@ def build_plan(
     ignored_flags: tuple[str, ...] = (),
 ) -> Plan:
     """Predict one vLLM startup."""
+    if rules.engine == "v0":
+        from .planner_v0 import build_plan_v0
+
+        return build_plan_v0(model, args, device, rules, used_by_others_bytes=used_by_others_bytes,
+                             ignored_flags=ignored_flags)
     cfg = resolve_engine(args, model, device, rules)
     total = device.total_bytes
     platform = device.platform

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from ..model.description import ModelDescription
 from ..units import GiB, MiB
 
-__all__ = ["Overheads", "GraphMemory", "non_torch", "cudagraph", "post_kv_warmup_bytes"]
+__all__ = ["Overheads", "GraphMemory", "non_torch", "non_torch_v0", "cudagraph", "post_kv_warmup_bytes"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +81,24 @@ def non_torch(platform: str, *, tp: int, pp: int = 1, nvlink: bool = True) -> Ov
         ctx = _TP1["cuda"][0] + _PCIE_EXTRA[0]
         src = _PCIE_EXTRA[1]
     return Overheads(before_snapshot_bytes=ctx * MiB, increase_bytes=inc * MiB, basis=src)
+
+
+# vLLM 0.6 (V0) counts every byte the device holds outside torch's allocator after profiling, the CUDA
+# context included: 0.35 GiB in both RTX 3090 logs of ../shared/data (llama31-8b-rtx3090-len20k/-len29k,
+# vLLM ~0.6.3-0.6.4, "non_torch_memory=0.35GiB"). With TP/PP the NCCL communicators and custom all-reduce
+# buffers come on top: the increase measured with vLLM 0.26 on 2xH200 (0.95 GiB) is used, not measured on V0.
+_V0_TP1 = 358
+_V0_MULTI_EXTRA = _MULTI["cuda"][0] - _TP1["cuda"][0]
+
+
+def non_torch_v0(*, tp: int, pp: int = 1) -> Overheads:
+    """V0's non-torch memory (vLLM v0.6.4.post1 vllm/worker/worker.py:Worker.determine_num_available_blocks):
+    used device memory minus torch's allocated bytes after the profile run, inside the budget."""
+    extra = _V0_MULTI_EXTRA if (tp > 1 or pp > 1) else 0
+    basis = ("measured: 0.35 GiB in the two vLLM 0.6 RTX 3090 logs of ../shared/data (CUDA context and library "
+             "workspaces)" + ("; + 0.95 GiB NCCL/all-reduce as measured with vLLM 0.26 on 2xH200 (not on V0)"
+                              if extra else ""))
+    return Overheads(before_snapshot_bytes=0, increase_bytes=(_V0_TP1 + extra) * MiB, basis=basis)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -64,10 +64,13 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
     row("device total", [d.total_bytes] * len(ranks), f"runtime total ({d.source.split(':')[0]})")
     if plan.used_by_others_bytes:
         row("used by other programs", [plan.used_by_others_bytes] * len(ranks), "--used-by-others-gib")
-    row("in use at vLLM's snapshot", [d.total_bytes - plan.used_by_others_bytes - r.free_at_init_bytes for r in ranks],
-        "CUDA context, NCCL (outside the budget)")
-    row("free at startup", [r.free_at_init_bytes for r in ranks], "what the startup check sees")
+    v0 = plan.rules.engine == "v0"
+    if not v0:  # V0 has no init snapshot and no startup check: everything in use counts as non-torch
+        row("in use at vLLM's snapshot", [d.total_bytes - plan.used_by_others_bytes - r.free_at_init_bytes
+                                          for r in ranks], "CUDA context, NCCL (outside the budget)")
+        row("free at startup", [r.free_at_init_bytes for r in ranks], "what the startup check sees")
     row(f"requested = total x {e.gpu_memory_utilization}", [r.requested_bytes for r in ranks],
+        "worker.py:Worker.determine_num_available_blocks" if v0 else
         _short_rule(plan.rules.cite("vllm/v1/worker/utils.py", "request_memory")), style="bold")
     for key in ("weights", "activation_peak", "non_torch", "cudagraph_estimate"):
         t = r0.term(key)
@@ -80,7 +83,8 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
                 table.add_row("      " + name, *[_g(b)] + [""] * (len(ranks) - 1), "", style="dim")
     row("  = non-KV total", [r.bytes_of("non_kv_total") for r in ranks],
         "weights + peak + non-torch" + (" (+ graph estimate)" if e.estimate_cudagraphs else ""))
-    row("  KV cache", [r.available_kv_bytes for r in ranks], "requested - non-KV - graph estimate", style="bold green")
+    row("  KV cache", [r.available_kv_bytes for r in ranks],
+        "requested - non-KV" + ("" if v0 else " - graph estimate"), style="bold green")
     if plan.headroom_terms:
         table.add_section()
         for t in plan.headroom_terms:

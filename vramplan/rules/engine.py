@@ -83,6 +83,8 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     order ``EngineArgs.create_engine_config`` does.
     """
     v = rules.requested if rules.requested != (0, 0, 0) else rules.version
+    if rules.engine == "v0":
+        return _resolve_v0(args, model, device, v)
     env = dict(args.env)
     notes: list[str] = []
     tp, pp, dp = args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size
@@ -170,6 +172,81 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
         mamba_page_padded=mamba_page_padded, notes=tuple(notes),
     )
+
+
+# vLLM v0.6.4.post1 vllm/worker/model_runner.py:_BATCH_SIZES_TO_CAPTURE
+_V0_CAPTURE_SIZES = (1, 2, 4) + tuple(8 * i for i in range(1, 33))
+
+
+def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, v: tuple[int, int, int]) -> EngineConfig:
+    """The V0 engine's defaults (vLLM v0.6.4.post1 vllm/engine/arg_utils.py:EngineArgs.create_engine_config).
+
+    What V0 did not have is refused here rather than planned with rules it never followed: hybrid
+    Mamba layers, MLA, cross-attention, mxfp4, and platforms other than CUDA and ROCm.
+    """
+    from ..errors import UnsupportedError
+
+    kinds = {layer.kind for layer in model.layers}
+    if kinds & {LayerKind.MAMBA, LayerKind.MLA, LayerKind.CROSS}:
+        raise UnsupportedError(f"{model.name}: vramplan's V0 rules (vLLM 0.6) cover plain attention models only",
+                               hint="plan it with --vllm-version 0.19 or newer")
+    if device.platform not in ("cuda", "rocm"):
+        raise UnsupportedError(f"vLLM 0.6 rules are modelled for CUDA and ROCm, not {device.platform}",
+                               hint="plan it with --vllm-version 0.19 or newer")
+    tp, pp, dp = args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size
+    text = text_config_of(model.hf_config)
+    d.validate_parallel(v, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
+                        vocab_size=model.vocab_size, tp=tp, pp=pp, dp=dp, num_layers=model.num_hidden_layers,
+                        platform=device.platform, intermediate_size=model.intermediate_size, use_mla=False,
+                        tie_word_embeddings=model.tie_word_embeddings)
+    model_dtype = d.resolve_dtype(v, model.dtype, device.platform, device.label, model.text_model_type,
+                                  requested=args.dtype or "auto", device_capability=device.compute_capability)
+    qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
+    quant = parse_quant(qcfg, args.quantization)
+    if quant is not None and quant.method == "mxfp4":
+        raise UnsupportedError("mxfp4 checkpoints arrived in vLLM 0.10", hint="plan it with --vllm-version 0.19 or newer")
+    kv_dtype = d.resolve_kv_cache_dtype(v, args.kv_cache_dtype or "auto", qcfg)
+    derived, key = d.derived_max_model_len_and_key(v, text)
+    if args.max_model_len == -1:
+        raise UnsupportedError("--max-model-len auto arrived with the V1 engine", hint="give a number of tokens")
+    if args.kv_cache_memory_bytes:
+        raise UnsupportedError("--kv-cache-memory-bytes arrived in vLLM 0.10",
+                               hint="plan it with --vllm-version 0.19 or newer")
+    max_len = d.verify_max_model_len(v, args.max_model_len, derived, dict(args.env), max_len_key=key,
+                                     default=d.default_max_model_len(v, text))
+    sliding = any(layer.attention is not None and layer.attention.sliding_window for layer in model.layers)
+    # EngineArgs.create_engine_config: chunked prefill on by itself only past 32K tokens, on CUDA, text-only,
+    # without a sliding window
+    chunked = args.enable_chunked_prefill
+    if chunked is None:
+        chunked = (max_len > 32768 and device.platform == "cuda" and not model.is_multimodal and not sliding)
+    # vllm/config.py:SchedulerConfig.__init__
+    mnbt = args.max_num_batched_tokens or (512 if chunked else max(max_len, 2048))
+    if args.max_num_batched_tokens is None and model.is_multimodal:
+        mnbt = max(mnbt, 5120)  # _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS
+    mns = args.max_num_seqs or 256
+    d.validate_scheduler(v, max_num_batched_tokens=mnbt, max_num_seqs=mns, max_model_len=max_len,
+                         enable_chunked_prefill=chunked)
+    eager = args.enforce_eager
+    # vllm/worker/model_runner.py:GPUModelRunnerBase.capture_model: decode batch sizes up to max_num_seqs
+    sizes = () if eager else tuple(s for s in _V0_CAPTURE_SIZES if s <= max(mns, 1))
+    notes = []
+    if chunked and args.enable_chunked_prefill is None:
+        notes.append(f"vLLM 0.6 turns chunked prefill on for max_model_len > 32768: the profile run uses {mnbt} "
+                     f"tokens instead of {max(max_len, 2048)}")
+    return EngineConfig(
+        tp=tp, pp=pp, dp=dp, expert_parallel=False, max_model_len=max_len, auto_max_model_len=False,
+        derived_max_model_len=int(derived or max_len), max_num_seqs=mns, max_num_batched_tokens=mnbt,
+        gpu_memory_utilization=args.gpu_memory_utilization or 0.9, model_dtype=model_dtype, kv_cache_dtype=kv_dtype,
+        quant=quant, block_size=args.block_size or 16,
+        block_size_reason="--block-size" if args.block_size else "vLLM 0.6's default (vllm/config.py:CacheConfig)",
+        enforce_eager=eager, cudagraph_mode="NONE" if eager else "FULL_DECODE_ONLY", capture_sizes=sizes,
+        runner="v0", estimate_runs=False, estimate_cudagraphs=False, async_scheduling=False,
+        max_concurrent_batches=1, enable_prefix_caching=bool(args.enable_prefix_caching),
+        enable_chunked_prefill=chunked, disable_hybrid_kv_cache_manager=True, mamba_cache_mode="none",
+        kv_cache_memory_bytes=None, num_gpu_blocks_override=args.num_gpu_blocks_override,
+        pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=device.platform, version=v,
+        notes=tuple(notes))
 
 
 def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], v: tuple[int, ...],

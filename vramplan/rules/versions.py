@@ -19,6 +19,7 @@ __all__ = ["RuleSet", "SUPPORTED", "for_version", "parse_version", "DEFAULT_VERS
 
 # (module, version) oldest first
 SUPPORTED: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("v0_6", (0, 6, 0)),
     ("v0_19", (0, 19, 0)),
     ("v0_20", (0, 20, 0)),
     ("v0_21", (0, 21, 0)),
@@ -32,6 +33,10 @@ SUPPORTED: tuple[tuple[str, tuple[int, int, int]], ...] = (
 # (docs/vllm-rules.md, "Where the rules changed").
 STUDIED = ((0, 19, 0), (0, 26, 0), (0, 33, 0))
 DEFAULT_VERSION = "0.33.0"
+# Rule sets that stop before the next one starts: module -> first release they do not cover.
+# v0_6 is the V0 engine's old profiler (0.6.0-0.6.4); 0.6.5 rewrote determine_num_available_blocks
+# around a baseline snapshot and 0.8 made V1 the default, neither of which vramplan models.
+ENDS: dict[str, tuple[int, int, int]] = {"v0_6": (0, 6, 5)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +45,8 @@ class RuleSet:
 
     version: tuple[int, int, int]
     """The vLLM release these rules were read from."""
+    engine: str = "v1"
+    """``v1`` (the V1 engine: EngineCore, KV cache groups) or ``v0`` (the V0 LLMEngine of vLLM 0.6)."""
     requested: tuple[int, int, int] = (0, 0, 0)
     """The version the user asked for (may be newer than ``version``)."""
     estimate_cudagraphs_default: bool
@@ -77,6 +84,14 @@ class RuleSet:
         return f"vLLM {self.label} {path}:{symbol}"
 
 
+def _span(module: str, version: tuple[int, int, int]) -> str:
+    first = ".".join(map(str, version))
+    if module in ENDS:
+        end = ENDS[module]
+        return f"{first}-{end[0]}.{end[1]}.{end[2] - 1} (V0 engine)"
+    return first
+
+
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -100,16 +115,19 @@ def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool 
     wanted = parse_version(text or DEFAULT_VERSION)
     chosen = None
     for module, version in SUPPORTED:
-        if version <= wanted:
+        if version <= wanted and (module not in ENDS or wanted < ENDS[module]):
             chosen = module
+        elif version <= wanted:
+            chosen = None
     if chosen is None:
         if not allow_older:
             raise UnsupportedError(
-                f"vLLM {'.'.join(map(str, wanted))} is older than the oldest rule set vramplan has",
-                hint="supported: " + ", ".join(".".join(map(str, v)) for _, v in SUPPORTED)
+                f"vLLM {'.'.join(map(str, wanted))} has no rule set in vramplan",
+                hint="supported: " + ", ".join(_span(m, v) for m, v in SUPPORTED)
                 + " (versions in between use the older rules)",
             )
-        chosen = SUPPORTED[0][0]
+        # the nearest newer rule set (the accuracy benchmark reports such cases apart)
+        chosen = next((m for m, v in SUPPORTED if v > wanted), SUPPORTED[-1][0])
     rules: RuleSet = importlib.import_module(f"{__package__}.{chosen}").RULES
     from dataclasses import replace
 
