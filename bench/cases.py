@@ -54,9 +54,15 @@ PUBLIC_MAP: dict[str, dict] = {
         model="deepseek-ai/DeepSeek-V2-Lite", device="l4", count=4, version="0.19.0",
         flags={"max_model_len": 1024, "pipeline_parallel_size": 2, "tensor_parallel_size": 2, "trust": True},
         note="dev build ~v0.9.2 (older than our oldest rules: v0.19 rules used); PP2xTP2 assumed from the 4 ranks"),
-    "gpt-oss-120b-h100-negative-kv": dict(era="older", 
+    "gpt-oss-120b-h100-negative-kv": dict(era="modelled",
         model="openai/gpt-oss-120b", device="h100-80gb", count=1, version="0.10.1",
-        flags={}, note="V1 ~v0.10.1 (v0.19 rules with that version's mxfp4 backend: Marlin, as the log says)"),
+        flags={}, note="V1 ~v0.10.1: the v0.10 rules (PyTorch-sort sampler; Marlin mxfp4, as the log says)"),
+    "gpt-oss-120b-h100-kv1.71-fail": dict(era="modelled",
+        model="openai/gpt-oss-120b", device="h100-80gb", count=1, version="0.11.0",
+        flags={"max_num_batched_tokens": 1024, "gpu_memory_utilization": 0.95},
+        error_kind="max_model_len_exceeds_kv_cache",
+        note="V1 ~v0.11.0: the v0.10 rules; default max_model_len 131072; the commenter quotes the KV line and "
+             "says the error asks to decrease the context (vLLM's max-model-len check)"),
     "gpt-oss-120b-h100-v0141-oom": dict(era="older", scope="weights", 
         model="openai/gpt-oss-120b", device="h100-80gb", count=1, version="0.14.1",
         flags={}, note="v0.14.1 (v0.19 rules with that version's mxfp4 backend: Triton); weights only"),
@@ -112,17 +118,18 @@ PUBLIC_MAP: dict[str, dict] = {
     "qwen3-30b-a3b-ascend910b3-weights-offload-notes": dict(era="older", scope="weights", 
         model="Qwen/Qwen3-30B-A3B", device="ascend-910b3", count=1, version="0.19.0", flags={},
         note="weights only (vllm-ascend)"),
-    "qwen3-32b-4x910b4-tp4-v090-ascend": dict(era="older", 
-        model="Qwen/Qwen3-32B", device="ascend-910b4", count=4, version="0.19.0",
+    "qwen3-32b-4x910b4-tp4-v090-ascend": dict(era="modelled",
+        model="Qwen/Qwen3-32B", device="ascend-910b4", count=4, version="0.9.0",
         flags={"tensor_parallel_size": 4, "max_model_len": 40960, "gpu_memory_utilization": 0.9},
         note="vllm-ascend 0.9.0rc2; the idle HBM npu-smi shows (2785 MB) is the runtime's reserved part, outside "
              "the total torch_npu reports (seed 001: 3409 MB idle on a 64 GB card whose runtime total is 60.96 GiB), "
              "so nothing is counted as held by others"),
-    "qwen3-next-80b-ascend-tp4-v012rc1": dict(era="older", 
-        model="Qwen/Qwen3-Next-80B-A3B-Instruct", device="ascend-910b3", count=4, version="0.19.0",
+    "qwen3-next-80b-ascend-tp4-v012rc1": dict(era="modelled",
+        model="Qwen/Qwen3-Next-80B-A3B-Instruct", device="ascend-910b3", count=4, version="0.12.0",
         flags={"tensor_parallel_size": 4, "max_model_len": 4096, "gpu_memory_utilization": 0.85,
-               "cudagraph_mode": "FULL_DECODE_ONLY"},
-        note="vllm-ascend 0.12.0rc1; NPU model not stated (64 GB 910B assumed)"),
+               "cudagraph_mode": "FULL_DECODE_ONLY"}, error_kind="out_of_memory",
+        note="vllm-ascend 0.12.0rc1; NPU model not stated (64 GB 910B assumed); the excerpt stops inside the "
+             "traceback of initialize_from_config, the report (issue title, record) says out of memory"),
 }
 
 _AWQ = {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"}
@@ -210,6 +217,8 @@ def _public_cases() -> list[Case]:
                 "error_kind": _error_kind(r.get("error")),
                 "max_concurrency": r.get("max_concurrency"), "max_concurrency_len": r.get("max_concurrency_len"),
             }))
+        if spec.get("error_kind"):  # the report names the failure that its (cut) log excerpt does not show
+            out[-1].logged["_error_kind_from_report"] = spec["error_kind"]
         if spec.get("quant") == "awq":
             out[-1].flags["__quant_config"] = _AWQ
     return out
@@ -250,6 +259,8 @@ def _with_log(case: Case, path: Path) -> Case:
             if value is not None or key == "error_kind":
                 case.logged[key] = value
         case.logged["_from_log"] = True
+        if case.logged.get("_error_kind_from_report"):
+            case.logged["error_kind"] = case.logged["_error_kind_from_report"]
         if case.source != "public" and case.logged.get("error_kind") == "free_memory_below_requested":
             import re
 

@@ -96,7 +96,7 @@ def plan(
             raise FlagError("no model given", hint="pass the model id, or a `vllm serve MODEL ...` line as flags")
     desc = load_model(model) if isinstance(model, str) else model
     dev = resolve_device(device, device_memory_gib=device_memory_gib)
-    rules = for_version(vllm_version, allow_older=allow_older_version)
+    rules = for_version(vllm_version, allow_older=allow_older_version, platform=dev.platform)
     unknown = set(engine_kwargs) - _ARG_FIELDS
     if unknown:
         raise FlagError(f"unknown engine argument(s): {', '.join(sorted(unknown))}",

@@ -99,7 +99,7 @@ def _cmd_plan(ns: argparse.Namespace, extra: list[str], pasted: list[str]) -> in
         raise VramplanError(f"two models given: {ns.model} and {parsed.args.model}", hint="name one")
     model = load_model(model_name)
     device = resolve_device(ns.device, device_memory_gib=ns.device_memory_gib)
-    rules = for_version(ns.vllm_version)
+    rules = for_version(ns.vllm_version, platform=device.platform)
     others = parse_size(ns.used_by_others_gib)
     plan = build_plan(model, parsed.args.with_(model=model_name), device, rules, used_by_others_bytes=others,
                       ignored_flags=parsed.ignored)

@@ -273,7 +273,7 @@ def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[
     from .rules.versions import for_version
 
     name, args, dev, version = inputs_from_facts(f, model=model, device=device)
-    rules = for_version(version, allow_older=True)
+    rules = for_version(version, allow_older=True, platform=dev.platform)
     others = 0
     if f.initial_free_gib is not None:
         ctx = dev.context_bytes

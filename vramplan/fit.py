@@ -461,7 +461,7 @@ def _setup(ns: argparse.Namespace, extra: list[str]):
         raise InputError("no model given", hint=f"vramplan {ns.command} MODEL [flags]")
     model = load_model(name)
     device = resolve_device(ns.device, device_memory_gib=ns.device_memory_gib)
-    rules = for_version(ns.vllm_version)
+    rules = for_version(ns.vllm_version, platform=device.platform)
     others = parse_size(ns.used_by_others_gib)
     args = parsed.args.with_(model=name)
     return model, device, rules, args, others

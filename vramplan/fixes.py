@@ -85,6 +85,9 @@ def smallest_fix(plan: Plan) -> str | None:
         return fixed
     if kind == "out_of_memory":
         best = _largest_util_that_starts(plan, round(util - 0.01, 2))
+        if best is not None and (plan.error_message or "").startswith("NPU out of memory while allocating"):
+            return (f"lower --gpu-memory-utilization to {best:.2f} so the doubled KV allocation fits "
+                    f"(or upgrade to vllm-ascend 0.18, which shares one buffer)")
         if best is not None:
             return (f"lower --gpu-memory-utilization to {best:.2f} so CUDA graphs and the warm-up fit outside "
                     f"the budget (or --enforce-eager, or fewer --max-num-seqs)")

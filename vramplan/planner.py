@@ -207,6 +207,8 @@ def build_plan(
 
     over = non_torch(platform, tp=cfg.tp, pp=cfg.pp, nvlink=device.nvlink)
     free_at_init = total - used_by_others_bytes - over.before_snapshot_bytes
+    # vllm-ascend <= 0.13: no snapshot; every byte outside torch (context, HCCL, other programs) is non-torch
+    global_budget = rules.npu_global_budget and platform == "ascend"
     requested = _requested(total, cfg.gpu_memory_utilization, rules, platform)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
     all_specs = layer_specs(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
@@ -220,7 +222,7 @@ def build_plan(
 
     enc_line = None
     error: _Failure | None = None
-    if free_at_init < requested:
+    if free_at_init < requested and not global_budget:
         error = _Failure("free_memory_below_requested",
                          _free_memory_message(free_at_init, total, cfg.gpu_memory_utilization, requested, rules,
                                               platform))
@@ -241,9 +243,10 @@ def build_plan(
                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
                       " (allocated bytes after loading); tensors and sharding from the config",
                       note=_weights_note(shares, args, weights_source))
-        peak: Peak = profile_peak(model, runner=cfg.runner, max_num_batched_tokens=cfg.max_num_batched_tokens,
+        peak: Peak = profile_peak(model, runner=cfg.runner, coefficients=_sampler_coefficients(rules, cfg, args), max_num_batched_tokens=cfg.max_num_batched_tokens,
                                   max_num_seqs=cfg.max_num_seqs, tp=cfg.tp, moe_tp=moe_tp,
-                                  model_dtype=cfg.model_dtype, layers=range(start, end), last_stage=last,
+                                  model_dtype=cfg.model_dtype, layers=range(start, end),
+                                  last_stage=last and rules.profile_runs_sampler,
                                   compiled=(cfg.runner == "v2" and cfg.cudagraph_mode != "NONE"
                                             and not model.is_multimodal and pp_rank == 0),
                                   embed_bytes=shares.part("embed"), platform=cfg.platform,
@@ -269,9 +272,18 @@ def build_plan(
                       kind="measured", parts=act_parts, rule=cite("vllm/v1/worker/gpu_worker.py",
                       "Worker.determine_available_memory") + " (torch_peak_increase); " + act_basis,
                       note=phase_note)
-        nt_term = Term(key="non_torch", label="non-torch increase", bytes=over.increase_bytes, kind="measured",
-                       rule=cite("vllm/utils/mem_utils.py", "memory_profiling") + " (non_torch_increase); "
-                       + over.basis)
+        if global_budget:
+            nt_bytes = over.before_snapshot_bytes + over.increase_bytes + used_by_others_bytes
+            nt_term = Term(key="non_torch", label="non-torch memory (all of it)", bytes=nt_bytes, kind="measured",
+                           parts=(("runtime context (before the worker)", over.before_snapshot_bytes),
+                                  ("HCCL and workspaces", over.increase_bytes),
+                                  ("other programs", used_by_others_bytes)),
+                           rule="vllm-ascend <= 0.13 vllm_ascend/worker/worker_v1.py:NPUWorker."
+                                "determine_available_memory (total - free - torch allocated); " + over.basis)
+        else:
+            nt_term = Term(key="non_torch", label="non-torch increase", bytes=over.increase_bytes, kind="measured",
+                           rule=cite("vllm/utils/mem_utils.py", "memory_profiling") + " (non_torch_increase); "
+                           + over.basis)
         cg_term = Term(key="cudagraph_estimate", label="CUDA-graph estimate", bytes=cg_applied, kind="measured",
                        rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.profile_cudagraph_memory")
                        + "; " + graphs.basis,
@@ -289,6 +301,10 @@ def build_plan(
             available = cfg.kv_cache_memory_bytes
             kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
                 " (--kv-cache-memory-bytes: profiling skipped for sizing)"
+        elif global_budget:
+            available = max(requested - non_kv, 0)
+            kv_rule = ("vllm-ascend <= 0.13 vllm_ascend/worker/worker_v1.py:NPUWorker.determine_available_memory "
+                       "(max(int(total x util - peak incl. weights - non-torch), 0))")
         else:
             available = requested - non_kv - cg_applied
             kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
@@ -315,15 +331,19 @@ def build_plan(
             est_len = getattr(exc, "estimate", None)
     if error is None and num_blocks is not None:
         tokens, conc = capacity(logged.layout, num_blocks, max_model_len=max_len, max_in_flight_tokens=inflight,
-                                v033=rules.capacity_v033)
-        if any(g.spec.kind.value == "mamba" for g in logged.layout.groups) and num_blocks - 1 < cfg.max_num_seqs:
+                                v033=rules.capacity_v033, tokens_from_concurrency=rules.kv_tokens_from_concurrency)
+        if (rules.mamba_blocks_check and any(g.spec.kind.value == "mamba" for g in logged.layout.groups)
+                and num_blocks - 1 < cfg.max_num_seqs):
             error = _Failure("no_kv_cache_memory",
                              f"max_num_seqs ({cfg.max_num_seqs}) exceeds available Mamba cache blocks "
                              f"({num_blocks - 1}). Each decode sequence requires one Mamba cache block, so CUDA "
                              f"graph capture cannot proceed. Please lower max_num_seqs to at most {num_blocks - 1} "
                              f"or increase gpu_memory_utilization.")
 
-    headroom = _headroom_terms(total, used_by_others_bytes, over.before_snapshot_bytes, requested, graphs,
+    if error is None and global_budget and rules.npu_hybrid_double_alloc and num_blocks is not None:
+        error = _npu_double_alloc(logged, num_blocks, total, requested)
+    headroom = _headroom_terms(total, 0 if global_budget else used_by_others_bytes,
+                               0 if global_budget else over.before_snapshot_bytes, requested, graphs,
                                cfg, model, logged) if error is None else ()
     if headroom and error is None:
         h = {t.key: t.bytes for t in headroom}
@@ -360,6 +380,48 @@ def build_plan(
         host_terms=_host_terms(args, cfg, model, ranks), warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags,
     )
+
+
+def _sampler_coefficients(rules: RuleSet, cfg: EngineConfig, args: EngineArgs):
+    """The activation coefficients with this version's sampler, where it differs from the fitted one."""
+    if rules.sampler_bytes_per_element is None or cfg.runner != "v1":
+        return None
+    from dataclasses import replace as _replace
+
+    from .estimate.activation import COEFFICIENTS
+
+    flashinfer = (args.env_get("VLLM_USE_FLASHINFER_SAMPLER") or "").strip().lower() in ("1", "true")
+    per = 14.0 if flashinfer else rules.sampler_bytes_per_element
+    how = ("FlashInfer top-k/top-p (VLLM_USE_FLASHINFER_SAMPLER=1): 14 bytes per element, measured"
+           if flashinfer else f"PyTorch sort top-k/top-p: {per:g} bytes per element, measured on an H100 "
+                              f"(data/sampler_sort_h100)")
+    return _replace(COEFFICIENTS["v1"], sampler_bytes_per_element=per,
+                    source=f"{COEFFICIENTS['v1'].source}; this version's sampler: {how}")
+
+
+def _npu_double_alloc(r: RankPlan, num_blocks: int, total: int, requested: int) -> _Failure | None:
+    """vllm-ascend 0.12/0.13 ``NPUModelRunner._allocate_kv_cache_tensors``: a KV tensor whose layers mix
+    attention and linear attention gets a K/V buffer pair and a separate linear-attention buffer.
+
+    The planned tensors are ``num_blocks x page`` per layer slot (one slot per layer of a group); the
+    allocation is that twice where both kinds share the slot. What is free when it allocates: the device
+    less everything non-KV still held (weights, non-torch), i.e. ``total - requested + planned KV``
+    plus the profile peak's transient room, which is released by then.
+    """
+    kinds = {g.spec.kind.value for g in r.layout.groups}
+    if "mamba" not in kinds or len(kinds) < 2:
+        return None
+    planned = num_blocks * r.layout.bytes_per_block
+    allocated = 2 * planned
+    free = total - requested + r.available_kv_bytes + r.bytes_of("activation_peak")
+    if allocated <= free:
+        return None
+    return _Failure(
+        "out_of_memory",
+        f"NPU out of memory while allocating the KV cache: vllm-ascend 0.12/0.13 gives the attention and the "
+        f"linear-attention layers that share a KV tensor separate buffers, {format_gib(allocated)} GiB for the "
+        f"{format_gib(planned)} GiB planned, and about {format_gib(free)} GiB is free "
+        f"(_allocate_kv_cache_tensors; fixed in vllm-ascend 0.18)")
 
 
 def _size_kv(ranks: list[RankPlan], cfg: EngineConfig, rules: RuleSet) -> tuple[int, int, int | None]:
@@ -506,6 +568,20 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
         return lines
     if enc_line:
         lines.append(enc_line)
+    if rules.npu_global_budget and cfg.platform == "ascend":
+        # vllm-ascend 0.12.0rc1 / 0.13.0 NPUWorker.determine_available_memory (0.9 logs no memory line)
+        if rules.requested >= (0, 12, 0):
+            lines.append(f"Available memory: {max(r.available_kv_bytes, 0)}, total memory: {total}")
+        lines.append(f"Available KV cache memory: {g(r.available_kv_bytes)} GiB (not logged by vllm-ascend "
+                     f"{'.'.join(map(str, rules.requested[:2]))}; weights {g(r.bytes_of('weights'))}, profile peak "
+                     f"{g(r.bytes_of('activation_peak'))}, non-torch {g(r.bytes_of('non_torch'))} GiB)")
+        if error and error.kind != "out_of_memory":
+            lines.append(f"ValueError: {error.message}")
+            return lines
+        if tokens is not None:
+            lines.append(f"GPU KV cache size: {tokens:,} tokens")
+            lines.append(f"Maximum concurrency for {max_len:,} tokens per request: {conc:.2f}x")
+        return lines
     lines.append(f"Initial free memory: {g(free)} GiB; Requested memory: {cfg.gpu_memory_utilization:f} (util), "
                  f"{g(requested)} GiB")
     if graphs.estimate_bytes and cfg.cudagraph_mode != "NONE":

@@ -152,8 +152,9 @@ def test_enforce_eager_has_no_graph_estimate():
 def test_unknown_version_is_refused():
     from vramplan.errors import UnsupportedError
 
-    with pytest.raises(UnsupportedError):
-        vramplan.plan("Qwen/Qwen3-8B", vllm_version="0.10.0")
+    for version in ("0.5.0", "0.7.3", "0.13.0", "0.18.1"):  # no rule set covers these on CUDA
+        with pytest.raises(UnsupportedError):
+            vramplan.plan("Qwen/Qwen3-8B", vllm_version=version)
 
 
 def test_ascend_requested_has_no_ceil_and_block_128():

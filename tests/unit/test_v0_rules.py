@@ -25,12 +25,13 @@ def test_version_selection():
     assert for_version("0.6.4").engine == "v0"
     assert for_version("0.6.0").engine == "v0"
     assert for_version("0.19.1").engine == "v1"
-    # 0.6.5 rewrote the profiler; 0.8 made V1 the default: no rule set covers 0.6.5-0.18
-    for unmodelled in ("0.6.5", "0.10.1", "0.18.0"):
+    # 0.6.5 rewrote the profiler; 0.8 made V1 the default: no rule set covers 0.6.5-0.9 or 0.13-0.18 on CUDA
+    for unmodelled in ("0.6.5", "0.8.5", "0.13.0", "0.18.0"):
         with pytest.raises(UnsupportedError):
             for_version(unmodelled)
-    # the accuracy benchmark may still plan them, with the nearest newer rules (v0.19)
-    assert for_version("0.10.1", allow_older=True).version == (0, 19, 0)
+    # the accuracy benchmark may still plan them, with the nearest newer general rules (v0.19)
+    assert for_version("0.8.5", allow_older=True).version == (0, 19, 0)
+    assert for_version("0.13.0", allow_older=True).version == (0, 19, 0)
     with pytest.raises(UnsupportedError):
         for_version("0.5.0")
 

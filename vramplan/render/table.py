@@ -64,13 +64,15 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
     row("device total", [d.total_bytes] * len(ranks), f"runtime total ({d.source.split(':')[0]})")
     if plan.used_by_others_bytes:
         row("used by other programs", [plan.used_by_others_bytes] * len(ranks), "--used-by-others-gib")
-    v0 = plan.rules.engine == "v0"
-    if not v0:  # V0 has no init snapshot and no startup check: everything in use counts as non-torch
+    # V0 and vllm-ascend <= 0.13 take no init snapshot and make no startup check: all memory in use is non-torch
+    v0 = plan.rules.engine == "v0" or (plan.rules.npu_global_budget and d.platform == "ascend")
+    if not v0:
         row("in use at vLLM's snapshot", [d.total_bytes - plan.used_by_others_bytes - r.free_at_init_bytes
                                           for r in ranks], "CUDA context, NCCL (outside the budget)")
         row("free at startup", [r.free_at_init_bytes for r in ranks], "what the startup check sees")
     row(f"requested = total x {e.gpu_memory_utilization}", [r.requested_bytes for r in ranks],
-        "worker.py:Worker.determine_num_available_blocks" if v0 else
+        ("worker.py:Worker.determine_num_available_blocks" if plan.rules.engine == "v0" else
+         "worker_v1.py:NPUWorker.determine_available_memory") if v0 else
         _short_rule(plan.rules.cite("vllm/v1/worker/utils.py", "request_memory")), style="bold")
     for key in ("weights", "activation_peak", "non_torch", "cudagraph_estimate"):
         t = r0.term(key)

@@ -405,6 +405,7 @@ def hybrid_attention_block_size(
     v0.26: alignment ``max(min kernel block, block_size)``, from ``Platform._align_hybrid_block_size``.
     v0.33: also x lcm with the GDN prefill-checkpoint alignment in ``align`` mode (64 with the
     FlashInfer GDN prefill, i.e. Hopper) and MLA hybrids >= 128.
+    Ascend before 0.14: attention block = 128 * cdiv(mamba_page, 128 * attn_page_per_token), mamba page padded.
     Ascend: attention block = 128 * cdiv(ssm_page, 128 * K-bytes-per-token) (must divide exactly)
     and the mamba page becomes attention page + conv page (needs ``ssm_page_bytes``,
     ``conv_page_bytes`` and ``attn_k_bytes_per_token``).
@@ -412,6 +413,12 @@ def hybrid_attention_block_size(
     p = _norm_platform(platform)
     if mamba_page_bytes == 0:
         return block_size, None
+    if p == "ascend" and not _at_least(version, (0, 14, 0)):
+        # vllm-ascend 0.12.0rc1 / 0.13.0 vllm_ascend/patch/platform/patch_mamba_config.py:verify_and_update_config:
+        # a multiple of 128 tokens whose K+V page holds the whole mamba state, the mamba page padded to it
+        attn_block = 128 * cdiv(mamba_page_bytes, 128 * attn_page_bytes_per_token)
+        bs = attn_block if block_size < attn_block else block_size
+        return bs, bs * attn_page_bytes_per_token
     if p == "ascend":
         # vllm-ascend 0.23.0 vllm_ascend/patch/platform/patch_mamba_config.py:verify_and_update_config
         if ssm_page_bytes is None or conv_page_bytes is None or attn_k_bytes_per_token is None:

@@ -318,12 +318,14 @@ def num_blocks_for(layout: KVLayout, available_bytes: int) -> int:
 
 
 def capacity(layout: KVLayout, num_blocks: int, *, max_model_len: int, max_in_flight_tokens: int,
-             v033: bool = False) -> tuple[int, float]:
+             v033: bool = False, tokens_from_concurrency: bool = True) -> tuple[int, float]:
     """``GPU KV cache size: N tokens`` and ``Maximum concurrency``, as vLLM logs them.
 
     v0.26.0 kv_cache_utils.py:get_max_concurrency_for_kv_cache_config:
     ``concurrency = num_blocks / cdiv(nlpg x sum_g max_mem_g, page_0 x nlpg)``;
-    v0.33.0: ``num_blocks / sum_g cdiv(max_mem_g, page_g)``; tokens = ``int(concurrency x max_model_len)``.
+    v0.33.0: ``num_blocks / sum_g cdiv(max_mem_g, page_g)``; tokens = ``int(concurrency x max_model_len)``
+    (v0.21+); before, ``num_blocks // num_groups x min block size`` (v0.19.0
+    kv_cache_utils.py:_report_kv_cache_config).
     """
     if not layout.groups:
         return 0, 0.0
@@ -337,6 +339,8 @@ def capacity(layout: KVLayout, num_blocks: int, *, max_model_len: int, max_in_fl
         nlpg = layout.group_size
         per_req = cdiv(nlpg * sum(mems), layout.page_bytes * nlpg)
     concurrency = num_blocks / per_req if per_req else 0.0
+    if not tokens_from_concurrency:
+        return num_blocks // len(layout.groups) * layout.block_size, concurrency
     return int(concurrency * max_model_len), concurrency
 
 

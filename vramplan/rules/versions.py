@@ -20,6 +20,8 @@ __all__ = ["RuleSet", "SUPPORTED", "for_version", "parse_version", "DEFAULT_VERS
 # (module, version) oldest first
 SUPPORTED: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("v0_6", (0, 6, 0)),
+    ("v0_9", (0, 9, 0)),
+    ("v0_10", (0, 10, 0)),
     ("v0_19", (0, 19, 0)),
     ("v0_20", (0, 20, 0)),
     ("v0_21", (0, 21, 0)),
@@ -36,7 +38,11 @@ DEFAULT_VERSION = "0.33.0"
 # Rule sets that stop before the next one starts: module -> first release they do not cover.
 # v0_6 is the V0 engine's old profiler (0.6.0-0.6.4); 0.6.5 rewrote determine_num_available_blocks
 # around a baseline snapshot and 0.8 made V1 the default, neither of which vramplan models.
-ENDS: dict[str, tuple[int, int, int]] = {"v0_6": (0, 6, 5)}
+# v0_9 is vllm-ascend 0.9-0.13's own NPU worker (vllm-ascend 0.14 moved to vLLM's memory_profiling).
+# v0_10 is the V1 engine of 0.10-0.12 as far as its sampler and mxfp4 paths differ from v0.19.
+ENDS: dict[str, tuple[int, int, int]] = {"v0_6": (0, 6, 5), "v0_9": (0, 14, 0), "v0_10": (0, 13, 0)}
+# Rule sets read for one platform only: module -> platforms.
+PLATFORMS: dict[str, tuple[str, ...]] = {"v0_9": ("ascend",), "v0_10": ("cuda", "rocm")}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +53,19 @@ class RuleSet:
     """The vLLM release these rules were read from."""
     engine: str = "v1"
     """``v1`` (the V1 engine: EngineCore, KV cache groups) or ``v0`` (the V0 LLMEngine of vLLM 0.6)."""
+    npu_global_budget: bool = False
+    """vllm-ascend <= 0.13 ``NPUWorker.determine_available_memory``: no init snapshot and no startup check;
+    ``KV = max(int(total x util - (torch allocated peak + all non-torch memory on the device)), 0)``."""
+    profile_runs_sampler: bool = True
+    """Whether the profile run samples (vllm-ascend <= 0.13 runs ``compute_logits`` only)."""
+    sampler_bytes_per_element: float | None = None
+    """Bytes live per (request x vocab) element at the dummy sampler's peak where the version's sampler path
+    differs from the one the activation fit was measured on (None: the fit's own)."""
+    mamba_blocks_check: bool = True
+    """The ``max_num_seqs exceeds available Mamba cache blocks`` check (absent from vLLM 0.12)."""
+    npu_hybrid_double_alloc: bool = False
+    """vllm-ascend 0.12-0.13 ``_allocate_kv_cache_tensors``: a KV tensor shared by attention and linear-attention
+    layers gets one buffer per kind (twice the planned bytes)."""
     requested: tuple[int, int, int] = (0, 0, 0)
     """The version the user asked for (may be newer than ``version``)."""
     estimate_cudagraphs_default: bool
@@ -88,7 +107,9 @@ def _span(module: str, version: tuple[int, int, int]) -> str:
     first = ".".join(map(str, version))
     if module in ENDS:
         end = ENDS[module]
-        return f"{first}-{end[0]}.{end[1]}.{end[2] - 1} (V0 engine)"
+        last = f"{end[0]}.{end[1]}.{end[2] - 1}" if end[2] else f"{end[0]}.{end[1] - 1}"
+        what = {"v0_6": "V0 engine", "v0_9": "vllm-ascend", "v0_10": "V1, sampler and mxfp4 rules"}[module]
+        return f"{first}-{last} ({what})"
     return first
 
 
@@ -105,16 +126,19 @@ def parse_version(text: str | tuple[int, ...]) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=64)
-def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool = False) -> RuleSet:
+def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool = False,
+                platform: str = "cuda") -> RuleSet:
     """The rule set for vLLM ``text`` (default: the newest supported).
 
-    Versions between two supported ones use the older rule set. Versions older than the
-    oldest rule set are refused unless ``allow_older`` (the accuracy benchmark uses it to
+    Versions between two supported ones use the older rule set. Versions no rule set covers
+    (on this ``platform``) are refused unless ``allow_older`` (the accuracy benchmark uses it to
     compare old public logs, and says so).
     """
     wanted = parse_version(text or DEFAULT_VERSION)
     chosen = None
     for module, version in SUPPORTED:
+        if module in PLATFORMS and platform not in PLATFORMS[module]:
+            continue
         if version <= wanted and (module not in ENDS or wanted < ENDS[module]):
             chosen = module
         elif version <= wanted:
@@ -123,11 +147,13 @@ def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool 
         if not allow_older:
             raise UnsupportedError(
                 f"vLLM {'.'.join(map(str, wanted))} has no rule set in vramplan",
-                hint="supported: " + ", ".join(_span(m, v) for m, v in SUPPORTED)
+                hint="supported: " + ", ".join(_span(m, v) for m, v in SUPPORTED
+                                               if m not in PLATFORMS or platform in PLATFORMS[m])
                 + " (versions in between use the older rules)",
             )
         # the nearest newer rule set (the accuracy benchmark reports such cases apart)
-        chosen = next((m for m, v in SUPPORTED if v > wanted), SUPPORTED[-1][0])
+        chosen = next((m for m, v in SUPPORTED if v > wanted and m not in PLATFORMS and m not in ENDS),
+                      SUPPORTED[-1][0])
     rules: RuleSet = importlib.import_module(f"{__package__}.{chosen}").RULES
     from dataclasses import replace
 
