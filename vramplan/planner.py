@@ -30,7 +30,7 @@ from .rules.kv import (
     build_layout,
     capacity,
     estimate_max_model_len,
-    layer_specs,
+    layer_spec_items,
     needed_bytes,
     num_blocks_for,
 )
@@ -211,7 +211,7 @@ def build_plan(
     global_budget = rules.npu_global_budget and platform == "ascend"
     requested = _requested(total, cfg.gpu_memory_utilization, rules, platform)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
-    all_specs = layer_specs(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
+    all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded,
                             disable_hybrid=cfg.disable_hybrid_kv_cache_manager)
@@ -309,7 +309,7 @@ def build_plan(
             available = requested - non_kv - cg_applied
             kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
                 " (requested - non-KV - applied CUDA-graph estimate)"
-        rank_layers = tuple(i for i in all_specs if start <= i < end)
+        rank_layers = (None if cfg.pp == 1 else tuple(i for i, _ in all_specs if start <= i < end))
         layout = build_layout(all_specs, rank_layers)
         blocks = num_blocks_for(layout, available)
         kv_term = Term(key="kv_cache", label="KV cache", bytes=available, rule=kv_rule)
@@ -366,6 +366,15 @@ def build_plan(
                 f"tight: CUDA graphs and the warm-up after the KV cache need about {format_gib(need)} GiB and "
                 f"{format_gib(h['outside_budget'])} GiB is left outside the budget; it may run out of memory "
                 f"after profiling (lower --gpu-memory-utilization a little to be safe)")
+    if error is None and global_budget and graphs.actual_bytes:
+        # vllm-ascend 0.9.1 vllm_ascend/worker/model_runner_v1.py:NPUModelRunner.capture_model warns when less than
+        # LOW_MEMORY_THRESHOLD_GB = 3 is free after ACL graph capture ("may potentially trigger Out-of-Memory")
+        after = total - requested + logged.bytes_of("activation_peak") - graphs.actual_bytes
+        if after < 3 * GiB:
+            warnings.append(
+                f"about {format_gib(after)} GiB stays free after ACL graph capture, below the 3 GiB under which "
+                f"vllm-ascend warns of out-of-memory; ACL graph memory is not measured (graphs sized like CUDA "
+                f"graphs): lower --gpu-memory-utilization or add --enforce-eager if capture fails")
     logs = _log_lines(rules, cfg, ranks, num_blocks, tokens, conc, max_len, graphs, error, free_at_init, requested,
                       total, enc_line)
     return Plan(

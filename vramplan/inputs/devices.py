@@ -67,7 +67,7 @@ _ENTRIES = [
     ("ascend-910b1", "Ascend 910B1", 60.96, "ascend", "estimated: same 64 GB HBM as the 910B in seed 001 (60.96 GiB)", None, 0.35),
     ("ascend-910b2", "Ascend 910B2", 60.96, "ascend", "estimated: same 64 GB HBM as the 910B in seed 001 (60.96 GiB)", None, 0.35),
     ("ascend-910b3", "Ascend 910B3", 60.96, "ascend", "measured: seed 001 log 'total memory: 60.96 GiB' (64 GB card, npu-smi 65536 MB)", None, 0.35),
-    ("ascend-910b4", "Ascend 910B4", 29.46, "ascend", "estimated: 32 GB card (npu-smi 32768 MB) less the 3.04 GiB the 64 GB 910B keeps (65536 MB -> 60.96 GiB)", None, 0.35),
+    ("ascend-910b4", "Ascend 910B4", 28.96, "ascend", "estimated: 32 GB card (npu-smi 32768 MB = 32 GiB) less the 3.04 GiB the 64 GB 910B keeps (65536 MB -> 60.96 GiB); checked on the 4x910B4 vllm-ascend 0.9 log of ../shared/data (159,232 KV tokens logged, 159,104 planned)", None, 0.35),
 ]
 
 _LINKED = {"h100-80gb", "h200", "a100-80gb", "a100-40gb", "b200", "mi300x", "ascend-910b1", "ascend-910b2",

@@ -272,6 +272,16 @@ class ModelDescription:
     def uses_mla(self) -> bool:
         return LayerKind.MLA in self.layer_kinds
 
+    @property
+    def max_attention_head_size(self) -> int | None:
+        """The largest K head size over the attention layers (None without attention)."""
+        return _max_head(self)
+
+
+@lru_cache(maxsize=256)
+def _max_head(model: ModelDescription) -> int | None:
+    return max((layer.attention.head_size for layer in model.layers if layer.attention), default=None)
+
 
 @lru_cache(maxsize=256)
 def _layer_kinds(model: ModelDescription) -> frozenset[LayerKind]:

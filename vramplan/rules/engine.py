@@ -104,8 +104,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     if kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
         kv_dtype = quant.kv_cache_dtype
     # max_model_len (vllm/config/model.py:_get_and_verify_max_len)
-    derived, key = d.derived_max_model_len_and_key(v, text)
-    default_len = d.default_max_model_len(v, text)
+    derived, key, default_len = _max_len_defaults(v, text)
     auto = args.max_model_len == -1
     max_len = d.verify_max_model_len(v, None if auto else args.max_model_len, derived, env, max_len_key=key,
                                      default=default_len)
@@ -129,10 +128,10 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     d.validate_scheduler(v, max_num_batched_tokens=mnbt, max_num_seqs=mns, max_model_len=max_len,
                          enable_chunked_prefill=chunked)
     util = args.gpu_memory_utilization or d.default_gpu_memory_utilization(v, platform)
-    has_mamba = any(layer.kind is LayerKind.MAMBA for layer in model.layers)
+    has_mamba = LayerKind.MAMBA in model.layer_kinds
     mamba_mode = args.mamba_cache_mode or (d.default_mamba_cache_mode(v, enable_prefix_caching=prefix)
                                            if has_mamba else "none")
-    head = max((layer.attention.head_size for layer in model.layers if layer.attention), default=None)
+    head = model.max_attention_head_size
     block_size = d.default_block_size(
         v, platform, use_mla=model.uses_mla, device_capability=device.compute_capability,
         user_block_size=args.block_size, is_hybrid=has_mamba, enable_prefix_caching=prefix,
@@ -172,6 +171,24 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
         mamba_page_padded=mamba_page_padded, notes=tuple(notes),
     )
+
+
+def _max_len_defaults(v: tuple[int, int, int], text: dict) -> tuple:
+    """``(derived max_model_len, its key, default max_model_len)``, memoised per config object (configs are
+    never mutated; a plan sweep asks for the same config thousands of times)."""
+    memo_key = (v, id(text))
+    hit = _MAX_LEN_MEMO.get(memo_key)
+    if hit is not None and hit[0] is text:
+        return hit[1]
+    derived, key = d.derived_max_model_len_and_key(v, text)
+    value = (derived, key, d.default_max_model_len(v, text))
+    if len(_MAX_LEN_MEMO) >= 512:
+        _MAX_LEN_MEMO.clear()
+    _MAX_LEN_MEMO[memo_key] = (text, value)
+    return value
+
+
+_MAX_LEN_MEMO: dict[tuple, tuple[dict, tuple]] = {}
 
 
 # vLLM v0.6.4.post1 vllm/worker/model_runner.py:_BATCH_SIZES_TO_CAPTURE

@@ -24,6 +24,7 @@ __all__ = [
     "KVLayout",
     "KVSizing",
     "layer_specs",
+    "layer_spec_items",
     "build_layout",
     "max_memory_usage_bytes",
     "needed_bytes",
@@ -92,6 +93,12 @@ def _kv_bytes(kv_dtype: str, model_dtype: str) -> float:
 def layer_specs(model: ModelDescription, **kw) -> dict[int, KVSpec]:
     """Each layer's KV spec on one rank (cached per model and settings; see ``_layer_specs``)."""
     return dict(_layer_specs_cached(model, tuple(sorted(kw.items()))))
+
+
+def layer_spec_items(model: ModelDescription, **kw) -> tuple[tuple[int, KVSpec], ...]:
+    """``layer_specs`` as the cached ``(layer, spec)`` tuple in layer order: the same object for the same
+    model and settings, so :func:`build_layout` can recognise it without hashing every spec."""
+    return _layer_specs_cached(model, tuple(sorted(kw.items())))
 
 
 @lru_cache(maxsize=2048)
@@ -188,8 +195,21 @@ def build_layout(all_specs: dict[int, KVSpec] | tuple, rank_layers: tuple[int, .
     the workers' specs first; ``rank_layers``: the layers of the rank being sized (its
     projection, ``_project_kv_cache_groups_to_worker``).
     """
-    items = all_specs if isinstance(all_specs, tuple) else tuple(sorted(all_specs.items()))
-    return _build_layout_cached(items, rank_layers)
+    if isinstance(all_specs, tuple):
+        # the cached tuple of layer_spec_items: memoised by identity (hashing 60 specs per plan is the cost)
+        key = (id(all_specs), rank_layers)
+        hit = _LAYOUT_MEMO.get(key)
+        if hit is not None and hit[0] is all_specs:
+            return hit[1]
+        layout = _build_layout_cached(all_specs, rank_layers)
+        if len(_LAYOUT_MEMO) >= 1024:
+            _LAYOUT_MEMO.clear()
+        _LAYOUT_MEMO[key] = (all_specs, layout)
+        return layout
+    return _build_layout_cached(tuple(sorted(all_specs.items())), rank_layers)
+
+
+_LAYOUT_MEMO: dict[tuple, tuple[tuple, KVLayout]] = {}
 
 
 @lru_cache(maxsize=1024)

@@ -100,7 +100,12 @@ class RuleSet:
 
     def cite(self, path: str, symbol: str) -> str:
         """A citation of a vLLM rule in this version: ``vLLM v0.26.0 vllm/...py:symbol``."""
-        return f"vLLM {self.label} {path}:{symbol}"
+        return _cite(self.version, path, symbol)
+
+
+@lru_cache(maxsize=512)
+def _cite(version: tuple[int, int, int], path: str, symbol: str) -> str:
+    return f"vLLM v{'.'.join(str(x) for x in version)} {path}:{symbol}"
 
 
 def _span(module: str, version: tuple[int, int, int]) -> str:
