@@ -112,7 +112,7 @@ def _span(module: str, version: tuple[int, int, int]) -> str:
     first = ".".join(map(str, version))
     if module in ENDS:
         end = ENDS[module]
-        last = f"{end[0]}.{end[1]}.{end[2] - 1}" if end[2] else f"{end[0]}.{end[1] - 1}"
+        last = f"{end[0]}.{end[1]}.{end[2] - 1}" if end[2] else f"{end[0]}.{end[1] - 1}.x"
         what = {"v0_6": "V0 engine", "v0_9": "vllm-ascend", "v0_10": "V1, sampler and mxfp4 rules"}[module]
         return f"{first}-{last} ({what})"
     return first
@@ -154,7 +154,7 @@ def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool 
                 f"vLLM {'.'.join(map(str, wanted))} has no rule set in vramplan",
                 hint="supported: " + ", ".join(_span(m, v) for m, v in SUPPORTED
                                                if m not in PLATFORMS or platform in PLATFORMS[m])
-                + " (versions in between use the older rules)",
+                + " (a release between two single versions uses the older one's rules; spans end where shown)",
             )
         # the nearest newer rule set (the accuracy benchmark reports such cases apart)
         chosen = next((m for m, v in SUPPORTED if v > wanted and m not in PLATFORMS and m not in ENDS),
