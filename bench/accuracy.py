@@ -101,10 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         "the shared yardstick: every catalog case of ../shared/data (its 8 vLLM 0.26 H100 runs and the public "
         "reports of every version)": [r for r in rows if r["source"] in ("device", "public")],
         "our runs: vLLM 0.26 on H100/H200 (data/device_v026, data/truth)": [r for r in rows if r["source"] != "public"],
-        "public reports of modelled versions (0.6.0-0.6.4 V0, 0.10-0.12, >= 0.19; vllm-ascend 0.9-0.13; catalog "
+        "public reports of modelled versions (0.6.0-0.6.4 V0, 0.10-0.16, >= 0.19; vllm-ascend 0.9-0.13; catalog "
         "models)": [
             r for r in rows if r["source"] == "public" and r["era"] == "modelled"],
-        "public reports of unmodelled versions (0.6.5-0.9 and 0.13-0.18 on CUDA: planned with the v0.19 rules)": [
+        "public reports of releases between the spans (0.6.5-0.9, 0.17-0.18) or of an unknown release (a "
+        "neighbouring rule set stands in)": [
             r for r in rows if r["source"] == "public" and r["era"] == "older"],
     }
     for title, grp in groups.items():

@@ -1,4 +1,4 @@
-"""The V1-era rule sets older than v0.19: vLLM 0.10-0.12 on CUDA and vllm-ascend 0.9-0.13 on Ascend.
+"""The V1-era rule sets older than v0.19: vLLM 0.10-0.16 on CUDA and vllm-ascend 0.9-0.13 on Ascend.
 
 Expected values come from the logs of ../shared/data (numbers vLLM printed) and from hand arithmetic
 on the configs, following the quoted vLLM / vllm-ascend source.
@@ -18,8 +18,11 @@ def test_selection_is_per_platform():
     assert for_version("0.10.1").version == (0, 10, 1)
     assert for_version("0.12.0").version == (0, 10, 1)
     assert for_version("0.12.0", platform="ascend").npu_global_budget
-    with pytest.raises(UnsupportedError):  # the vllm-ascend rules are not CUDA's
-        for_version("0.9.0")
+    assert not for_version("0.9.0").npu_global_budget  # the vllm-ascend rules are not CUDA's
+    with pytest.raises(UnsupportedError):  # no vllm-ascend before 0.9
+        for_version("0.8.0", platform="ascend")
+    # vllm-ascend 0.14-0.18: on vLLM's memory_profiling, the v0.19 rules stand in
+    assert for_version("0.15.0", platform="ascend").version == (0, 19, 0)
     # on Ascend, 0.10 is vllm-ascend's worker, not the CUDA 0.10 rules
     assert for_version("0.10.1", platform="ascend").npu_global_budget
     assert for_version("0.10.1", platform="ascend").sampler_bytes_per_element is None

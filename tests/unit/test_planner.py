@@ -152,7 +152,7 @@ def test_enforce_eager_has_no_graph_estimate():
 def test_unknown_version_is_refused():
     from vramplan.errors import UnsupportedError
 
-    for version in ("0.5.0", "0.7.3", "0.13.0", "0.18.1"):  # no rule set covers these on CUDA
+    for version in ("0.5.0", "0.4.2"):  # older than every rule set
         with pytest.raises(UnsupportedError):
             vramplan.plan("Qwen/Qwen3-8B", vllm_version=version)
 

@@ -23,17 +23,21 @@ def _plan(max_len, **kw):
 
 def test_version_selection():
     assert for_version("0.6.4").engine == "v0"
-    assert for_version("0.6.0").engine == "v0"
+    assert for_version("0.6.0").engine == "v0" and not for_version("0.6.0").stand_in
     assert for_version("0.19.1").engine == "v1"
-    # 0.6.5 rewrote the profiler; 0.8 made V1 the default: no rule set covers 0.6.5-0.9 or 0.13-0.18 on CUDA
-    for unmodelled in ("0.6.5", "0.8.5", "0.13.0", "0.18.0"):
-        with pytest.raises(UnsupportedError):
-            for_version(unmodelled)
-    # the accuracy benchmark may still plan them, with the nearest newer general rules (v0.19)
-    assert for_version("0.8.5", allow_older=True).version == (0, 19, 0)
-    assert for_version("0.13.0", allow_older=True).version == (0, 19, 0)
+    # 0.6.5 rewrote the profiler; 0.8 made V1 the default; 0.17 brought the Triton sampler: releases between
+    # the spans are planned by a neighbour with the same engine and sampler, marked as a stand-in
+    assert for_version("0.6.5").engine == "v0" and for_version("0.6.5").stand_in
+    assert for_version("0.8.5").version == (0, 10, 1) and for_version("0.8.5").stand_in
+    assert for_version("0.18.0").version == (0, 19, 0) and for_version("0.18.0").stand_in
+    assert for_version("0.16.0").version == (0, 10, 1) and not for_version("0.16.0").stand_in
     with pytest.raises(UnsupportedError):
         for_version("0.5.0")
+
+
+def test_stand_in_is_said_in_the_plan():
+    p = vramplan.plan(LLAMA, device="rtx-3090", vllm_version="0.7.3", max_model_len=8192)
+    assert p.warnings[0].startswith("vLLM 0.7.3 has no rule set of its own: planned with the v0.6.4 rules")
 
 
 def test_scheduler_defaults_follow_v06():

@@ -1,4 +1,5 @@
-"""vLLM 0.10-0.12 on CUDA (V1 engine), read in 0.10.1, 0.11.0 and 0.12.0 where they differ from v0.19.
+"""vLLM 0.10-0.16 on CUDA (V1 engine), read in 0.10.1, 0.11.0 and 0.12.0 where they differ from v0.19
+(the sampler also in 0.15.1 and 0.16.0).
 
 Two rules change the startup memory enough to change the verdict; the rest follows the v0.19 rules:
 
@@ -8,8 +9,9 @@ Two rules change the startup memory enough to change the verdict; the rest follo
   float32 logits, unless FlashInfer is installed (``VLLM_USE_FLASHINFER_SAMPLER`` unset means "if it
   imports"; the pip wheels do not bring it). At the sort about 38 bytes per (row x vocab) element are
   live: bf16 logits 2, their float32 copy 4, sorted values 4, int64 indices 8, the segmented sort's
-  scratch 20 (measured on an H100, data/sampler_sort_h100). v0.19 replaced the sort with a Triton
-  top-k/top-p kernel, which the activation fit (14.7 bytes) measures.
+  scratch 20 (measured on an H100, data/sampler_sort_h100). 0.17.0 replaced the sort with a Triton
+  top-k/top-p kernel for 8 rows or more (``apply_top_k_top_p_triton``), which the activation fit
+  (14.7 bytes, vLLM 0.26) measures.
 - mxfp4 (gpt-oss) experts run on Marlin on Hopper: ``triton_kernels`` is not bundled before 0.14
   (rules/engine.py ``_mxfp4_backend``, selected by version already).
 

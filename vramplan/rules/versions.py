@@ -39,10 +39,18 @@ DEFAULT_VERSION = "0.33.0"
 # v0_6 is the V0 engine's old profiler (0.6.0-0.6.4); 0.6.5 rewrote determine_num_available_blocks
 # around a baseline snapshot and 0.8 made V1 the default, neither of which vramplan models.
 # v0_9 is vllm-ascend 0.9-0.13's own NPU worker (vllm-ascend 0.14 moved to vLLM's memory_profiling).
-# v0_10 is the V1 engine of 0.10-0.12 as far as its sampler and mxfp4 paths differ from v0.19.
-ENDS: dict[str, tuple[int, int, int]] = {"v0_6": (0, 6, 5), "v0_9": (0, 14, 0), "v0_10": (0, 13, 0)}
+# v0_10 is the V1 engine of 0.10-0.16 as far as its sampler and mxfp4 paths differ from v0.19.
+ENDS: dict[str, tuple[int, int, int]] = {"v0_6": (0, 6, 5), "v0_9": (0, 14, 0), "v0_10": (0, 17, 0)}
 # Rule sets read for one platform only: module -> platforms.
 PLATFORMS: dict[str, tuple[str, ...]] = {"v0_9": ("ascend",), "v0_10": ("cuda", "rocm")}
+# Releases between the spans, planned with the neighbouring rule set that shares their engine and
+# sampler, and marked as stand-ins (the plan says which rules it used): (first, end, platforms, module).
+GAPS: tuple[tuple[tuple[int, int, int], tuple[int, int, int], tuple[str, ...], str], ...] = (
+    ((0, 6, 5), (0, 8, 0), ("cuda", "rocm"), "v0_6"),     # V0 engine, memory_profiling-era profiler
+    ((0, 8, 0), (0, 10, 0), ("cuda", "rocm"), "v0_10"),   # V1 by default from 0.8, PyTorch-sort sampler
+    ((0, 17, 0), (0, 19, 0), ("cuda", "rocm"), "v0_19"),  # Triton top-k/top-p sampler from 0.17
+    ((0, 14, 0), (0, 19, 0), ("ascend",), "v0_19"),       # vllm-ascend on vLLM's memory_profiling
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +59,8 @@ class RuleSet:
 
     version: tuple[int, int, int]
     """The vLLM release these rules were read from."""
+    stand_in: bool = False
+    """True when the requested release has no rule set of its own and a neighbouring one plans it."""
     engine: str = "v1"
     """``v1`` (the V1 engine: EngineCore, KV cache groups) or ``v0`` (the V0 LLMEngine of vLLM 0.6)."""
     npu_global_budget: bool = False
@@ -98,6 +108,15 @@ class RuleSet:
     def label(self) -> str:
         return "v" + ".".join(str(x) for x in self.version)
 
+    @property
+    def stand_in_note(self) -> str | None:
+        """The warning a plan carries when these rules stand in for a release vramplan has not read."""
+        if not self.stand_in:
+            return None
+        asked = ".".join(map(str, self.requested))
+        return (f"vLLM {asked} has no rule set of its own: planned with the {self.label} rules, the nearest with "
+                f"the same engine and sampler; figures that changed in between are not modelled")
+
     def cite(self, path: str, symbol: str) -> str:
         """A citation of a vLLM rule in this version: ``vLLM v0.26.0 vllm/...py:symbol``."""
         return _cite(self.version, path, symbol)
@@ -135,9 +154,9 @@ def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool 
                 platform: str = "cuda") -> RuleSet:
     """The rule set for vLLM ``text`` (default: the newest supported).
 
-    Versions between two supported ones use the older rule set. Versions no rule set covers
-    (on this ``platform``) are refused unless ``allow_older`` (the accuracy benchmark uses it to
-    compare old public logs, and says so).
+    Versions between two supported ones use the older rule set. A release between the spans
+    (:data:`GAPS`) gets its neighbouring rule set, marked ``stand_in``. Older releases are refused
+    unless ``allow_older`` (then the oldest general rule set stands in).
     """
     wanted = parse_version(text or DEFAULT_VERSION)
     chosen = None
@@ -148,18 +167,25 @@ def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool 
             chosen = module
         elif version <= wanted:
             chosen = None
+    stand_in = False
+    if chosen is None:
+        gap = next((m for first, end, plats, m in GAPS if first <= wanted < end and platform in plats), None)
+        if gap is not None:
+            chosen, stand_in = gap, True
     if chosen is None:
         if not allow_older:
             raise UnsupportedError(
                 f"vLLM {'.'.join(map(str, wanted))} has no rule set in vramplan",
                 hint="supported: " + ", ".join(_span(m, v) for m, v in SUPPORTED
                                                if m not in PLATFORMS or platform in PLATFORMS[m])
-                + " (a release between two single versions uses the older one's rules; spans end where shown)",
+                + " (a release between two single versions uses the older one's rules; releases between the "
+                "spans use a neighbouring span's rules, with a warning)",
             )
-        # the nearest newer rule set (the accuracy benchmark reports such cases apart)
+        # the nearest newer general rule set (the accuracy benchmark reports such cases apart)
         chosen = next((m for m, v in SUPPORTED if v > wanted and m not in PLATFORMS and m not in ENDS),
                       SUPPORTED[-1][0])
+        stand_in = True
     rules: RuleSet = importlib.import_module(f"{__package__}.{chosen}").RULES
     from dataclasses import replace
 
-    return replace(rules, requested=wanted)
+    return replace(rules, requested=wanted, stand_in=stand_in)
