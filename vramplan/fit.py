@@ -14,11 +14,12 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from .errors import InputError, NoFittingFlags
+from .errors import InputError, InvalidConfig, NoFittingFlags, UnsupportedError
 from .inputs.devices import Device
 from .inputs.flags import EngineArgs
 from .model.description import ModelDescription
 from .planner import Plan, build_plan
+from .rules import engine_defaults as d
 from .rules.versions import RuleSet
 from .units import GiB
 
@@ -214,19 +215,26 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
     """The flags that hold ``w`` on ``device``; see the module docstring."""
     plan_fn = _planner(model, device, rules, used_by_others_bytes)
     base = _workload_args(args, w)
+
+    def kv_bytes(p: Plan) -> int | None:  # the deterministic --kv-cache-memory-bytes line, where it exists
+        ok = d.supports_kv_cache_memory_bytes(rules.requested, engine=rules.engine)
+        return p.logged_rank.available_kv_bytes if ok else None
+
     if args.gpu_memory_utilization is not None:
         # util fixed: report the largest context and concurrency it allows
         p = plan_fn(base)
-        auto = plan_fn(replace(base, max_model_len=-1))
         ok, why = holds(p, w)
-        longest = auto.max_model_len if auto.starts else None
+        longest = None
+        if d.supports_auto_max_model_len(rules.requested, engine=rules.engine):
+            auto = plan_fn(replace(base, max_model_len=-1))
+            longest = auto.max_model_len if auto.starts else None
         conc = p.max_concurrency
         answer = (f"at --gpu-memory-utilization {args.gpu_memory_utilization}: "
                   + ("the workload holds; " if ok else f"the workload does not hold ({why}); ")
                   + (f"longest max-model-len {longest:,}; " if longest else "")
                   + (f"{conc:.2f} concurrent requests of {p.max_model_len:,} tokens" if conc is not None else ""))
         return FitResult(plan=p, answer=answer, serve_line=serve_line(p), kv_cache_memory_bytes=(
-            p.logged_rank.available_kv_bytes if p.starts else None), margin_bytes=_margin(p))
+            kv_bytes(p) if p.starts else None), margin_bytes=_margin(p))
     found = _min_util(plan_fn, base, w)
     if found is not None:
         util, p = found
@@ -235,7 +243,7 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
         answer = (f"smallest --gpu-memory-utilization that starts and holds {w.concurrency} x "
                   f"{p.max_model_len:,} tokens: {util:.2f}")
         return FitResult(plan=p, answer=answer, serve_line=serve_line(p),
-                         kv_cache_memory_bytes=p.logged_rank.available_kv_bytes, margin_bytes=_margin(p),
+                         kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
                          lower_fails=f"{lower:.2f}: {why}" if why else None)
     tried = []
     for desc, alt in _alternatives(base):
@@ -245,7 +253,7 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
             util, p = found
             answer = (f"does not fit as given; nearest that fits: {desc}, with --gpu-memory-utilization {util:.2f}")
             return FitResult(plan=p, answer=answer, serve_line=serve_line(p),
-                             kv_cache_memory_bytes=p.logged_rank.available_kv_bytes, margin_bytes=_margin(p),
+                             kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
                              alternatives=(desc,), tried=tuple(tried))
     p = plan_fn(replace(base, gpu_memory_utilization=_max_util(plan_fn, base)))
     raise NoFittingFlags(
@@ -319,9 +327,13 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         n = max(e.max_num_batched_tokens // 2, 2048)
         cands.append(("max-num-batched-tokens", f"--max-num-batched-tokens {n}",
                       replace(base_args, max_num_batched_tokens=n), "mnbt"))
+    if rules.engine == "v0" and not e.enable_chunked_prefill:
+        # vLLM 0.6 profiles max(max_model_len, 2048) tokens without chunked prefill, 512 with it
+        cands.append(("enable-chunked-prefill", "--enable-chunked-prefill",
+                      replace(base_args, enable_chunked_prefill=True), "mnbt"))
     if not e.enforce_eager:
         cands.append(("enforce-eager", "--enforce-eager", replace(base_args, enforce_eager=True), "eager"))
-        if len(e.capture_sizes) > 8:
+        if len(e.capture_sizes) > 8 and rules.engine != "v0":  # V0 has no capture-size option of this name
             cands.append(("CUDA-graph capture sizes", "-cc.max_cudagraph_capture_size=64",
                           replace(base_args, max_cudagraph_capture_size=64), "graphs"))
     if model.is_multimodal:
@@ -339,12 +351,11 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
                   replace(base_args, gpu_memory_utilization=round(e.gpu_memory_utilization - 0.05, 2)), "util"))
     out: list[Knob] = []
     base_nonkv = base.logged_rank.bytes_of("non_kv_total") + base.logged_rank.bytes_of("cudagraph_estimate")
-    base_util = None
-    if workload:
-        found = _min_util(plan_fn, base_args, workload)
-        base_util = found[0] if found else None
     for name, change, cand, cost in cands:
-        p = plan_fn(cand)
+        try:
+            p = plan_fn(cand)
+        except (InvalidConfig, UnsupportedError):  # a change vLLM (or this version) refuses is no knob
+            continue
         nonkv = p.logged_rank.bytes_of("non_kv_total") + p.logged_rank.bytes_of("cudagraph_estimate")
         freed = base_nonkv - nonkv
         if cost == "util":
@@ -361,7 +372,6 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         host = int(gb * GiB) * ((args.api_server_count or 1) + e.dp)
         out.append(Knob(name="mm-processor-cache-gb", change="--mm-processor-cache-gb 0", freed_bytes=0,
                         kv_tokens_added=0, cost=_COSTS["cache"], host_bytes=host))
-    _ = base_util
     return base, out
 
 

@@ -122,3 +122,28 @@ def test_cli_v0_json():
     obj = json.loads(out)
     assert obj["verdict"] == "fails" and obj["error_kind"] == "max_model_len_exceeds_kv_cache"
     assert obj["block_size"] == 16 and obj["memory_gib"]["cudagraph_estimate"] == 0.0
+
+
+def test_knobs_and_fit_speak_v0():
+    from vramplan.api import load_model, resolve_device
+    from vramplan.fit import Workload, fit, knobs
+    from vramplan.inputs.flags import EngineArgs
+
+    model, dev, rules = load_model(LLAMA), resolve_device("rtx-3090"), for_version("0.6.4")
+    base, ks = knobs(model, dev, rules, EngineArgs(max_model_len=29000))
+    names = {k.name for k in ks}
+    # halving max-num-batched-tokens below max_model_len is refused by V0's scheduler check: no knob
+    assert "max-num-batched-tokens" not in names and "CUDA-graph capture sizes" not in names
+    chunked = next(k for k in ks if k.name == "enable-chunked-prefill")
+    assert chunked.freed_bytes > 2 * GiB  # a 29,000-token profile batch becomes 512 tokens
+    res = fit(model, dev, rules, EngineArgs(), Workload(concurrency=2, context=16384))
+    assert res.kv_cache_memory_bytes is None  # V0 has no --kv-cache-memory-bytes
+
+
+def test_flags_arrive_with_their_release():
+    with pytest.raises(UnsupportedError):
+        vramplan.plan("Qwen/Qwen3-8B", vllm_version="0.13.0", max_model_len=-1)
+    assert vramplan.plan("Qwen/Qwen3-8B", vllm_version="0.14.0", max_model_len=-1).engine.auto_max_model_len
+    with pytest.raises(UnsupportedError):
+        vramplan.plan("Qwen/Qwen3-8B", vllm_version="0.10.1", kv_cache_memory_bytes=8 * GiB)
+    assert vramplan.plan("Qwen/Qwen3-8B", vllm_version="0.11.0", kv_cache_memory_bytes=8 * GiB).starts

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UnsupportedError
 from ..inputs.devices import Device
 from ..inputs.flags import EngineArgs
 from ..model.description import LayerKind, ModelDescription, QuantSpec
@@ -106,6 +107,12 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     # max_model_len (vllm/config/model.py:_get_and_verify_max_len)
     derived, key, default_len = _max_len_defaults(v, text)
     auto = args.max_model_len == -1
+    if auto and not d.supports_auto_max_model_len(v):
+        raise UnsupportedError(f"--max-model-len auto arrived in vLLM 0.14 (asked for {'.'.join(map(str, v))})",
+                               hint="give a number of tokens")
+    if args.kv_cache_memory_bytes and not d.supports_kv_cache_memory_bytes(v):
+        raise UnsupportedError(f"--kv-cache-memory-bytes arrived in vLLM 0.11 (asked for {'.'.join(map(str, v))})",
+                               hint="size the KV cache with --gpu-memory-utilization")
     max_len = d.verify_max_model_len(v, None if auto else args.max_model_len, derived, env, max_len_key=key,
                                      default=default_len)
     # model runner

@@ -875,6 +875,18 @@ def _rope_parameter_sets(cfg: Mapping) -> list[dict]:
     return sets
 
 
+def supports_auto_max_model_len(version: Version, *, engine: str = "v1") -> bool:
+    """``--max-model-len auto`` / ``-1``: vLLM 0.14.0 vllm/v1/core/kv_cache_utils.py:_auto_fit_max_model_len
+    (absent from 0.13.0 and from the V0 engine)."""
+    return engine == "v1" and _at_least(version, (0, 14, 0))
+
+
+def supports_kv_cache_memory_bytes(version: Version, *, engine: str = "v1") -> bool:
+    """``--kv-cache-memory-bytes``: vLLM 0.11.0 vllm/engine/arg_utils.py:EngineArgs.kv_cache_memory_bytes
+    (absent from 0.10.1 and from the V0 engine)."""
+    return engine == "v1" and _at_least(version, (0, 11, 0))
+
+
 def derived_max_model_len_and_key(
     version: Version,
     hf_text_config: Mapping,
