@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FlagError, UnsupportedError
+from ..memo import by_identity
 from ..model.description import VisionSpec
 
 __all__ = ["PeakPart", "EncoderPeak", "RequestEncoderPeak", "encoder_peak", "profile_peak", "request_peak",
@@ -268,22 +269,12 @@ def encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, *, dty
     args = (num_items, patches_per_item, dtype_bytes, attn_impl, tp, mm_encoder_tp_mode,
             tuple(attn_seq_lens) if attn_seq_lens is not None else None, tokens_per_item, include_pixels,
             include_outputs)
-    # Memoised per spec object: a spec's ``extra`` (which the stages read) is left out of its hash and equality,
-    # so two specs that compare equal may still differ; the entry keeps its spec so the id is not reused.
-    key = (id(spec),) + args
-    hit = _PEAK_MEMO.get(key)
-    if hit is not None and hit[0] is spec:
-        return hit[1]
-    peak = _encoder_peak(spec, *args)
-    if len(_PEAK_MEMO) >= 1024:
-        _PEAK_MEMO.clear()
-    _PEAK_MEMO[key] = (spec, peak)
-    return peak
+    return _encoder_peak(spec, *args)
 
 
-_PEAK_MEMO: dict[tuple, tuple[VisionSpec, EncoderPeak]] = {}
-
-
+# Memoised per spec object: a spec's ``extra`` (which the stages read) is left out of its hash and equality,
+# so two specs that compare equal may still differ.
+@by_identity(maxsize=1024)
 def _encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, dtype_bytes: int, attn_impl: str,
                   tp: int, mm_encoder_tp_mode: str, attn_seq_lens: tuple[int, ...] | None,
                   tokens_per_item: int | None, include_pixels: bool, include_outputs: bool) -> EncoderPeak:

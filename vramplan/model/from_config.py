@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from ..errors import ConfigError, UnsupportedError
+from ..memo import by_identity
 from .description import (
     REMOVED_FROM_VLLM,
     AttentionSpec,
@@ -93,15 +94,13 @@ def _wrapped_family(arch: str, text: dict) -> str:
     return _WRAPPERS[arch]
 
 
+@by_identity(maxsize=256)
 def text_config_of(config: dict) -> dict:
     """The language model's config (``get_text_config()``), with the top level's shared keys.
 
     The same merged dict is returned for the same config object (configs are never mutated), so per-config
     memos downstream (the max-model-len defaults) hit; callers must not mutate it.
     """
-    hit = _TEXT_MEMO.get(id(config))
-    if hit is not None and hit[0] is config:
-        return hit[1]
     text = config.get("text_config") or config.get("llm_config") or config.get("language_config")
     if not isinstance(text, dict):
         return config
@@ -109,13 +108,7 @@ def text_config_of(config: dict) -> dict:
     for key in ("tie_word_embeddings", "dtype", "torch_dtype", "quantization_config"):
         if key not in merged and key in config:
             merged[key] = config[key]
-    if len(_TEXT_MEMO) >= 256:
-        _TEXT_MEMO.clear()
-    _TEXT_MEMO[id(config)] = (config, merged)
     return merged
-
-
-_TEXT_MEMO: dict[int, tuple[dict, dict]] = {}
 
 
 def _get(cfg: dict, *keys: str, default: Any = None) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import UnsupportedError
 from ..inputs.devices import Device
+from ..memo import by_identity
 from ..inputs.flags import EngineArgs
 from ..model.description import LayerKind, ModelDescription, QuantSpec
 from ..model.from_config import text_config_of
@@ -105,7 +106,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     if kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
         kv_dtype = quant.kv_cache_dtype
     # max_model_len (vllm/config/model.py:_get_and_verify_max_len)
-    derived, key, default_len = _max_len_defaults(v, text)
+    derived, key, default_len = _max_len_defaults(text, v)
     auto = args.max_model_len == -1
     if auto and not d.supports_auto_max_model_len(v):
         raise UnsupportedError(f"--max-model-len auto arrived in vLLM 0.14 (asked for {'.'.join(map(str, v))})",
@@ -180,22 +181,12 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     )
 
 
-def _max_len_defaults(v: tuple[int, int, int], text: dict) -> tuple:
-    """``(derived max_model_len, its key, default max_model_len)``, memoised per config object (configs are
-    never mutated; a plan sweep asks for the same config thousands of times)."""
-    memo_key = (v, id(text))
-    hit = _MAX_LEN_MEMO.get(memo_key)
-    if hit is not None and hit[0] is text:
-        return hit[1]
+@by_identity(maxsize=512)
+def _max_len_defaults(text: dict, v: tuple[int, int, int]) -> tuple:
+    """``(derived max_model_len, its key, default max_model_len)`` for one text config (configs are never
+    mutated; a plan sweep asks for the same config thousands of times)."""
     derived, key = d.derived_max_model_len_and_key(v, text)
-    value = (derived, key, d.default_max_model_len(v, text))
-    if len(_MAX_LEN_MEMO) >= 512:
-        _MAX_LEN_MEMO.clear()
-    _MAX_LEN_MEMO[memo_key] = (text, value)
-    return value
-
-
-_MAX_LEN_MEMO: dict[tuple, tuple[dict, tuple]] = {}
+    return derived, key, d.default_max_model_len(v, text)
 
 
 # vLLM v0.6.4.post1 vllm/worker/model_runner.py:_BATCH_SIZES_TO_CAPTURE

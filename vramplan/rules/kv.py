@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from ..memo import by_identity
 from ..model.description import LayerKind, ModelDescription
 from ..units import cdiv
 from .weights import kv_heads_per_rank, pp_layer_split
@@ -196,20 +197,15 @@ def build_layout(all_specs: dict[int, KVSpec] | tuple, rank_layers: tuple[int, .
     projection, ``_project_kv_cache_groups_to_worker``).
     """
     if isinstance(all_specs, tuple):
-        # the cached tuple of layer_spec_items: memoised by identity (hashing 60 specs per plan is the cost)
-        key = (id(all_specs), rank_layers)
-        hit = _LAYOUT_MEMO.get(key)
-        if hit is not None and hit[0] is all_specs:
-            return hit[1]
-        layout = _build_layout_cached(all_specs, rank_layers)
-        if len(_LAYOUT_MEMO) >= 1024:
-            _LAYOUT_MEMO.clear()
-        _LAYOUT_MEMO[key] = (all_specs, layout)
-        return layout
+        return _layout_of_items(all_specs, rank_layers)
     return _build_layout_cached(tuple(sorted(all_specs.items())), rank_layers)
 
 
-_LAYOUT_MEMO: dict[tuple, tuple[tuple, KVLayout]] = {}
+@by_identity(maxsize=1024)
+def _layout_of_items(items: tuple, rank_layers: tuple[int, ...] | None) -> KVLayout:
+    """The cached tuple of :func:`layer_spec_items`, recognised by identity (hashing 60 specs per plan is
+    what a plan sweep would otherwise spend its time on)."""
+    return _build_layout_cached(items, rank_layers)
 
 
 @lru_cache(maxsize=1024)
