@@ -208,7 +208,7 @@ def build_plan(
     over = non_torch(platform, tp=cfg.tp, pp=cfg.pp, nvlink=device.nvlink)
     free_at_init = total - used_by_others_bytes - over.before_snapshot_bytes
     # vllm-ascend <= 0.13: no snapshot; every byte outside torch (context, HCCL, other programs) is non-torch
-    global_budget = rules.npu_global_budget and platform == "ascend"
+    global_budget = rules.non_kv_formula == "absolute_peak"
     requested = _requested(total, cfg.gpu_memory_utilization, rules, platform)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
@@ -295,8 +295,9 @@ def build_plan(
         non_kv = w_term.bytes + a_term.bytes + nt_term.bytes
         nk_term = Term(key="non_kv_total", label="total non-KV", bytes=non_kv,
                        rule=cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory")
-                       + (" (weights + torch peak increase + non-torch increase)" if rules.non_kv_formula ==
-                          "three_part" else " (total consumed since the snapshot + transient peak headroom)"))
+                       + {"three_part": " (weights + torch peak increase + non-torch increase)",
+                          "absolute_peak": " (torch allocated peak incl. weights + all non-torch memory)"}.get(
+                           rules.non_kv_formula, " (total consumed since the snapshot + transient peak headroom)"))
         if cfg.kv_cache_memory_bytes:
             available = cfg.kv_cache_memory_bytes
             kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
@@ -340,7 +341,7 @@ def build_plan(
                              f"graph capture cannot proceed. Please lower max_num_seqs to at most {num_blocks - 1} "
                              f"or increase gpu_memory_utilization.")
 
-    if error is None and global_budget and rules.npu_hybrid_double_alloc and num_blocks is not None:
+    if error is None and rules.npu_hybrid_double_alloc and num_blocks is not None:
         error = _npu_double_alloc(logged, num_blocks, total, requested)
     headroom = _headroom_terms(total, 0 if global_budget else used_by_others_bytes,
                                0 if global_budget else over.before_snapshot_bytes, requested, graphs,
@@ -577,7 +578,7 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
         return lines
     if enc_line:
         lines.append(enc_line)
-    if rules.npu_global_budget and cfg.platform == "ascend":
+    if rules.non_kv_formula == "absolute_peak":
         # vllm-ascend 0.12.0rc1 / 0.13.0 NPUWorker.determine_available_memory (0.9 logs no memory line)
         if rules.requested >= (0, 12, 0):
             lines.append(f"Available memory: {max(r.available_kv_bytes, 0)}, total memory: {total}")

@@ -17,14 +17,14 @@ NEXT = "Qwen/Qwen3-Next-80B-A3B-Instruct"
 def test_selection_is_per_platform():
     assert for_version("0.10.1").version == (0, 10, 1)
     assert for_version("0.12.0").version == (0, 10, 1)
-    assert for_version("0.12.0", platform="ascend").npu_global_budget
-    assert not for_version("0.9.0").npu_global_budget  # the vllm-ascend rules are not CUDA's
+    assert for_version("0.12.0", platform="ascend").non_kv_formula == "absolute_peak"
+    assert for_version("0.9.0").non_kv_formula != "absolute_peak"  # the vllm-ascend rules are not CUDA's
     with pytest.raises(UnsupportedError):  # no vllm-ascend before 0.9
         for_version("0.8.0", platform="ascend")
     # vllm-ascend 0.14-0.18: on vLLM's memory_profiling, the v0.19 rules stand in
     assert for_version("0.15.0", platform="ascend").version == (0, 19, 0)
     # on Ascend, 0.10 is vllm-ascend's worker, not the CUDA 0.10 rules
-    assert for_version("0.10.1", platform="ascend").npu_global_budget
+    assert for_version("0.10.1", platform="ascend").non_kv_formula == "absolute_peak"
     assert for_version("0.10.1", platform="ascend").sampler_bytes_per_element is None
 
 

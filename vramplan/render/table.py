@@ -65,14 +65,14 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
     if plan.used_by_others_bytes:
         row("used by other programs", [plan.used_by_others_bytes] * len(ranks), "--used-by-others-gib")
     # V0 and vllm-ascend <= 0.13 take no init snapshot and make no startup check: all memory in use is non-torch
-    v0 = plan.rules.engine == "v0" or (plan.rules.npu_global_budget and d.platform == "ascend")
-    if not v0:
+    no_snapshot = plan.rules.non_kv_formula == "absolute_peak"
+    if not no_snapshot:
         row("in use at vLLM's snapshot", [d.total_bytes - plan.used_by_others_bytes - r.free_at_init_bytes
                                           for r in ranks], "CUDA context, NCCL (outside the budget)")
         row("free at startup", [r.free_at_init_bytes for r in ranks], "what the startup check sees")
     row(f"requested = total x {e.gpu_memory_utilization}", [r.requested_bytes for r in ranks],
         ("worker.py:Worker.determine_num_available_blocks" if plan.rules.engine == "v0" else
-         "worker_v1.py:NPUWorker.determine_available_memory") if v0 else
+         "worker_v1.py:NPUWorker.determine_available_memory") if no_snapshot else
         _short_rule(plan.rules.cite("vllm/v1/worker/utils.py", "request_memory")), style="bold")
     for key in ("weights", "activation_peak", "non_torch", "cudagraph_estimate"):
         t = r0.term(key)
@@ -86,7 +86,7 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
     row("  = non-KV total", [r.bytes_of("non_kv_total") for r in ranks],
         "weights + peak + non-torch" + (" (+ graph estimate)" if e.estimate_cudagraphs else ""))
     row("  KV cache", [r.available_kv_bytes for r in ranks],
-        "requested - non-KV" + ("" if v0 else " - graph estimate"), style="bold green")
+        "requested - non-KV" + ("" if no_snapshot else " - graph estimate"), style="bold green")
     if plan.headroom_terms:
         table.add_section()
         for t in plan.headroom_terms:

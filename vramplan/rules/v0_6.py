@@ -29,7 +29,7 @@ RULES = RuleSet(
     engine="v0",
     estimate_cudagraphs_default=False,
     # vLLM v0.6.4.post1 vllm/worker/worker.py:Worker.determine_num_available_blocks
-    non_kv_formula="v0_absolute_peak",
+    non_kv_formula="absolute_peak",
     graph_estimate_inside_profile=False,
     null_block_in_check=False,
     capacity_v033=False,

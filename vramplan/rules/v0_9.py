@@ -23,5 +23,5 @@ from dataclasses import replace
 
 from .v0_19 import RULES as _V019
 
-RULES = replace(_V019, version=(0, 12, 0), npu_global_budget=True, profile_runs_sampler=False,
+RULES = replace(_V019, version=(0, 12, 0), non_kv_formula="absolute_peak", profile_runs_sampler=False,
                 npu_hybrid_double_alloc=True, mamba_blocks_check=False)

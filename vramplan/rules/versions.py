@@ -63,9 +63,6 @@ class RuleSet:
     """True when the requested release has no rule set of its own and a neighbouring one plans it."""
     engine: str = "v1"
     """``v1`` (the V1 engine: EngineCore, KV cache groups) or ``v0`` (the V0 LLMEngine of vLLM 0.6)."""
-    npu_global_budget: bool = False
-    """vllm-ascend <= 0.13 ``NPUWorker.determine_available_memory``: no init snapshot and no startup check;
-    ``KV = max(int(total x util - (torch allocated peak + all non-torch memory on the device)), 0)``."""
     profile_runs_sampler: bool = True
     """Whether the profile run samples (vllm-ascend <= 0.13 runs ``compute_logits`` only)."""
     sampler_bytes_per_element: float | None = None
@@ -82,7 +79,10 @@ class RuleSet:
     """Default of ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` (vllm/envs.py)."""
     non_kv_formula: str
     """``three_part``: weights + torch peak increase + non-torch increase (v0.19-v0.26);
-    ``consumed``: free-memory delta + transient peak headroom (v0.33)."""
+    ``consumed``: free-memory delta + transient peak headroom (v0.33);
+    ``absolute_peak``: no init snapshot and no startup check, ``KV = total x util - (torch allocated peak,
+    weights included, + every non-torch byte on the device)`` (the V0 engine of vLLM 0.6; vllm-ascend
+    <= 0.13 ``NPUWorker.determine_available_memory``, which also clamps at 0)."""
     graph_estimate_inside_profile: bool
     """v0.26: the graph estimate runs inside ``memory_profiling`` (its leftovers count as non-torch)."""
     null_block_in_check: bool
