@@ -85,7 +85,7 @@ def smallest_fix(plan: Plan) -> str | None:
         return fixed
     if kind == "out_of_memory":
         best = _largest_util_that_starts(plan, round(util - 0.01, 2))
-        if best is not None and (plan.error_message or "").startswith("NPU out of memory while allocating"):
+        if best is not None and plan.error_phase == "kv_allocation":
             return (f"lower --gpu-memory-utilization to {best:.2f} so the doubled KV allocation fits "
                     f"(or upgrade to vllm-ascend 0.18, which shares one buffer)")
         if best is not None:

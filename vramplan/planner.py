@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .estimate.activation import Peak, profile_peak
+from .estimate.activation import Peak, coefficients_for, profile_peak
 from .estimate.encoder_profile import encoder_profile_term
 from .estimate.overheads import cudagraph, load_workspaces, non_torch, post_kv_warmup_bytes
 from .inputs.devices import Device
@@ -123,6 +123,9 @@ class Plan:
     warnings: tuple[str, ...] = ()
     log_lines: tuple[str, ...] = ()
     fix: str | None = None
+    error_phase: str | None = None
+    """Where the startup fails, in ``explain``'s phase names: ``startup_check``, ``kv_sizing``,
+    ``kv_allocation``, ``graph_capture`` or ``warmup``."""
     ignored_flags: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -137,10 +140,12 @@ class Plan:
 
 
 class _Failure(Exception):
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, phase: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        # the explain reader's phase names (inputs/vllm_log ERROR_PHASES)
+        self.phase = phase or ("startup_check" if kind == "free_memory_below_requested" else "kv_sizing")
 
 
 def _requested(total: int, util: float, rules: RuleSet, platform: str) -> int:
@@ -243,7 +248,8 @@ def build_plan(
                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
                       " (allocated bytes after loading); tensors and sharding from the config",
                       note=_weights_note(shares, args, weights_source))
-        peak: Peak = profile_peak(model, runner=cfg.runner, coefficients=_sampler_coefficients(rules, cfg, args), max_num_batched_tokens=cfg.max_num_batched_tokens,
+        peak: Peak = profile_peak(model, runner=cfg.runner, max_num_batched_tokens=cfg.max_num_batched_tokens,
+                                  coefficients=coefficients_for(cfg.runner, cfg.sampler_path),
                                   max_num_seqs=cfg.max_num_seqs, tp=cfg.tp, moe_tp=moe_tp,
                                   model_dtype=cfg.model_dtype, layers=range(start, end),
                                   last_stage=last and rules.profile_runs_sampler,
@@ -355,10 +361,10 @@ def build_plan(
         # (at least 0.5 GiB) is called a failure; a smaller one is a warning.
         margin = max(int(0.5 * GiB), int(0.5 * need))
         if h["headroom_left"] < -margin:
-            phase = "CUDA-graph capture" if graph_part > 0 else "the sampler warm-up"
+            during = "CUDA-graph capture" if graph_part > 0 else "the sampler warm-up"
             error = _Failure(
-                "out_of_memory",
-                f"predicted CUDA out of memory during {phase}, after the KV cache is allocated: it needs "
+                "out_of_memory", phase="graph_capture" if graph_part > 0 else "warmup", message=
+                f"predicted CUDA out of memory during {during}, after the KV cache is allocated: it needs "
                 f"{format_gib(need)} GiB (CUDA graphs {format_gib(graph_part)}, warm-up beyond the profile peak "
                 f"{format_gib(h['sampler_warmup'])}) but only {format_gib(h['outside_budget'])} GiB is left "
                 f"outside util x total")
@@ -382,7 +388,7 @@ def build_plan(
         vllm_version=".".join(map(str, rules.requested)), rules=rules, model=model, device=device,
         device_count=cfg.tp * cfg.pp * cfg.dp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
         ranks=tuple(ranks), verdict="fails" if error else "starts", error_kind=error.kind if error else None,
-        error_message=error.message if error else None,
+        error_message=error.message if error else None, error_phase=error.phase if error else None,
         num_gpu_blocks=num_blocks if (not error or error.kind == "out_of_memory") else None,
         kv_cache_tokens=tokens if (not error or error.kind == "out_of_memory") else None,
         max_concurrency=conc if (not error or error.kind == "out_of_memory") else None,
@@ -390,23 +396,6 @@ def build_plan(
         host_terms=_host_terms(args, cfg, model, ranks), warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags,
     )
-
-
-def _sampler_coefficients(rules: RuleSet, cfg: EngineConfig, args: EngineArgs):
-    """The activation coefficients with this version's sampler, where it differs from the fitted one."""
-    if rules.sampler_bytes_per_element is None or cfg.runner != "v1":
-        return None
-    from dataclasses import replace as _replace
-
-    from .estimate.activation import COEFFICIENTS
-
-    flashinfer = (args.env_get("VLLM_USE_FLASHINFER_SAMPLER") or "").strip().lower() in ("1", "true")
-    per = 14.0 if flashinfer else rules.sampler_bytes_per_element
-    how = ("FlashInfer top-k/top-p (VLLM_USE_FLASHINFER_SAMPLER=1): 14 bytes per element, measured"
-           if flashinfer else f"PyTorch sort top-k/top-p: {per:g} bytes per element, measured on an H100 "
-                              f"(data/sampler_sort_h100)")
-    return _replace(COEFFICIENTS["v1"], sampler_bytes_per_element=per,
-                    source=f"{COEFFICIENTS['v1'].source}; this version's sampler: {how}")
 
 
 def _npu_double_alloc(r: RankPlan, num_blocks: int, total: int, requested: int) -> _Failure | None:
@@ -431,7 +420,7 @@ def _npu_double_alloc(r: RankPlan, num_blocks: int, total: int, requested: int) 
         f"NPU out of memory while allocating the KV cache: vllm-ascend 0.12/0.13 gives the attention and the "
         f"linear-attention layers that share a KV tensor separate buffers, {format_gib(allocated)} GiB for the "
         f"{format_gib(planned)} GiB planned, and about {format_gib(free)} GiB is free "
-        f"(_allocate_kv_cache_tensors; fixed in vllm-ascend 0.18)")
+        f"(_allocate_kv_cache_tensors; fixed in vllm-ascend 0.18)", phase="kv_allocation")
 
 
 def _size_kv(ranks: list[RankPlan], cfg: EngineConfig, rules: RuleSet) -> tuple[int, int, int | None]:

@@ -138,6 +138,7 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
         vllm_version=".".join(map(str, rules.requested)), rules=rules, model=model, device=device,
         device_count=cfg.tp * cfg.pp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
         ranks=tuple(ranks), verdict="fails" if kind else "starts", error_kind=kind, error_message=message,
+        error_phase="kv_sizing" if kind else None,
         # V0 logs the blocks and the concurrency before its check refuses them (gpu_executor.initialize_cache)
         num_gpu_blocks=None if kind == "no_kv_cache_memory" else num_blocks,
         kv_cache_tokens=None if kind == "no_kv_cache_memory" else tokens,

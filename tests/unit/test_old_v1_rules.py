@@ -25,7 +25,7 @@ def test_selection_is_per_platform():
     assert for_version("0.15.0", platform="ascend").version == (0, 19, 0)
     # on Ascend, 0.10 is vllm-ascend's worker, not the CUDA 0.10 rules
     assert for_version("0.10.1", platform="ascend").non_kv_formula == "absolute_peak"
-    assert for_version("0.10.1", platform="ascend").sampler_bytes_per_element is None
+    assert not for_version("0.10.1", platform="ascend").sort_sampler
 
 
 def test_gpt_oss_120b_h100_v0101_has_no_kv_memory():
@@ -82,6 +82,12 @@ def test_ascend_012_hybrid_allocation_runs_out_of_memory():
     p = _next()
     assert p.verdict == "fails" and p.error_kind == "out_of_memory"
     assert "separate buffers" in p.error_message
+    assert p.error_phase == "kv_allocation"  # the phase the log shows: initialize_from_config
+    from vramplan.fixes import attach_fix
+
+    fix = attach_fix(p).fix
+    assert fix.startswith("lower --gpu-memory-utilization to ") and "doubled KV allocation" in fix
+    assert _next(float(fix.split()[3])).starts
     assert abs(p.num_gpu_blocks - 2941) / 2941 < 0.06
 
 

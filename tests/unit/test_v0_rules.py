@@ -75,6 +75,7 @@ def test_logged_rtx3090_verdicts():
     assert ok.starts
     fail = _plan(29000)
     assert fail.verdict == "fails" and fail.error_kind == "max_model_len_exceeds_kv_cache"
+    assert fail.error_phase == "kv_sizing"
     assert fail.error_message.startswith(
         "The model's max seq len (29000) is larger than the maximum number of tokens that can be stored in KV cache (")
     assert fail.estimated_max_model_len is not None and fail.estimated_max_model_len < 29000

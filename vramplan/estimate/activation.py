@@ -26,14 +26,14 @@ records the fitted values and the fit's error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..model.description import LayerKind, ModelDescription
 from ..model.quant import dtype_bytes
 from ..units import MiB, cdiv
 
-__all__ = ["Peak", "Components", "COEFFICIENTS", "components", "profile_peak"]
+__all__ = ["Peak", "Components", "COEFFICIENTS", "SAMPLER_PATHS", "coefficients_for", "components", "profile_peak"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +74,25 @@ COEFFICIENTS: dict[str, Coefficients] = {
                        source="the V1 runner's fit (vLLM 0.26) applied to V0's profile run; +8% on the two "
                               "vLLM 0.6 logs of ../shared/data"),
 }
+
+
+# Bytes live per (request x vocab) element at the dummy sampler's peak on the paths older releases take
+# (rules/engine_defaults.py:dummy_sampler_path), measured on an H100 (data/sampler_sort_h100).
+SAMPLER_PATHS: dict[str, tuple[float, str]] = {
+    "torch_sort": (38.0, "PyTorch sort top-k/top-p: 38 bytes per element, measured on an H100 "
+                         "(data/sampler_sort_h100)"),
+    "flashinfer": (14.0, "FlashInfer top-k/top-p (VLLM_USE_FLASHINFER_SAMPLER=1): 14 bytes per element, measured "
+                         "on an H100 (data/sampler_sort_h100)"),
+}
+
+
+def coefficients_for(runner: str, sampler_path: str = "fitted") -> Coefficients:
+    """The runner's fitted coefficients, with the sampler of ``sampler_path`` where it is not the fitted one."""
+    base = COEFFICIENTS.get(runner, COEFFICIENTS["v1"])
+    if sampler_path not in SAMPLER_PATHS:
+        return base
+    per, how = SAMPLER_PATHS[sampler_path]
+    return replace(base, sampler_bytes_per_element=per, source=f"{base.source}; this version's sampler: {how}")
 
 
 @dataclass(frozen=True, slots=True)

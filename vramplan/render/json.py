@@ -59,6 +59,7 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
         "verdict": p.verdict,
         "error_kind": p.error_kind,
         "error_message": p.error_message,
+        "error_phase": p.error_phase,
         "memory_gib": {
             "requested": _g(r.requested_bytes),
             "weights": _g(r.bytes_of("weights")),

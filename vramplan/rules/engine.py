@@ -65,6 +65,8 @@ class EngineConfig:
     """The vLLM version the defaults were taken from."""
     mamba_page_padded: int | None = None
     """Hybrid models: the mamba page after padding to the attention page."""
+    sampler_path: str = "fitted"
+    """The dummy sampler's top-k/top-p path (engine_defaults.dummy_sampler_path)."""
     notes: tuple[str, ...] = ()
 
     @property
@@ -178,6 +180,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         num_gpu_blocks_override=args.num_gpu_blocks_override,
         pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
         mamba_page_padded=mamba_page_padded, notes=tuple(notes),
+        sampler_path=d.dummy_sampler_path(v, env, sort_sampler=rules.sort_sampler),
     )
 
 

@@ -875,6 +875,19 @@ def _rope_parameter_sets(cfg: Mapping) -> list[dict]:
     return sets
 
 
+def dummy_sampler_path(version: Version, env: Mapping[str, str], *, sort_sampler: bool) -> str:
+    """Which top-k/top-p path the profile run's dummy sampler takes: ``fitted`` (the Triton kernel of
+    vLLM >= 0.17, what the activation fit measured), ``torch_sort`` or ``flashinfer``.
+
+    vLLM 0.10.1-0.16.0 vllm/v1/sample/ops/topk_topp_sampler.py:TopKTopPSampler: FlashInfer when
+    ``VLLM_USE_FLASHINFER_SAMPLER`` is 1 (unset: "if it imports"; the pip wheels do not bring it, so
+    unset is taken as the PyTorch sort), else ``apply_top_k_top_p``'s sort.
+    """
+    if not sort_sampler:
+        return "fitted"
+    return "flashinfer" if _env_int_flag(env, "VLLM_USE_FLASHINFER_SAMPLER", "0") else "torch_sort"
+
+
 def supports_auto_max_model_len(version: Version, *, engine: str = "v1") -> bool:
     """``--max-model-len auto`` / ``-1``: vLLM 0.14.0 vllm/v1/core/kv_cache_utils.py:_auto_fit_max_model_len
     (absent from 0.13.0 and from the V0 engine)."""

@@ -23,4 +23,4 @@ from dataclasses import replace
 
 from .v0_19 import RULES as _V019
 
-RULES = replace(_V019, version=(0, 10, 1), sampler_bytes_per_element=38.0)
+RULES = replace(_V019, version=(0, 10, 1), sort_sampler=True)

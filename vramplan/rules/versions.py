@@ -65,9 +65,10 @@ class RuleSet:
     """``v1`` (the V1 engine: EngineCore, KV cache groups) or ``v0`` (the V0 LLMEngine of vLLM 0.6)."""
     profile_runs_sampler: bool = True
     """Whether the profile run samples (vllm-ascend <= 0.13 runs ``compute_logits`` only)."""
-    sampler_bytes_per_element: float | None = None
-    """Bytes live per (request x vocab) element at the dummy sampler's peak where the version's sampler path
-    differs from the one the activation fit was measured on (None: the fit's own)."""
+    sort_sampler: bool = False
+    """The dummy sampler's top-k/top-p sorts the float32 logits in PyTorch unless FlashInfer is used
+    (vLLM < 0.17: ``topk_topp_sampler.py:apply_top_k_top_p``); later releases run the Triton kernel the
+    activation fit measured."""
     mamba_blocks_check: bool = True
     """The ``max_num_seqs exceeds available Mamba cache blocks`` check (absent from vLLM 0.12)."""
     npu_hybrid_double_alloc: bool = False
