@@ -93,31 +93,9 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     notes: list[str] = []
     tp, pp, dp = args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size
     platform = device.platform
-    text = text_config_of(model.hf_config)
-    d.validate_parallel(v, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
-                        vocab_size=model.vocab_size, tp=tp, pp=pp, dp=dp, num_layers=model.num_hidden_layers,
-                        platform=platform, intermediate_size=model.intermediate_size, use_mla=model.uses_mla,
-                        tie_word_embeddings=model.tie_word_embeddings)
-    model_dtype = d.resolve_dtype(v, model.dtype, platform, device.label, model.text_model_type,
-                                  requested=args.dtype or "auto", device_capability=device.compute_capability)
-    qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
-    quant = parse_quant(qcfg, args.quantization)
-    if quant is not None and quant.method == "mxfp4":
-        quant = _mxfp4_backend(quant, device, notes, v, env)
-    kv_dtype = d.resolve_kv_cache_dtype(v, args.kv_cache_dtype or "auto", qcfg)
-    if kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
-        kv_dtype = quant.kv_cache_dtype
-    # max_model_len (vllm/config/model.py:_get_and_verify_max_len)
-    derived, key, default_len = _max_len_defaults(text, v)
-    auto = args.max_model_len == -1
-    if auto and not d.supports_auto_max_model_len(v):
-        raise UnsupportedError(f"--max-model-len auto arrived in vLLM 0.14 (asked for {'.'.join(map(str, v))})",
-                               hint="give a number of tokens")
-    if args.kv_cache_memory_bytes and not d.supports_kv_cache_memory_bytes(v):
-        raise UnsupportedError(f"--kv-cache-memory-bytes arrived in vLLM 0.11 (asked for {'.'.join(map(str, v))})",
-                               hint="size the KV cache with --gpu-memory-utilization")
-    max_len = d.verify_max_model_len(v, None if auto else args.max_model_len, derived, env, max_len_key=key,
-                                     default=default_len)
+    m = _model_settings(args, model, device, v, rules.engine, env, notes)
+    model_dtype, quant, kv_dtype, max_len, auto, derived = (m.model_dtype, m.quant, m.kv_dtype, m.max_len, m.auto,
+                                                            m.derived)
     # model runner
     is_quantized = quant is not None
     runner = "v2" if d.uses_v2_model_runner(
@@ -184,6 +162,54 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _ModelSettings:
+    model_dtype: str
+    quant: QuantSpec | None
+    kv_dtype: str
+    max_len: int
+    auto: bool
+    derived: int | float | None
+
+
+def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, v: tuple[int, int, int], engine: str,
+                    env: dict[str, str], notes: list[str]) -> _ModelSettings:
+    """What every engine settles first: the parallel checks, dtype, quantization, KV dtype and max_model_len
+    (``EngineArgs.create_engine_config`` -> ``ModelConfig``), each rule from engine_defaults by version."""
+    text = text_config_of(model.hf_config)
+    d.validate_parallel(v, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
+                        vocab_size=model.vocab_size, tp=args.tensor_parallel_size, pp=args.pipeline_parallel_size,
+                        dp=args.data_parallel_size, num_layers=model.num_hidden_layers, platform=device.platform,
+                        intermediate_size=model.intermediate_size, use_mla=model.uses_mla,
+                        tie_word_embeddings=model.tie_word_embeddings)
+    model_dtype = d.resolve_dtype(v, model.dtype, device.platform, device.label, model.text_model_type,
+                                  requested=args.dtype or "auto", device_capability=device.compute_capability)
+    qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
+    quant = parse_quant(qcfg, args.quantization)
+    if quant is not None and quant.method == "mxfp4":
+        if engine == "v0":
+            raise UnsupportedError("mxfp4 checkpoints arrived in vLLM 0.10",
+                                   hint="plan it with --vllm-version 0.19 or newer")
+        quant = _mxfp4_backend(quant, device, notes, v, env)
+    kv_dtype = d.resolve_kv_cache_dtype(v, args.kv_cache_dtype or "auto", qcfg)
+    if engine != "v0" and kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
+        kv_dtype = quant.kv_cache_dtype
+    # max_model_len (vllm/config/model.py:_get_and_verify_max_len)
+    derived, key, default_len = _max_len_defaults(text, v)
+    auto = args.max_model_len == -1
+    asked = ".".join(map(str, v))
+    if auto and not d.supports_auto_max_model_len(v, engine=engine):
+        raise UnsupportedError(f"--max-model-len auto arrived in vLLM 0.14 (asked for {asked})",
+                               hint="give a number of tokens")
+    if args.kv_cache_memory_bytes and not d.supports_kv_cache_memory_bytes(v, engine=engine):
+        raise UnsupportedError(f"--kv-cache-memory-bytes arrived in vLLM 0.11 (asked for {asked})",
+                               hint="size the KV cache with --gpu-memory-utilization")
+    max_len = d.verify_max_model_len(v, None if auto else args.max_model_len, derived, env, max_len_key=key,
+                                     default=default_len)
+    return _ModelSettings(model_dtype=model_dtype, quant=quant, kv_dtype=kv_dtype, max_len=max_len, auto=auto,
+                          derived=derived)
+
+
 @by_identity(maxsize=512)
 def _max_len_defaults(text: dict, v: tuple[int, int, int]) -> tuple:
     """``(derived max_model_len, its key, default max_model_len)`` for one text config (configs are never
@@ -200,38 +226,18 @@ def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, v: tu
     """The V0 engine's defaults (vLLM v0.6.4.post1 vllm/engine/arg_utils.py:EngineArgs.create_engine_config).
 
     What V0 did not have is refused here rather than planned with rules it never followed: hybrid
-    Mamba layers, MLA, cross-attention, mxfp4, and platforms other than CUDA and ROCm.
+    Mamba layers, MLA, cross-attention, platforms other than CUDA and ROCm (and, in ``_model_settings``,
+    mxfp4, auto max-model-len and ``--kv-cache-memory-bytes``).
     """
-    from ..errors import UnsupportedError
-
-    kinds = {layer.kind for layer in model.layers}
-    if kinds & {LayerKind.MAMBA, LayerKind.MLA, LayerKind.CROSS}:
+    if model.layer_kinds & {LayerKind.MAMBA, LayerKind.MLA, LayerKind.CROSS}:
         raise UnsupportedError(f"{model.name}: vramplan's V0 rules (vLLM 0.6) cover plain attention models only",
                                hint="plan it with --vllm-version 0.19 or newer")
     if device.platform not in ("cuda", "rocm"):
         raise UnsupportedError(f"vLLM 0.6 rules are modelled for CUDA and ROCm, not {device.platform}",
                                hint="plan it with --vllm-version 0.19 or newer")
     tp, pp, dp = args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size
-    text = text_config_of(model.hf_config)
-    d.validate_parallel(v, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
-                        vocab_size=model.vocab_size, tp=tp, pp=pp, dp=dp, num_layers=model.num_hidden_layers,
-                        platform=device.platform, intermediate_size=model.intermediate_size, use_mla=False,
-                        tie_word_embeddings=model.tie_word_embeddings)
-    model_dtype = d.resolve_dtype(v, model.dtype, device.platform, device.label, model.text_model_type,
-                                  requested=args.dtype or "auto", device_capability=device.compute_capability)
-    qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
-    quant = parse_quant(qcfg, args.quantization)
-    if quant is not None and quant.method == "mxfp4":
-        raise UnsupportedError("mxfp4 checkpoints arrived in vLLM 0.10", hint="plan it with --vllm-version 0.19 or newer")
-    kv_dtype = d.resolve_kv_cache_dtype(v, args.kv_cache_dtype or "auto", qcfg)
-    derived, key = d.derived_max_model_len_and_key(v, text)
-    if args.max_model_len == -1:
-        raise UnsupportedError("--max-model-len auto arrived with the V1 engine", hint="give a number of tokens")
-    if args.kv_cache_memory_bytes:
-        raise UnsupportedError("--kv-cache-memory-bytes arrived in vLLM 0.10",
-                               hint="plan it with --vllm-version 0.19 or newer")
-    max_len = d.verify_max_model_len(v, args.max_model_len, derived, dict(args.env), max_len_key=key,
-                                     default=d.default_max_model_len(v, text))
+    m = _model_settings(args, model, device, v, "v0", dict(args.env), [])
+    max_len = m.max_len
     sliding = any(layer.attention is not None and layer.attention.sliding_window for layer in model.layers)
     # EngineArgs.create_engine_config: chunked prefill on by itself only past 32K tokens, on CUDA, text-only,
     # without a sliding window
@@ -254,9 +260,9 @@ def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, v: tu
                      f"tokens instead of {max(max_len, 2048)}")
     return EngineConfig(
         tp=tp, pp=pp, dp=dp, expert_parallel=False, max_model_len=max_len, auto_max_model_len=False,
-        derived_max_model_len=int(derived or max_len), max_num_seqs=mns, max_num_batched_tokens=mnbt,
-        gpu_memory_utilization=args.gpu_memory_utilization or 0.9, model_dtype=model_dtype, kv_cache_dtype=kv_dtype,
-        quant=quant, block_size=args.block_size or 16,
+        derived_max_model_len=int(m.derived or max_len), max_num_seqs=mns, max_num_batched_tokens=mnbt,
+        gpu_memory_utilization=args.gpu_memory_utilization or 0.9, model_dtype=m.model_dtype,
+        kv_cache_dtype=m.kv_dtype, quant=m.quant, block_size=args.block_size or 16,
         block_size_reason="--block-size" if args.block_size else "vLLM 0.6's default (vllm/config.py:CacheConfig)",
         enforce_eager=eager, cudagraph_mode="NONE" if eager else "FULL_DECODE_ONLY", capture_sizes=sizes,
         runner="v0", estimate_runs=False, estimate_cudagraphs=False, async_scheduling=False,
