@@ -45,6 +45,8 @@ class Case:
     """``modelled``: a vLLM version vramplan has rules for (0.6.0-0.6.4 V0, >= 0.19); ``older``: a release
     between them, planned with the v0.19 rules and reported apart."""
     scope: str = "all"
+    error_kind_from_report: str | None = None
+    """The failure a report names when its (cut) log excerpt stops before the exception."""
     """``weights``: the report lacks the flags or the device needed for anything but the weights."""
 
 
@@ -210,7 +212,7 @@ def _public_cases() -> list[Case]:
             device_memory_gib=spec.get("device_memory_gib") or (total if spec.get("device") is None else None),
             count=spec["count"], vllm_version=spec["version"], version_note=c["vllm_version"], flags=flags,
             used_by_others_gib=others, note=spec["note"], era=spec.get("era", "modelled"),
-            scope=spec.get("scope", "all"),
+            scope=spec.get("scope", "all"), error_kind_from_report=spec.get("error_kind"),
             logged={
                 "weights_gib": r.get("weights_gib"), "activation_gib": r.get("activation_peak_gib"),
                 "non_torch_gib": r.get("non_torch_gib"), "kv_cache_gib": r.get("kv_cache_gib"),
@@ -219,8 +221,6 @@ def _public_cases() -> list[Case]:
                 "error_kind": _error_kind(r.get("error")),
                 "max_concurrency": r.get("max_concurrency"), "max_concurrency_len": r.get("max_concurrency_len"),
             }))
-        if spec.get("error_kind"):  # the report names the failure that its (cut) log excerpt does not show
-            out[-1].logged["_error_kind_from_report"] = spec["error_kind"]
         if spec.get("quant") == "awq":
             out[-1].flags["__quant_config"] = _AWQ
     return out
@@ -261,8 +261,8 @@ def _with_log(case: Case, path: Path) -> Case:
             if value is not None or key == "error_kind":
                 case.logged[key] = value
         case.logged["_from_log"] = True
-        if case.logged.get("_error_kind_from_report"):
-            case.logged["error_kind"] = case.logged["_error_kind_from_report"]
+        if case.error_kind_from_report:
+            case.logged["error_kind"] = case.error_kind_from_report
         if case.source != "public" and case.logged.get("error_kind") == "free_memory_below_requested":
             import re
 
