@@ -160,14 +160,10 @@ def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool 
     unless ``allow_older`` (then the oldest general rule set stands in).
     """
     wanted = parse_version(text or DEFAULT_VERSION)
-    chosen = None
-    for module, version in SUPPORTED:
-        if module in PLATFORMS and platform not in PLATFORMS[module]:
-            continue
-        if version <= wanted and (module not in ENDS or wanted < ENDS[module]):
-            chosen = module
-        elif version <= wanted:
-            chosen = None
+    # the newest rule set of this platform that starts at or before the release (SUPPORTED is oldest first);
+    # a closed span must also reach it
+    started = [m for m, v in SUPPORTED if v <= wanted and platform in PLATFORMS.get(m, (platform,))]
+    chosen = started[-1] if started and (started[-1] not in ENDS or wanted < ENDS[started[-1]]) else None
     stand_in = False
     if chosen is None:
         gap = next((m for first, end, plats, m in GAPS if first <= wanted < end and platform in plats), None)
