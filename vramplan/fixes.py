@@ -78,7 +78,7 @@ def smallest_fix(plan: Plan) -> str | None:
     if kind in ("no_kv_cache_memory", "max_model_len_exceeds_kv_cache"):
         up = _util_that_starts(plan, round(util + 0.01, 2), cap) if cap > util else None
         if up is not None:
-            if plan.rules.engine == "v0":  # no startup check in V0: only the device bounds util
+            if plan.rules.non_kv_formula == "absolute_peak":  # no startup check: only the device bounds util
                 return f"raise --gpu-memory-utilization to {up:.2f}"
             return f"raise --gpu-memory-utilization to {up:.2f} (the most free memory allows is {cap:.2f})"
         fixed = _fix_capacity(plan, plan.args)

@@ -66,14 +66,13 @@ COEFFICIENTS: dict[str, Coefficients] = {
                        source="fit over the V1-runner startups of data/truth and data/device_v026"),
     "v2": Coefficients(sampler_bytes_per_element=2.2, constant_bytes=24 * MiB, forward_multiplier=1.0,
                        source="fit over the V2-runner startups of data/truth and data/device_v026"),
-    # vLLM 0.6 (V0): the same dummy prefill of max_num_batched_tokens tokens and a top-k/top-p sampler on one
-    # row per sequence (vllm/worker/model_runner.py:GPUModelRunnerBase.profile_run, SamplingParams(top_p=0.99,
-    # top_k=vocab-1)); the V1 coefficients are used unchanged. Checked, not fitted, on the two vLLM 0.6 RTX 3090
-    # logs of ../shared/data (Llama-3.1-8B, 20,000 and 29,000 tokens): +0.17 and +0.25 GiB (+8%).
-    "v0": Coefficients(sampler_bytes_per_element=14.7, constant_bytes=32 * MiB, forward_multiplier=1.0,
-                       source="the V1 runner's fit (vLLM 0.26) applied to V0's profile run; +8% on the two "
-                              "vLLM 0.6 logs of ../shared/data"),
 }
+# vLLM 0.6 (V0): the same dummy prefill of max_num_batched_tokens tokens and a top-k/top-p sampler on one row per
+# sequence (vllm/worker/model_runner.py:GPUModelRunnerBase.profile_run, SamplingParams(top_p=0.99, top_k=vocab-1));
+# the V1 coefficients are used unchanged. Checked, not fitted, on the two vLLM 0.6 RTX 3090 logs of ../shared/data
+# (Llama-3.1-8B, 20,000 and 29,000 tokens, where the forward sets the peak): +0.17 and +0.25 GiB (+8%).
+COEFFICIENTS["v0"] = replace(COEFFICIENTS["v1"], source="the V1 runner's fit (vLLM 0.26) applied to V0's profile "
+                                                        "run; +8% on the two vLLM 0.6 logs of ../shared/data")
 
 
 # Bytes live per (request x vocab) element at the dummy sampler's peak on the paths older releases take
