@@ -77,7 +77,9 @@ _QKV_BIAS = {"qwen2": True, "qwen2_moe": True}
 
 
 def supported_architectures() -> tuple[str, ...]:
-    return tuple(sorted(set(_ARCHITECTURES) | set(_WRAPPERS)))
+    from .families import registered_architectures
+
+    return tuple(sorted(set(_ARCHITECTURES) | set(_WRAPPERS) | set(registered_architectures())))
 
 
 def _wrapped_family(arch: str, text: dict) -> str:
@@ -88,6 +90,11 @@ def _wrapped_family(arch: str, text: dict) -> str:
     mt = text.get("model_type")
     if mt in _TEXT_FAMILY_BY_TYPE:
         return _TEXT_FAMILY_BY_TYPE[mt]
+    from .families import family_for_text_type
+
+    registered = family_for_text_type(str(mt)) if mt else None
+    if registered is not None:
+        return registered
     if mt:
         raise UnsupportedError(f"{arch} with a {mt!r} language model is not modelled by vramplan yet",
                                hint="supported language models: " + ", ".join(sorted(_TEXT_FAMILY_BY_TYPE)))
@@ -161,7 +168,12 @@ def describe_config(
         raise ConfigError(f"{name}: config.json lists no 'architectures'", hint="vLLM needs it to pick the model class")
     arch = archs[0]
     text = text_config_of(cfg)
-    if arch in _WRAPPERS:
+    from .families import family_for_architecture
+
+    registered = family_for_architecture(arch)
+    if registered is not None:
+        family, multimodal = registered
+    elif arch in _WRAPPERS:
         family, multimodal = _wrapped_family(arch, text), True
     elif arch in _ARCHITECTURES:
         family, multimodal = _ARCHITECTURES[arch]
@@ -329,7 +341,9 @@ def _attention_kind(ctx: _Ctx, layer_type: str) -> tuple[LayerKind, AttentionSpe
 
 
 def _layers(ctx: _Ctx) -> tuple[tuple[LayerSpec, ...], tuple[tuple[Param, ...], ...], MoESpec | None]:
-    builder = _FAMILY_BUILDERS.get(ctx.family, _dense_layers)
+    from .families import builder_for
+
+    builder = builder_for(ctx.family) or _FAMILY_BUILDERS.get(ctx.family, _dense_layers)
     return builder(ctx)
 
 

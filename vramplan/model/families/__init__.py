@@ -1,0 +1,79 @@
+"""Model families as modules: each new family lives in one module here and registers itself.
+
+A family module calls :func:`register` once at import with the architectures it serves and the
+builder of its decoder layers (``builder(ctx) -> (layer specs, layer params, MoESpec | None)``,
+the same signature as the builders in ``model/from_config.py``). ``from_config`` consults this
+registry before its own tables, so adding an architecture is one module plus its tests, and a
+line in :data:`_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["Family", "register", "family_for_architecture", "builder_for", "registered_architectures"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Family:
+    """One registered family: its name, its layer builder, and the architectures that use it."""
+
+    name: str
+    builder: Callable[[Any], tuple]
+    architectures: dict[str, bool]
+    """architecture name -> whether that architecture is multimodal."""
+    text_model_types: tuple[str, ...] = ()
+    """``model_type`` values of a text sub-config that select this family inside a vision-language wrapper."""
+
+
+_FAMILIES: dict[str, Family] = {}
+_BY_ARCH: dict[str, Family] = {}
+
+# Family modules, imported once on first lookup (each calls register()).
+_MODULES: tuple[str, ...] = (
+)
+_loaded = False
+
+
+def register(family: Family) -> Family:
+    _FAMILIES[family.name] = family
+    for arch in family.architectures:
+        _BY_ARCH[arch] = family
+    return family
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in _MODULES:
+        importlib.import_module(f"{__name__}.{mod}")
+
+
+def family_for_architecture(arch: str) -> tuple[str, bool] | None:
+    """``(family name, multimodal)`` for a registered architecture, else None."""
+    _load()
+    fam = _BY_ARCH.get(arch)
+    return (fam.name, fam.architectures[arch]) if fam else None
+
+
+def family_for_text_type(model_type: str) -> str | None:
+    _load()
+    for fam in _FAMILIES.values():
+        if model_type in fam.text_model_types:
+            return fam.name
+    return None
+
+
+def builder_for(name: str) -> Callable[[Any], tuple] | None:
+    _load()
+    fam = _FAMILIES.get(name)
+    return fam.builder if fam else None
+
+
+def registered_architectures() -> tuple[str, ...]:
+    _load()
+    return tuple(_BY_ARCH)
