@@ -36,6 +36,10 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vllm-version", default=None,
                    help="vLLM version whose rules to apply (default: newest supported, 0.33.0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    # SGLang (vramplan/engines/sglang): --engine sglang, or a pasted `python -m sglang.launch_server ...` line
+    p.add_argument("--engine", default=None, choices=("vllm", "sglang"), help="engine to plan (default vllm)")
+    p.add_argument("--sglang-version", default=None, help="SGLang release whose rules to apply (0.5.17, 0.5.23)")
+    p.add_argument("--nvidia-smi-mib", default=None, help="SGLang: nvidia-smi memory.total in MiB, if not the catalog's")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -60,6 +64,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the bundled model catalog")
     sub.add_parser("devices", help="list the device catalog")
     _add_optional_commands(sub)
+    from .engines.sglang.cli import add_cli as _add_sglang_compare
+
+    _add_sglang_compare(sub)
     return parser
 
 
@@ -83,6 +90,10 @@ def _split_dashdash(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _cmd_plan(ns: argparse.Namespace, extra: list[str], pasted: list[str]) -> int:
+    from .engines.sglang.cli import cmd_plan as _sglang_plan, wants_sglang
+
+    if wants_sglang(ns, list(extra) + list(pasted)):
+        return _sglang_plan(ns, extra, pasted)
     from .api import load_model, resolve_device
     from .fixes import attach_fix
     from .inputs.flags import parse_flags
@@ -174,6 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "plan":
             return _cmd_plan(ns, extra, pasted)
         handler = getattr(ns, "handler", None)
+        if ns.command in ("explain", "fit", "knobs", "sweep"):  # SGLang logs and --engine sglang
+            from .engines.sglang import cli as _sg
+
+            if ns.command == "explain":
+                done = _sg.maybe_explain(ns, list(extra) + list(pasted))
+                if done is not None:
+                    return done
+            elif _sg.wants_sglang(ns, list(extra) + list(pasted)):
+                return _sg.dispatch(ns, list(extra) + list(pasted))
         if handler is not None:  # explain, fit, knobs, sweep, watch: they take vLLM flags / a command too
             return int(handler(ns, list(extra) + list(pasted)) or 0)
         if extra:

@@ -46,6 +46,8 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "vllm_version": p.vllm_version,
+        "engine_name": "vllm",  # the engine's name; "engine" (below) stays the dict of resolved settings
+        "engine_version": p.vllm_version,
         "rules_version": ".".join(map(str, p.rules.version)),
         "model": p.model.name,
         "architecture": p.model.architecture,

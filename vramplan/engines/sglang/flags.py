@@ -1,0 +1,239 @@
+"""SGLang's server flags, with SGLang's names, and the parser of a pasted ``python -m sglang.launch_server`` line.
+
+Only the flags that move memory are read; the others are listed as ignored. Defaults are ``None`` where
+SGLang resolves them at startup (``ServerArgs`` fields default ``None`` and are filled by
+``_handle_gpu_memory_settings`` in 0.5.17 ``srt/server_args.py``, ``memory_hook.py:handle_gpu_memory_settings``
+in 0.5.23); :mod:`.defaults` resolves them the way SGLang does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from ...errors import FlagError, InvalidConfig
+
+__all__ = ["SGLangArgs", "ParsedSGLang", "parse_sglang_flags", "is_sglang_command", "FLAG_NAMES"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SGLangArgs:
+    """The memory-relevant ``ServerArgs`` fields (sglang 0.5.17 srt/server_args.py:ServerArgs,
+    0.5.23 srt/arg_groups/fields/*.py), same names and defaults."""
+
+    model_path: str | None = None
+    tp_size: int = 1
+    pp_size: int = 1
+    dp_size: int = 1
+    ep_size: int = 1
+    mem_fraction_static: float | None = None
+    max_total_tokens: int | None = None
+    context_length: int | None = None
+    chunked_prefill_size: int | None = None
+    max_prefill_tokens: int = 16384
+    max_running_requests: int | None = None
+    page_size: int | None = None
+    kv_cache_dtype: str = "auto"
+    dtype: str = "auto"
+    quantization: str | None = None
+    cuda_graph_max_bs_decode: int | None = None
+    """``--cuda-graph-max-bs-decode`` (0.5.17 also the deprecated ``--cuda-graph-max-bs``)."""
+    cuda_graph_max_bs_prefill: int | None = None
+    cuda_graph_bs_decode: tuple[int, ...] | None = None
+    disable_cuda_graph: bool = False
+    disable_prefill_cuda_graph: bool = False
+    disable_decode_cuda_graph: bool = False
+    cuda_graph_backend_prefill: str | None = None
+    cuda_graph_backend_decode: str | None = None
+    disable_cuda_graph_padding: bool = False
+    attention_backend: str | None = None
+    enable_dp_attention: bool = False
+    language_only: bool = False
+    disable_radix_cache: bool = False
+    swa_full_tokens_ratio: float = 0.8
+    mamba_full_memory_ratio: float = 0.9
+    disable_hybrid_swa_memory: bool = False
+    load_format: str = "auto"
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables written before the command (``SGLANG_...=1 python -m ...``)."""
+
+    def with_(self, **kw) -> "SGLangArgs":
+        return replace(self, **kw)
+
+    def env_value(self, name: str, default: str | None = None) -> str | None:
+        for k, v in self.env:
+            if k == name:
+                return v
+        return default
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedSGLang:
+    args: SGLangArgs
+    ignored: tuple[str, ...] = ()
+    """Flags read but not modelled (they do not change memory, or not yet)."""
+    unmodelled: tuple[str, ...] = field(default=())
+    """Flags that change memory in ways vramplan does not model yet (a warning on the plan)."""
+
+
+_INT = {"tp_size", "pp_size", "dp_size", "ep_size", "max_total_tokens", "context_length", "chunked_prefill_size",
+        "max_prefill_tokens", "max_running_requests", "page_size", "cuda_graph_max_bs_decode",
+        "cuda_graph_max_bs_prefill"}
+_FLOAT = {"mem_fraction_static", "swa_full_tokens_ratio", "mamba_full_memory_ratio"}
+_BOOL = {"disable_cuda_graph", "disable_prefill_cuda_graph", "disable_decode_cuda_graph", "disable_cuda_graph_padding",
+         "enable_dp_attention", "language_only", "disable_radix_cache", "disable_hybrid_swa_memory"}
+_STR = {"model_path", "kv_cache_dtype", "dtype", "quantization", "cuda_graph_backend_prefill",
+        "cuda_graph_backend_decode", "attention_backend", "load_format"}
+
+# SGLang's spellings (srt/server_args.py add_cli_args; aliases as SGLang declares them)
+_ALIASES = {
+    "--model-path": "model_path", "--model": "model_path",
+    "--tp-size": "tp_size", "--tp": "tp_size", "--tensor-parallel-size": "tp_size",
+    "--pp-size": "pp_size", "--pipeline-parallel-size": "pp_size",
+    "--dp-size": "dp_size", "--dp": "dp_size", "--data-parallel-size": "dp_size",
+    "--ep-size": "ep_size", "--ep": "ep_size", "--expert-parallel-size": "ep_size",
+}
+for _f in sorted(_INT | _FLOAT | _BOOL | _STR):
+    _ALIASES.setdefault("--" + _f.replace("_", "-"), _f)
+FLAG_NAMES = tuple(sorted(_ALIASES))
+
+# flags that change memory in ways not modelled: the plan warns
+_UNMODELLED = {"--speculative-algorithm", "--lora-paths", "--enable-lora", "--cpu-offload-gb",
+               "--enable-hierarchical-cache", "--enable-two-batch-overlap", "--moe-a2a-backend",
+               "--enable-memory-saver", "--enable-symm-mem", "--dcp-size", "--attn-cp-size",
+               "--disaggregation-mode", "--max-mamba-cache-size"}
+# store_true flags SGLang has that take no value (so the parser does not swallow the next token)
+_OTHER_BOOL = {"--trust-remote-code", "--enable-metrics", "--disable-overlap-schedule", "--enable-torch-compile",
+               "--skip-server-warmup", "--enable-mixed-chunk", "--log-requests", "--disable-custom-all-reduce",
+               "--enable-lora", "--enable-hierarchical-cache", "--enable-two-batch-overlap", "--enable-memory-saver",
+               "--enable-symm-mem", "--enable-cache-report", "--skip-tokenizer-init", "--is-embedding",
+               "--enable-multimodal", "--show-time-cost", "--enable-eplb", "--enable-deterministic-inference"}
+
+
+def is_sglang_command(tokens: list[str]) -> bool:
+    """True for a pasted SGLang launch line (``python -m sglang.launch_server ...``, ``sglang serve ...``)."""
+    toks = [t for t in tokens if "=" not in t or t.startswith("-")]
+    joined = " ".join(toks[:4])
+    return "sglang.launch_server" in joined or joined.startswith("sglang serve") or " sglang serve" in joined
+
+
+def _strip_command(tokens: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    env: list[tuple[str, str]] = []
+    i = 0
+    while i < len(tokens) and "=" in tokens[i] and not tokens[i].startswith("-") and tokens[i].split("=")[0].isupper():
+        k, v = tokens[i].split("=", 1)
+        env.append((k, v))
+        i += 1
+    rest = tokens[i:]
+    if rest and rest[0] in ("env",):
+        rest = rest[1:]
+    if len(rest) >= 3 and rest[0].startswith("python") and rest[1] == "-m" and rest[2].startswith("sglang"):
+        rest = rest[3:]
+    elif len(rest) >= 2 and rest[0].endswith("sglang") and rest[1] == "serve":
+        rest = rest[2:]
+    return rest, env
+
+
+def _value(flag: str, name: str, raw: str):
+    try:
+        if name in _INT:
+            return int(raw)
+        if name in _FLOAT:
+            return float(raw)
+    except ValueError:
+        kind = "an integer" if name in _INT else "a number"
+        raise FlagError(f"{flag} expects {kind}, got {raw!r}", hint=f"e.g. {flag} {'8192' if name in _INT else '0.85'}"
+                        ) from None
+    return raw
+
+
+def parse_sglang_flags(tokens: list[str], *, base: SGLangArgs | None = None, legacy_cuda_graph_max_bs: bool = True
+                       ) -> ParsedSGLang:
+    """Read SGLang flags (and an optional pasted launch line) into :class:`SGLangArgs`.
+
+    ``legacy_cuda_graph_max_bs``: whether the release still accepts ``--cuda-graph-max-bs`` (0.5.17 yes,
+    as a deprecated alias of ``--cuda-graph-max-bs-decode``; 0.5.23 no: argparse refuses it as ambiguous).
+    """
+    rest, env = _strip_command(list(tokens))
+    values: dict = {}
+    ignored: list[str] = []
+    unmodelled: list[str] = []
+    positional: list[str] = []
+    i = 0
+    while i < len(rest):
+        tok = rest[i]
+        if not tok.startswith("-"):
+            positional.append(tok)
+            i += 1
+            continue
+        flag, eq, inline = tok.partition("=")
+        name = _ALIASES.get(flag)
+        if flag == "--cuda-graph-max-bs":
+            if not legacy_cuda_graph_max_bs:
+                raise InvalidConfig(
+                    "launch_server: error: ambiguous option: --cuda-graph-max-bs could match "
+                    "--cuda-graph-max-bs-decode, --cuda-graph-max-bs-prefill",
+                    hint="this SGLang release has no --cuda-graph-max-bs: use --cuda-graph-max-bs-decode")
+            name = "cuda_graph_max_bs_decode"
+        if flag == "--cuda-graph-bs" or flag == "--cuda-graph-bs-decode":
+            j = i + 1
+            sizes = []
+            while j < len(rest) and not rest[j].startswith("-"):
+                sizes.append(int(rest[j]) if rest[j].isdigit() else 0)
+                j += 1
+            if not sizes or 0 in sizes:
+                raise FlagError(f"{flag} expects positive batch sizes", hint=f"e.g. {flag} 1 2 4 8")
+            values["cuda_graph_bs_decode"] = tuple(sizes)
+            i = j
+            continue
+        if name is None:
+            takes_value = not eq and flag not in _OTHER_BOOL and i + 1 < len(rest) and not rest[i + 1].startswith("--")
+            (unmodelled if flag in _UNMODELLED else ignored).append(flag)
+            i += 1 + (1 if takes_value else 0)
+            continue
+        if name in _BOOL:
+            values[name] = True if not eq else inline.lower() in ("1", "true", "yes")
+            i += 1
+            continue
+        if eq:
+            raw = inline
+            i += 1
+        else:
+            if i + 1 >= len(rest):
+                raise FlagError(f"{flag} needs a value", hint=f"e.g. {flag} 8192")
+            raw = rest[i + 1]
+            i += 2
+        values[name] = _value(flag, name, raw)
+    if positional and "model_path" not in values:
+        values["model_path"] = positional[0]
+    args = replace(base or SGLangArgs(), **values)
+    if env:
+        args = replace(args, env=tuple(env))
+    _check(args)
+    return ParsedSGLang(args=args, ignored=tuple(ignored), unmodelled=tuple(unmodelled))
+
+
+def _check(a: SGLangArgs) -> None:
+    for name in ("tp_size", "pp_size", "dp_size", "ep_size"):
+        if getattr(a, name) < 1:
+            raise FlagError(f"--{name.replace('_', '-')} must be at least 1", hint="give a positive size")
+    if a.mem_fraction_static is not None and not 0 < a.mem_fraction_static <= 1:
+        raise FlagError(f"--mem-fraction-static must be in (0, 1], got {a.mem_fraction_static}",
+                        hint="e.g. --mem-fraction-static 0.85")
+    for name in ("max_total_tokens", "context_length", "max_running_requests", "page_size", "cuda_graph_max_bs_decode",
+                 "cuda_graph_max_bs_prefill"):
+        v = getattr(a, name)
+        if v is not None and v < 1:
+            raise FlagError(f"--{name.replace('_', '-')} must be positive, got {v}", hint="give a positive integer")
+    if a.kv_cache_dtype in _KV_NOT_MODELLED:
+        raise FlagError(f"--kv-cache-dtype {a.kv_cache_dtype} (scaled block formats) is not modelled for SGLang yet",
+                        hint="one of: " + ", ".join(_KV_DTYPES))
+    if a.kv_cache_dtype not in _KV_DTYPES:
+        raise FlagError(f"--kv-cache-dtype {a.kv_cache_dtype!r} is not one SGLang accepts",
+                        hint="one of: " + ", ".join(_KV_DTYPES))
+
+
+# sglang 0.5.23 srt/arg_groups/fields/model.py kv_cache_dtype choices: those with one element size are modelled
+_KV_DTYPES = ("auto", "fp8_e5m2", "fp8_e4m3", "bf16", "bfloat16")
+_KV_NOT_MODELLED = ("mxfp8", "nvfp4", "fp4_e2m1", "fp4_mx_block16")
+
+SGLANG_FIELDS = {f.name for f in fields(SGLangArgs)}

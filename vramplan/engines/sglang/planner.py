@@ -1,0 +1,378 @@
+"""The SGLang plan: every memory term of an SGLang startup, its reason, and the verdict.
+
+SGLang's order (sglang 0.5.17 / 0.5.23 ``srt/model_executor/model_runner.py:ModelRunner.initialize``):
+
+1. ``init_torch_distributed``: the CUDA context (and NCCL under TP/PP), then the baseline
+   ``pre_model_load_memory`` = free memory (min over ranks).
+2. ``load_model``: the weights ("Load weight begin/end").
+3. ``KVCacheConfigurator._profile_available_bytes``: rest = free after loading - pre x (1 - fraction).
+4. the pool configurator: tokens (page-aligned, ``--max-total-tokens`` cap, min over PP), the request pool.
+5. attention backends and CUDA graphs (decode, prefill) captured in what the fraction left;
+   then serving, where each chunked-prefill step's activations need the same room. SGLang does not budget
+   (5); vramplan predicts it with vLLM-fitted models and gives the verdict.
+
+No I/O, no printing: renderers format an :class:`SGLangPlan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ...errors import InvalidConfig
+from ...estimate.activation import profile_peak
+from ...estimate.overheads import cudagraph, non_torch
+from ...inputs.devices import Device
+from ...model.description import ModelDescription
+from ...model.quant import parse_quant
+from ...planner import Term
+from ...rules.weights import WeightShares, weights_per_rank
+from ...units import GiB
+from . import messages as M
+from .defaults import Resolved, resolve
+from .flags import SGLangArgs
+from .pool import CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split
+from .rules import SGLangRules
+
+__all__ = ["StagePlan", "SGLangPlan", "build_sglang_plan", "STANDIN"]
+
+STANDIN = "vLLM-fitted, not measured on SGLang"
+_DT = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StagePlan:
+    """TP rank 0 of one pipeline stage (every TP rank of a stage is alike)."""
+
+    pp_rank: int
+    layers: tuple[int, int]
+    weights: WeightShares
+    free_before_load_bytes: int
+    free_after_load_bytes: int
+    rest_gb: float
+    """``rest_memory`` of ``_profile_available_bytes`` (GB float; <= 0 is the weights-leave-no-room error)."""
+    budget_bytes: int
+    cell: CellSize
+    tokens: int
+    """This stage's tokens before the min over PP ranks."""
+    mamba_state_bytes: int = 0
+    mamba_cache_size: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SGLangPlan:
+    """A predicted SGLang startup."""
+
+    engine_version: str
+    rules: SGLangRules
+    model: ModelDescription
+    device: Device
+    args: SGLangArgs
+    resolved: Resolved
+    used_by_others_bytes: int
+    stages: tuple[StagePlan, ...]
+    terms: tuple[Term, ...]
+    """The logged rank's memory, in startup order."""
+    headroom_terms: tuple[Term, ...]
+    """What SGLang does not budget: it must fit in what the fraction leaves."""
+    verdict: str
+    error_kind: str | None
+    error_message: str | None
+    error_phase: str | None
+    max_total_num_tokens: int | None
+    swa_tokens: int | None
+    max_running_requests: int | None
+    max_concurrency: float | None
+    """Full-length requests the pool holds at once: tokens / context length."""
+    kv_pool_bytes: int
+    headroom_bytes: int
+    warnings: tuple[str, ...] = ()
+    log_lines: tuple[str, ...] = ()
+    ignored_flags: tuple[str, ...] = ()
+    fix: str | None = None
+    notes: tuple[str, ...] = ()
+    engine: str = "sglang"
+
+    @property
+    def starts(self) -> bool:
+        return self.verdict == "starts"
+
+    @property
+    def logged_stage(self) -> StagePlan:
+        return self.stages[-1]
+
+    @property
+    def context_length(self) -> int:
+        return self.resolved.context_length
+
+    def term(self, key: str) -> Term | None:
+        for t in self.terms + self.headroom_terms:
+            if t.key == key:
+                return t
+        return None
+
+    def bytes_of(self, key: str) -> int:
+        t = self.term(key)
+        return t.bytes if t else 0
+
+
+def _gb(b: float) -> float:
+    return b / GiB
+
+
+def _quant(model: ModelDescription, a: SGLangArgs):
+    if not a.quantization:
+        return model.quant
+    text = model.hf_config.get("text_config") if isinstance(model.hf_config.get("text_config"), dict) else {}
+    qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
+    return parse_quant(qcfg, a.quantization)
+
+
+def _validate(model: ModelDescription, a: SGLangArgs) -> None:
+    """The checks SGLang makes before loading (its words)."""
+    tp = a.tp_size
+    if model.num_attention_heads % tp:
+        # sglang 0.5.23 srt/configs/model_config.py:ModelConfig.verify_tensor_parallel... (Python assertion text)
+        raise InvalidConfig(f"Total number of attention heads ({model.num_attention_heads}) must be divisible by "
+                            f"tensor parallel size ({tp}).", hint="choose a --tp-size that divides the head count")
+    if a.pp_size > model.num_hidden_layers:
+        raise InvalidConfig(f"pp_size ({a.pp_size}) is larger than the number of layers ({model.num_hidden_layers})",
+                            hint="use fewer pipeline stages")
+    if a.ep_size > 1 and a.ep_size != tp:
+        raise InvalidConfig(f"--ep-size {a.ep_size} other than --tp-size is not modelled",
+                            hint=f"plan with --ep-size {tp} (experts split over the TP ranks) or 1")
+
+
+def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device, rules: SGLangRules, *,
+                      used_by_others_bytes: int = 0, nvidia_smi_mib: float | None = None,
+                      ignored_flags: tuple[str, ...] = (), unmodelled: tuple[str, ...] = ()) -> SGLangPlan:
+    """Predict one SGLang startup (rank 0 of each pipeline stage)."""
+    a = args
+    _validate(model, a)
+    r = resolve(model, a, device, rules, nvidia_smi_mib=nvidia_smi_mib)
+    warnings: list[str] = list(r.notes)
+    if unmodelled:
+        warnings.append("not modelled yet, so not counted: " + " ".join(unmodelled))
+    if model.is_moe and a.ep_size == 1 and a.enable_dp_attention:
+        warnings.append("DP attention with MoE changes the expert layout: not modelled")
+    quant = _quant(model, a)
+    tp, pp = a.tp_size, a.pp_size
+    total = device.total_bytes
+    over = non_torch(device.platform, tp=tp, pp=pp, nvlink=device.nvlink)
+    context_bytes = over.before_snapshot_bytes
+    pre = total - used_by_others_bytes - context_bytes
+    splits = sglang_pp_split(model.num_hidden_layers, pp)
+    partition = ",".join(str(e - s) for s, e in splits)
+    mm_gb = (100 / 1024) if (rules.mm_kv_reservation and model.is_multimodal) else 0.0  # SGLANG_VLM_CACHE_SIZE_MB=100
+
+    stages: list[StagePlan] = []
+    failure: tuple[str, str, str] | None = None
+    for rank, (start, stop) in enumerate(splits):
+        w = weights_per_rank(model, dtype=r.model_dtype, quant=quant, tp=tp, pp=pp, pp_rank=rank, dp=1,
+                             expert_parallel=a.ep_size > 1, pp_partition=partition if pp > 1 else None)
+        after = pre - w.total_bytes
+        rest = rest_bytes(free_after_load_bytes=after, free_before_load_bytes=pre, fraction=r.mem_fraction_static,
+                          mm_reservation_gb=mm_gb)
+        cell = cell_size(model, tp=tp, kv_bytes=r.kv_bytes, layers=range(start, stop),
+                         swa_ratio=a.swa_full_tokens_ratio, hybrid_swa=not a.disable_hybrid_swa_memory)
+        state_bytes, cache_size = 0, 0
+        if cell.kind == "hybrid_mamba" and rest > 0:
+            per_req, _n = mamba_state(model, tp=tp, layers=range(start, stop), conv_bytes=_DT.get(r.model_dtype, 2))
+            if per_req:
+                # kv_cache_configurator.py:_handle_max_mamba_cache (no speculative decoding, radix cache on)
+                budget = rest * a.mamba_full_memory_ratio / (1 + a.mamba_full_memory_ratio) * GiB
+                cache_size = int((budget - per_req) // per_req)
+                if cache_size <= 0 and failure is None:
+                    failure = ("no_kv_cache_memory", M.mamba_state_too_small(cache_size, rest, per_req), "kv_sizing")
+                state_bytes = (cache_size + 1) * per_req
+                rest = rest - state_bytes / GiB
+        if rest <= 0 and failure is None:
+            failure = ("no_kv_cache_memory",
+                       M.weights_leave_no_room(r.mem_fraction_static, after / GiB, pre / GiB), "kv_sizing")
+        budget_bytes = int(rest * GiB) if rest > 0 else 0
+        tokens, _swa = pool_tokens(budget_bytes, cell, page_size=r.page_size, max_total_tokens=None)
+        stages.append(StagePlan(pp_rank=rank, layers=(start, stop), weights=w, free_before_load_bytes=pre,
+                                free_after_load_bytes=after, rest_gb=rest, budget_bytes=budget_bytes, cell=cell,
+                                tokens=tokens, mamba_state_bytes=state_bytes, mamba_cache_size=cache_size))
+
+    # _apply_token_constraints: the user cap, then the min over PP ranks
+    profiled = min(s.tokens for s in stages)
+    tokens = profiled
+    if a.max_total_tokens is not None:
+        if a.max_total_tokens > profiled:
+            warnings.append(M.max_total_tokens_over_profiled(a.max_total_tokens, stages[-1].tokens))
+        tokens = min(tokens, a.max_total_tokens)
+    last = stages[-1]
+    page = r.page_size
+    swa_tokens = 0
+    tokens = tokens // page * page
+    if last.cell.kind == "hybrid_swa":
+        swa_tokens = tokens if last.cell.num_layers == 0 else int(tokens * last.cell.swa_ratio) // page * page
+        win = last.cell.sliding_window
+        if failure is None and tokens > 0 and win is not None and win + page >= swa_tokens:
+            failure = ("no_kv_cache_memory",
+                       f"SWA pool ({swa_tokens} tokens) cannot hold even one request: the prefill admission floor "
+                       f"is sliding_window_size ({win}) + page_size ({page}). Increase --swa-full-tokens-ratio or "
+                       "the total KV budget.", "kv_sizing")
+    if failure is None and tokens <= 0:
+        failure = ("no_kv_cache_memory", M.not_enough_memory(r.mem_fraction_static), "kv_sizing")
+
+    mrr = max_running_requests(tokens, r.context_length, a.max_running_requests,
+                               a.dp_size if a.enable_dp_attention else 1) if tokens > 0 else None
+    if mrr is not None and last.cell.kind == "hybrid_mamba" and last.mamba_cache_size > 0:
+        ratio = 1 if a.disable_radix_cache else 3  # MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO, no extra buffer
+        cap = last.mamba_cache_size // ratio
+        if cap < mrr:
+            warnings.append(f"max_running_requests is capped to {cap} by the mamba state cache "
+                            f"(max_mamba_cache_size={last.mamba_cache_size}, {ratio} state slots per request).")
+            mrr = cap
+    if a.max_running_requests is not None and mrr is not None and mrr < a.max_running_requests:
+        warnings.append(f"max_running_requests was reduced from the requested {a.max_running_requests} to {mrr} "
+                        "(per dp worker) due to the available KV cache capacity.")
+    if tokens > 0 and tokens < r.context_length and failure is None:
+        if rules.warns_context_over_pool:
+            warnings.append(M.context_over_pool(tokens, r.context_length))
+        else:
+            warnings.append(f"the pool holds {tokens} tokens, fewer than the context length {r.context_length}: "
+                            "one full-length request cannot fit (this release logs no warning)")
+
+    # the pool as allocated: (size + page_size) cells per layer (memory_pool.py:MHATokenToKVPool._create_buffers)
+    cell = last.cell
+    if tokens > 0:
+        if cell.kind == "hybrid_swa":
+            pool_bytes = ((tokens + page) * cell.full_per_token * cell.num_layers
+                          + (swa_tokens + page) * cell.swa_per_token * cell.num_swa_layers)
+        else:
+            pool_bytes = (tokens + page) * int(cell.bytes_per_token)
+        req_bytes = ((mrr or 0) + 1) * (r.context_length + 4) * 4  # ReqToTokenPool int32 [size+1, ctx+4]
+    else:
+        pool_bytes, req_bytes = 0, 0
+    w = last.weights
+    weights_term = Term(key="weights", label="weights (this rank)", bytes=w.total_bytes, kind="exact",
+                        rule="vramplan rules/weights.py:weights_per_rank with SGLang's sharding (TP as vLLM's "
+                             "linear layers, vocab padded to 64: sglang 0.5.23 srt/layers/vocab_parallel_embedding.py; "
+                             "PP split: srt/distributed/utils.py:get_pp_indices); experts over TP (ep_size 1)",
+                        parts=w.parts)
+    ctx_term = Term(key="non_torch", label="CUDA context (+ NCCL under TP/PP) before the baseline",
+                    bytes=context_bytes, kind="measured", rule=f"{STANDIN}: {over.basis}")
+    kv_term = Term(key="kv_cache", label=f"KV pool: {tokens} tokens x {int(cell.bytes_per_token) if cell.kind != 'hybrid_swa' else round(cell.bytes_per_token)} B"
+                   + (f" (+ SWA {swa_tokens})" if swa_tokens else ""),
+                   bytes=pool_bytes, kind="exact",
+                   rule=cell.rule + "; tokens = int(rest x 2^30) // cell, page-aligned "
+                        "(kv_cache_configurator.py:_profile_available_bytes, config_from_budget)",
+                   parts=(("cell bytes per token", int(cell.bytes_per_token)), ("layers", cell.num_layers)))
+    req_term = Term(key="req_to_token", label=f"ReqToTokenPool: ({mrr or 0} + 1) x ({r.context_length} + 4) x int32",
+                    bytes=req_bytes, kind="exact",
+                    rule="sglang 0.5.23 srt/mem_cache/memory_pool.py:ReqToTokenPool (allocated after the sizing)")
+    terms = [ctx_term, weights_term]
+    if last.mamba_state_bytes:
+        terms.append(Term(key="mamba_state", label=f"recurrent state: {last.mamba_cache_size} + 1 slots",
+                          bytes=last.mamba_state_bytes, kind="exact",
+                          rule="sglang kv_cache_configurator.py:_handle_max_mamba_cache (state dtype float32 assumed)"))
+    terms += [kv_term, req_term]
+    # what the fraction leaves: free after the pools
+    after_pool = last.free_after_load_bytes - pool_bytes - req_bytes - last.mamba_state_bytes
+    headroom = after_pool
+
+    # --- what SGLang does not budget (vLLM-fitted stand-ins) ---
+    head_terms: list[Term] = []
+    layers = range(*last.layers)
+    nt_inc = non_torch(device.platform, tp=tp, pp=pp, nvlink=device.nvlink).increase_bytes
+    head_terms.append(Term(key="non_torch_increase", label="NCCL / cuBLAS workspaces after the baseline",
+                           bytes=nt_inc, kind="measured", rule=f"{STANDIN}: {over.basis}"))
+    graphs = 0
+    prefill_graph = r.prefill_graph
+    gate_note = ""
+    if (prefill_graph and rules.prefill_graph_free_gate_gib is not None and a.cuda_graph_backend_prefill is None
+            and (after_pool - nt_inc) / GiB < rules.prefill_graph_free_gate_gib):
+        prefill_graph = False
+        gate_note = (f"Disabling auto-selected prefill CUDA graph: only {(after_pool - nt_inc) / GiB:.2f} GiB is free "
+                     f"after model/KV/eager-buffer allocation; at least {rules.prefill_graph_free_gate_gib:.2f} GiB "
+                     "is required for capture.")
+        warnings.append(gate_note)
+    if r.decode_graph and r.decode_bs:
+        g = cudagraph(model, mode="FULL", capture_sizes=r.decode_bs, runner="v1", estimates=False,
+                      num_layers=len(layers), max_num_batched_tokens=r.chunked_prefill_size, tp=tp)
+        head_terms.append(Term(key="cudagraph_decode", label=f"decode CUDA graphs: {len(r.decode_bs)} sizes up to "
+                               f"{r.decode_max_bs}", bytes=g.actual_bytes, kind="measured",
+                               rule=f"{STANDIN}: vLLM FULL-graph pool model ({g.basis})"))
+        graphs += g.actual_bytes
+    if prefill_graph and r.prefill_bs:
+        g = cudagraph(model, mode="PIECEWISE", capture_sizes=r.prefill_bs, runner="v1", estimates=False,
+                      num_layers=len(layers), max_num_batched_tokens=r.chunked_prefill_size, tp=tp)
+        head_terms.append(Term(key="cudagraph_prefill", label=f"prefill (breakable) CUDA graphs: {len(r.prefill_bs)} "
+                               f"sizes up to {r.prefill_max_bs} tokens", bytes=g.actual_bytes, kind="measured",
+                               rule=f"{STANDIN}: vLLM piecewise-graph pool model ({g.basis})"))
+        graphs += g.actual_bytes
+    step_tokens = r.chunked_prefill_size if r.chunked_prefill_size > 0 else a.max_prefill_tokens
+    moe_tp = 1 if a.ep_size > 1 else tp
+    peak = profile_peak(model, runner="v1", max_num_batched_tokens=step_tokens, max_num_seqs=mrr or 1, tp=tp,
+                        moe_tp=moe_tp, model_dtype=r.model_dtype, layers=layers, last_stage=True,
+                        platform=device.platform)
+    head_terms.append(Term(key="activation_peak", label=f"activation peak of one {step_tokens}-token prefill step",
+                           bytes=peak.total_bytes, kind="measured", rule=f"{STANDIN}: {peak.basis}",
+                           parts=peak.parts))
+    need = nt_inc + graphs + peak.total_bytes
+    head_terms.append(Term(key="headroom", label="free after the KV pool (what the fraction leaves)", bytes=headroom,
+                           kind="exact", rule="free before loading - weights - pools"))
+
+    verdict, kind, msg, phase = "starts", None, None, None
+    if failure is not None:
+        verdict, (kind, msg, phase) = "fails", failure
+    elif nt_inc + graphs > headroom:
+        verdict, kind, phase = "fails", "out_of_memory", "graph_capture"
+        msg = M.cuda_oom(graphs, total, headroom - nt_inc)
+    elif need > headroom:
+        verdict, kind, phase = "fails", "out_of_memory", "serving_prefill"
+        msg = M.cuda_oom(peak.total_bytes, total, headroom - nt_inc - graphs)
+
+    avail_after_graphs = after_pool - nt_inc - graphs
+    logs: list[str] = [M.load_begin(pre / GiB), M.load_end(model.architecture, last.free_after_load_bytes / GiB,
+                                                            w.total_bytes / GiB)]
+    if tokens > 0 and failure is None:
+        torch_dtype = r.kv_cache_dtype.replace("fp8_e4m3", "float8_e4m3fn").replace("fp8_e5m2", "float8_e5m2")
+        if cell.kind == "mla":
+            logs.append(M.kv_allocated(torch_dtype, tokens, pool_bytes / GiB))
+        else:
+            half = pool_bytes / 2 / GiB
+            logs.append(M.kv_allocated(torch_dtype, tokens, half, half))
+        logs.append(M.pool_end(after_pool / GiB))
+        logs.append(M.scheduler_line(tokens, r.chunked_prefill_size, a.max_prefill_tokens, mrr or 0, r.context_length,
+                                     avail_after_graphs / GiB))
+    elif msg:
+        logs.append(msg)
+    fix = _fix(verdict, kind, phase, r, last, need, headroom, pre)
+    return SGLangPlan(
+        engine_version=rules.version_str, rules=rules, model=model, device=device, args=a, resolved=r,
+        used_by_others_bytes=used_by_others_bytes, stages=tuple(stages), terms=tuple(terms),
+        headroom_terms=tuple(head_terms), verdict=verdict, error_kind=kind, error_message=msg, error_phase=phase,
+        max_total_num_tokens=tokens if tokens > 0 else None, swa_tokens=swa_tokens or None,
+        max_running_requests=mrr, max_concurrency=(tokens / r.context_length) if tokens > 0 else None,
+        kv_pool_bytes=pool_bytes, headroom_bytes=headroom, warnings=tuple(warnings), log_lines=tuple(logs),
+        ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n))
+
+
+def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: StagePlan, need: int, headroom: int,
+         pre: int) -> str | None:
+    """The smallest change of the fraction that makes the plan start (a suggestion, from the same arithmetic)."""
+    if verdict == "starts":
+        return None
+    f = r.mem_fraction_static
+    if kind == "out_of_memory":
+        # headroom grows by pre x delta when the fraction drops by delta
+        short = need - headroom
+        delta = short / pre
+        new = int((f - delta) * 1000) / 1000
+        return (f"--mem-fraction-static {new} (leaves {short / GiB:.2f} GiB more for the "
+                f"{'CUDA graphs' if phase == 'graph_capture' else 'prefill activations'}), or a smaller "
+                f"--chunked-prefill-size / --cuda-graph-max-bs-decode")
+    if kind == "no_kv_cache_memory":
+        need_f = 1 - (last.free_after_load_bytes / pre) + (2 * (r.page_size) * max(int(last.cell.bytes_per_token), 1)) / pre
+        new = min(int(need_f * 1000 + 1) / 1000, 0.99)
+        if need_f >= 0.99:
+            return "the weights leave no room on this device: more GPUs (--tp-size) or a quantized checkpoint"
+        return f"--mem-fraction-static {new} or more"
+    return None
+
+
+def replace_args(plan: SGLangPlan, **kw) -> SGLangArgs:
+    return replace(plan.args, **kw)

@@ -1,0 +1,123 @@
+"""SGLang's startup rules per release, as data.
+
+Every field is a change point between releases, with the file and function it comes from. Planning code
+asks the rule set, never the version number. Two releases are modelled: 0.5.17 (the last on torch 2.11)
+and 0.5.23 (the newest read). A release between them gets the newest rule set at or below it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import FlagError
+
+__all__ = ["SGLangRules", "RULE_SETS", "rules_for", "SUPPORTED", "DEFAULT_VERSION"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SGLangRules:
+    """What one SGLang release does where releases differ."""
+
+    version: tuple[int, int, int]
+    source: str
+    """Where the defaults live in this release."""
+    capacity_tiers: tuple[tuple[int | None, int, int, int], ...]
+    """(upper bound in MiB of ``get_device_memory_capacity`` or None for the last tier, chunked_prefill_size,
+    decode max_bs for tp < 4, decode max_bs for tp >= 4): ``_handle_gpu_memory_settings``."""
+    no_gpu_fraction: float
+    """``mem_fraction_static`` when the device memory is unknown (0.5.17: 0.88; 0.5.23: 0.95)."""
+    mla_prefill_graph_max_bs: str
+    """Prefill CUDA-graph max_bs for MLA models: ``fixed_2048`` (0.5.17) or ``min_8192_cps`` (0.5.23)."""
+    clamp_decode_max_bs_to_running: bool
+    """0.5.23 lowers the default decode max_bs to ``--max-running-requests`` when that is smaller."""
+    post_capture_floor_mib: int
+    """``reserved_mem`` base under post-capture KV sizing (SGLANG_ENABLE_POST_CAPTURE_KV_SIZING): 512 / 1536."""
+    mm_kv_reservation: bool
+    """0.5.23 ``kv_cache_configurator.py:mm_runtime_reservation_gb`` takes SGLANG_VLM_CACHE_SIZE_MB (100)
+    out of the KV budget of a multimodal model; 0.5.17 has no such step."""
+    warns_context_over_pool: bool
+    """0.5.23 ``tp_worker.py:get_worker_info`` warns when the pool holds fewer tokens than --context-length."""
+    legacy_cuda_graph_max_bs: bool
+    prefill_graph_off_for_mla: bool
+    """The prefill CUDA graph (breakable, the CUDA default) is turned off for MLA models that are not DSA
+    (0.5.17 ``_disable_breakable_cudagraph_if_incompatible``: "MLA attention (non-DSA)"); 0.5.23 keeps it."""
+    prefill_graph_off_for_pp: bool
+    """0.5.23 ``cuda_graph_hook.py:apply_cuda_graph_compatibility`` turns it off under PP > 1."""
+    prefill_graph_off_archs: tuple[str, ...]
+    """Architectures whose breakable prefill graph is turned off by name."""
+    multimodal_prefill_graph_archs: tuple[str, ...]
+    prefill_graph_free_gate_gib: float | None
+    """0.5.17 ``cuda_graph_setup.py:should_skip_auto_prefill_cuda_graph_for_memory``: an auto-selected prefill graph
+    is skipped (not an error) when less than 4 GiB is free after the pool; 0.5.23 has no such gate."""
+    """Multimodal architectures that keep a prefill graph (every other multimodal model loses it:
+    ``model_config.py:is_multimodal_breakable_cuda_graph_supported``, 0.5.17 also the tc_piecewise list)."""
+    """0.5.17 still accepts ``--cuda-graph-max-bs`` (a deprecated alias of ``--cuda-graph-max-bs-decode``);
+    0.5.23 removed it, and argparse calls it ambiguous."""
+
+    @property
+    def version_str(self) -> str:
+        return ".".join(map(str, self.version))
+
+
+# sglang 0.5.17 srt/server_args.py:ServerArgs._handle_gpu_memory_settings
+_TIERS_0517 = ((20 * 1024, 2048, 8, 8), (35 * 1024, 2048, 24, 80), (60 * 1024, 4096, 32, 160),
+               (90 * 1024, 8192, 256, 512), (160 * 1024, 8192, 256, 512), (None, 16384, 512, 512))
+# sglang 0.5.23 srt/arg_groups/memory_hook.py:handle_gpu_memory_settings (the 20-35 GiB tier moved to 4k/48/160)
+_TIERS_0523 = ((20 * 1024, 2048, 8, 8), (35 * 1024, 4096, 48, 160), (60 * 1024, 4096, 32, 160),
+               (90 * 1024, 8192, 256, 512), (160 * 1024, 8192, 256, 512), (None, 16384, 512, 512))
+
+RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
+    (0, 5, 17): SGLangRules(
+        version=(0, 5, 17), source="sglang 0.5.17 srt/server_args.py",
+        capacity_tiers=_TIERS_0517, no_gpu_fraction=0.88, mla_prefill_graph_max_bs="fixed_2048",
+        clamp_decode_max_bs_to_running=False, post_capture_floor_mib=512, mm_kv_reservation=False,
+        warns_context_over_pool=False, legacy_cuda_graph_max_bs=True,
+        prefill_graph_off_for_mla=True, prefill_graph_off_for_pp=False,
+        prefill_graph_off_archs=("NemotronHForCausalLM", "DeepseekV4ForCausalLM"),
+        # sglang 0.5.17 srt/configs/model_config.py: multimodal_breakable_/piecewise_cuda_graph_supported_model_archs
+        multimodal_prefill_graph_archs=("Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration",
+                                        "Cohere2VisionForConditionalGeneration", "KimiK25ForConditionalGeneration",
+                                        "MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration"),
+        prefill_graph_free_gate_gib=4.0),
+    (0, 5, 23): SGLangRules(
+        version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
+        capacity_tiers=_TIERS_0523, no_gpu_fraction=0.95, mla_prefill_graph_max_bs="min_8192_cps",
+        clamp_decode_max_bs_to_running=True, post_capture_floor_mib=1536, mm_kv_reservation=True,
+        warns_context_over_pool=True, legacy_cuda_graph_max_bs=False,
+        prefill_graph_off_for_mla=False, prefill_graph_off_for_pp=True,
+        prefill_graph_off_archs=("DeepseekV4ForCausalLM", "KimiLinearForCausalLM"),
+        # sglang 0.5.23 srt/configs/model_config.py: multimodal_breakable_cuda_graph_supported_model_archs
+        multimodal_prefill_graph_archs=("MiniMaxM3SparseForConditionalGeneration", "Cohere2VisionForConditionalGeneration",
+                                        "Glm5NextForConditionalGeneration", "InternS2MobiusForConditionalGeneration",
+                                        "PaddleOCRVLForConditionalGeneration", "Qwen3_5ForConditionalGeneration",
+                                        "Qwen3_5MoeForConditionalGeneration", "Qwen4ExpForConditionalGeneration",
+                                        "MuseGlimmerForConditionalGeneration", "MuseSparkForConditionalGeneration",
+                                        "KimiK3ForConditionalGeneration", "KimiK25ForConditionalGeneration",
+                                        "MiniMaxM3SparseForCausalLM"),
+        prefill_graph_free_gate_gib=None),
+}
+SUPPORTED = tuple(".".join(map(str, v)) for v in sorted(RULE_SETS))
+DEFAULT_VERSION = SUPPORTED[-1]
+
+
+def _parse(version: str) -> tuple[int, int, int]:
+    parts = version.strip().lstrip("v").split(".")
+    try:
+        nums = [int(p) for p in parts[:3]]
+    except ValueError:
+        raise FlagError(f"not an SGLang version: {version!r}", hint=f"give one like {DEFAULT_VERSION}") from None
+    while len(nums) < 3:
+        nums.append(0)
+    return nums[0], nums[1], nums[2]
+
+
+def rules_for(version: str | None = None) -> SGLangRules:
+    """The rule set of a release: the newest modelled one at or below it (0.5.17 .. 0.5.23 and after)."""
+    if not version:
+        return RULE_SETS[max(RULE_SETS)]
+    v = _parse(version)
+    older = [k for k in RULE_SETS if k <= v]
+    if not older:
+        raise FlagError(f"SGLang {version} is older than the oldest modelled release ({SUPPORTED[0]})",
+                        hint=f"use --sglang-version {SUPPORTED[0]} or later ({', '.join(SUPPORTED)})")
+    return RULE_SETS[max(older)]
