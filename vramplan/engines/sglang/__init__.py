@@ -32,6 +32,7 @@ def plan(
     nvidia_smi_mib: float | None = None,
     args: SGLangArgs | None = None,
     flags: list[str] | None = None,
+    free_before_load_gib: float | None = None,
     **server_args: Any,
 ) -> SGLangPlan:
     """Predict an SGLang startup.
@@ -66,5 +67,6 @@ def plan(
         base = base.with_(model_path=desc.name)
     dev = resolve_device(device, device_memory_gib=device_memory_gib)
     others = parse_size(used_by_others_gib) if used_by_others_gib else 0
+    pre = int(free_before_load_gib * (1 << 30)) if free_before_load_gib is not None else None
     return build_sglang_plan(desc, base, dev, rules, used_by_others_bytes=others, nvidia_smi_mib=nvidia_smi_mib,
-                             ignored_flags=ignored, unmodelled=unmodelled)
+                             ignored_flags=ignored, unmodelled=unmodelled, free_before_load_bytes=pre)

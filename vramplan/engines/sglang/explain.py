@@ -69,7 +69,9 @@ def compare_with_plan(f: SGLangLogFacts, *, model: str | None = None, device: st
     kw = _flags_from(f)
     if f.free_before_load_gb and device is None:
         device = "h100-80gb"
-    p = sglang_plan(name, device=device, sglang_version=sglang_version or f.sglang_version, **kw)
+    # the baseline the log states (free memory before loading) replaces the context estimate
+    p = sglang_plan(name, device=device, sglang_version=sglang_version or f.sglang_version,
+                    free_before_load_gib=f.free_before_load_gb, **kw)
     rows = [
         ("weights (GB)", round(p.logged_stage.weights.total_bytes / GiB, 2), f.weights_gb),
         ("free before loading (GB)", round(p.logged_stage.free_before_load_bytes / GiB, 2), f.free_before_load_gb),

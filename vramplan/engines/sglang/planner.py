@@ -144,8 +144,12 @@ def _validate(model: ModelDescription, a: SGLangArgs) -> None:
 
 def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device, rules: SGLangRules, *,
                       used_by_others_bytes: int = 0, nvidia_smi_mib: float | None = None,
-                      ignored_flags: tuple[str, ...] = (), unmodelled: tuple[str, ...] = ()) -> SGLangPlan:
-    """Predict one SGLang startup (rank 0 of each pipeline stage)."""
+                      ignored_flags: tuple[str, ...] = (), unmodelled: tuple[str, ...] = (),
+                      free_before_load_bytes: int | None = None) -> SGLangPlan:
+    """Predict one SGLang startup (rank 0 of each pipeline stage).
+
+    ``free_before_load_bytes``: the baseline as a log states it ("Load weight begin. avail mem="), instead of
+    the device total less the (vLLM-measured) context estimate and other processes."""
     a = args
     _validate(model, a)
     r = resolve(model, a, device, rules, nvidia_smi_mib=nvidia_smi_mib)
@@ -160,6 +164,9 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     over = non_torch(device.platform, tp=tp, pp=pp, nvlink=device.nvlink)
     context_bytes = over.before_snapshot_bytes
     pre = total - used_by_others_bytes - context_bytes
+    if free_before_load_bytes is not None:
+        pre = free_before_load_bytes
+        context_bytes = total - used_by_others_bytes - pre
     splits = sglang_pp_split(model.num_hidden_layers, pp)
     partition = ",".join(str(e - s) for s, e in splits)
     mm_gb = (100 / 1024) if (rules.mm_kv_reservation and model.is_multimodal) else 0.0  # SGLANG_VLM_CACHE_SIZE_MB=100

@@ -1,0 +1,208 @@
+"""SGLang engine package: hand calculations from SGLang's formulas, written out here.
+
+Sources: sglang 0.5.17 srt/server_args.py:_handle_gpu_memory_settings, 0.5.23
+srt/arg_groups/memory_hook.py:handle_gpu_memory_settings, pool_configurator.py, kv_cache_configurator.py.
+The expected values are computed in the tests from the config numbers, never read from the code under test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vramplan.engines import sglang
+from vramplan.engines.sglang.defaults import decode_capture_sizes, prefill_capture_sizes
+from vramplan.engines.sglang.flags import parse_sglang_flags
+from vramplan.engines.sglang.pool import max_running_requests, sglang_pp_split
+from vramplan.engines.sglang.rules import rules_for
+from vramplan.errors import FlagError, InvalidConfig
+
+H100_SMI_MIB = 81559  # nvidia-smi memory.total of an H100 80GB HBM3
+
+
+def _prefill_sizes_8192() -> int:
+    # range(4,33,4)=8, range(48,257,16)=14, range(288,513,32)=8, range(576,1025,64)=8, range(1280,4097,256)=12,
+    # range(4608,8193,512)=8
+    return 8 + 14 + 8 + 8 + 12 + 8
+
+
+def test_prefill_and_decode_capture_sizes():
+    assert len(prefill_capture_sizes(8192)) == _prefill_sizes_8192() == 58
+    # decode, max_bs 256: [1,2,4,8,12] + 16..256 step 8 (31)
+    assert len(decode_capture_sizes(256)) == 5 + 31
+    assert decode_capture_sizes(100)[-1] == 100  # max_bs appended when not on the list
+
+
+@pytest.mark.parametrize("version", ["0.5.17", "0.5.23"])
+def test_default_fraction_h100_dense(version):
+    # chunked_prefill_size 8192, decode max_bs 256 (tier 60-90 GiB, tp < 4), prefill graph on (58 sizes)
+    reserved = 512 + 1.5 * 8192 + 1 * 1 / 8 * 1024 + 256 * 2 + 58 * 8  # = 13904 MiB > the 10 GiB floor
+    expected = round((H100_SMI_MIB - reserved) / H100_SMI_MIB, 3)
+    assert expected == 0.83
+    p = sglang.plan("Qwen/Qwen3-8B", device="h100-80gb", sglang_version=version)
+    assert p.resolved.mem_fraction_static == expected
+    assert p.resolved.chunked_prefill_size == 8192 and p.resolved.decode_max_bs == 256
+
+
+def test_default_fraction_h100_mla_per_release():
+    # 0.5.17 turns the breakable prefill graph off for MLA (non-DSA): no prefill reserve
+    r17 = 512 + 1.5 * 8192 + 128 + 256 * 2
+    # 0.5.23 keeps it, and reserves 1.5 GiB for MLA prefill graphs
+    r23 = r17 + 1.5 * 1024
+    p17 = sglang.plan("deepseek-ai/DeepSeek-V2-Lite", device="h100-80gb", sglang_version="0.5.17")
+    p23 = sglang.plan("deepseek-ai/DeepSeek-V2-Lite", device="h100-80gb", sglang_version="0.5.23")
+    assert p17.resolved.mem_fraction_static == round((H100_SMI_MIB - r17) / H100_SMI_MIB, 3) == 0.835
+    assert p23.resolved.mem_fraction_static == round((H100_SMI_MIB - r23) / H100_SMI_MIB, 3) == 0.816
+
+
+def test_default_fraction_h100_vlm():
+    # Qwen2.5-VL: multimodal, not on the breakable-prefill list -> prefill graph off
+    base = round((H100_SMI_MIB - (512 + 1.5 * 8192 + 128 + 512)) / H100_SMI_MIB, 3)  # 0.835
+    # vision_config has depth=32 (not num_hidden_layers) -> SGLang's default 24 layers; hidden 1280
+    ratio = 24 * 1280 ** 2 / (24 * 1024 ** 2)
+    factor = 0.95 * max(0.8, min(1.05, 1 - 0.1 * (ratio - 1)))
+    p = sglang.plan("Qwen/Qwen2.5-VL-7B-Instruct", device="h100-80gb")
+    assert p.resolved.mem_fraction_static == pytest.approx(base * factor, abs=1e-12)
+    assert base == 0.835
+
+
+def test_default_fraction_tier_change_between_releases():
+    # a 24 GiB card (RTX 4090, nvidia-smi 24564 MiB): 0.5.17 2048/24, 0.5.23 4096/48
+    p17 = sglang.plan("Qwen/Qwen3-0.6B", device="rtx-4090", sglang_version="0.5.17")
+    p23 = sglang.plan("Qwen/Qwen3-0.6B", device="rtx-4090", sglang_version="0.5.23")
+    assert (p17.resolved.chunked_prefill_size, p17.resolved.decode_max_bs) == (2048, 24)
+    assert (p23.resolved.chunked_prefill_size, p23.resolved.decode_max_bs) == (4096, 48)
+    # 0.5.17: 512 + 1.5*2048 + 128 + 2*24 + 8 * len(prefill sizes up to 2048)
+    n = len([s for s in list(range(4, 33, 4)) + list(range(48, 257, 16)) + list(range(288, 513, 32))
+             + list(range(576, 1025, 64)) + list(range(1280, 4097, 256)) if s <= 2048])
+    r17 = 512 + 1.5 * 2048 + 128 + 48 + 8 * n
+    assert p17.resolved.mem_fraction_static == round((24564 - r17) / 24564, 3)
+
+
+def test_decode_max_bs_clamped_to_max_running_requests_only_in_0523():
+    p17 = sglang.plan("Qwen/Qwen3-8B", sglang_version="0.5.17", max_running_requests=64)
+    p23 = sglang.plan("Qwen/Qwen3-8B", sglang_version="0.5.23", max_running_requests=64)
+    assert p17.resolved.decode_max_bs == 256 and p23.resolved.decode_max_bs == 64
+
+
+def test_cell_bytes_gqa_and_mla():
+    # Qwen3-8B: 8 KV heads x (128 + 128) x 36 layers x 2 bytes
+    assert sglang.plan("Qwen/Qwen3-8B").logged_stage.cell.bytes_per_token == 8 * 256 * 36 * 2 == 147456
+    # TP 2 splits the KV heads; TP 16 keeps max(1, 8 // 16) = 1 head
+    assert sglang.plan("Qwen/Qwen3-8B", tp_size=2).logged_stage.cell.bytes_per_token == 4 * 256 * 36 * 2
+    # DeepSeek-V2-Lite (MLA): (kv_lora_rank 512 + qk_rope_head_dim 64) x 27 layers x 2 bytes, not split by TP
+    assert sglang.plan("deepseek-ai/DeepSeek-V2-Lite").logged_stage.cell.bytes_per_token == 576 * 27 * 2 == 31104
+    p = sglang.plan("deepseek-ai/DeepSeek-V2-Lite", kv_cache_dtype="fp8_e4m3", tp_size=2)
+    assert p.logged_stage.cell.bytes_per_token == 576 * 27 * 1
+
+
+def test_gemma3_sliding_layers_take_full_kv_in_sglang():
+    # Gemma 3 is not in SGLang's hybrid-SWA list: every layer keeps full-length KV (vLLM splits them)
+    p = sglang.plan("google/gemma-3-12b-it")
+    assert p.logged_stage.cell.kind == "mha" and p.swa_tokens is None
+    assert p.logged_stage.cell.num_layers == 48
+
+
+def test_pool_tokens_qwen3_8b_h100_by_hand():
+    # the baseline: torch total 79.18 GiB (81080 MiB) less the CUDA context estimate 522 MiB (vLLM-measured stand-in)
+    pre = (81080 - 522) * 2**20
+    # weights: embed + lm_head 2 x 151936 x 4096, 36 layers x (qkv 48x128x4096 + o 4096^2 + gate_up 2x12288x4096
+    # + down 12288x4096 + norms 2x4096 + q/k norm 2x128), final norm 4096, all bf16; + rotary cache 40960 x 128 bf16
+    layer = 48 * 128 * 4096 + 4096 * 4096 + 2 * 12288 * 4096 + 12288 * 4096 + 2 * 4096 + 2 * 128
+    weights = 2 * (2 * 151936 * 4096 + 36 * layer + 4096) + 40960 * 128 * 2
+    rest_gb = (pre - weights) / 2**30 - pre / 2**30 * (1 - 0.83)
+    tokens = int(rest_gb * 2**30) // (8 * 256 * 36 * 2)
+    p = sglang.plan("Qwen/Qwen3-8B", device="h100-80gb")
+    assert p.logged_stage.weights.total_bytes == weights
+    assert p.max_total_num_tokens == tokens == 364306
+    # resolve_max_num_reqs: clamp(int(364306 / 40960 x 512), 2048, 4096) = 4096, <= tokens // 2
+    assert p.max_running_requests == min(max(min(int(tokens / 40960 * 512), 4096), 2048), tokens // 2) == 4096
+    assert any(line.startswith("max_total_num_tokens=364306, chunked_prefill_size=8192, max_prefill_tokens=16384, "
+                                "max_running_requests=4096, context_len=40960, available_gpu_mem=")
+               for line in p.log_lines)
+
+
+def test_max_total_tokens_and_page_size():
+    p = sglang.plan("Qwen/Qwen3-8B", max_total_tokens=100_003, page_size=16)
+    assert p.max_total_num_tokens == 100_003 // 16 * 16
+    # profiled below the cap: SGLang warns and keeps the profiled value
+    p2 = sglang.plan("Qwen/Qwen3-8B", max_total_tokens=10_000_000)
+    assert p2.max_total_num_tokens == 364306
+    assert any("is larger than the profiled value" in w for w in p2.warnings)
+
+
+def test_max_running_requests_rule():
+    assert max_running_requests(1000, 40960, None) == 500          # tokens // 2 wins
+    assert max_running_requests(10_000_000, 4096, None) == 4096    # capped at 4096
+    assert max_running_requests(100_000, 131072, None) == 2048     # at least 2048
+    assert max_running_requests(100_000, 4096, 64) == 64
+
+
+def test_pp_split_gives_the_extra_layers_to_the_last_stages():
+    # sglang get_pp_indices: 10 layers over 4 stages -> 2, 2, 3, 3 (vLLM: 3, 3, 2, 2... before the last)
+    assert [e - s for s, e in sglang_pp_split(10, 4)] == [2, 2, 3, 3]
+
+
+def test_weights_leave_no_room_in_sglang_words():
+    p = sglang.plan("meta-llama/Llama-3.1-70B-Instruct", device="h100-80gb")
+    assert p.verdict == "fails" and p.error_kind == "no_kv_cache_memory" and p.error_phase == "kv_sizing"
+    assert p.error_message.startswith("Loaded weights leave no GPU memory for the KV cache under "
+                                      "--mem-fraction-static=0.83. Raise --mem-fraction-static above ")
+
+
+def test_out_of_memory_when_the_fraction_leaves_too_little():
+    p = sglang.plan("Qwen/Qwen3-8B", mem_fraction_static=0.99)
+    assert p.verdict == "fails" and p.error_kind == "out_of_memory"
+    assert p.error_phase in ("graph_capture", "serving_prefill")
+    assert "activations" in " ".join(t.rule for t in p.headroom_terms) or p.headroom_terms
+    assert all("vLLM-fitted, not measured on SGLang" in t.rule for t in p.headroom_terms
+               if t.key in ("activation_peak", "cudagraph_decode", "cudagraph_prefill"))
+
+
+def test_context_over_pool_warning_only_in_0523():
+    kw = dict(device="h100-80gb", mem_fraction_static=0.25)
+    p23 = sglang.plan("Qwen/Qwen3-8B", sglang_version="0.5.23", **kw)
+    p17 = sglang.plan("Qwen/Qwen3-8B", sglang_version="0.5.17", **kw)
+    assert p23.max_total_num_tokens and p23.max_total_num_tokens < 40960
+    assert any(w.startswith("KV pool holds ") and "fewer than --context-length 40960" for w in p23.warnings)
+    assert not any(w.startswith("KV pool holds ") for w in p17.warnings)
+
+
+def test_pasted_launch_line_and_flag_names_per_release():
+    line = ("SGLANG_ENABLE_POST_CAPTURE_KV_SIZING=0 python -m sglang.launch_server --model-path Qwen/Qwen3-8B "
+            "--tp 2 --mem-fraction-static=0.8 --trust-remote-code --port 30000 --cuda-graph-max-bs 64").split()
+    parsed = parse_sglang_flags(line, legacy_cuda_graph_max_bs=True)
+    a = parsed.args
+    assert (a.model_path, a.tp_size, a.mem_fraction_static, a.cuda_graph_max_bs_decode) == ("Qwen/Qwen3-8B", 2, 0.8, 64)
+    assert "--port" in parsed.ignored and "--trust-remote-code" in parsed.ignored
+    # 0.5.23 removed --cuda-graph-max-bs: argparse calls it ambiguous
+    with pytest.raises(InvalidConfig, match="ambiguous option: --cuda-graph-max-bs"):
+        sglang.plan(flags=line, sglang_version="0.5.23")
+    with pytest.raises(FlagError):
+        parse_sglang_flags(["--model-path", "x", "--mem-fraction-static", "1.5"])
+    with pytest.raises(FlagError):
+        parse_sglang_flags(["--model-path", "x", "--tp-size", "two"])
+
+
+def test_context_length_longer_than_derived_is_refused():
+    with pytest.raises(InvalidConfig, match="is greater than the derived context_length \\(40960\\)"):
+        sglang.plan("Qwen/Qwen3-8B", context_length=100_000)
+
+
+def test_rules_for_versions():
+    assert rules_for("0.5.20").version == (0, 5, 17)
+    assert rules_for("0.6.0").version == (0, 5, 23)
+    with pytest.raises(FlagError):
+        rules_for("0.4.0")
+
+
+def test_json_contract_keys():
+    from vramplan.engines.sglang.render import sglang_plan_to_dict
+    from vramplan.render.json import plan_to_dict
+    import vramplan
+
+    d = sglang_plan_to_dict(sglang.plan("Qwen/Qwen3-8B"))
+    v = plan_to_dict(vramplan.plan("Qwen/Qwen3-8B"))
+    assert set(v) - set(d) == set()  # every vLLM contract key is there
+    assert d["engine_name"] == "sglang" and d["engine_version"] == "0.5.23" and d["vllm_version"] is None
+    assert v["engine_name"] == "vllm" and v["engine_version"] == v["vllm_version"]
+    assert d["kv_cache_tokens"] == 364306 and isinstance(d["engine"], dict)
