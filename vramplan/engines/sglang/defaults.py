@@ -107,7 +107,9 @@ def context_length_of(model: ModelDescription) -> int:
     scaling factor unless the scaling has original_max_position_embeddings or is llama3 (0.5.17 the same)."""
     cfg = model.hf_config or {}
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
-    rs = text.get("rope_scaling") or None
+    # transformers v5 (which 0.5.23 reads, hf_transformers/common.py:get_rope_config) keeps the scaling in
+    # rope_parameters; the v4 attribute rope_scaling is read first
+    rs = text.get("rope_scaling") or text.get("rope_parameters") or None
     factor = 1
     if isinstance(rs, dict) and rs:
         factor = rs.get("factor", 1) or 1
@@ -287,10 +289,22 @@ def resolve(model: ModelDescription, a: SGLangArgs, device: Device, rules: SGLan
                                 "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1",
                                 hint=f"use --context-length {derived} or less")
         notes.append(msg)
+    # 5b. ROCm aiter, long context: x 0.85 (see SGLangRules.aiter_fraction_honours_explicit)
+    if backend == "aiter" and ctx > 8192:
+        honour = (rules.aiter_fraction_honours_explicit and fraction_given
+                  and (a.env_value("SGLANG_AITER_HONOR_EXPLICIT_MEM_FRACTION", "0") or "0") in ("1", "true", "True"))
+        if not honour:
+            fraction = fraction * 0.85
+            parts = parts + (("aiter backend, context > 8192: fraction x 0.85", 0.0),)
     # 6. dtypes
     model_dtype = model.dtype if a.dtype == "auto" else {"half": "float16", "bf16": "bfloat16",
                                                            "float": "float32"}.get(a.dtype, a.dtype)
     kv = a.kv_cache_dtype
+    # sglang 0.5.23 srt/mem_cache/kv_cache_dtype.py:configure_kv_cache_dtype: "auto" follows a checkpoint whose
+    # quant config says kv_cache_quant_algo FP8 (ModelOpt), else the model dtype
+    q = model.quant
+    if kv == "auto" and q is not None and q.method.startswith("modelopt") and (q.kv_cache_dtype or "").startswith("fp8"):
+        kv = "fp8_e4m3"
     kv_dtype = {"auto": model_dtype, "bf16": "bfloat16", "bfloat16": "bfloat16"}.get(kv, kv)
     kv_bytes = _DTYPE_BYTES.get(kv_dtype, 2)
     return Resolved(gpu_mem_mib=gpu_mem, gpu_mem_source=mem_src, chunked_prefill_size=cps, decode_graph=decode_graph,

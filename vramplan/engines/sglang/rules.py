@@ -47,6 +47,10 @@ class SGLangRules:
     """Architectures whose breakable prefill graph is turned off by name."""
     multimodal_prefill_graph_archs: tuple[str, ...]
     prefill_graph_free_gate_gib: float | None
+    aiter_fraction_honours_explicit: bool
+    """ROCm aiter with context > 8192 multiplies the fraction by 0.85 (0.5.17 srt/server_args.py:
+    _handle_attention_backend_compatibility, always; 0.5.23 attention_hook.py, except a given fraction with
+    SGLANG_AITER_HONOR_EXPLICIT_MEM_FRACTION set)."""
     """0.5.17 ``cuda_graph_setup.py:should_skip_auto_prefill_cuda_graph_for_memory``: an auto-selected prefill graph
     is skipped (not an error) when less than 4 GiB is free after the pool; 0.5.23 has no such gate."""
     """Multimodal architectures that keep a prefill graph (every other multimodal model loses it:
@@ -78,7 +82,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         multimodal_prefill_graph_archs=("Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration",
                                         "Cohere2VisionForConditionalGeneration", "KimiK25ForConditionalGeneration",
                                         "MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration"),
-        prefill_graph_free_gate_gib=4.0),
+        prefill_graph_free_gate_gib=4.0, aiter_fraction_honours_explicit=False),
     (0, 5, 23): SGLangRules(
         version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
         capacity_tiers=_TIERS_0523, no_gpu_fraction=0.95, mla_prefill_graph_max_bs="min_8192_cps",
@@ -94,7 +98,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
                                         "MuseGlimmerForConditionalGeneration", "MuseSparkForConditionalGeneration",
                                         "KimiK3ForConditionalGeneration", "KimiK25ForConditionalGeneration",
                                         "MiniMaxM3SparseForCausalLM"),
-        prefill_graph_free_gate_gib=None),
+        prefill_graph_free_gate_gib=None, aiter_fraction_honours_explicit=True),
 }
 SUPPORTED = tuple(".".join(map(str, v)) for v in sorted(RULE_SETS))
 DEFAULT_VERSION = SUPPORTED[-1]
