@@ -75,6 +75,7 @@ def plan(
     args: EngineArgs | None = None,
     flags: list[str] | None = None,
     allow_older_version: bool = False,
+    engine: str = "vllm",
     **engine_kwargs: Any,
 ) -> Plan:
     """Predict a vLLM startup.
@@ -83,7 +84,17 @@ def plan(
     (``max_model_len=32768, tensor_parallel_size=2``), as a ready :class:`EngineArgs`, or as a
     list of command-line flags (``flags=["--max-model-len", "32k"]``, or a whole
     ``["vllm", "serve", MODEL, ...]`` line, whose model is used when ``model`` is not given).
+
+    ``engine="sglang"`` plans an SGLang startup instead (:func:`vramplan.engines.sglang.plan`, SGLang's flag
+    names; ``sglang_version=`` picks the release) and returns its ``SGLangPlan``.
     """
+    if engine == "sglang":
+        from .engines.sglang import plan as _sglang_plan
+
+        return _sglang_plan(model, device=device, device_memory_gib=device_memory_gib, args=None, flags=flags,
+                            used_by_others_gib=used_by_others_gib, **engine_kwargs)  # type: ignore[return-value]
+    if engine != "vllm":
+        raise FlagError(f"unknown engine {engine!r}", hint="engine='vllm' or engine='sglang'")
     ignored: tuple[str, ...] = ()
     if flags is not None:
         parsed = parse_flags(flags, base=args)

@@ -206,3 +206,27 @@ def test_json_contract_keys():
     assert d["engine_name"] == "sglang" and d["engine_version"] == "0.5.23" and d["vllm_version"] is None
     assert v["engine_name"] == "vllm" and v["engine_version"] == v["vllm_version"]
     assert d["kv_cache_tokens"] == 364306 and isinstance(d["engine"], dict)
+
+
+def test_api_engine_switch():
+    import vramplan
+
+    p = vramplan.plan("Qwen/Qwen3-8B", engine="sglang", sglang_version="0.5.17", mem_fraction_static=0.8)
+    assert p.engine == "sglang" and p.engine_version == "0.5.17" and p.resolved.mem_fraction_static == 0.8
+    with pytest.raises(FlagError):
+        vramplan.plan("Qwen/Qwen3-8B", engine="tgi")
+
+
+def test_hybrid_mamba_state_per_request_qwen3_next_tp4():
+    # Qwen3-Next GDN layers at TP 4: conv [(2 x 16 x 128 + 32 x 128) / 4, kernel 4 - 1] bf16
+    # + SSM [32 / 4 heads, 128, 128] float32 (configs/mamba_utils.py defaults)
+    from vramplan.engines.sglang.pool import mamba_state
+    import vramplan
+
+    m = vramplan.load_model("Qwen/Qwen3-Next-80B-A3B-Instruct")
+    per, n = mamba_state(m, tp=4, layers=range(0, m.num_hidden_layers), conv_bytes=2, ssm_bytes=4)
+    one = (2 * 16 * 128 + 32 * 128) // 4 * 3 * 2 + 8 * 128 * 128 * 4
+    assert n == 36 and per == one * 36
+    p = sglang.plan("Qwen/Qwen3-Next-80B-A3B-Instruct", tp_size=4)
+    assert p.logged_stage.cell.kind == "hybrid_mamba" and p.logged_stage.cell.num_layers == 12
+    assert p.bytes_of("mamba_state") > 0 and p.starts

@@ -183,7 +183,14 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                          swa_ratio=a.swa_full_tokens_ratio, hybrid_swa=not a.disable_hybrid_swa_memory)
         state_bytes, cache_size = 0, 0
         if cell.kind == "hybrid_mamba" and rest > 0:
-            per_req, _n = mamba_state(model, tp=tp, layers=range(start, stop), conv_bytes=_DT.get(r.model_dtype, 2))
+            # configs/mamba_utils.py:mamba2_state_dtype: conv bf16 (SGLANG_MAMBA_CONV_DTYPE), SSM float32 unless the
+            # config's mamba_ssm_dtype or SGLANG_MAMBA_SSM_DTYPE says otherwise
+            text = model.hf_config.get("text_config") if isinstance(model.hf_config.get("text_config"), dict) else {}
+            ssm_name = (a.env_value("SGLANG_MAMBA_SSM_DTYPE") or text.get("mamba_ssm_dtype")
+                        or model.hf_config.get("mamba_ssm_dtype") or "float32")
+            conv_name = a.env_value("SGLANG_MAMBA_CONV_DTYPE") or "bfloat16"
+            per_req, _n = mamba_state(model, tp=tp, layers=range(start, stop), conv_bytes=_DT.get(conv_name, 2),
+                                      ssm_bytes=_DT.get(ssm_name, 4))
             if per_req:
                 # kv_cache_configurator.py:_handle_max_mamba_cache (no speculative decoding, radix cache on)
                 budget = rest * a.mamba_full_memory_ratio / (1 + a.mamba_full_memory_ratio) * GiB
@@ -230,7 +237,9 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         cap = last.mamba_cache_size // ratio
         if cap < mrr:
             warnings.append(f"max_running_requests is capped to {cap} by the mamba state cache "
-                            f"(max_mamba_cache_size={last.mamba_cache_size}, {ratio} state slots per request).")
+                            f"(max_mamba_cache_size={last.mamba_cache_size}, {ratio} state slots per request; "
+                            "SGLang's extra_buffer strategy, chosen where the model supports it, adds 1-2 slots: "
+                            "not modelled).")
             mrr = cap
     if a.max_running_requests is not None and mrr is not None and mrr < a.max_running_requests:
         warnings.append(f"max_running_requests was reduced from the requested {a.max_running_requests} to {mrr} "
@@ -274,7 +283,9 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     if last.mamba_state_bytes:
         terms.append(Term(key="mamba_state", label=f"recurrent state: {last.mamba_cache_size} + 1 slots",
                           bytes=last.mamba_state_bytes, kind="exact",
-                          rule="sglang kv_cache_configurator.py:_handle_max_mamba_cache (state dtype float32 assumed)"))
+                          rule="sglang 0.5.23 kv_cache_configurator.py:_handle_max_mamba_cache: (max_mamba_cache_size + 1) x "
+                               "mamba_cache_per_req; size = (rest x r / (1 + r) - per_req) // per_req, "
+                               "r = --mamba-full-memory-ratio (0.9)"))
     terms += [kv_term, req_term]
     # what the fraction leaves: free after the pools
     after_pool = last.free_after_load_bytes - pool_bytes - req_bytes - last.mamba_state_bytes
