@@ -230,3 +230,28 @@ def test_hybrid_mamba_state_per_request_qwen3_next_tp4():
     p = sglang.plan("Qwen/Qwen3-Next-80B-A3B-Instruct", tp_size=4)
     assert p.logged_stage.cell.kind == "hybrid_mamba" and p.logged_stage.cell.num_layers == 12
     assert p.bytes_of("mamba_state") > 0 and p.starts
+
+
+def test_vllm_flag_names_are_refused_with_sglangs_name():
+    with pytest.raises(FlagError, match="--max-model-len is vLLM's flag") as e:
+        sglang.plan(flags=["--model-path", "Qwen/Qwen3-8B", "--max-model-len", "4096"])
+    assert "--context-length" in e.value.hint
+
+
+def test_tp_not_dividing_heads_in_sglangs_words():
+    with pytest.raises(InvalidConfig, match="32 is not divisible by 3"):
+        sglang.plan("Qwen/Qwen3-8B", tp_size=3)
+
+
+def test_fp8_block_checkpoint_weights_by_hand():
+    # Qwen3-32B-FP8: linear layers fp8 (1 byte) with float32 block scales [ceil(out/128), ceil(in/128)]
+    # (SGLang's Fp8LinearMethod weight_scale_inv); embeddings, norms and the rotary cache in bf16
+    qkv = 10240 * 5120 + 80 * 40 * 4          # (64 + 2 x 8) x 128 rows
+    o = 5120 * 8192 + 40 * 64 * 4
+    gate_up = 51200 * 5120 + 400 * 40 * 4
+    down = 5120 * 25600 + 40 * 200 * 4
+    norms = (2 * 5120 + 2 * 128) * 2
+    layers = 64 * (qkv + o + gate_up + down + norms)
+    total = layers + 2 * 151936 * 5120 * 2 + 5120 * 2 + 40960 * 128 * 2
+    p = sglang.plan("Qwen/Qwen3-32B-FP8", device="h100-80gb")
+    assert p.logged_stage.weights.total_bytes == total

@@ -109,6 +109,13 @@ _OTHER_BOOL = {"--trust-remote-code", "--enable-metrics", "--disable-overlap-sch
                "--enable-multimodal", "--show-time-cost", "--enable-eplb", "--enable-deterministic-inference"}
 
 
+# vLLM's names for what SGLang calls otherwise: refused with SGLang's name (SGLang's argparse would refuse them too)
+_VLLM_NAMES = {"--max-model-len": "--context-length", "--gpu-memory-utilization": "--mem-fraction-static",
+               "--max-num-seqs": "--max-running-requests", "--max-num-batched-tokens": "--chunked-prefill-size",
+               "--enforce-eager": "--disable-cuda-graph", "-tp": "--tp-size", "-pp": "--pp-size",
+               "--block-size": "--page-size", "--kv-cache-memory-bytes": "--max-total-tokens"}
+
+
 def is_sglang_command(tokens: list[str]) -> bool:
     """True for a pasted SGLang launch line (``python -m sglang.launch_server ...``, ``sglang serve ...``)."""
     toks = [t for t in tokens if "=" not in t or t.startswith("-")]
@@ -166,6 +173,8 @@ def parse_sglang_flags(tokens: list[str], *, base: SGLangArgs | None = None, leg
             i += 1
             continue
         flag, eq, inline = tok.partition("=")
+        if flag in _VLLM_NAMES:
+            raise FlagError(f"{flag} is vLLM's flag, not SGLang's", hint=f"SGLang's is {_VLLM_NAMES[flag]}")
         name = _ALIASES.get(flag)
         if flag == "--cuda-graph-max-bs":
             if not legacy_cuda_graph_max_bs:

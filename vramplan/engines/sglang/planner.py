@@ -120,20 +120,20 @@ def _gb(b: float) -> float:
 
 
 def _quant(model: ModelDescription, a: SGLangArgs):
-    if not a.quantization:
-        return model.quant
+    """The checkpoint's quantization (``quantization_config``), or ``--quantization``: vramplan's parser, as the
+    vLLM rules use it (SGLang reads the same config keys: srt/configs/model_config.py:_parse_quant_hf_config)."""
     text = model.hf_config.get("text_config") if isinstance(model.hf_config.get("text_config"), dict) else {}
     qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
-    return parse_quant(qcfg, a.quantization)
+    return parse_quant(qcfg, a.quantization) or model.quant
 
 
 def _validate(model: ModelDescription, a: SGLangArgs) -> None:
     """The checks SGLang makes before loading (its words)."""
     tp = a.tp_size
     if model.num_attention_heads % tp:
-        # sglang 0.5.23 srt/configs/model_config.py:ModelConfig.verify_tensor_parallel... (Python assertion text)
-        raise InvalidConfig(f"Total number of attention heads ({model.num_attention_heads}) must be divisible by "
-                            f"tensor parallel size ({tp}).", hint="choose a --tp-size that divides the head count")
+        # sglang 0.5.23 srt/distributed/utils.py:ensure_divisibility, asserted while the attention layers are built
+        raise InvalidConfig(f"AssertionError: {model.num_attention_heads} is not divisible by {tp} (the attention heads "
+                            "over --tp-size, at model load)", hint="choose a --tp-size that divides the head count")
     if a.pp_size > model.num_hidden_layers:
         raise InvalidConfig(f"pp_size ({a.pp_size}) is larger than the number of layers ({model.num_hidden_layers})",
                             hint="use fewer pipeline stages")
