@@ -255,3 +255,19 @@ def test_fp8_block_checkpoint_weights_by_hand():
     total = layers + 2 * 151936 * 5120 * 2 + 5120 * 2 + 40960 * 128 * 2
     p = sglang.plan("Qwen/Qwen3-32B-FP8", device="h100-80gb")
     assert p.logged_stage.weights.total_bytes == total
+
+
+def test_model_dtype_auto_downcasts_float32():
+    # _get_and_verify_dtype: a float32 (or absent) config dtype becomes float16, bfloat16 for Gemma
+    from dataclasses import replace
+
+    import vramplan
+    from vramplan.engines.sglang.defaults import _model_dtype
+
+    q = vramplan.load_model("Qwen/Qwen3-8B")
+    cfg = {k: v for k, v in q.hf_config.items() if k not in ("torch_dtype", "dtype")}
+    assert _model_dtype(replace(q, hf_config=cfg, dtype="float32"), "auto") == "float16"
+    assert _model_dtype(replace(q, hf_config=cfg | {"torch_dtype": "float32"}, model_type="gemma2"), "auto") == "bfloat16"
+    assert _model_dtype(q, "auto") == "bfloat16" and _model_dtype(q, "half") == "float16"
+    with pytest.raises(InvalidConfig):
+        _model_dtype(q, "int3")

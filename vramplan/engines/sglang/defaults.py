@@ -297,8 +297,7 @@ def resolve(model: ModelDescription, a: SGLangArgs, device: Device, rules: SGLan
             fraction = fraction * 0.85
             parts = parts + (("aiter backend, context > 8192: fraction x 0.85", 0.0),)
     # 6. dtypes
-    model_dtype = model.dtype if a.dtype == "auto" else {"half": "float16", "bf16": "bfloat16",
-                                                           "float": "float32"}.get(a.dtype, a.dtype)
+    model_dtype = _model_dtype(model, a.dtype)
     kv = a.kv_cache_dtype
     # sglang 0.5.23 srt/mem_cache/kv_cache_dtype.py:configure_kv_cache_dtype: "auto" follows a checkpoint whose
     # quant config says kv_cache_quant_algo FP8 (ModelOpt), else the model dtype
@@ -314,6 +313,27 @@ def resolve(model: ModelDescription, a: SGLangArgs, device: Device, rules: SGLan
                     page_size=page, context_length=ctx, derived_context_length=derived, model_dtype=model_dtype,
                     kv_cache_dtype=kv_dtype, kv_bytes=kv_bytes, is_mla=is_mla, is_vlm=is_vlm,
                     attention_backend=backend, notes=tuple(notes))
+
+
+_DTYPE_NAMES = {"half": "float16", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",
+                "float": "float32", "float32": "float32", "fp32": "float32"}
+
+
+def _model_dtype(model: ModelDescription, requested: str) -> str:
+    """sglang 0.5.23 srt/configs/model_config.py:_get_and_verify_dtype: with ``auto``, the config's ``dtype`` (or
+    ``torch_dtype``), float32 when absent; float32 becomes float16 (bfloat16 for Gemma models)."""
+    if requested != "auto":
+        if requested not in _DTYPE_NAMES:
+            raise InvalidConfig(f"Unknown dtype: {requested}", hint="--dtype auto, bfloat16, float16 or float32")
+        return _DTYPE_NAMES[requested]
+    cfg = model.hf_config or {}
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}
+    raw = (text.get("dtype") or text.get("torch_dtype") or cfg.get("dtype") or cfg.get("torch_dtype")
+           or model.dtype)
+    name = _DTYPE_NAMES.get(str(raw).replace("torch.", ""), "float32")
+    if name == "float32":
+        return "bfloat16" if (model.model_type or "").startswith("gemma") else "float16"
+    return name
 
 
 def _default_backend(device: Device, is_mla: bool) -> str:

@@ -136,7 +136,7 @@ def _from_json(obj) -> list[str]:
 
 def looks_like_sglang_log(text: str) -> bool:
     """True when any line is one SGLang prints (used by ``explain`` to pick the reader)."""
-    return any(m in text for m in MARKERS) and not ("vllm" in text[:4000].lower() and "sglang" not in text.lower())
+    return any(m in text for m in MARKERS)  # vLLM prints none of these
 
 
 def _parse_args(body: str) -> dict:
