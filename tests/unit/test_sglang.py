@@ -271,3 +271,10 @@ def test_model_dtype_auto_downcasts_float32():
     assert _model_dtype(q, "auto") == "bfloat16" and _model_dtype(q, "half") == "float16"
     with pytest.raises(InvalidConfig):
         _model_dtype(q, "int3")
+
+
+def test_fix_for_no_room_holds_one_request():
+    p = sglang.plan("Qwen/Qwen3-8B", mem_fraction_static=0.19)
+    assert p.error_kind == "no_kv_cache_memory" and p.fix.startswith("--mem-fraction-static ")
+    f = float(p.fix.split()[1])
+    assert sglang.plan("Qwen/Qwen3-8B", mem_fraction_static=f).max_total_num_tokens >= 40960

@@ -384,11 +384,15 @@ def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: S
                 f"{'CUDA graphs' if phase == 'graph_capture' else 'prefill activations'}), or a smaller "
                 f"--chunked-prefill-size / --cuda-graph-max-bs-decode")
     if kind == "no_kv_cache_memory":
-        need_f = 1 - (last.free_after_load_bytes / pre) + (2 * (r.page_size) * max(int(last.cell.bytes_per_token), 1)) / pre
-        new = min(int(need_f * 1000 + 1) / 1000, 0.99)
-        if need_f >= 0.99:
-            return "the weights leave no room on this device: more GPUs (--tp-size) or a quantized checkpoint"
-        return f"--mem-fraction-static {new} or more"
+        # rest = pre x f - weights must hold one full-length request: f >= (weights + context x cell) / pre
+        cell = max(last.cell.bytes_per_token, 1.0)
+        weights = pre - last.free_after_load_bytes
+        need_f = (weights + last.mamba_state_bytes + r.context_length * cell) / pre
+        if need_f >= 0.95:
+            return ("the weights leave no room for one full-length request on this device: more GPUs (--tp-size), "
+                    "a quantized checkpoint, --kv-cache-dtype fp8_e4m3 or a shorter --context-length")
+        new = int(need_f * 1000 + 1) / 1000
+        return f"--mem-fraction-static {new} or more (holds one {r.context_length}-token request)"
     return None
 
 
