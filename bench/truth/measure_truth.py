@@ -24,6 +24,7 @@ Run ARGS (as measure.py, plus --env/--est/--proc):
 import argparse, gc, json, os, shlex, shutil, signal, sys, time, traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+VLLM_VERSION = "unknown"  # set in main() once vllm is imported; recorded in every TRUTH/RESULT line
 ENV_PREFIXES = ("VLLM_", "NCCL_", "CUDA_", "TORCH_", "PYTORCH_", "NVSHMEM_", "HF_", "TRANSFORMERS_")
 
 
@@ -132,6 +133,9 @@ def main():
         os.write(saved_out, (msg + "\n").encode())
 
     from vllm import LLM, SamplingParams
+    global VLLM_VERSION
+    import vllm
+    VLLM_VERSION = getattr(vllm, "__version__", "unknown")
     from vllm.inputs import TokensPrompt
 
     t_proc = time.time()
@@ -151,7 +155,7 @@ def main():
         old_env = {key: os.environ.get(key) for key in run_env}
         os.environ.update(run_env)
         print("gpu used before: " + ", ".join(f"{s['used'] // 2**20} MiB" for s in before), flush=True)
-        print("TRUTH run " + json.dumps(dict(name=name, args=plan[name], proc_pid=os.getpid(),
+        print("TRUTH run " + json.dumps(dict(name=name, args=plan[name], proc_pid=os.getpid(), vllm_version=VLLM_VERSION,
                                            proc_run_index=k, run_env=run_env,
                                            env={key: v for key, v in sorted(os.environ.items())
                                                 if key.startswith(ENV_PREFIXES)})), flush=True)
@@ -208,6 +212,10 @@ def main():
                        block_size=ce.cache_config.block_size,
                        kv_cache_dtype=str(ce.cache_config.cache_dtype),
                        tensor_parallel_size=ce.parallel_config.tensor_parallel_size,
+                       pipeline_parallel_size=ce.parallel_config.pipeline_parallel_size,
+                       data_parallel_size=ce.parallel_config.data_parallel_size,
+                       enable_expert_parallel=bool(getattr(ce.parallel_config, "enable_expert_parallel", False)),
+                       vllm_version=VLLM_VERSION,
                        cudagraph_mode=str(ce.compilation_config.cudagraph_mode),
                        compilation_mode=str(ce.compilation_config.mode),
                        cudagraph_capture_sizes_max=max(ce.compilation_config.cudagraph_capture_sizes or [0]),
