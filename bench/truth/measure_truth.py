@@ -18,7 +18,7 @@ usage (run_truth.sh calls it):
   measure_truth.py --plan PLAN.tsv --names a,b,c --logdir /tmp/vlogs [--deadline EPOCH]
 
 Run ARGS (as measure.py, plus --env/--est/--proc):
-  --src DIR  --eager  --max-model-len N  --gmu U  --mnbt N  --mns N  --tokenizer synth
+  --src DIR  --eager  --max-model-len N  --gmu U|unset  --mnbt N  --mns N  --tokenizer synth
   --limit-mm JSON  --extra JSON  --env K=V  --est SECONDS  --proc TAG
 """
 import argparse, gc, json, os, shlex, shutil, signal, sys, time, traceback
@@ -33,7 +33,8 @@ def run_parser():
     ap.add_argument("--src", required=True)
     ap.add_argument("--eager", action="store_true")
     ap.add_argument("--max-model-len", type=int, default=4096)
-    ap.add_argument("--gmu", type=float, default=0.9)
+    ap.add_argument("--gmu", type=lambda v: None if v.lower() in ("none", "unset") else float(v), default=0.9,
+                    help="gpu_memory_utilization; 'unset' leaves vLLM's default (0.34: 1.0 with the extensible cache)")
     ap.add_argument("--mnbt", type=int, default=None)
     ap.add_argument("--mns", type=int, default=None)
     ap.add_argument("--tokenizer", default=None)
@@ -170,8 +171,9 @@ def main():
             sys.path[:0] = [HERE, os.path.join(os.getcwd(), ".vllm-bundle")]
             from synth_tokenizer import write_synthetic_tokenizer
             write_synthetic_tokenizer(mdir, cfg)
-        kw = dict(model=mdir, load_format="dummy", max_model_len=r.max_model_len,
-                  gpu_memory_utilization=r.gmu, enforce_eager=r.eager, seed=0)
+        kw = dict(model=mdir, load_format="dummy", max_model_len=r.max_model_len, enforce_eager=r.eager, seed=0)
+        if r.gmu is not None:
+            kw["gpu_memory_utilization"] = r.gmu
         kw["skip_tokenizer_init"] = r.tokenizer is None
         if r.mnbt: kw["max_num_batched_tokens"] = r.mnbt
         if r.mns: kw["max_num_seqs"] = r.mns
