@@ -80,14 +80,13 @@ def _on(env: Mapping[str, str], key: str, default: bool) -> bool:
 def custom_allreduce_bytes(comm: CommRules, *, tp: int, max_size: int, multicast: bool) -> tuple[tuple[str, int], ...]:
     """The buffers ``CustomAllreduce.__init__`` allocates on each rank (the C++ ``meta_size()``, a few KiB, left out)."""
     staging = max((max_size,) + comm.custom_ar_staging_extra)
-    parts = [(f"custom all-reduce metadata buffer (meta_size() + {max_size / MiB:g} MiB, IPC)", max_size),
-             (f"custom all-reduce staging buffer ({staging / MiB:g} MiB, IPC)", staging),
-             ("custom all-reduce rank_data (8 MiB)", comm.custom_ar_rank_data)]
+    parts = [("custom all-reduce metadata (IPC)", max_size),
+             ("custom all-reduce staging buffer (IPC)", staging),
+             ("custom all-reduce rank_data", comm.custom_ar_rank_data)]
     if comm.custom_ar_mnnvl_stages and multicast:
         ag = dict(comm.mnnvl_all_gather_max).get(tp, 2 * MiB)
         stage = max(ag * tp, 16 * MiB)
-        parts.append((f"custom all-reduce multicast buffer ({comm.custom_ar_mnnvl_stages} x {stage // MiB} MiB, "
-                      "symmetric memory)", comm.custom_ar_mnnvl_stages * stage))
+        parts.append(("custom all-reduce multicast buffer", comm.custom_ar_mnnvl_stages * stage))
     return tuple(parts)
 
 
@@ -98,20 +97,18 @@ def multi_gpu_non_torch(comm: CommRules, *, context_bytes: int, tp: int, pp: int
     """Per-rank non-torch memory at TP/PP/DP > 1 on CUDA, split at the init snapshot (see the module doc)."""
     env = env or {}
     nccl = NCCL_COMM_BYTES if nvlink else NCCL_COMM_PCIE_BYTES
-    nccl_src = "measured, 2 ranks over NVLink" if nvlink else "estimated, PCIe"
-    before: list[tuple[str, int]] = [("CUDA context (as at TP=1)", context_bytes)]
+    before: list[tuple[str, int]] = [("CUDA context", context_bytes)]
     groups = [g for g, n in (("tp", tp), ("pp", pp), ("dp", dp), ("ep", tp * dp if is_moe else 1)) if n > 1]
     for g in groups:
-        before.append((f"NCCL communicator of the {g} group ({nccl_src})", nccl))
+        before.append((f"NCCL communicator, {g} group", nccl))
     multicast = (device_name in NVSWITCH_MULTICAST and nvlink
                  and not _on(env, "TORCH_SYMM_MEM_DISABLE_MULTICAST", False))
-    during: list[tuple[str, int]] = [("NCCL connections and workspaces set up in the profile run (measured)",
-                                      LAZY_INCREASE_BYTES)]
+    during: list[tuple[str, int]] = [("NCCL lazy connections", LAZY_INCREASE_BYTES)]
     if tp > 1:
         symm = (comm.lookup("symm_mem_max_sizes", compute_capability, tp)
                 if _on(env, "VLLM_ALLREDUCE_USE_SYMM_MEM", comm.symm_mem_default) else None)
         if symm:
-            before.append((f"torch symmetric-memory all-reduce buffer ({symm // MiB} MiB)", symm))
+            before.append(("symmetric-memory all-reduce buffer", symm))
         if not disable_custom_all_reduce and tp in comm.custom_ar_world_sizes and nvlink:
             max_size = comm.custom_ar_max_size
             if symm and multicast:
@@ -120,14 +117,19 @@ def multi_gpu_non_torch(comm: CommRules, *, context_bytes: int, tp: int, pp: int
                     max_size = min(capped, max_size)
             before.extend(custom_allreduce_bytes(comm, tp=tp, max_size=max_size, multicast=multicast))
         if device_name in NVSWITCH_MULTICAST and nvlink and _on(env, "NCCL_NVLS_ENABLE", True):
-            during.append(("NCCL NVLS buffers, connected at the first large all-reduce (reported: ~2.1 GiB "
-                           "non-torch increase at TP >= 2, vLLM 0.19 H100; set NCCL_NVLS_ENABLE=0 to drop)", NVLS_BYTES))
+            during.append(("NCCL NVLS buffers", NVLS_BYTES))
         if _on(env, "VLLM_ALLREDUCE_USE_FLASHINFER", comm.flashinfer_allreduce_default):
             fi = comm.lookup("flashinfer_max_sizes", compute_capability, tp)
             if fi:
-                during.append((f"FlashInfer all-reduce workspace, created at its first all-reduce (~its "
-                               f"{fi / MiB:g} MiB budget; FlashInfer's own sizing not read)", fi))
+                during.append(("FlashInfer all-reduce workspace", fi))
+    how = [f"NCCL {'measured: one communicator of 2 ranks over NVLink, vLLM 0.26 2xH200' if nvlink else 'estimated (PCIe)'}",
+           "custom all-reduce and symmetric-memory sizes exact from the release's constants"]
+    if any(w.startswith("NCCL NVLS") for w, _ in during):
+        how.append("NVLS reported: ~2.1 GiB non-torch increase per GPU at TP >= 2 (llm-d, vLLM 0.19, H100); "
+                   "NCCL_NVLS_ENABLE=0 drops it")
+    if any(w.startswith("FlashInfer") for w, _ in during):
+        how.append("FlashInfer workspace ~ vLLM's budget for it (FlashInfer's own sizing not read)")
     basis = ("before the init snapshot (outside the budget): " + ", ".join(f"{w} {b / MiB:.0f} MiB" for w, b in before)
              + "; during the profile run: " + ", ".join(f"{w} {b / MiB:.0f} MiB" for w, b in during)
-             + "; order of events and sizes: " + comm.cite)
+             + "; " + "; ".join(how) + "; order of events: " + comm.cite)
     return MultiGpuNonTorch(before_parts=tuple(before), during_parts=tuple(during), basis=basis)
