@@ -137,3 +137,10 @@ def test_space(version, tp, pp, dp, moe, dev, nvls, symm):
     assert o.increase_bytes >= LAZY_INCREASE_BYTES
     has_nvls = tp > 1 and nvlink and dev in ("h100-80gb", "h200") and nvls != "0"
     assert (o.increase_bytes >= NVLS_BYTES) == has_nvls
+
+
+def test_pasted_line_env_switches_nvls_off():
+    line = ["vllm", "serve", "Qwen/Qwen3-8B", "-tp", "2", "--max-model-len", "8192"]
+    on = vramplan.plan(flags=line, device="h100-80gb", vllm_version="0.26.0")
+    off = vramplan.plan(flags=["NCCL_NVLS_ENABLE=0"] + line, device="h100-80gb", vllm_version="0.26.0")
+    assert off.ranks[-1].available_kv_bytes - on.ranks[-1].available_kv_bytes == NVLS_BYTES
