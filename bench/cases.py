@@ -15,6 +15,7 @@ rest are vLLM's defaults for that version.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,7 +170,8 @@ def _device_cases(path: Path, source: str) -> list[Case]:
         a, m = c["args"], c["measured"]
         flags = {k: a[k] for k in ("tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs",
                                     "max_num_batched_tokens", "gpu_memory_utilization", "kv_cache_dtype",
-                                    "enforce_eager", "limit_mm_per_prompt", "mm_processor_kwargs")
+                                    "enforce_eager", "limit_mm_per_prompt", "mm_processor_kwargs",
+                                    "data_parallel_size", "enable_expert_parallel", "disable_custom_all_reduce")
                  if a.get(k) is not None}
         hw = c["hardware"]
         device = "h200" if "H200" in hw.get("device", "") else "h100-80gb"
@@ -179,7 +181,8 @@ def _device_cases(path: Path, source: str) -> list[Case]:
         out.append(Case(
             id=c["id"], source=source, model=model, device=device, device_memory_gib=None,
             count=hw.get("count", 1), vllm_version=c.get("vllm_version", "0.26.0"), version_note="measured",
-            flags=flags, env={k: v for k, v in (c.get("env") or {}).items() if k.startswith("VLLM_")},
+            flags=flags, env={k: v for k, v in (c.get("env") or {}).items()
+                 if k.startswith(("VLLM_", "NCCL_NVLS", "TORCH_SYMM_MEM"))},
             usage_context="llm",
             logged={
                 "weights_gib": m.get("weights_gib"), "activation_gib": m.get("torch_peak_increase_gib"),
@@ -277,7 +280,7 @@ def load_cases() -> list[Case]:
     for c in _device_cases(DATA / "device_v026" / "cases.jsonl", "device"):
         out.append(_with_log(c, DATA / "device_v026" / (c.id.replace("device-v026-", "") + ".log")))
     for c in _device_cases(DATA / "truth" / "cases.jsonl", "truth"):
-        batch, name = c.id.split("truth-v026-", 1)[-1].split("-", 1)
+        batch, name = re.sub(r"^truth-v\d+-", "", c.id).split("-", 1)  # truth-v026-h100a-..., truth-v034-...
         out.append(_with_log(c, DATA / "truth" / "logs" / batch / (name + ".log")))
     for c in _public_cases():
         out.append(_with_log(c, DATA / "public" / "logs" / (c.id + ".log")))

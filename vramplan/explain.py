@@ -254,7 +254,8 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
         kw.pop("dtype", None)
     if "gpu_memory_utilization" not in kw and f.gpu_memory_utilization:
         kw["gpu_memory_utilization"] = f.gpu_memory_utilization
-    env = tuple(sorted((k, str(v)) for k, v in f.env.items() if k.startswith(("VLLM_", "PYTORCH_"))))
+    env = tuple(sorted((k, str(v)) for k, v in f.env.items()
+                       if k.startswith(("VLLM_", "PYTORCH_", "NCCL_NVLS", "TORCH_SYMM_MEM"))))
     usage = "llm" if f.args.get("usage_context") == "llm" else "serve"
     args = EngineArgs(model=name, env=env, usage_context=usage, **kw)
     dev = resolve_device(device) if device else _device_from_total(f.total_gib or f.total_memory_gib, f.platform)

@@ -210,7 +210,9 @@ def build_plan(
     moe_tp = 1 if cfg.expert_parallel else cfg.tp * cfg.dp
     cite = rules.cite
 
-    over = non_torch(platform, tp=cfg.tp, pp=cfg.pp, nvlink=device.nvlink)
+    over = non_torch(platform, tp=cfg.tp, pp=cfg.pp, nvlink=device.nvlink, comm=rules.comm, dp=cfg.dp,
+                     is_moe=model.is_moe, device_name=device.name, compute_capability=device.compute_capability,
+                     env=dict(args.env), disable_custom_all_reduce=args.disable_custom_all_reduce)
     free_at_init = total - used_by_others_bytes - over.before_snapshot_bytes
     # vllm-ascend <= 0.13: no snapshot; every byte outside torch (context, HCCL, other programs) is non-torch
     global_budget = rules.non_kv_formula == "absolute_peak"
@@ -288,6 +290,7 @@ def build_plan(
                                 "determine_available_memory (total - free - torch allocated); " + over.basis)
         else:
             nt_term = Term(key="non_torch", label="non-torch increase", bytes=over.increase_bytes, kind="measured",
+                           parts=over.increase_parts,
                            rule=cite("vllm/utils/mem_utils.py", "memory_profiling") + " (non_torch_increase); "
                            + over.basis)
         cg_term = Term(key="cudagraph_estimate", label="CUDA-graph estimate", bytes=cg_applied, kind="measured",

@@ -59,7 +59,7 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
     weights_source, ckpt_warning = _weights_source(model, cfg)
     if ckpt_warning is not None:
         warnings.append(ckpt_warning)
-    over = non_torch_v0(tp=cfg.tp, pp=cfg.pp)
+    over = non_torch_v0(tp=cfg.tp, pp=cfg.pp, device_name=device.name, nvlink=device.nvlink, env=dict(args.env))
     # determine_num_available_blocks: total_gpu_memory * gpu_memory_utilization - peak_memory (a float)
     requested = int(total * util)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)

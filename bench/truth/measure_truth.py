@@ -18,12 +18,13 @@ usage (run_truth.sh calls it):
   measure_truth.py --plan PLAN.tsv --names a,b,c --logdir /tmp/vlogs [--deadline EPOCH]
 
 Run ARGS (as measure.py, plus --env/--est/--proc):
-  --src DIR  --eager  --max-model-len N  --gmu U  --mnbt N  --mns N  --tokenizer synth
+  --src DIR  --eager  --max-model-len N  --gmu U|unset  --mnbt N  --mns N  --tokenizer synth
   --limit-mm JSON  --extra JSON  --env K=V  --est SECONDS  --proc TAG
 """
 import argparse, gc, json, os, shlex, shutil, signal, sys, time, traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+VLLM_VERSION = "unknown"  # set in main() once vllm is imported; recorded in every TRUTH/RESULT line
 ENV_PREFIXES = ("VLLM_", "NCCL_", "CUDA_", "TORCH_", "PYTORCH_", "NVSHMEM_", "HF_", "TRANSFORMERS_")
 
 
@@ -32,7 +33,8 @@ def run_parser():
     ap.add_argument("--src", required=True)
     ap.add_argument("--eager", action="store_true")
     ap.add_argument("--max-model-len", type=int, default=4096)
-    ap.add_argument("--gmu", type=float, default=0.9)
+    ap.add_argument("--gmu", type=lambda v: None if v.lower() in ("none", "unset") else float(v), default=0.9,
+                    help="gpu_memory_utilization; 'unset' leaves vLLM's default (0.34: 1.0 with the extensible cache)")
     ap.add_argument("--mnbt", type=int, default=None)
     ap.add_argument("--mns", type=int, default=None)
     ap.add_argument("--tokenizer", default=None)
@@ -132,6 +134,9 @@ def main():
         os.write(saved_out, (msg + "\n").encode())
 
     from vllm import LLM, SamplingParams
+    global VLLM_VERSION
+    import vllm
+    VLLM_VERSION = getattr(vllm, "__version__", "unknown")
     from vllm.inputs import TokensPrompt
 
     t_proc = time.time()
@@ -151,7 +156,7 @@ def main():
         old_env = {key: os.environ.get(key) for key in run_env}
         os.environ.update(run_env)
         print("gpu used before: " + ", ".join(f"{s['used'] // 2**20} MiB" for s in before), flush=True)
-        print("TRUTH run " + json.dumps(dict(name=name, args=plan[name], proc_pid=os.getpid(),
+        print("TRUTH run " + json.dumps(dict(name=name, args=plan[name], proc_pid=os.getpid(), vllm_version=VLLM_VERSION,
                                            proc_run_index=k, run_env=run_env,
                                            env={key: v for key, v in sorted(os.environ.items())
                                                 if key.startswith(ENV_PREFIXES)})), flush=True)
@@ -166,8 +171,9 @@ def main():
             sys.path[:0] = [HERE, os.path.join(os.getcwd(), ".vllm-bundle")]
             from synth_tokenizer import write_synthetic_tokenizer
             write_synthetic_tokenizer(mdir, cfg)
-        kw = dict(model=mdir, load_format="dummy", max_model_len=r.max_model_len,
-                  gpu_memory_utilization=r.gmu, enforce_eager=r.eager, seed=0)
+        kw = dict(model=mdir, load_format="dummy", max_model_len=r.max_model_len, enforce_eager=r.eager, seed=0)
+        if r.gmu is not None:
+            kw["gpu_memory_utilization"] = r.gmu
         kw["skip_tokenizer_init"] = r.tokenizer is None
         if r.mnbt: kw["max_num_batched_tokens"] = r.mnbt
         if r.mns: kw["max_num_seqs"] = r.mns
@@ -208,6 +214,10 @@ def main():
                        block_size=ce.cache_config.block_size,
                        kv_cache_dtype=str(ce.cache_config.cache_dtype),
                        tensor_parallel_size=ce.parallel_config.tensor_parallel_size,
+                       pipeline_parallel_size=ce.parallel_config.pipeline_parallel_size,
+                       data_parallel_size=ce.parallel_config.data_parallel_size,
+                       enable_expert_parallel=bool(getattr(ce.parallel_config, "enable_expert_parallel", False)),
+                       vllm_version=VLLM_VERSION,
                        cudagraph_mode=str(ce.compilation_config.cudagraph_mode),
                        compilation_mode=str(ce.compilation_config.mode),
                        cudagraph_capture_sizes_max=max(ce.compilation_config.cudagraph_capture_sizes or [0]),

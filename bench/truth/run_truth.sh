@@ -11,16 +11,22 @@
 # T0=epoch to share a clock between streams). STREAM names the output files
 # ($OUT/logs-STREAM.tar, $OUT/summary-STREAM.txt), so two streams (one per GPU, set
 # CUDA_VISIBLE_DEVICES) can run side by side.
+# Other releases: BUNDLE (default .vllm-bundle) names the bundle folder, SITE (default /tmp/site) where
+# it unpacks, EXTRA_PYTHONPATH what goes after it (e.g. /tmp/t214, the torch 2.14 overlay for 0.33/0.34).
+# NVLink multicast stays off in this process and every child (the lent machines require it).
 set -u
 PLAN=${1:?plan file}
 DEADLINE=${2:-540}
 STREAM=${3:-main}
 T0=${T0:-$(date +%s)}
 ROOT=$PWD
-B=$ROOT/.vllm-bundle
+B=${BUNDLE:-$ROOT/.vllm-bundle}; [[ $B == /* ]] || B=$ROOT/$B
+SITE=${SITE:-/tmp/site}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 LOGDIR=/tmp/vlogs-$STREAM; mkdir -p "$LOGDIR"
-export PYTHONPATH=/tmp/site${EXTRA_PYTHONPATH:+:$EXTRA_PYTHONPATH} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 \
+export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0} TORCH_SYMM_MEM_DISABLE_MULTICAST=${TORCH_SYMM_MEM_DISABLE_MULTICAST:-1} \
+       NVSHMEM_DISABLE_NVLS=${NVSHMEM_DISABLE_NVLS:-1}
+export PYTHONPATH=$SITE${EXTRA_PYTHONPATH:+:$EXTRA_PYTHONPATH} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 \
        DO_NOT_TRACK=1 PYTHONUNBUFFERED=1 VLLM_LOGGING_LEVEL=${VLLM_LOGGING_LEVEL:-DEBUG} \
        TOKENIZERS_PARALLELISM=false VLLM_USE_FLASHINFER_SAMPLER=${VLLM_USE_FLASHINFER_SAMPLER:-0} \
        CUDA_DEVICE_ORDER=PCI_BUS_ID
@@ -31,18 +37,18 @@ el() { echo $(( $(date +%s) - T0 )); }
 # unpack once per machine (the same steps as the bundle's run_plan.sh); a lock lets two streams start together
 (
   flock 9
-  if [ ! -f /tmp/site/.done ]; then
-    mkdir -p /tmp/site
+  if [ ! -f $SITE/.done ]; then
+    mkdir -p $SITE
     for f in "$B"/core.txz "$B"/moe.txz; do
       [ -f "$f" ] || { echo "missing $f" | tee -a "$S"; continue; }
-      dest=/tmp/site; [[ $f == *moe* ]] && dest=/tmp/site/vllm
+      dest=$SITE; [[ $f == *moe* ]] && dest=$SITE/vllm
       if command -v xz >/dev/null; then tar -C $dest -xJf "$f"; else
         $PY -c "import tarfile,sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='fully_trusted')" "$f" $dest; fi
     done
-    touch /tmp/site/.done
-    echo "[$(el)s] installed: $(du -sh /tmp/site | cut -f1)" | tee -a "$S"
+    touch $SITE/.done
+    echo "[$(el)s] installed: $(du -sh $SITE | cut -f1)" | tee -a "$S"
   fi
-) 9>/tmp/site.lock
+) 9>$SITE.lock
 {
   echo "== env ($(el)s) stream=$STREAM CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-unset}"
   nvidia-smi --query-gpu=index,name,memory.total,memory.used,driver_version --format=csv,noheader

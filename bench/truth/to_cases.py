@@ -112,6 +112,8 @@ def parse_log(path):
     # the root cause vLLM printed (last 'Error:' style line), for failures
     errs = re.findall(r"^(?:\([^)]*\) )?(?:\w+\.)*(\w*(?:Error|Exception)): (.+)$", text, re.M)
     info["last_error"] = f"{errs[-1][0]}: {errs[-1][1]}" if errs else None
+    m = _ENGINE_VERSION.search(text)
+    info["engine_version"] = m.group(1) if m else None
     return info
 
 
@@ -127,6 +129,18 @@ def plan_args(args_str):
     return out
 
 
+_ENGINE_VERSION = re.compile(r"(?:LLM engine|vLLM API server version|vLLM version)[^\n]*?\(?v?(\d+\.\d+\.\d+)")
+
+
+def release_of(truth, result, info):
+    """The vLLM release of a run: measure_truth.py records it (since the multi-GPU/0.34 plans); older logs
+    are the 0.26.0 batches, or say it in vLLM's own 'Initializing a V1 LLM engine (vX.Y.Z)' line."""
+    v = (result or {}).get("vllm_version") or truth.get("vllm_version")
+    if v and v != "unknown":
+        return re.match(r"\d+\.\d+\.\d+", v).group(0) if re.match(r"\d+\.\d+\.\d+", v) else v
+    return info.get("engine_version") or "0.26.0"
+
+
 def to_case(batch, name, info, rel_log):
     res, kw, truth = info["result"], info["kwargs"], info["truth"]
     pa = plan_args(truth.get("args"))
@@ -134,6 +148,10 @@ def to_case(batch, name, info, rel_log):
     m = dict(info["measured"])
     r = res or {}
     tp = r.get("tensor_parallel_size") or kw.get("tensor_parallel_size", 1)
+    pp = r.get("pipeline_parallel_size") or kw.get("pipeline_parallel_size", 1)
+    dp = r.get("data_parallel_size") or kw.get("data_parallel_size", 1)
+    version = release_of(truth, r, info)
+    vtag = "v0" + version.split(".")[1] if version.startswith("0.") else "v" + version.replace(".", "")
     if res:
         status, error = "ok", None
     elif info["failed"] and "RunTimeout" in info["failed"]["error"]:
@@ -147,7 +165,7 @@ def to_case(batch, name, info, rel_log):
     dev_name = r.get("device_name")
     if dev_name is None:
         dev_name = "NVIDIA H200" if batch == "x2" else "NVIDIA H100 80GB HBM3"
-    hardware = {"device": DEVICE_NAMES.get(dev_name, dev_name), "count": tp,
+    hardware = {"device": DEVICE_NAMES.get(dev_name, dev_name), "count": tp * pp * dp,
                 "total_memory_gib": m.pop("vllm_total_memory_gib", None),
                 "nvml_total_gib": round(r["total_gib"], 2) if res else None}
     if hardware["total_memory_gib"] is None:
@@ -157,7 +175,9 @@ def to_case(batch, name, info, rel_log):
     mnbt = r.get("max_num_batched_tokens") or kw.get("max_num_batched_tokens")
     mns = r.get("max_num_seqs") or kw.get("max_num_seqs")
     args = {
-        "tensor_parallel_size": tp, "pipeline_parallel_size": 1, "data_parallel_size": 1,
+        "tensor_parallel_size": tp, "pipeline_parallel_size": pp, "data_parallel_size": dp,
+        "enable_expert_parallel": bool(r.get("enable_expert_parallel", kw.get("enable_expert_parallel", False))),
+        "disable_custom_all_reduce": bool(kw.get("disable_custom_all_reduce", False)),
         "max_model_len": r.get("max_model_len") or kw.get("max_model_len"),
         "max_num_seqs": mns, "max_num_batched_tokens": mnbt,
         "gpu_memory_utilization": kw.get("gpu_memory_utilization"),
@@ -208,15 +228,15 @@ def to_case(batch, name, info, rel_log):
     }
     env = dict(truth.get("env", {}))
     case = {
-        "id": f"truth-v026-{batch}-{name}",
+        "id": f"truth-{vtag}-{batch}-{name}",
         "status": status,
         "model": model_id(src),
-        "vllm_version": "0.26.0",
+        "vllm_version": version,
         "hardware": hardware,
         "args": args,
         "env": env,
         "measured": measured,
-        "source": {"kind": "own run, vLLM 0.26.0 official wheel (trimmed bundle), load_format=dummy, "
+        "source": {"kind": f"own run, vLLM {version} official wheel (trimmed bundle), load_format=dummy, "
                            "bench/truth/measure_truth.py",
                    "log": rel_log, "batch": batch, "model_src": src,
                    "plan_args": truth.get("args"), "run_env": truth.get("run_env"),

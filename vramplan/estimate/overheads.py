@@ -24,9 +24,12 @@ Every number below comes from ``bench/fit_overheads.py`` over data/truth and dat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..model.description import ModelDescription
+from ..rules.comm import CommRules
+from .multi_gpu import NVLS_BYTES, NVSWITCH_MULTICAST, multi_gpu_non_torch
 from ..units import GiB, MiB
 
 __all__ = ["Overheads", "GraphMemory", "non_torch", "non_torch_v0", "cudagraph", "post_kv_warmup_bytes"]
@@ -39,6 +42,10 @@ class Overheads:
     increase_bytes: int
     """Non-torch increase during profiling: inside the non-KV total."""
     basis: str
+    increase_parts: tuple[tuple[str, int], ...] = ()
+    """What the increase consists of, where known (TP/PP > 1 on CUDA: estimate/multi_gpu.py)."""
+    before_parts: tuple[tuple[str, int], ...] = ()
+    """What is in use at the snapshot, where known."""
 
 
 # platform -> (in use at the snapshot, increase during profiling), TP=1, MiB
@@ -74,7 +81,20 @@ def load_workspaces(*, kv_cache_dtype: str, platform: str) -> tuple[tuple[str, i
     return ()
 
 
-def non_torch(platform: str, *, tp: int, pp: int = 1, nvlink: bool = True) -> Overheads:
+def non_torch(platform: str, *, tp: int, pp: int = 1, nvlink: bool = True, comm: CommRules | None = None,
+              dp: int = 1, is_moe: bool = False, device_name: str = "",
+              compute_capability: tuple[int, int] | None = None, env: Mapping[str, str] | None = None,
+              disable_custom_all_reduce: bool = False) -> Overheads:
+    """Non-torch memory of one rank, split at vLLM's init snapshot.
+
+    On CUDA with TP/PP/DP > 1 and a release's communication rules (``comm``, from the rule set) the split
+    follows that release's order of events (:func:`vramplan.estimate.multi_gpu.multi_gpu_non_torch`)."""
+    if platform == "cuda" and comm is not None and (tp > 1 or pp > 1 or dp > 1):
+        m = multi_gpu_non_torch(comm, context_bytes=_TP1["cuda"][0] * MiB, tp=tp, pp=pp, dp=dp, is_moe=is_moe,
+                                nvlink=nvlink, device_name=device_name, compute_capability=compute_capability,
+                                env=env, disable_custom_all_reduce=disable_custom_all_reduce)
+        return Overheads(before_snapshot_bytes=m.before_bytes, increase_bytes=m.during_bytes, basis=m.basis,
+                         increase_parts=m.during_parts, before_parts=m.before_parts)
     table = _MULTI if (tp > 1 or pp > 1) else _TP1
     ctx, inc, src = table.get(platform, table["cuda"])
     if table is _MULTI and platform == "cuda" and not nvlink:
@@ -91,14 +111,23 @@ _V0_TP1 = 358
 _V0_MULTI_EXTRA = _MULTI["cuda"][0] - _TP1["cuda"][0]
 
 
-def non_torch_v0(*, tp: int, pp: int = 1) -> Overheads:
+def non_torch_v0(*, tp: int, pp: int = 1, device_name: str = "", nvlink: bool = True,
+                 env: Mapping[str, str] | None = None) -> Overheads:
     """V0's non-torch memory (vLLM v0.6.4.post1 vllm/worker/worker.py:Worker.determine_num_available_blocks):
     used device memory minus torch's allocated bytes after the profile run, inside the budget."""
     extra = _V0_MULTI_EXTRA if (tp > 1 or pp > 1) else 0
     basis = ("measured: 0.35 GiB in the two vLLM 0.6 RTX 3090 logs of ../shared/data (CUDA context and library "
              "workspaces)" + ("; + 0.95 GiB NCCL/all-reduce as measured with vLLM 0.26 on 2xH200 (not on V0)"
                               if extra else ""))
-    return Overheads(before_snapshot_bytes=0, increase_bytes=(_V0_TP1 + extra) * MiB, basis=basis)
+    nvls = 0
+    if tp > 1 and nvlink and device_name in NVSWITCH_MULTICAST and (env or {}).get("NCCL_NVLS_ENABLE", "1") != "0":
+        nvls = NVLS_BYTES
+        basis += f"; + {NVLS_BYTES / GiB:.2f} GiB NCCL NVLS buffers (NVSwitch with multicast; estimate/multi_gpu.py)"
+    parts = ((("CUDA context and library workspaces", _V0_TP1 * MiB),)
+             + ((("NCCL communicator and custom all-reduce (vLLM 0.26, 2xH200)", extra * MiB),) if extra else ())
+             + ((("NCCL NVLS buffers", nvls),) if nvls else ()))
+    return Overheads(before_snapshot_bytes=0, increase_bytes=(_V0_TP1 + extra) * MiB + nvls, basis=basis,
+                     increase_parts=parts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

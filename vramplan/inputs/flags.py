@@ -39,6 +39,11 @@ MEMORY_ENV_VARS = (
     "VLLM_MXFP4_USE_MARLIN",
     "PYTORCH_CUDA_ALLOC_CONF",
     "PYTORCH_NPU_ALLOC_CONF",
+    # multi-GPU buffers (estimate/multi_gpu.py)
+    "VLLM_ALLREDUCE_USE_SYMM_MEM",
+    "VLLM_ALLREDUCE_USE_FLASHINFER",
+    "NCCL_NVLS_ENABLE",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST",
 )
 
 
@@ -51,6 +56,7 @@ class EngineArgs:
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
     enable_expert_parallel: bool = False
+    disable_custom_all_reduce: bool = False
     max_model_len: int | None = None
     """-1 means ``auto`` (fit the longest context the KV cache holds)."""
     max_num_seqs: int | None = None
@@ -168,6 +174,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "pipeline-parallel-size": ("pipeline_parallel_size", int, True),
     "data-parallel-size": ("data_parallel_size", int, True),
     "enable-expert-parallel": ("enable_expert_parallel", _bool, False),
+    "disable-custom-all-reduce": ("disable_custom_all_reduce", _bool, False),
     "max-model-len": ("max_model_len", _int_or_auto, True),
     "max-num-seqs": ("max_num_seqs", parse_human_int, True),
     "max-num-batched-tokens": ("max_num_batched_tokens", parse_human_int, True),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import UnsupportedError
+from .comm import COMM_V019, CommRules
 
 __all__ = ["RuleSet", "SUPPORTED", "for_version", "parse_version", "DEFAULT_VERSION"]
 
@@ -104,6 +105,9 @@ class RuleSet:
     cublas_handles_in_init_device: bool
     """v0.33 creates cuBLAS/cuBLASLt handles in ``init_device`` before the snapshot."""
     default_gpu_memory_utilization: float
+    comm: CommRules = COMM_V019
+    """Multi-GPU communication buffers and defaults (rules/comm.py): custom all-reduce, symmetric memory,
+    FlashInfer all-reduce; where they fall relative to the init snapshot is in estimate/multi_gpu.py."""
 
     @property
     def label(self) -> str:
