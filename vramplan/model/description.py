@@ -93,6 +93,11 @@ class AttentionSpec:
     sliding_window: int | None = None
     chunk_size: int | None = None
     has_sinks: bool = False
+    sparse: bool = False
+    """DeepSeek Sparse Attention (DSA): MLA read through a top-k indexer (sparse MLA backends)."""
+    indexer_bytes_per_token: int = 0
+    """Bytes per token of the layer's lightning-indexer K cache (fp8 keys + float32 scales, stored as uint8), a
+    separate vLLM cache layer of the same block size; 0 when the layer has no indexer of its own."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,6 +241,9 @@ class ModelDescription:
     """Final norm and LM head (the head is absent when tied)."""
     buffer_params: tuple[Param, ...] = ()
     """Non-persistent buffers created at init (rotary cos/sin caches)."""
+    token_buffers: tuple[Param, ...] = ()
+    """Buffers created at init with one row per scheduled token: ``shape`` is one row, the rules multiply it by
+    ``max_num_batched_tokens`` (e.g. DeepSeek-V3.2's int32 top-k indices buffer)."""
     moe: MoESpec | None = None
     quant: QuantSpec | None = None
     vision: VisionSpec | None = None

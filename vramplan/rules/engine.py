@@ -87,6 +87,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     order ``EngineArgs.create_engine_config`` does.
     """
     v = rules.requested if rules.requested != (0, 0, 0) else rules.version
+    _check_introduced(model, v)
     if rules.engine == "v0":
         return _resolve_v0(args, model, device, v)
     env = dict(args.env)
@@ -125,6 +126,15 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         user_block_size=args.block_size, is_hybrid=has_mamba, enable_prefix_caching=prefix,
         enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head)
     reason = "--block-size" if args.block_size else "vLLM's default block size for this backend/platform"
+    if any(layer.attention is not None and layer.attention.sparse for layer in model.layers):
+        # DeepSeek Sparse Attention: its backends, KV format and block size (model/families/deepseek_v32.py)
+        from ..model.families.deepseek_v32 import sparse_mla_engine
+
+        kv_dtype, sparse_block, sparse_notes = sparse_mla_engine(
+            v, platform, device.compute_capability, kv_dtype, args.block_size, model.text_model_type)
+        notes.extend(sparse_notes)
+        if sparse_block is not None and not args.block_size:
+            block_size, reason = sparse_block, "sparse MLA + indexer backends (64 on CUDA)"
     mamba_page_padded = None
     if has_mamba and any(layer.attention for layer in model.layers):
         block_size, mamba_page_padded, reason = _align_hybrid(v, model, device, tp=tp, block_size=block_size,
@@ -160,6 +170,17 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         mamba_page_padded=mamba_page_padded, notes=tuple(notes),
         sampler_path=d.dummy_sampler_path(v, env, sort_sampler=rules.sort_sampler),
     )
+
+
+def _check_introduced(model: ModelDescription, v: tuple[int, int, int]) -> None:
+    """Refuse an architecture for a vLLM release older than the first one known to register it."""
+    from ..model.families import introduced_in
+
+    first = introduced_in(model.architecture)
+    if first is not None and v < first[0]:
+        asked, since = ".".join(map(str, v)), ".".join(map(str, first[0]))
+        raise UnsupportedError(f"vLLM {asked} cannot load {model.architecture}: it is in vLLM's model registry from "
+                               f"{since} ({first[1]})", hint=f"plan it with --vllm-version {since} or newer")
 
 
 @dataclass(frozen=True, slots=True)

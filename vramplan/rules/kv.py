@@ -51,6 +51,10 @@ class KVSpec:
     """Extra mamba blocks for speculative decoding (``num_speculative_blocks``)."""
     max_encoder_tokens: int = 0
     """For CROSS layers: ``max_num_encoder_input_tokens``."""
+    indexer_page_bytes: int = 0
+    """Sparse MLA (DSA): the part of ``page_bytes`` that is the layer's indexer K cache. vLLM registers that cache
+    as its own layer (``DeepseekV32IndexerCache``, an ``MLAAttentionSpec`` with ``cache_role=INDEXER``) with the
+    same block size, so both land in the one uniform-type group whose block costs the sum of the pages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,11 @@ def _layer_specs(
             page = int(block_size * 1 * a.head_size * kv_b)
             if kv_cache_dtype == "fp8_ds_mla":
                 page = block_size * 656
-            out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page)
+            # vLLM v0.34.0 vllm/model_executor/models/deepseek_v2.py:DeepseekV32IndexerCache.get_kv_cache_spec
+            # (uint8, head_dim index_head_dim + index_head_dim // 128 * 4, block_size = cache_config.block_size)
+            indexer = block_size * a.indexer_bytes_per_token
+            out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page + indexer,
+                                      indexer_page_bytes=indexer)
             continue
         heads = kv_heads_per_rank(a.num_kv_heads, tp)
         head_v = a.head_size_v or a.head_size

@@ -206,6 +206,11 @@ def weights_per_rank(
             add(tuple(Param(name="lm_head.weight", shape=p.shape, shard=p.shard, part="lm_head")
                       for p in model.embed_params))
     add(model.buffer_params)
+    if model.token_buffers and max_num_batched_tokens:
+        # per-token buffers allocated at init on every rank (inside "Model loading took"), e.g. vLLM v0.34.0
+        # vllm/models/deepseek_v32/nvidia/model.py:DeepseekV32Model.__init__ topk_indices_buffer
+        add(tuple(Param(name=p.name, shape=(max_num_batched_tokens,) + p.shape, part=p.part, dtype=p.dtype)
+                  for p in model.token_buffers))
     if model.vision is not None:
         add(model.vision.params, shard_tp=1 if vision_replicated else tp)
         if model.vision.num_deepstack and max_num_batched_tokens:
