@@ -37,6 +37,7 @@ _BY_ARCH: dict[str, Family] = {}
 # Family modules, imported once on first lookup (each calls register()).
 _MODULES: tuple[str, ...] = (
     "deepseek_v32",
+    "kimi_k25",
 )
 _loaded = False
 
