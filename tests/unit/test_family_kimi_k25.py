@@ -79,3 +79,16 @@ def test_older_release_refuses():
 
     with pytest.raises(UnsupportedError, match="0.15.0"):
         plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=8192, vllm_version="0.14.1")
+
+
+@pytest.mark.parametrize("version", ["0.19.0", "0.26.0", "0.33.0"])
+def test_fp8_mla_cache_on_sm90_uses_flashmla_block_64(version):
+    # FLASH_ATTN_MLA (SM90's first MLA backend) takes bf16/fp16 only; fp8 falls to FLASHMLA, kernel block 64.
+    # Page: 576 fp8 bytes per token and layer (no scales for the plain fp8 MLA cache), 61 layers, 64 tokens.
+    p = plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=32768, kv_cache_dtype="fp8",
+             vllm_version=version)
+    assert p.engine.block_size == 64
+    assert p.logged_rank.layout.bytes_per_block == 61 * 64 * 576
+    # bf16 keeps FLASH_ATTN_MLA's 16
+    assert plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=32768,
+                vllm_version=version).engine.block_size == 16

@@ -124,7 +124,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     block_size = d.default_block_size(
         v, platform, use_mla=model.uses_mla, device_capability=device.compute_capability,
         user_block_size=args.block_size, is_hybrid=has_mamba, enable_prefix_caching=prefix,
-        enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head)
+        enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head, kv_cache_dtype=kv_dtype)
     reason = "--block-size" if args.block_size else "vLLM's default block size for this backend/platform"
     if any(layer.attention is not None and layer.attention.sparse for layer in model.layers):
         # DeepSeek Sparse Attention: its backends, KV format and block size (model/families/deepseek_v32.py)
