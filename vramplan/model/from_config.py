@@ -181,6 +181,11 @@ def describe_config(
         raise UnsupportedError("vLLM: " + removed_from_vllm_message(arch),
                                hint="no vLLM release vramplan models (0.19 and later) can load it")
     else:
+        from .families import PENDING
+
+        if arch in PENDING:
+            raise UnsupportedError(PENDING[arch], hint="docs/notes-deepseek-v4-kimi-k3.md lists what vLLM 0.34 "
+                                   "allocates for it; plan another architecture meanwhile")
         raise UnsupportedError(
             f"architecture {arch} is not modelled by vramplan yet",
             hint="supported: " + ", ".join(supported_architectures()),
