@@ -170,3 +170,22 @@ def test_older_releases_refuse_with_one_line(model_id, old, first):
     assert first in str(exc.value) and "\n" not in str(exc.value)
     assert plan(model_id, device="h200", tensor_parallel_size=8, max_model_len=8192, vllm_version=first,
                 pipeline_parallel_size=2).verdict in ("starts", "fails")
+
+
+@pytest.mark.parametrize("version,kv,expected", [
+    # v0.33+/0.34 fp8 (-> fp8_ds_mla on SM90, FLASHMLA_SPARSE), 8192 tokens, 128 / 8 = 16 heads, pad64 = 64:
+    ("0.34.0", "fp8", 8192 * 16 * 576 * 2          # q_concat (quantized cache: heads not padded)
+                      + 5 * 32768 * 576 * 2        # prefill workspace, factor 5 (max_model_len <= 256K)
+                      + 8192 * 64 * 576 * 2        # (tokens, pad64(heads), 576)
+                      + 8192 * 64 * 512 * 2        # (tokens, pad64(heads), kv_lora_rank)
+                      + 8192 * 16 * 512 * 2),      # (tokens, heads, kv_lora_rank)  = 1,614,807,040 bytes
+    ("0.26.0", "fp8", 8192 * 16 * 576 * 2 + 5 * 32768 * 576 * 2),
+    ("0.34.0", "auto", 0),                         # bf16 on SM90: FLASH_ATTN_MLA_SPARSE reserves nothing
+    ("0.19.0", "auto", 8192 * 16 * 576 * 2),       # 0.19 has only FLASHMLA_SPARSE on SM90: q_concat
+])
+def test_flashmla_sparse_workspace_is_in_the_weights(version, kv, expected):
+    p = plan("deepseek-ai/DeepSeek-V3.2", device="h200", tensor_parallel_size=8, max_model_len=32768,
+             max_num_batched_tokens=8192, kv_cache_dtype=kv, vllm_version=version)
+    w = next(t for t in p.logged_rank.terms if t.key == "weights")
+    got = sum(b for label, b in w.parts if label.startswith("FLASHMLA_SPARSE workspace"))
+    assert got == expected

@@ -162,3 +162,49 @@ register(Family(
         "GlmMoeDsaForCausalLM": ((0, 16, 0), "absent from 0.15.0, present in 0.16.0"),
     },
 ))
+
+
+_WORKSPACE_VIEW_ALIGN = 256  # vLLM v0.19.0 .. v0.34.0 vllm/v1/worker/workspace.py (round_up(actual, 256) per view)
+
+
+def sparse_mla_load_workspace(version: tuple[int, int, int], *, platform: str, device_capability: tuple[int, int] | None,
+                              kv_cache_dtype: str, heads_per_rank: int, kv_lora_rank: int, q_head_size: int,
+                              max_num_batched_tokens: int, max_model_len: int) -> tuple[tuple[str, int], ...]:
+    """The shared workspace FLASHMLA_SPARSE reserves while the model is built (so inside "Model loading took").
+
+    ``FlashMLASparseImpl.__init__`` calls ``current_workspace_manager().get_simultaneous`` (one buffer for all
+    layers, each view rounded up to 256 bytes), vLLM vllm/v1/attention/backends/mla/flashmla_sparse.py:
+    - v0.19.0 / v0.26.0: ``q_concat`` (max_num_batched_tokens, heads, 576) bf16, plus with ``fp8_ds_mla`` the prefill
+      workspace (5 x max_model_len, 576) bf16 (``get_prefill_workspace_size``);
+    - v0.33.0 / v0.34.0: ``q_concat`` (heads rounded up to 64 unless the cache is quantized), and with
+      ``fp8_ds_mla`` the prefill workspace (factor x max_model_len, 576) with factor 5 up to 256K tokens else 2
+      (vllm/config/vllm.py), and (tokens, pad64(heads), 576), (tokens, pad64(heads), kv_lora_rank),
+      (tokens, heads, kv_lora_rank), all bf16.
+    Which backend holds the layer: SM90 (0.26+) runs a bf16 cache on FLASH_ATTN_MLA_SPARSE (no reservation) and
+    fp8 on FLASHMLA_SPARSE; 0.19 has FLASHMLA_SPARSE only on SM90; SM10x runs fp8 (not fp8_ds_mla) on
+    FLASHINFER_MLA_SPARSE (no reservation modelled).
+    """
+    if platform != "cuda":
+        return ()
+    major = device_capability[0] if device_capability else 9
+    ds_mla = kv_cache_dtype == "fp8_ds_mla"
+    if major == 10:
+        flashmla = ds_mla or kv_cache_dtype in ("auto", "bfloat16") and heads_per_rank > 16
+    elif major == 9:
+        flashmla = ds_mla or version < (0, 26, 0)
+    else:
+        flashmla = False
+    if not flashmla:
+        return ()
+    t, h = max_num_batched_tokens, heads_per_rank
+    b = 2  # bf16
+    new = version >= (0, 33, 0)
+    pad = -(-h // 64) * 64
+    specs = [t * (pad if new and not ds_mla else h) * q_head_size * b]
+    if ds_mla:
+        factor = (5 if max_model_len <= 256 * 1024 else 2) if new else 5
+        specs.append(factor * max_model_len * q_head_size * b)
+        if new:
+            specs += [t * pad * q_head_size * b, t * pad * kv_lora_rank * b, t * h * kv_lora_rank * b]
+    total = sum(-(-x // _WORKSPACE_VIEW_ALIGN) * _WORKSPACE_VIEW_ALIGN for x in specs)
+    return (("FLASHMLA_SPARSE workspace reserved while the model is built (read from source)", total),)
