@@ -64,12 +64,15 @@ def test_indexer_weights_only_on_full_layers(cfg_types):
 
 
 @SETTINGS
-@given(st.sampled_from(["deepseek-ai/DeepSeek-V3.2", "zai-org/GLM-5.2", "zai-org/GLM-5-FP8", "moonshotai/Kimi-K2.5"]),
+@given(st.sampled_from(["deepseek-ai/DeepSeek-V3.2", "zai-org/GLM-5.2", "zai-org/GLM-5-FP8", "moonshotai/Kimi-K2.5",
+                        "deepseek-ai/DeepSeek-V4-Flash", "deepseek-ai/DeepSeek-V4-Pro"]),
        st.sampled_from(["h100-80gb", "h200", "b200"]), st.sampled_from([4, 8]),
-       st.sampled_from(["auto", "fp8"]), st.sampled_from([4096, 65536]))
-def test_plans_never_error_internally(model, device, tp, kv, length):
+       st.sampled_from(["auto", "fp8", "bfloat16"]), st.sampled_from([4096, 65536]),
+       st.sampled_from(["0.26.0", "0.33.0", "0.34.0"]))
+def test_plans_never_error_internally(model, device, tp, kv, length, version):
     try:
-        p = vramplan.plan(model, device=device, tensor_parallel_size=tp, kv_cache_dtype=kv, max_model_len=length)
+        p = vramplan.plan(model, device=device, tensor_parallel_size=tp, kv_cache_dtype=kv, max_model_len=length,
+                          vllm_version=version)
     except VramplanError as e:  # a clear refusal is allowed, a crash is not
         assert e.message and "\n" not in e.message
         return

@@ -236,7 +236,8 @@ def describe_config(
         layer_params=layer_params,
         embed_params=embed,
         head_params=tuple(head),
-        buffer_params=_rope_buffers(ctx, layers) + _extra_rope_copies(ctx, extra),
+        buffer_params=(tuple(extra["buffer_params"]) if "buffer_params" in extra else _rope_buffers(ctx, layers))
+        + _extra_rope_copies(ctx, extra),
         token_buffers=tuple(extra.get("token_buffers", ())),
         moe=moe,
         is_multimodal=multimodal,

@@ -101,6 +101,8 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
 
 def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtype: str) -> int:
     expert = p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW)
+    if quant is not None and quant.expert_quant is not None and expert and p.quantizable:
+        return quantized_weight_bytes(shape, quant.expert_quant, dtype)
     if quant is not None and quant.moe_pad and expert:
         shape = _pad_expert(shape, p.shard, quant.moe_pad)
     if quant is not None and quant.moe_layout == "triton_hopper" and expert:

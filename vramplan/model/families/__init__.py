@@ -36,10 +36,6 @@ _BY_ARCH: dict[str, Family] = {}
 
 # Architectures read in vLLM's source but not modelled yet: architecture -> what stands in the way (one line).
 PENDING: dict[str, str] = {
-    "DeepseekV4ForCausalLM": (
-        "DeepSeek-V4 (vLLM >= 0.26) is read but not modelled yet: each layer holds a 64-token sliding-window "
-        "cache, a compressed MLA cache (4 or 128 tokens per state), compressor state caches (blocks of 4 or 8) "
-        "and, on C4 layers, a compressed indexer cache, packed block-outermost into several groups"),
     "KimiK3ForConditionalGeneration": (
         "Kimi-K3 (vLLM >= 0.33) is read but not modelled yet: KDA linear-attention state, sparse MLA, latent "
         "MoE experts in MXFP4 and attention residuals"),
@@ -49,6 +45,7 @@ PENDING: dict[str, str] = {
 _MODULES: tuple[str, ...] = (
     "deepseek_v32",
     "kimi_k25",
+    "deepseek_v4",
 )
 _loaded = False
 
