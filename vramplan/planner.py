@@ -245,6 +245,17 @@ def build_plan(
                                   max_num_batched_tokens=cfg.max_num_batched_tokens,
                                   cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
         load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)
+        sparse = next((layer.attention for layer in model.layers if layer.attention and layer.attention.sparse), None)
+        if sparse is not None:  # DSA: the sparse MLA backend's workspace (model/families/deepseek_v32.py)
+            from .model.families.deepseek_v32 import sparse_mla_load_workspace
+
+            load_extra = load_extra + sparse_mla_load_workspace(
+                cfg.version, platform=platform, device_capability=device.compute_capability,
+                kv_cache_dtype=cfg.kv_cache_dtype, heads_per_rank=model.num_attention_heads // cfg.tp,
+                kv_lora_rank=int(model.hf_config.get("kv_lora_rank")
+                                 or (model.hf_config.get("text_config") or {}).get("kv_lora_rank") or 512),
+                q_head_size=sparse.head_size, max_num_batched_tokens=cfg.max_num_batched_tokens,
+                max_model_len=cfg.max_model_len)
         w_bytes = shares.total_bytes + sum(b for _, b in load_extra)
         w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +

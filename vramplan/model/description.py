@@ -21,6 +21,7 @@ __all__ = [
     "Param",
     "LayerKind",
     "AttentionSpec",
+    "ExtraCache",
     "MambaSpec",
     "LayerSpec",
     "MoESpec",
@@ -81,6 +82,30 @@ class LayerKind(str, Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExtraCache:
+    """One more KV-cache layer a decoder layer registers beside (or instead of) its attention cache (DeepSeek-V4:
+    sliding-window cache, compressed MLA cache, compressor states, indexer cache)."""
+
+    role: str
+    kind: Literal["full", "sliding"]
+    """``full``: an ``MLAAttentionSpec`` (blocks for the whole context); ``sliding``: a ``SlidingWindowMLASpec``."""
+    head_size: int
+    """Elements of one stored state."""
+    dtype: str
+    """``kv`` (the KV-cache dtype), ``float32`` or ``uint8``."""
+    ds_mla_bytes: int = 0
+    """Bytes of one state when the KV dtype is ``fp8_ds_mla`` and ``dtype`` is ``kv`` (its packed record)."""
+    block_size: int | None = None
+    """Tokens per block; None: ``cache_config.block_size``."""
+    tokens_per_state: int = 1
+    sliding_window: int | None = None
+    align_ds_mla: int = 576
+    """Page alignment with the ``fp8_ds_mla`` cache (``_apply_alignment_padding``)."""
+    align_plain: int = 512
+    """Page alignment otherwise."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AttentionSpec:
     """The attention of one layer, as the KV cache sees it."""
 
@@ -93,6 +118,14 @@ class AttentionSpec:
     sliding_window: int | None = None
     chunk_size: int | None = None
     has_sinks: bool = False
+    sparse: bool = False
+    """DeepSeek Sparse Attention (DSA): MLA read through a top-k indexer (sparse MLA backends)."""
+    indexer_bytes_per_token: int = 0
+    """Bytes per token of the layer's lightning-indexer K cache (fp8 keys + float32 scales, stored as uint8), a
+    separate vLLM cache layer of the same block size; 0 when the layer has no indexer of its own."""
+    extra_caches: tuple[ExtraCache, ...] = ()
+    """Several cache layers of one decoder layer, packed by vLLM's block-outermost grouping (DeepSeek-V4); when set,
+    they are the layer's whole KV cache."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +194,8 @@ class QuantSpec:
     """The loaded mxfp4 scales stay allocated next to the swizzled ones (vLLM 0.14-0.24 Triton path)."""
     moe_scale_pad_k: int = 1
     """Scale groups padded to this multiple before the Hopper swizzle (4 from vLLM 0.26)."""
+    expert_quant: QuantSpec | None = None
+    """A second scheme for the routed experts only (DeepSeek-V4: MXFP4 experts in an FP8 block checkpoint)."""
     raw: dict = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -236,6 +271,9 @@ class ModelDescription:
     """Final norm and LM head (the head is absent when tied)."""
     buffer_params: tuple[Param, ...] = ()
     """Non-persistent buffers created at init (rotary cos/sin caches)."""
+    token_buffers: tuple[Param, ...] = ()
+    """Buffers created at init with one row per scheduled token: ``shape`` is one row, the rules multiply it by
+    ``max_num_batched_tokens`` (e.g. DeepSeek-V3.2's int32 top-k indices buffer)."""
     moe: MoESpec | None = None
     quant: QuantSpec | None = None
     vision: VisionSpec | None = None

@@ -181,6 +181,11 @@ def describe_config(
         raise UnsupportedError("vLLM: " + removed_from_vllm_message(arch),
                                hint="no vLLM release vramplan models (0.19 and later) can load it")
     else:
+        from .families import PENDING
+
+        if arch in PENDING:
+            raise UnsupportedError(PENDING[arch], hint="docs/notes-deepseek-v4-kimi-k3.md lists what vLLM 0.34 "
+                                   "allocates for it; plan another architecture meanwhile")
         raise UnsupportedError(
             f"architecture {arch} is not modelled by vramplan yet",
             hint="supported: " + ", ".join(supported_architectures()),
@@ -199,7 +204,10 @@ def describe_config(
 
     ctx = _Ctx(family=family, text=text, hidden=hidden, num_heads=num_heads, num_kv=num_kv,
                head_dim=head_dim, inter=inter, num_layers=num_layers, max_pos=max_pos)
-    layers, layer_params, moe = _layers(ctx)
+    built = _layers(ctx)
+    layers, layer_params, moe = built[:3]
+    # a family module may return a 4th element: extras for the description (model/families/__init__.py)
+    extra: dict = built[3] if len(built) > 3 else {}
 
     embed = (Param(name="embed_tokens.weight", shape=(vocab, hidden), shard=Shard.VOCAB, part="embed"),)
     head: list[Param] = [_norm("norm", hidden, family, layernorm=family == "phi")]
@@ -228,7 +236,9 @@ def describe_config(
         layer_params=layer_params,
         embed_params=embed,
         head_params=tuple(head),
-        buffer_params=_rope_buffers(ctx, layers),
+        buffer_params=(tuple(extra["buffer_params"]) if "buffer_params" in extra else _rope_buffers(ctx, layers))
+        + _extra_rope_copies(ctx, extra),
+        token_buffers=tuple(extra.get("token_buffers", ())),
         moe=moe,
         is_multimodal=multimodal,
         model_type=str(cfg.get("model_type", "")),
@@ -574,7 +584,7 @@ def _rope_buffers(ctx: _Ctx, layers: tuple[LayerSpec, ...]) -> tuple[Param, ...]
     """
     t = ctx.text
     params = t.get("rope_parameters") or t.get("rope_scaling") or {}
-    if ctx.family == "deepseek_v2":
+    if ctx.family == "deepseek_v2" or (t.get("kv_lora_rank") and t.get("qk_rope_head_dim")):  # MLA families
         rot_dim = int(t.get("qk_rope_head_dim", 64))
     else:
         factor = float(t.get("partial_rotary_factor") or (params.get("partial_rotary_factor") if isinstance(params, dict) else None) or 1.0)
@@ -598,6 +608,20 @@ def _rope_buffers(ctx: _Ctx, layers: tuple[LayerSpec, ...]) -> tuple[Param, ...]
             out.append(Param(name=f"rotary_emb[{i}].cos_sin_cache", shape=(positions, rot_dim), part="buffer",
                              dtype=dtype))
     return tuple(out)
+
+
+def _extra_rope_copies(ctx: _Ctx, extra: dict) -> tuple[Param, ...]:
+    """Further cos/sin caches a family module asks for (``extra_rope_copies`` x the first rope's shape, with
+    ``rope_dim`` as its rotary dim): a second ``get_rope`` key, e.g. DeepSeek-V3.2's indexer rope."""
+    copies = int(extra.get("extra_rope_copies", 0))
+    if not copies:
+        return ()
+    t = ctx.text
+    params = t.get("rope_parameters") or t.get("rope_scaling") or {}
+    positions = _rope_positions(ctx.max_pos, params if isinstance(params, dict) else {})
+    rot = int(extra.get("rope_dim") or ctx.head_dim)
+    return tuple(Param(name=f"rotary_emb[extra {i}].cos_sin_cache", shape=(positions, rot), part="buffer")
+                 for i in range(copies))
 
 
 def _rope_positions(max_pos: int, rope: dict) -> int:

@@ -81,6 +81,7 @@ _FAMILY_BY_MODEL_TYPE: dict[str, str] = {
     "mistral3": "mistral3",
     "internvl_chat": "internvl",
     "kimi_vl": "kimi_vl",
+    "kimi_k25": "kimi_k25",
     "llama4": "llama4",
     "mllama": "mllama",
 }
@@ -95,6 +96,7 @@ _FAMILY_BY_ARCH: dict[str, str] = {
     "Mistral3ForConditionalGeneration": "mistral3",
     "InternVLChatModel": "internvl",
     "KimiVLForConditionalGeneration": "kimi_vl",
+    "KimiK25ForConditionalGeneration": "kimi_k25",
     "Llama4ForConditionalGeneration": "llama4",
     "MllamaForConditionalGeneration": "mllama",
 }
@@ -102,7 +104,8 @@ FAMILIES: tuple[str, ...] = tuple(sorted(set(_FAMILY_BY_MODEL_TYPE.values())))
 
 # Families whose vLLM model class sets ``supports_encoder_tp_data = True``
 # (vLLM v0.19.0, v0.26.0, v0.33.0 alike: grep of vllm/model_executor/models/*.py).
-_SUPPORTS_TP_DATA = {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "internvl", "kimi_vl", "llama4"}
+_SUPPORTS_TP_DATA = {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "internvl", "kimi_vl", "llama4",
+                     "kimi_k25"}
 
 
 # --------------------------------------------------------------------------- config access
@@ -721,6 +724,13 @@ def _kimi_vl(cfg: dict, family: str) -> VisionSpec:
     )
 
 
+def _kimi_k25(cfg: dict, family: str) -> VisionSpec:
+    """Kimi-K2.5 MoonViT-3D (model/families/kimi_k25.py)."""
+    from .families.kimi_k25 import vision_spec
+
+    return vision_spec(cfg, family)
+
+
 def _llama4(cfg: dict, family: str) -> VisionSpec:
     """Llama 4: unfold-conv patch embed, 34-layer ViT, pixel-shuffle MLP adapter, projector.
 
@@ -845,6 +855,7 @@ _BUILDERS = {
     "mistral3": _mistral3,
     "internvl": _internvl,
     "kimi_vl": _kimi_vl,
+    "kimi_k25": _kimi_k25,
     "llama4": _llama4,
     "mllama": _mllama,
 }

@@ -87,6 +87,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     order ``EngineArgs.create_engine_config`` does.
     """
     v = rules.requested if rules.requested != (0, 0, 0) else rules.version
+    _check_introduced(model, v)
     if rules.engine == "v0":
         return _resolve_v0(args, model, device, v)
     env = dict(args.env)
@@ -123,8 +124,32 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     block_size = d.default_block_size(
         v, platform, use_mla=model.uses_mla, device_capability=device.compute_capability,
         user_block_size=args.block_size, is_hybrid=has_mamba, enable_prefix_caching=prefix,
-        enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head)
+        enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head, kv_cache_dtype=kv_dtype)
     reason = "--block-size" if args.block_size else "vLLM's default block size for this backend/platform"
+    if any(layer.attention is not None and layer.attention.extra_caches for layer in model.layers):
+        # DeepSeek-V4: fp8_ds_mla on the FlashMLA path, 256-token blocks (model/families/deepseek_v4.py)
+        from dataclasses import replace as _replace
+
+        from ..model.description import QuantSpec
+        from ..model.families.deepseek_v4 import v4_engine
+
+        kv_dtype, block_size, v4_notes = v4_engine(platform, device.compute_capability, kv_dtype, args.block_size)
+        notes.extend(v4_notes)
+        reason = "--block-size" if args.block_size else "DeepSeek-V4 sparse MLA / SWA / indexer backends (256)"
+        text = text_config_of(model.hf_config)
+        if quant is not None and str(text.get("expert_dtype", "fp4")) == "fp4":
+            # vllm/models/deepseek_v4/quant_config.py:DeepseekV4FP8Config: MXFP4 routed experts
+            quant = _replace(quant, expert_quant=QuantSpec(method="mxfp4", weight_bits=4, group_size=32,
+                                                           scale_dtype="uint8"))
+    elif any(layer.attention is not None and layer.attention.sparse for layer in model.layers):
+        # DeepSeek Sparse Attention: its backends, KV format and block size (model/families/deepseek_v32.py)
+        from ..model.families.deepseek_v32 import sparse_mla_engine
+
+        kv_dtype, sparse_block, sparse_notes = sparse_mla_engine(
+            v, platform, device.compute_capability, kv_dtype, args.block_size, model.text_model_type)
+        notes.extend(sparse_notes)
+        if sparse_block is not None and not args.block_size:
+            block_size, reason = sparse_block, "sparse MLA + indexer backends (64 on CUDA)"
     mamba_page_padded = None
     if has_mamba and any(layer.attention for layer in model.layers):
         block_size, mamba_page_padded, reason = _align_hybrid(v, model, device, tp=tp, block_size=block_size,
@@ -160,6 +185,17 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         mamba_page_padded=mamba_page_padded, notes=tuple(notes),
         sampler_path=d.dummy_sampler_path(v, env, sort_sampler=rules.sort_sampler),
     )
+
+
+def _check_introduced(model: ModelDescription, v: tuple[int, int, int]) -> None:
+    """Refuse an architecture for a vLLM release older than the first one known to register it."""
+    from ..model.families import introduced_in
+
+    first = introduced_in(model.architecture)
+    if first is not None and v < first[0]:
+        asked, since = ".".join(map(str, v)), ".".join(map(str, first[0]))
+        raise UnsupportedError(f"vLLM {asked} is older than {since}, the first release vramplan plans "
+                               f"{model.architecture} for ({first[1]})", hint=f"plan it with --vllm-version {since} or newer")
 
 
 @dataclass(frozen=True, slots=True)

@@ -330,6 +330,7 @@ def default_block_size(
     enable_chunked_prefill: bool = True,
     model_type: str = "",
     head_size: int | None = None,
+    kv_cache_dtype: str = "auto",
 ) -> int:
     """``cache_config.block_size`` before hybrid (attention+mamba) alignment.
 
@@ -361,6 +362,12 @@ def default_block_size(
         return 16
     cc_major = device_capability[0] if device_capability else None
     backend = (attention_backend or mla_backend or "").upper() or _default_backend(version, p, use_mla, cc_major)
+    if backend == "FLASH_ATTN_MLA" and not (attention_backend or mla_backend) and \
+            kv_cache_dtype not in ("auto", "float16", "bfloat16"):
+        # vLLM v0.19.0 .. v0.34.0 vllm/v1/attention/backends/mla/flashattn_mla.py:FlashAttnMLABackend
+        # .supported_kv_cache_dtypes is bf16/fp16 only, so an fp8 MLA cache on SM90 falls to the next priority,
+        # FLASHMLA (vllm/platforms/cuda.py:_get_backend_priorities), whose kernel block is 64
+        backend = "FLASHMLA"
     if backend == "FLASH_ATTN":
         if p == "xpu" and _at_least(version, (0, 26, 0)):
             # vLLM v0.26.0 vllm/v1/attention/backends/flash_attn.py:FlashAttentionBackend.get_preferred_block_size

@@ -51,6 +51,14 @@ class KVSpec:
     """Extra mamba blocks for speculative decoding (``num_speculative_blocks``)."""
     max_encoder_tokens: int = 0
     """For CROSS layers: ``max_num_encoder_input_tokens``."""
+    sub_specs: tuple = ()
+    """DeepSeek-V4: the layer's several cache layers (each a KVSpec), grouped by :func:`_packed_layout`."""
+    role: str = ""
+    """For a sub-spec: which cache of the layer it is (swa, mla, compressor, indexer, indexer_compressor)."""
+    indexer_page_bytes: int = 0
+    """Sparse MLA (DSA): the part of ``page_bytes`` that is the layer's indexer K cache. vLLM registers that cache
+    as its own layer (``DeepseekV32IndexerCache``, an ``MLAAttentionSpec`` with ``cache_role=INDEXER``) with the
+    same block size, so both land in the one uniform-type group whose block costs the sum of the pages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +82,16 @@ class KVLayout:
     page_bytes: int
     """The unified page size (general case) or the sum of pages (uniform type)."""
     padding_layers: int = 0
+    packed: bool = False
+    """vLLM 0.34 block-outermost packing (``_get_packed_kv_cache_groups``): every group draws its block ids from one
+    pool of ``bytes_per_block`` slabs and uses its own slice of each; a request needs the sum of its groups' blocks."""
 
     @property
     def block_size(self) -> int:
-        """``cache_config.block_size`` after planning: the smallest group block size."""
+        """``cache_config.block_size`` after planning: the smallest group block size (packed DeepSeek-V4 layouts: the
+        largest, ``cache_config.block_size``; the sliding-window and compressor caches keep their own smaller ones)."""
+        if self.packed:
+            return max((g.spec.block_size for g in self.groups), default=0)
         return min((g.spec.block_size for g in self.groups), default=0)
 
 
@@ -147,11 +161,21 @@ def _layer_specs(
             continue
         a = layer.attention
         assert a is not None
+        if a.extra_caches:
+            subs = tuple(_extra_cache_spec(c, block_size=block_size, kv_cache_dtype=kv_cache_dtype,
+                                           kv_b=kv_b) for c in a.extra_caches)
+            out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=sum(x.page_bytes for x in subs),
+                                      sub_specs=subs)
+            continue
         if kind is LayerKind.MLA:
             page = int(block_size * 1 * a.head_size * kv_b)
             if kv_cache_dtype == "fp8_ds_mla":
                 page = block_size * 656
-            out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page)
+            # vLLM v0.34.0 vllm/model_executor/models/deepseek_v2.py:DeepseekV32IndexerCache.get_kv_cache_spec
+            # (uint8, head_dim index_head_dim + index_head_dim // 128 * 4, block_size = cache_config.block_size)
+            indexer = block_size * a.indexer_bytes_per_token
+            out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page + indexer,
+                                      indexer_page_bytes=indexer)
             continue
         heads = kv_heads_per_rank(a.num_kv_heads, tp)
         head_v = a.head_size_v or a.head_size
@@ -167,6 +191,25 @@ def _layer_specs(
             max_encoder_tokens=max_encoder_tokens if kind is LayerKind.CROSS else 0,
         )
     return out
+
+
+def _extra_cache_spec(c, *, block_size: int, kv_cache_dtype: str, kv_b: float) -> KVSpec:
+    """One DeepSeek-V4 cache layer's spec (vLLM v0.34.0 vllm/models/deepseek_v4/attention.py
+    ``DeepseekV4Attention.get_kv_cache_spec`` / ``DeepseekV4IndexerCache.get_kv_cache_spec``, compressor.py
+    ``CompressorStateCache.get_kv_cache_spec``, vllm/v1/attention/backends/mla/sparse_swa.py
+    ``DeepseekV4SWACache.get_kv_cache_spec``): ``block / tokens_per_state`` states of one record each, the page
+    rounded up to the alignment (vllm/v1/kv_cache_interface.py:_apply_alignment_padding)."""
+    bs = c.block_size or block_size
+    ds = kv_cache_dtype == "fp8_ds_mla"
+    if c.dtype == "kv":
+        state = c.ds_mla_bytes if ds and c.ds_mla_bytes else int(c.head_size * kv_b)
+    else:
+        state = c.head_size * (4 if c.dtype == "float32" else 1)
+    align = c.align_ds_mla if ds else c.align_plain
+    page = (bs // c.tokens_per_state) * state
+    page = -(-page // align) * align
+    kind = LayerKind.SLIDING if c.kind == "sliding" else LayerKind.MLA
+    return KVSpec(kind=kind, block_size=bs, page_bytes=page, sliding_window=c.sliding_window, role=c.role)
 
 
 def _mamba_state_bytes(m, *, tp: int, model_dtype: str, ssm_dtype: str | None, conv_only: bool = False,
@@ -214,6 +257,8 @@ def _build_layout_cached(items: tuple[tuple[int, KVSpec], ...], rank_layers: tup
     if not specs:
         return KVLayout(groups=(), uniform_type=False, bytes_per_block=0, group_size=0, page_bytes=0)
     keep = set(rank_layers) if rank_layers is not None else set(specs)
+    if any(sp.sub_specs for sp in specs.values()):
+        return _packed_layout(specs, keep)
     distinct = set(specs.values())
     if len(distinct) == 1:
         # All layers share one spec: one group (``_get_kv_cache_groups_uniform_spec``).
@@ -264,6 +309,73 @@ def _build_layout_cached(items: tuple[tuple[int, KVSpec], ...], rank_layers: tup
                     group_size=rank_group_size, page_bytes=max_page, padding_layers=padding)
 
 
+def _packed_layout(specs: dict[int, KVSpec], keep: set[int]) -> KVLayout:
+    """vLLM v0.34.0 vllm/v1/core/kv_cache_planning.py:_get_packed_kv_cache_groups (block-outermost layout).
+
+    The cache layers (each layer's sub-specs, in registration order) go greedily into uniform-type buckets (same
+    block size, same spec family, same window: ``UniformTypeKVCacheSpecs.is_uniform_type``); balanced buckets
+    (as many layers of each page size) are split into groups of ``_approximate_gcd`` pattern repeats (at least
+    the largest mixed bucket's count); a block holds the widest group's pages
+    (``_get_kv_cache_bytes_per_block``: sum of its pages; the DeepSeek-V4 specs carry no block-stride
+    alignment). No Mamba or circular-buffer bucket is modelled here.
+    """
+    cache_layers = [(i, sub) for i, sp in specs.items() for sub in (sp.sub_specs or (sp,))]
+    buckets: list[tuple[tuple, list[tuple[int, KVSpec]]]] = []
+    for i, sub in cache_layers:
+        key = (sub.kind is LayerKind.SLIDING, sub.block_size, sub.sliding_window if sub.kind is LayerKind.SLIDING else None)
+        for bkey, members in buckets:
+            if bkey == key:
+                members.append((i, sub))
+                break
+        else:
+            buckets.append((key, [(i, sub)]))
+    info = []
+    for _, members in buckets:
+        by_page: dict[int, list[tuple[int, KVSpec]]] = {}
+        for m in members:
+            by_page.setdefault(m[1].page_bytes, []).append(m)
+        balanced = len({len(v) for v in by_page.values()}) == 1
+        info.append((members, by_page, balanced, max(len(v) for v in by_page.values())))
+    min_repeats = max((most for _, by_page, bal, most in info if bal and len(by_page) > 1), default=0)
+    repeats = (_approximate_gcd([most for _, _, bal, most in info if bal], lower_bound=min_repeats)
+               if min_repeats else None)
+    groups: list[list[tuple[int, KVSpec]]] = []
+    for members, by_page, balanced, most in info:
+        n = cdiv(most, repeats) if balanced and repeats is not None else 1
+        if n == 1:
+            groups.append(members)
+            continue
+        pattern = list(zip(*by_page.values()))
+        for g in range(n):
+            groups.append([m for rep in pattern[g::n] for m in rep])
+    rank_groups = [[m for m in g if m[0] in keep] for g in groups]
+    bytes_per_block = max((sum(sp.page_bytes for _, sp in g) for g in rank_groups), default=0)
+    out = tuple(KVGroup(spec=g[0][1], layers=tuple(i for i, _ in g)) for g in rank_groups if g)
+    return KVLayout(groups=out, uniform_type=False, bytes_per_block=bytes_per_block, group_size=1,
+                    page_bytes=bytes_per_block, packed=True)
+
+
+def _approximate_gcd(values: list[int], *, lower_bound: int) -> int:
+    """vLLM v0.34.0 kv_cache_planning.py:_approximate_gcd: the repeat count in [lower_bound, max] with the least
+    total round-up padding (ties: the larger)."""
+    lo, hi = max(1, lower_bound), max(values)
+    if lo > hi:
+        return lo
+    best, best_pad = lo, None
+    for d in range(lo, hi + 1):
+        pad = sum((d - x % d) % d for x in values)
+        if best_pad is None or pad < best_pad or (pad == best_pad and d > best):
+            best, best_pad = d, pad
+    return best
+
+
+def _packed_blocks_per_request(layout: KVLayout, *, max_model_len: int, max_in_flight_tokens: int) -> int:
+    """Block ids one request at ``max_model_len`` takes: the sum over groups of ``cdiv(max memory, page)``
+    (vLLM v0.34.0 kv_cache_planning.py:_max_memory_usage_bytes_from_groups)."""
+    return sum(max_memory_usage_bytes(g.spec, max_model_len=max_model_len, max_in_flight_tokens=max_in_flight_tokens)
+               // g.spec.page_bytes for g in layout.groups)
+
+
 def _uniform_type(distinct: set[KVSpec]) -> bool:
     """vLLM ``UniformTypeKVCacheSpecs.is_uniform_type``: all full attention (any page), or all the same window."""
     kinds = {s.kind for s in distinct}
@@ -309,6 +421,9 @@ def needed_bytes(layout: KVLayout, *, max_model_len: int, max_in_flight_tokens: 
     """
     if not layout.groups:
         return 0
+    if layout.packed:
+        return layout.bytes_per_block * _packed_blocks_per_request(layout, max_model_len=max_model_len,
+                                                                   max_in_flight_tokens=max_in_flight_tokens)
     if layout.uniform_type:
         g = layout.groups[0]
         # per layer: cdiv(len, bs) blocks of its own page; summed over the rank's layers
@@ -347,6 +462,11 @@ def capacity(layout: KVLayout, num_blocks: int, *, max_model_len: int, max_in_fl
         return 0, 0.0
     mems = [max_memory_usage_bytes(g.spec, max_model_len=max_model_len, max_in_flight_tokens=max_in_flight_tokens)
             for g in layout.groups]
+    if layout.packed:
+        # vLLM v0.34.0 vllm/v1/core/kv_cache_utils.py:get_max_concurrency_for_kv_cache_config
+        per_req = sum(m // g.spec.page_bytes for m, g in zip(mems, layout.groups))
+        concurrency = num_blocks / per_req if per_req else 0.0
+        return int(concurrency * max_model_len), concurrency
     if layout.uniform_type:
         per_req = cdiv(mems[0], layout.groups[0].spec.page_bytes)
     elif v033:

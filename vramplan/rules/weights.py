@@ -101,6 +101,8 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
 
 def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtype: str) -> int:
     expert = p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW)
+    if quant is not None and quant.expert_quant is not None and expert and p.quantizable:
+        return quantized_weight_bytes(shape, quant.expert_quant, dtype)
     if quant is not None and quant.moe_pad and expert:
         shape = _pad_expert(shape, p.shard, quant.moe_pad)
     if quant is not None and quant.moe_layout == "triton_hopper" and expert:
@@ -206,6 +208,11 @@ def weights_per_rank(
             add(tuple(Param(name="lm_head.weight", shape=p.shape, shard=p.shard, part="lm_head")
                       for p in model.embed_params))
     add(model.buffer_params)
+    if model.token_buffers and max_num_batched_tokens:
+        # per-token buffers allocated at init on every rank (inside "Model loading took"), e.g. vLLM v0.34.0
+        # vllm/models/deepseek_v32/nvidia/model.py:DeepseekV32Model.__init__ topk_indices_buffer
+        add(tuple(Param(name=p.name, shape=(max_num_batched_tokens,) + p.shape, part=p.part, dtype=p.dtype)
+                  for p in model.token_buffers))
     if model.vision is not None:
         add(model.vision.params, shard_tp=1 if vision_replicated else tp)
         if model.vision.num_deepstack and max_num_batched_tokens:

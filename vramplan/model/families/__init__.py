@@ -13,7 +13,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Family", "register", "family_for_architecture", "builder_for", "registered_architectures"]
+__all__ = ["Family", "register", "family_for_architecture", "builder_for", "registered_architectures",
+           "introduced_in"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,13 +27,25 @@ class Family:
     """architecture name -> whether that architecture is multimodal."""
     text_model_types: tuple[str, ...] = ()
     """``model_type`` values of a text sub-config that select this family inside a vision-language wrapper."""
+    introduced: dict[str, tuple[tuple[int, int, int], str]] | None = None
+    """architecture -> (first vLLM release known to register it, what was read): older releases refuse it."""
 
 
 _FAMILIES: dict[str, Family] = {}
 _BY_ARCH: dict[str, Family] = {}
 
+# Architectures read in vLLM's source but not modelled yet: architecture -> what stands in the way (one line).
+PENDING: dict[str, str] = {
+    "KimiK3ForConditionalGeneration": (
+        "Kimi-K3 (vLLM >= 0.33) is read but not modelled yet: KDA linear-attention state, sparse MLA, latent "
+        "MoE experts in MXFP4 and attention residuals"),
+}
+
 # Family modules, imported once on first lookup (each calls register()).
 _MODULES: tuple[str, ...] = (
+    "deepseek_v32",
+    "kimi_k25",
+    "deepseek_v4",
 )
 _loaded = False
 
@@ -77,3 +90,12 @@ def builder_for(name: str) -> Callable[[Any], tuple] | None:
 def registered_architectures() -> tuple[str, ...]:
     _load()
     return tuple(_BY_ARCH)
+
+
+def introduced_in(arch: str) -> tuple[tuple[int, int, int], str] | None:
+    """``(first release, evidence)`` for an architecture whose family says when vLLM added it, else None."""
+    _load()
+    fam = _BY_ARCH.get(arch)
+    if fam is None or not fam.introduced:
+        return None
+    return fam.introduced.get(arch)
