@@ -85,6 +85,10 @@ class EngineArgs:
     max_lora_rank: int | None = None
     performance_mode: str | None = None
     api_server_count: int | None = None
+    enable_extensible_kv_cache: bool | None = None
+    """vLLM 0.34 ``--enable-extensible-kv-cache`` / ``--no-enable-extensible-kv-cache`` (None: the release's default)."""
+    enable_elastic_ep: bool = False
+    kv_transfer_config: dict | None = None
     usage_context: str = "serve"
     """``serve`` (``vllm serve``, the OpenAI server) or ``llm`` (the offline ``LLM`` class): defaults differ."""
     env: tuple[tuple[str, str], ...] = ()
@@ -202,6 +206,9 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "cuda-graph-sizes": ("cudagraph_capture_sizes", _sizes, True),
     "max-cudagraph-capture-size": ("max_cudagraph_capture_size", int, True),
     "usage-context": ("usage_context", str, True),
+    "enable-extensible-kv-cache": ("enable_extensible_kv_cache", _bool, False),
+    "enable-elastic-ep": ("enable_elastic_ep", _bool, False),
+    "kv-transfer-config": ("kv_transfer_config", _json, True),
 }
 _SHORT = {"-tp": "tensor-parallel-size", "-pp": "pipeline-parallel-size", "-dp": "data-parallel-size",
           "-q": "quantization", "-ep": "enable-expert-parallel"}

@@ -295,6 +295,36 @@ _PREFERRED_BLOCK = {
 }
 
 
+# vLLM v0.34.0 vllm/v1/attention/backends/*.py:get_supported_kernel_block_sizes, for a CacheConfig.DEFAULT_BLOCK_SIZE
+# other than 16 (v0.34: 64). ``get_preferred_block_size(default)`` keeps the default when the backend supports it,
+# else takes the smallest supported size (vllm/v1/attention/backend.py:AttentionBackend.get_preferred_block_size).
+# ("m", n): any multiple of n; a tuple: exactly those sizes.
+_SUPPORTED_BLOCKS: dict[str, tuple] = {
+    "FLASH_ATTN": ("m", 16), "FLASHINFER": (16, 32, 64), "TRITON_ATTN": ("m", 16), "FLEX_ATTENTION": ("m", 16),
+    "TURBOQUANT": (16, 32, 64, 128), "FLASHMLA": (64,), "FLASHMLA_SPARSE": ("m", 64), "CUTLASS_MLA": (128,),
+    "FLASHINFER_MLA": (32, 64), "FLASHINFER_MLA_SPARSE": ("m", 32), "FLASH_ATTN_MLA": ("m", 16),
+    "FLASH_ATTN_MLA_SPARSE": ("m", 64), "TRITON_MLA": ("m", 16), "ROCM_AITER_MLA": ("m", 1),
+    "ROCM_AITER_MLA_SPARSE": ("m", 1), "ROCM_AITER_FA": (16, 32), "CPU_ATTN": ("m", 32), "TREE_ATTN": ("m", 16),
+}
+# backends whose get_preferred_block_size ignores the default (v0.34.0 rocm_attn.py: 16; rocm_aiter_unified_attn.py:
+# 64; mla/sparse_swa.py: 256)
+_FIXED_PREFERENCE = {"ROCM_ATTN": 16, "ROCM_AITER_UNIFIED_ATTN": 64, "SPARSE_SWA": 256, "HPC_ATTN": 64}
+
+
+def _preferred_block(backend: str, default: int) -> int:
+    """``AttentionBackend.get_preferred_block_size(default)`` for one backend."""
+    if default == 16:
+        return _PREFERRED_BLOCK[backend]
+    if backend in _FIXED_PREFERENCE:
+        return _FIXED_PREFERENCE[backend]
+    sup = _SUPPORTED_BLOCKS.get(backend)
+    if sup is None:
+        return default
+    if sup[0] == "m":
+        return default if default % sup[1] == 0 else sup[1]
+    return default if default in sup else min(sup)
+
+
 def _default_backend(version: Version, platform: str, use_mla: bool, cc_major: int | None) -> str:
     # vLLM v0.19.0/v0.26.0/v0.33.0 vllm/platforms/cuda.py:_get_backend_priorities (first valid wins) [I: validity]
     if platform == "cuda":
@@ -330,8 +360,12 @@ def default_block_size(
     enable_chunked_prefill: bool = True,
     model_type: str = "",
     head_size: int | None = None,
+    default: int = 16,
 ) -> int:
     """``cache_config.block_size`` before hybrid (attention+mamba) alignment.
+
+    ``default`` is ``CacheConfig.DEFAULT_BLOCK_SIZE`` of the release (the rule set's ``default_block_size``:
+    16 until v0.33, 64 from v0.34), the size each backend's ``get_preferred_block_size`` starts from.
 
     CUDA/ROCm/XPU: 16 unless the first attention backend prefers a larger one
     (``Platform.update_block_size_for_backend``; logged as ``Setting kv cache block size to %d
@@ -344,7 +378,7 @@ def default_block_size(
     p = _norm_platform(platform)
     if p == "ascend":
         # vllm-ascend 0.23.0 vllm_ascend/utils.py:refresh_block_size (called from check_and_update_config)
-        bs = user_block_size if user_block_size is not None else 16  # upstream CacheConfig default is 16 by then
+        bs = user_block_size if user_block_size is not None else default  # upstream CacheConfig.DEFAULT_BLOCK_SIZE
         if model_type == "deepseek_v4":
             return bs if bs in (32, 64, 128) else 32
         if is_hybrid:
@@ -358,22 +392,22 @@ def default_block_size(
         return user_block_size
     if is_hybrid and not _at_least(version, (0, 20, 0)):
         # vLLM v0.19.0 vllm/platforms/interface.py:Platform.update_block_size_for_backend: hybrid -> DEFAULT (16)
-        return 16
+        return default
     cc_major = device_capability[0] if device_capability else None
     backend = (attention_backend or mla_backend or "").upper() or _default_backend(version, p, use_mla, cc_major)
     if backend == "FLASH_ATTN":
         if p == "xpu" and _at_least(version, (0, 26, 0)):
             # vLLM v0.26.0 vllm/v1/attention/backends/flash_attn.py:FlashAttentionBackend.get_preferred_block_size
-            return 64
+            return max(default, 64)
         if (
             _at_least(version, (0, 33, 0)) and cc_major in (10, 11) and head_size == 256
         ):  # [I] assumes FA4 is the FA version picked (no softcap/sinks/quantized KV)
             # vLLM v0.33.0 vllm/v1/attention/backends/flash_attn.py:_get_fa4_hd256_block_size (FA4_HD256_PAGE_SIZE)
-            return 128
-        return 16
+            return max(default, 128)
+        return _preferred_block(backend, default)
     if backend not in _PREFERRED_BLOCK:
         raise UnsupportedError(f"unknown attention backend {backend!r}", hint="pass --block-size explicitly")
-    return _PREFERRED_BLOCK[backend]
+    return _preferred_block(backend, default)
 
 
 def hybrid_attention_block_size(
