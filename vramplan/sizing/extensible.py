@@ -155,10 +155,10 @@ def blocks_within(num_bytes: int, strides: tuple[int, ...], capacity_blocks: int
     if per_block <= 0 or num_bytes <= 0:
         return 0
     n = min(num_bytes // per_block, capacity_blocks)
-    # the granule rounding costs at most one granule per segment: step down from the unrounded count
+    # the granule rounding costs at most one granule per segment: a few steps down from the unrounded count
     while n > 0 and physical_bytes_for(n, strides, granule) > num_bytes:
-        n -= max(1, (physical_bytes_for(n, strides, granule) - num_bytes) // per_block)
-    return max(n, 0)
+        n -= 1
+    return n
 
 
 def reserved_bound(available_bytes: int, layout: KVLayout) -> int:
