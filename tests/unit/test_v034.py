@@ -300,3 +300,47 @@ def test_committed_blocks_fit_the_measured_memory_and_the_reserved_range(model, 
     more = vramplan.plan(model, device=device, gpu_memory_utilization=u, max_model_len=4096,
                          tensor_parallel_size=tp, used_by_others_gib=max(others - 4, 0))
     assert not more.starts or more.num_gpu_blocks >= p.num_gpu_blocks  # less held by others never costs blocks
+
+
+def test_fit_speaks_034():
+    from vramplan.api import load_model, resolve_device
+    from vramplan.fit import Workload, fit
+    from vramplan.inputs.flags import EngineArgs
+
+    model, dev = load_model("Qwen/Qwen3-8B"), resolve_device("h100-80gb")
+    res = fit(model, dev, for_version(None), EngineArgs(model="Qwen/Qwen3-8B"), Workload(concurrency=8, context=32768))
+    assert res.plan.engine.extensible_kv_cache
+    notes = " ".join(res.notes)
+    assert "only caps the budget" in notes and "left unset (1.0)" in notes
+    assert "--kv-cache-memory-bytes turns the extensible cache off" in notes
+    # the unset plan holds more than the answer's
+    unset = vramplan.plan("Qwen/Qwen3-8B", max_model_len=32768, max_num_seqs=8)
+    assert f"left unset (1.0) the cache holds {unset.kv_cache_tokens:,} tokens" in notes
+    old = fit(model, dev, for_version("0.33"), EngineArgs(model="Qwen/Qwen3-8B"), Workload(concurrency=8, context=32768))
+    assert old.notes == ()
+
+
+def test_knobs_offer_the_extensible_cache_on_cuda_034_only():
+    from vramplan.api import load_model, resolve_device
+    from vramplan.fit import knobs
+    from vramplan.inputs.flags import EngineArgs
+
+    model = load_model("Qwen/Qwen3-8B")
+    args = EngineArgs(model="Qwen/Qwen3-8B", max_model_len=32768)
+    base, ks = knobs(model, resolve_device("h100-80gb"), for_version(None), args)
+    k = {x.name: x for x in ks}
+    assert k["extensible KV cache"].change == "--no-enable-extensible-kv-cache"
+    off = k["extensible KV cache"].plan
+    assert not off.engine.extensible_kv_cache and off.engine.gpu_memory_utilization == 0.92
+
+    def process(p):  # context + resident after warm-up + committed KV (36 x 2 MiB granules) + transient peak
+        r = p.logged_rank
+        ctx = p.device.total_bytes - r.free_at_init_bytes
+        return ctx + r.bytes_of("non_kv_after_warmup") + _phys(p.num_gpu_blocks) + r.bytes_of("warmup_transient_peak")
+
+    u = k["gpu-memory-utilization"]
+    assert u.change == "--gpu-memory-utilization 0.95" and u.freed_bytes == process(base) - process(u.plan)
+    for device, release in (("h100-80gb", "0.33"), ("ascend-910b3", "0.34")):
+        _, ks = knobs(model, resolve_device(device), for_version(release, platform=resolve_device(device).platform),
+                      args)
+        assert "extensible KV cache" not in {x.name for x in ks}

@@ -507,3 +507,45 @@ def _log_lines(plan, s: Sizing, num_blocks: int, tokens, conc, max_len: int, err
     # vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:extend_kv_cache
     lines.append(f"Extended KV cache to {num_blocks} blocks ({physical_bytes_for(num_blocks, strides) / GiB:.2f} GiB).")
     return lines
+
+
+# --------------------------------------------------------------------------------------------- fit and knobs
+
+def is_extensible(plan) -> bool:
+    return plan.logged_rank.term("reserved_bound") is not None
+
+
+def non_kv_bytes(plan) -> int:
+    """What is not KV cache on the logged rank: under the extensible cache, everything resident after warm-up
+    (weights, non-torch, graph pool) plus what stays free for transients (the transient peak and the margin);
+    otherwise the profile's non-KV total plus the subtracted graph estimate."""
+    r = plan.logged_rank
+    if is_extensible(plan):
+        return r.bytes_of("non_kv_after_warmup") + r.bytes_of("warmup_transient_peak") + r.bytes_of("kv_margin")
+    return r.bytes_of("non_kv_total") + r.bytes_of("cudagraph_estimate")
+
+
+def process_bytes(plan) -> int:
+    """The server's device memory at its peak under the extensible cache: the context, what is resident after
+    warm-up, the committed KV cache (granule-rounded) and the transient peak."""
+    r = plan.logged_rank
+    context = plan.device.total_bytes - plan.used_by_others_bytes - r.free_at_init_bytes
+    committed = physical_bytes_for(plan.num_gpu_blocks or 0, segment_strides(r.layout))
+    return context + r.bytes_of("non_kv_after_warmup") + committed + r.bytes_of("warmup_transient_peak")
+
+
+def fit_notes(plan, unset) -> tuple[str, ...]:
+    """What ``fit`` adds for a 0.34 answer: util only caps the budget; unset it is 1.0; the deterministic
+    alternative turns the extensible cache off (``_resolve_extensible_kv_cache``) and brings back the free-memory
+    check at util x total (``request_memory``)."""
+    if not is_extensible(plan):
+        return ()
+    notes = ["vLLM 0.34 extensible KV cache: --gpu-memory-utilization only caps the budget (nothing is refused "
+             "at startup for it); the cache is sized from the memory free after warm-up and CUDA-graph capture"]
+    if unset is not None and unset.starts and unset.kv_cache_tokens is not None:
+        notes.append(f"left unset (1.0) the cache holds {unset.kv_cache_tokens:,} tokens "
+                     f"({unset.max_concurrency:.2f} requests of {unset.max_model_len:,}); set a lower util only "
+                     f"to leave memory to other programs")
+    notes.append("--kv-cache-memory-bytes turns the extensible cache off: util defaults to 0.92 again and the "
+                 "free-memory check at startup applies (vllm/config/vllm.py:_resolve_extensible_kv_cache)")
+    return tuple(notes)
