@@ -127,8 +127,8 @@ def resolve_extensible_kv_cache(rules: RuleSet, args: EngineArgs, platform: str)
 
 # --------------------------------------------------------------------------------------------- 2-5. the steps
 
-def segment_strides(layout: KVLayout) -> tuple[int, ...]:
-    """The block stride of each segment of the reservation.
+def segment_strides(layout: KVLayout) -> tuple[tuple[int, int], ...]:
+    """The block stride of the reservation's segments, as ``(stride, number of segments)`` pairs.
 
     vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:ExtensibleKVCache._segments: under the default layout
     (``LBNHC``, layer-outermost and block-compact: vllm/v1/attention/backends/utils.py:_DEFAULT_LAYOUT_PREFERENCE)
@@ -139,19 +139,20 @@ def segment_strides(layout: KVLayout) -> tuple[int, ...]:
     if not layout.groups:
         return ()
     n = max(layout.group_size, 1)
-    return (layout.bytes_per_block // n,) * n
+    return ((layout.bytes_per_block // n, n),)
 
 
-def physical_bytes_for(num_blocks: int, strides: tuple[int, ...], granule: int = GRANULE_BYTES) -> int:
-    """vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.physical_bytes_for: each segment rounded to granules."""
-    return sum(-(-num_blocks * s // granule) * granule for s in strides)
+def physical_bytes_for(num_blocks: int, strides: tuple[tuple[int, int], ...], granule: int = GRANULE_BYTES) -> int:
+    """vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.physical_bytes_for: each segment rounded to granules
+    (``strides``: ``(block stride, number of segments)`` pairs)."""
+    return sum(count * (-(-num_blocks * s // granule) * granule) for s, count in strides)
 
 
-def blocks_within(num_bytes: int, strides: tuple[int, ...], capacity_blocks: int,
+def blocks_within(num_bytes: int, strides: tuple[tuple[int, int], ...], capacity_blocks: int,
                   granule: int = GRANULE_BYTES) -> int:
     """vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.blocks_within: the most blocks whose physical
     footprint fits ``num_bytes`` (never above the reserved capacity)."""
-    per_block = sum(strides)
+    per_block = sum(s * c for s, c in strides)
     if per_block <= 0 or num_bytes <= 0:
         return 0
     n = min(num_bytes // per_block, capacity_blocks)
@@ -495,7 +496,7 @@ def _log_lines(plan, s: Sizing, num_blocks: int, tokens, conc, max_len: int, err
         f"Memory after warmup: {g(s.free_after_warmup_bytes)} GiB free, {g(s.committed_before_bytes)} GiB committed to "
         f"the KV cache, {g(max(s.transient_peak_bytes, s.torch_reserve_growth_bytes))} GiB kept for transient "
         f"activations ({g(s.transient_peak_bytes)} GiB allocated at peak, {g(s.torch_reserve_growth_bytes)} GiB of "
-        f"torch reservation growth); {s.num_blocks} KV cache blocks ({g(s.num_blocks * sum(strides))} GiB) fit within "
+        f"torch reservation growth); {s.num_blocks} KV cache blocks ({g(s.num_blocks * r.layout.bytes_per_block)} GiB) fit within "
         f"the requested {g(r.requested_bytes)} GiB. Torch may reserve up to {g(s.torch_limit_bytes)} GiB.")
     if error:
         lines.append(f"ValueError: {error}")
