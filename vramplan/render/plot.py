@@ -132,8 +132,9 @@ def plot_sweep(knob: str, values: Sequence, plans: Sequence["Plan"], path: str) 
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     xs = list(range(len(values)))
     bottoms = [0.0] * len(values)
-    for key in ("others", "context", "weights", "activation_peak", "non_torch", "cudagraph_estimate", "kv_cache"):
-        heights = [dict(_stack(p))[key] for p in plans]
+    for key in ("others", "context", "weights", "activation_peak", "non_torch", "cudagraph_estimate", "cudagraph_pool",
+                "warmup_transient_peak", "kv_margin", "kv_cache"):
+        heights = [dict(_stack(p)).get(key, 0.0) for p in plans]
         if not any(heights):
             continue
         ax.bar(xs, heights, bottom=bottoms, color=TERM_COLOURS[key], label=_LABELS[key], edgecolor="white")
