@@ -344,3 +344,18 @@ def test_knobs_offer_the_extensible_cache_on_cuda_034_only():
         _, ks = knobs(model, resolve_device(device), for_version(release, platform=resolve_device(device).platform),
                       args)
         assert "extensible KV cache" not in {x.name for x in ks}
+
+
+@pytest.mark.parametrize("backend,default,expected", [
+    # vLLM v0.34.0 get_preferred_block_size(64): the default if supported, else the smallest supported size
+    ("FLASH_ATTN", 64, 64), ("FLASHINFER", 64, 64), ("TRITON_ATTN", 64, 64), ("FLASHMLA", 64, 64),
+    ("CUTLASS_MLA", 64, 128), ("FLASHINFER_MLA", 64, 64), ("FLASH_ATTN_MLA", 64, 64), ("TRITON_MLA", 64, 64),
+    ("ROCM_ATTN", 64, 16), ("ROCM_AITER_FA", 64, 16), ("ROCM_AITER_UNIFIED_ATTN", 64, 64), ("CPU_ATTN", 64, 64),
+    ("SPARSE_SWA", 64, 256),
+    # the 0.33 default (16) keeps the 0.33 table
+    ("FLASH_ATTN", 16, 16), ("FLASHINFER_MLA", 16, 32), ("CUTLASS_MLA", 16, 128),
+])
+def test_preferred_block_per_backend(backend, default, expected):
+    from vramplan.rules.engine_defaults import default_block_size
+
+    assert default_block_size((0, 34, 0), "cuda", attention_backend=backend, default=default) == expected
