@@ -260,7 +260,7 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
     keys = {"tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "max_model_len", "max_num_seqs",
             "max_num_batched_tokens", "gpu_memory_utilization", "kv_cache_dtype", "enforce_eager", "block_size",
             "enable_prefix_caching", "quantization", "dtype", "limit_mm_per_prompt", "mm_processor_kwargs",
-            "kv_cache_memory_bytes", "num_gpu_blocks_override", "enable_chunked_prefill"}
+            "kv_cache_memory_bytes", "num_gpu_blocks_override", "enable_chunked_prefill", "enable_extensible_kv_cache"}
     kw = {k: v for k, v in f.args.items() if k in keys and v is not None}
     if kw.get("dtype") in (None, "auto"):
         kw.pop("dtype", None)

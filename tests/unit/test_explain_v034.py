@@ -76,3 +76,13 @@ def test_a_log_without_its_version_is_planned_by_its_lines(tmp_path):
     assert f.vllm_version is None and f.era == "v1-v0.34"
     assert compare(f, device="h100-80gb")[0].rules.version == (0, 34, 0)
     assert isinstance(diagnose(f), Diagnosis)
+
+
+def test_a_log_that_turned_the_cache_off_is_planned_with_it_off(tmp_path):
+    path = tmp_path / "off.log"
+    path.write_text("INFO 12-05 10:00:00 [api_server.py:1] vLLM API server version 0.34.0\n"
+                    "INFO 12-05 10:00:00 [utils.py:273] non-default args: {'model': 'Qwen/Qwen3-8B', "
+                    "'max_model_len': 8192, 'enable_extensible_kv_cache': False}\n")
+    plan, _ = compare(read_log(str(path)), device="h100-80gb")
+    assert plan.rules.version == (0, 34, 0) and not plan.engine.extensible_kv_cache
+    assert plan.engine.gpu_memory_utilization == 0.92
