@@ -359,3 +359,39 @@ def test_preferred_block_per_backend(backend, default, expected):
     from vramplan.rules.engine_defaults import default_block_size
 
     assert default_block_size((0, 34, 0), "cuda", attention_backend=backend, default=default) == expected
+
+
+def test_capture_grids_match_the_counts_vllm_documents():
+    from vramplan.rules.engine_defaults import decode_cudagraph_capture_grid, prefill_cudagraph_capture_grid
+
+    # vLLM v0.34.0 config/compilation.py docstrings: "54 sizes at 8192", "64 sizes at 1024"; "1, 2, 4, every 8 up
+    # to 64, four sizes per doubling up to 1024"; "every count up to 6, then ... 2 from 8, 4 from 16"
+    pre = prefill_cudagraph_capture_grid(8192)
+    assert len(pre) == 54 and pre[:12] == [1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64, 80] and pre[-1] == 8192
+    dec = decode_cudagraph_capture_grid(1024)
+    assert len(dec) == 64 and dec[:10] == [1, 2, 3, 4, 5, 6, 8, 10, 12, 14] and dec[-1] == 1024
+
+
+def test_capture_sizes_034():
+    # H100: no wide defaults, the 0.33 list is kept (prefill = shared sizes, decode = their request counts)
+    new = vramplan.plan("Qwen/Qwen3-8B", max_model_len=8192).engine.capture_sizes
+    old = vramplan.plan("Qwen/Qwen3-8B", max_model_len=8192, vllm_version="0.33").engine.capture_sizes
+    assert new == old
+    # SM100: the prefill grid up to min(8192, mnbt) and the decode grid up to max_num_seqs, as token counts
+    from vramplan.rules.engine_defaults import decode_cudagraph_capture_grid, prefill_cudagraph_capture_grid
+
+    p = vramplan.plan("Qwen/Qwen3-8B", device="b200", max_model_len=8192)
+    e = p.engine
+    expect = set(prefill_cudagraph_capture_grid(min(8192, e.max_num_batched_tokens)))
+    expect |= {min(n, e.max_num_seqs) for n in decode_cudagraph_capture_grid(e.max_num_seqs)}
+    assert set(e.capture_sizes) == expect
+    # the legacy knob turns the wide defaults off
+    legacy = vramplan.plan(flags="vllm serve Qwen/Qwen3-8B --max-model-len 8192 -cc.max_cudagraph_capture_size=64".split(),
+                           device="b200")
+    assert max(legacy.engine.capture_sizes) == 64
+    # an explicit prefill list above its own cap is vLLM's error
+    with pytest.raises(InvalidConfig, match=r"prefill_cudagraph_capture_token_sizes holds 4096, above "
+                                            r"max_prefill_cudagraph_capture_tokens=1024\."):
+        vramplan.plan(flags=["vllm", "serve", "Qwen/Qwen3-8B", "--max-model-len", "8192",
+                             "-cc.prefill_cudagraph_capture_token_sizes=[1,2,4096]",
+                             "-cc.max_prefill_cudagraph_capture_tokens=1024"])

@@ -85,6 +85,12 @@ class EngineArgs:
     max_lora_rank: int | None = None
     performance_mode: str | None = None
     api_server_count: int | None = None
+    prefill_cudagraph_capture_token_sizes: tuple[int, ...] | None = None
+    """vLLM 0.34 compilation-config capture knobs (``-cc.<name>=...``); None: the release's default."""
+    max_prefill_cudagraph_capture_tokens: int | None = None
+    decode_cudagraph_capture_request_sizes: tuple[int, ...] | None = None
+    max_decode_cudagraph_capture_requests: int | None = None
+    max_decode_cudagraph_capture_tokens: int | None = None
     enable_extensible_kv_cache: bool | None = None
     """vLLM 0.34 ``--enable-extensible-kv-cache`` / ``--no-enable-extensible-kv-cache`` (None: the release's default)."""
     enable_elastic_ep: bool = False
@@ -244,6 +250,11 @@ def _compilation(args: dict, key: str, value: str) -> None:
         args["cudagraph_capture_sizes"] = _sizes(value)
     elif key == "max_cudagraph_capture_size":
         args["max_cudagraph_capture_size"] = int(value)
+    elif key in ("prefill_cudagraph_capture_token_sizes", "decode_cudagraph_capture_request_sizes"):
+        args[key] = _sizes(value)  # vLLM 0.34 vllm/config/compilation.py:CompilationConfig
+    elif key in ("max_prefill_cudagraph_capture_tokens", "max_decode_cudagraph_capture_requests",
+                 "max_decode_cudagraph_capture_tokens"):
+        args[key] = int(value)
     # other compilation options do not change memory
 
 

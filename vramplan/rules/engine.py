@@ -150,6 +150,17 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         device_capability=device.compute_capability, user_capture_sizes=args.cudagraph_capture_sizes,
         user_max_capture_size=args.max_cudagraph_capture_size, runner=runner,
         performance_mode=args.performance_mode or "balanced"))
+    if rules.split_capture_sizes and sizes:
+        # vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._split_cudagraph_capture_sizes
+        sizes = tuple(d.split_cudagraph_capture_sizes(
+            sizes, max_num_seqs=mns, max_num_batched_tokens=mnbt, device_capability=device.compute_capability,
+            legacy_sizes=args.cudagraph_capture_sizes is not None or args.max_cudagraph_capture_size is not None,
+            performance_mode=args.performance_mode or "balanced",
+            prefill_token_sizes=args.prefill_cudagraph_capture_token_sizes,
+            max_prefill_tokens=args.max_prefill_cudagraph_capture_tokens,
+            decode_request_sizes=args.decode_cudagraph_capture_request_sizes,
+            max_decode_requests=args.max_decode_cudagraph_capture_requests,
+            max_decode_tokens=args.max_decode_cudagraph_capture_tokens))
     estimate_runs = d.cudagraph_estimate_runs(v, platform=platform, runner=runner, cudagraph_mode=mode,
                                               enforce_eager=eager)
     estimate = estimate_runs and d.estimate_cudagraphs_enabled(v, env)

@@ -16,6 +16,8 @@ whose message is vLLM's own text, so a plan can quote it.
 
 from __future__ import annotations
 
+import bisect
+
 import math
 from collections.abc import Mapping, Sequence
 
@@ -671,6 +673,92 @@ def cudagraph_capture_sizes(
                 )
             sizes = rounded
     return sizes
+
+
+def _walk_grid(limit: int, step) -> list[int]:
+    """vLLM v0.34.0 vllm/config/compilation.py:_walk_grid: sizes 1 .. limit, each the next multiple of the largest
+    power of two not above ``step(size)``."""
+    grid, size = [], 1
+    while size < limit:
+        grid.append(size)
+        stride = 1 << max(0, math.floor(math.log2(max(1.0, step(size)))))
+        size = (size // stride + 1) * stride
+    return [*grid, limit] if limit else []
+
+
+def prefill_cudagraph_capture_grid(max_tokens: int, dense_head: bool = False) -> list[int]:
+    """vLLM v0.34.0 vllm/config/compilation.py:prefill_cudagraph_capture_grid (54 sizes at 8192)."""
+    grid = _walk_grid(max_tokens, lambda t: min(t, max(8, t / 4), 0.07 * max(t, 4096)))
+    if dense_head:
+        grid = sorted({*grid, *(t for t in range(1, 33) if t < max_tokens)})
+    return grid
+
+
+def decode_cudagraph_capture_grid(max_requests: int) -> list[int]:
+    """vLLM v0.34.0 vllm/config/compilation.py:decode_cudagraph_capture_grid (64 sizes at 1024)."""
+    return _walk_grid(max_requests, lambda n: 0.65 * n ** (2 / 3))
+
+
+def split_cudagraph_capture_sizes(
+    shared_sizes: Sequence[int],
+    *,
+    max_num_seqs: int,
+    max_num_batched_tokens: int,
+    num_speculative_tokens: int = 0,
+    device_capability: tuple[int, int] | None = None,
+    legacy_sizes: bool = False,
+    performance_mode: str = "balanced",
+    prefill_token_sizes: Sequence[int] | None = None,
+    max_prefill_tokens: int | None = None,
+    decode_request_sizes: Sequence[int] | None = None,
+    max_decode_requests: int | None = None,
+    max_decode_tokens: int | None = None,
+) -> list[int]:
+    """The token count of every captured graph, vLLM 0.34 (``VllmConfig._split_cudagraph_capture_sizes``).
+
+    Prefill graphs take token sizes, decode graphs request sizes; each from its own knob, else (SM100 "wide
+    defaults", when neither ``cudagraph_capture_sizes`` nor ``max_cudagraph_capture_size`` was set) the prefill
+    grid up to ``min(8192, mnbt)`` and the decode grid up to ``max_num_seqs`` with decode graphs at most 8192
+    tokens, else the shared (0.33) list for prefill and its request counts for decode. The result is
+    ``prefill ∪ {n x q for each decode shape}`` (draft-model decode graphs are not modelled).
+    """
+    q = 1 + num_speculative_tokens
+    wide = not legacy_sizes and device_capability is not None and device_capability[0] == 10
+    if max_decode_tokens is None and wide:
+        max_decode_tokens = 8192
+    shared = sorted(set(shared_sizes))
+    shared_max = shared[-1] if shared else 0
+
+    def explicit(sizes: Sequence[int], limit: int, cap: int | None, name: str, cap_name: str) -> list[int]:
+        kept = sorted({x for x in sizes if 1 <= x <= limit})
+        if cap is not None and kept and kept[-1] > cap:
+            raise InvalidConfig(f"{name} holds {kept[-1]}, above {cap_name}={cap}.")
+        return kept
+
+    if prefill_token_sizes is not None:
+        prefill = explicit(prefill_token_sizes, max_num_batched_tokens, max_prefill_tokens,
+                           "prefill_cudagraph_capture_token_sizes", "max_prefill_cudagraph_capture_tokens")
+    elif max_prefill_tokens is not None or wide:
+        prefill = prefill_cudagraph_capture_grid(min(8192 if max_prefill_tokens is None else max_prefill_tokens,
+                                                     max_num_batched_tokens), performance_mode == "interactivity")
+    else:
+        prefill = list(shared)
+    if decode_request_sizes is not None:
+        decode = explicit(decode_request_sizes, max_num_seqs, max_decode_requests,
+                          "decode_cudagraph_capture_request_sizes", "max_decode_cudagraph_capture_requests")
+    elif max_decode_requests is not None or wide:
+        decode = decode_cudagraph_capture_grid(max_num_seqs if max_decode_requests is None
+                                               else min(max_decode_requests, max_num_seqs))
+    else:
+        decode = sorted({min(-(-x // q), max_num_seqs) for x in shared if -(-x // q) * q <= shared_max})
+    decode_max_tokens = min(max_num_batched_tokens, max_decode_tokens or max_num_batched_tokens)
+    # vLLM v0.34.0 vllm/config/compilation.py:decode_cudagraph_capture_shapes
+    limit = min(max_num_seqs, decode_max_tokens // q)
+    reachable = decode[: bisect.bisect_left(decode, limit) + 1]
+    tokens = set(prefill)
+    if limit >= 1:
+        tokens.update(min(n, limit) * q for n in reachable)
+    return sorted(tokens)
 
 
 def cudagraph_graph_counts(

@@ -122,6 +122,9 @@ class RuleSet:
     cudagraph_estimate_only_when_applied: bool = False
     """``profile_cudagraph_memory`` runs only when ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` applies it (v0.34;
     before, it ran and was subtracted only with the variable)."""
+    split_capture_sizes: bool = False
+    """Prefill token sizes and decode request sizes resolved apart, with wide defaults on SM100 (v0.34
+    ``VllmConfig._split_cudagraph_capture_sizes``; ``engine_defaults.split_cudagraph_capture_sizes``)."""
     kv_memory_hint_in_errors: bool = False
     """The KV-memory errors end with ``_more_kv_cache_memory_hint`` and "Decreasing `max_model_len` also reduces
     what is needed." (v0.34 ``kv_cache_planning._check_enough_kv_cache_memory``)."""
