@@ -545,7 +545,7 @@ def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
                           "kv_cache_memory_bytes": res.kv_cache_memory_bytes,
                           "margin_gib": None if res.margin_bytes is None else round(res.margin_bytes / GiB, 3),
                           "lower_fails": res.lower_fails, "alternatives": list(res.alternatives),
-                          "plan": plan_to_dict(res.plan)}, indent=2))
+                          "notes": list(res.notes), "plan": plan_to_dict(res.plan)}, indent=2))
         return 0
     print(res.answer)
     if res.lower_fails:
