@@ -395,3 +395,14 @@ def test_capture_sizes_034():
         vramplan.plan(flags=["vllm", "serve", "Qwen/Qwen3-8B", "--max-model-len", "8192",
                              "-cc.prefill_cudagraph_capture_token_sizes=[1,2,4096]",
                              "-cc.max_prefill_cudagraph_capture_tokens=1024"])
+
+
+def test_watch_levels_under_the_extensible_cache():
+    from vramplan.watch.cli import plan_levels_for
+
+    levels, why = plan_levels_for("vllm serve Qwen/Qwen3-8B --max-model-len 32768".split())
+    p = vramplan.plan("Qwen/Qwen3-8B", max_model_len=32768)
+    r = p.logged_rank
+    ctx = p.device.total_bytes - r.free_at_init_bytes
+    assert why is None and "planned requested budget" not in levels  # util 1.0 is only a cap
+    assert levels["planned total after the KV commit"] == ctx + r.bytes_of("non_kv_after_warmup") + _phys(p.num_gpu_blocks)
