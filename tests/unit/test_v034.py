@@ -29,7 +29,6 @@ GiB, MiB = 1 << 30, 1 << 20
 # 262,144 B (one segment per layer under the default LBNHC layout), 9,437,184 B across the 36 layers.
 PAGE = 64 * 2 * 8 * 128 * 2
 BPB = 36 * PAGE
-H100 = 79.18  # not used in arithmetic: the device's bytes come from the plan (79.18 GiB runtime total)
 
 
 def _phys(n: int) -> int:

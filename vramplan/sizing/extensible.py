@@ -294,8 +294,6 @@ def measure_rank(*, init_free: int, requested: int, weights: int, non_torch: int
 
 def _rewrite_kv_error(plan, *, extensible: bool):
     """The KV-sizing refusal (before warm-up) in 0.34's words: the same check, the new hint."""
-    from ..planner import Plan  # noqa: F401  (type only)
-
     if plan.error_phase != "kv_sizing" or plan.error_kind not in ("no_kv_cache_memory",
                                                                    "max_model_len_exceeds_kv_cache"):
         return plan
