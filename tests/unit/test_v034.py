@@ -405,3 +405,23 @@ def test_watch_levels_under_the_extensible_cache():
     ctx = p.device.total_bytes - r.free_at_init_bytes
     assert why is None and "planned requested budget" not in levels  # util 1.0 is only a cap
     assert levels["planned total after the KV commit"] == ctx + r.bytes_of("non_kv_after_warmup") + _phys(p.num_gpu_blocks)
+
+
+@SETTINGS
+@given(model=st.sampled_from(["Qwen/Qwen3-8B", "Qwen/Qwen3-30B-A3B", "google/gemma-3-27b-it",
+                              "deepseek-ai/DeepSeek-V2-Lite", "Qwen/Qwen3-VL-8B-Instruct", "Qwen/Qwen3-0.6B"]),
+       device=st.sampled_from(["h100-80gb", "h200", "a100-40gb", "l40s", "l4"]),
+       u=st.floats(min_value=0.2, max_value=0.97), tp=st.sampled_from([1, 2]),
+       mml=st.sampled_from([2048, 8192, 32768]), eager=st.booleans())
+def test_with_the_cache_off_034_keeps_the_033_arithmetic(model, device, u, tp, mml, eager):
+    kw = dict(device=device, gpu_memory_utilization=u, tensor_parallel_size=tp, max_model_len=mml,
+              enforce_eager=eager, block_size=16)
+    try:
+        old = vramplan.plan(model, vllm_version="0.33", **kw)
+        new = vramplan.plan(model, vllm_version="0.34", enable_extensible_kv_cache=False, **kw)
+    except InvalidConfig:
+        assume(False)
+        return
+    assert (new.verdict, new.error_kind, new.num_gpu_blocks, new.kv_cache_tokens) == \
+        (old.verdict, old.error_kind, old.num_gpu_blocks, old.kv_cache_tokens)
+    assert new.logged_rank.available_kv_bytes == old.logged_rank.available_kv_bytes
