@@ -34,7 +34,7 @@ def _add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--used-by-others-gib", default="0",
                    help="memory other programs already hold on each device (GiB)")
     p.add_argument("--vllm-version", default=None,
-                   help="vLLM version whose rules to apply (default: newest supported, 0.33.0)")
+                   help="vLLM version whose rules to apply (default: 0.34.0 on CUDA/ROCm, 0.33.0 on Ascend)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     # SGLang (vramplan/engines/sglang): --engine sglang, or a pasted `python -m sglang.launch_server ...` line
     p.add_argument("--engine", default=None, choices=("vllm", "sglang"), help="engine to plan (default vllm)")

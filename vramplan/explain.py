@@ -70,6 +70,11 @@ def budget_checks(f) -> list[tuple[str, bool | None, str]]:
 
 def diagnose(f) -> Diagnosis:
     """Plain words about what happened, and the smallest change, from the logged figures alone."""
+    from .sizing.extensible_log import diagnose_extensible
+
+    d034 = diagnose_extensible(f, Diagnosis)  # vLLM 0.34's extensible KV cache (None for other logs)
+    if d034 is not None:
+        return d034
     total = f.total_gib or f.total_memory_gib
     util = f.gpu_memory_utilization or f.args.get("gpu_memory_utilization")
     kind = f.error_kind
@@ -201,10 +206,17 @@ def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
                                                          "non_kv_total_gib", "kv_cache_gib", "num_gpu_blocks")}
                   for k, v in f.ranks.items()},
         "budget_checks": [{"check": n, "holds": ok, "arithmetic": t} for n, ok, t in budget_checks(f)],
+        "extensible_kv_cache": _extensible_json(f),
         "diagnosis": diag.summary,
         "fix": diag.fix,
         "warnings": list(f.warnings),
     }
+
+
+def _extensible_json(f) -> dict | None:
+    from .sizing.extensible_log import extensible_figures
+
+    return extensible_figures(f) or None
 
 
 # ----- compare ---------------------------------------------------------------------------------
@@ -248,7 +260,7 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
     keys = {"tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "max_model_len", "max_num_seqs",
             "max_num_batched_tokens", "gpu_memory_utilization", "kv_cache_dtype", "enforce_eager", "block_size",
             "enable_prefix_caching", "quantization", "dtype", "limit_mm_per_prompt", "mm_processor_kwargs",
-            "kv_cache_memory_bytes", "num_gpu_blocks_override", "enable_chunked_prefill"}
+            "kv_cache_memory_bytes", "num_gpu_blocks_override", "enable_chunked_prefill", "enable_extensible_kv_cache"}
     kw = {k: v for k, v in f.args.items() if k in keys and v is not None}
     if kw.get("dtype") in (None, "auto"):
         kw.pop("dtype", None)
@@ -264,6 +276,10 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
     version = f.vllm_version
     if version is None and f.era == "v0-pr9352":
         version = "0.6.4"  # the one-line 'Memory profiling results' of vLLM 0.6.3-0.6.4 (the V0 rules)
+    if version is None:
+        # a log without its version: 0.34 if it shows the extensible KV cache's lines, else 0.33 (the default
+        # before 0.34 became it: older logs keep the plans they had)
+        version = "0.34.0" if f.era == "v1-v0.34" else "0.33.0"
     return name, args, dev, version
 
 
@@ -289,13 +305,17 @@ def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[
         ("non-torch increase (GiB)", r.bytes_of("non_torch") / GiB, f.non_torch_gib),
         ("CUDA-graph estimate (GiB)", r.bytes_of("cudagraph_estimate") / GiB, f.cudagraph_estimate_gib),
         ("non-KV total (GiB)", r.bytes_of("non_kv_total") / GiB, f.non_kv_total_gib),
-        ("KV cache (GiB)", r.available_kv_bytes / GiB, f.kv_cache_gib),
+        ("KV cache (GiB)", (r.requested_bytes - r.bytes_of("non_kv_total") if r.term("reserved_bound") is not None
+                            else r.available_kv_bytes) / GiB, f.kv_cache_gib),
         ("GPU blocks", p.num_gpu_blocks, f.num_gpu_blocks),
         ("KV cache tokens", p.kv_cache_tokens, f.kv_cache_tokens),
         ("max concurrency", p.max_concurrency, f.max_concurrency),
         ("verdict", p.verdict, "fails" if f.error_kind else "starts"),
         ("error kind", p.error_kind, f.error_kind),
     ]
+    from .sizing.extensible_log import compare_rows
+
+    rows[-2:-2] = compare_rows(p, f)  # vLLM 0.34: the post-warm-up figures
     return p, rows
 
 
@@ -359,11 +379,17 @@ def _print_explain(f, diag: Diagnosis, rows, note, plan) -> None:
               ("non-torch increase", "non_torch_gib"), ("CUDA-graph estimate", "cudagraph_estimate_gib"),
               ("non-KV total", "non_kv_total_gib"), ("KV cache", "kv_cache_gib"),
               ("CUDA graphs captured (after KV)", "cudagraph_actual_gib")]
+    from .sizing.extensible_log import explain_rows
+
     for label, fld in fields:
         v = getattr(f, fld)
         if v is None and not any(getattr(r, fld, None) is not None for r in ranks):
             continue
+        if fld == "kv_cache_gib" and f.era == "v1-v0.34":
+            label = "KV budget before warm-up (reserved)"
         t.add_row(label, _r(v), *[_r(getattr(r, fld, None)) for r in ranks[:4]])
+    for label, v in explain_rows(f):  # vLLM 0.34: after warm-up and capture
+        t.add_row(label, _r(v), *[""] * len(ranks[:4]))
     con.print(t)
     if f.num_gpu_blocks or f.kv_cache_tokens:
         con.print(f"KV cache: {f.num_gpu_blocks or '?'} blocks · {f.kv_cache_tokens or 0:,} tokens · "

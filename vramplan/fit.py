@@ -53,6 +53,8 @@ class FitResult:
     """Why the next smaller utilisation does not hold the workload."""
     alternatives: tuple[str, ...] = ()
     tried: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
+    """Release-specific remarks (vLLM 0.34: what util means under the extensible KV cache)."""
 
 
 Planner = Callable[[EngineArgs], Plan]
@@ -72,6 +74,10 @@ def _planner(model: ModelDescription, device: Device, rules: RuleSet, others: in
 
 def _process_bytes(p: Plan) -> int:
     """What the server process holds on one device at its peak after startup."""
+    if p.engine.extensible_kv_cache and p.starts:  # vLLM 0.34: sized after warm-up (vramplan/sizing/extensible.py)
+        from .sizing.extensible import process_bytes
+
+        return process_bytes(p)
     r = p.logged_rank
     context = p.device.total_bytes - p.used_by_others_bytes - r.free_at_init_bytes
     extra = 0
@@ -119,6 +125,8 @@ def _utils(lo: float, hi: float) -> list[float]:
 def _max_util(plan_fn: Planner, args: EngineArgs) -> float:
     """The largest util whose startup check passes (free memory)."""
     p = plan_fn(replace(args, gpu_memory_utilization=0.5))
+    if p.engine.extensible_kv_cache:  # vLLM 0.34: no free-memory check at startup, util up to 1.0
+        return 1.0
     free, total = p.logged_rank.free_at_init_bytes, p.device.total_bytes
     u = min(math.floor(free / total * 100) / 100, 0.99)
     while u > 0.01 and math.ceil(total * u) > free:
@@ -242,9 +250,12 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
         why = holds(plan_fn(replace(base, gpu_memory_utilization=lower)), w)[1] if lower > 0 else None
         answer = (f"smallest --gpu-memory-utilization that starts and holds {w.concurrency} x "
                   f"{p.max_model_len:,} tokens: {util:.2f}")
+        from .sizing.extensible import fit_notes
+
         return FitResult(plan=p, answer=answer, serve_line=serve_line(p),
                          kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
-                         lower_fails=f"{lower:.2f}: {why}" if why else None)
+                         lower_fails=f"{lower:.2f}: {why}" if why else None,
+                         notes=fit_notes(p, plan_fn(base) if p.engine.extensible_kv_cache else None))
     tried = []
     for desc, alt in _alternatives(base):
         found = _min_util(plan_fn, alt, w)
@@ -252,9 +263,12 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
         if found is not None:
             util, p = found
             answer = (f"does not fit as given; nearest that fits: {desc}, with --gpu-memory-utilization {util:.2f}")
+            from .sizing.extensible import fit_notes
+
             return FitResult(plan=p, answer=answer, serve_line=serve_line(p),
                              kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
-                             alternatives=(desc,), tried=tuple(tried))
+                             alternatives=(desc,), tried=tuple(tried),
+                             notes=fit_notes(p, plan_fn(alt) if p.engine.extensible_kv_cache else None))
     p = plan_fn(replace(base, gpu_memory_utilization=_max_util(plan_fn, base)))
     raise NoFittingFlags(
         f"{model.name} cannot hold {w.concurrency} x {w.context or p.max_model_len} tokens on {device.label}: "
@@ -297,6 +311,9 @@ _COSTS = {
     "cache": "host RAM only; re-processes repeated images",
     "offload": "offloaded weights are read from pinned host RAM over PCIe every step: much slower decode",
     "util": "a smaller KV cache (fewer tokens, less concurrency); the memory goes back to other programs",
+    "extensible_off": "sized from the profile run at util 0.92 (the 0.33 way); the free-memory check applies again; "
+                      "--kv-cache-memory-bytes is the deterministic alternative",
+    "extensible_on": "sized from the memory free after warm-up and graph capture; util defaults to 1.0",
 }
 
 
@@ -331,6 +348,12 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         # vLLM 0.6 profiles max(max_model_len, 2048) tokens without chunked prefill, 512 with it
         cands.append(("enable-chunked-prefill", "--enable-chunked-prefill",
                       replace(base_args, enable_chunked_prefill=True), "mnbt"))
+    if rules.extensible_kv_cache_platforms and device.platform in rules.extensible_kv_cache_platforms:
+        # vLLM 0.34: the extensible KV cache on or off (vllm/config/vllm.py:_resolve_extensible_kv_cache)
+        on = e.extensible_kv_cache
+        cands.append(("extensible KV cache", "--no-enable-extensible-kv-cache" if on else
+                      "--enable-extensible-kv-cache", replace(base_args, enable_extensible_kv_cache=not on),
+                      "extensible_off" if on else "extensible_on"))
     if not e.enforce_eager:
         cands.append(("enforce-eager", "--enforce-eager", replace(base_args, enforce_eager=True), "eager"))
         if len(e.capture_sizes) > 8 and rules.engine != "v0":  # V0 has no capture-size option of this name
@@ -349,17 +372,22 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
                       "offload"))
     cands.append(("gpu-memory-utilization", f"--gpu-memory-utilization {round(e.gpu_memory_utilization - 0.05, 2)}",
                   replace(base_args, gpu_memory_utilization=round(e.gpu_memory_utilization - 0.05, 2)), "util"))
+    from .sizing.extensible import non_kv_bytes
+
     out: list[Knob] = []
-    base_nonkv = base.logged_rank.bytes_of("non_kv_total") + base.logged_rank.bytes_of("cudagraph_estimate")
+    base_nonkv = non_kv_bytes(base)
     for name, change, cand, cost in cands:
         try:
             p = plan_fn(cand)
         except (InvalidConfig, UnsupportedError):  # a change vLLM (or this version) refuses is no knob
             continue
-        nonkv = p.logged_rank.bytes_of("non_kv_total") + p.logged_rank.bytes_of("cudagraph_estimate")
-        freed = base_nonkv - nonkv
+        freed = base_nonkv - non_kv_bytes(p)
         if cost == "util":
             freed = base.logged_rank.requested_bytes - p.logged_rank.requested_bytes
+            if base.engine.extensible_kv_cache and base.starts and p.starts:  # 0.34: util caps, the device bounds
+                freed = _process_bytes(base) - _process_bytes(p)
+        elif cost.startswith("extensible") and base.starts and p.starts:
+            freed = _process_bytes(base) - _process_bytes(p)
         added = (p.kv_cache_tokens - base.kv_cache_tokens) if (p.starts and base.starts) else None
         util = None
         if workload:
@@ -517,12 +545,14 @@ def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
                           "kv_cache_memory_bytes": res.kv_cache_memory_bytes,
                           "margin_gib": None if res.margin_bytes is None else round(res.margin_bytes / GiB, 3),
                           "lower_fails": res.lower_fails, "alternatives": list(res.alternatives),
-                          "plan": plan_to_dict(res.plan)}, indent=2))
+                          "notes": list(res.notes), "plan": plan_to_dict(res.plan)}, indent=2))
         return 0
     print(res.answer)
     if res.lower_fails:
         print(f"  one step lower ({res.lower_fails})")
     print("\n  " + res.serve_line)
+    for note in res.notes:
+        print("  " + note)
     if res.kv_cache_memory_bytes:
         print("\n  deterministic alternative (fixes the KV size, skips profiling-based sizing):\n  "
               + serve_line(res.plan, kv_bytes=True))

@@ -22,6 +22,8 @@ def _replan(plan: Plan, args: EngineArgs) -> Plan:
 
 def largest_util_that_passes_check(plan: Plan) -> float:
     """The largest util (2 decimals) whose ``ceil(total x util)`` fits the free memory at startup."""
+    if plan.engine.extensible_kv_cache:  # vLLM 0.34: request_memory refuses nothing, util goes up to 1.0
+        return 1.0
     free = plan.ranks[0].free_at_init_bytes
     total = plan.device.total_bytes
     util = math.floor(free / total * 100) / 100
@@ -102,10 +104,24 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
         return None
     if p.error_kind == "max_model_len_exceeds_kv_cache" and p.estimated_max_model_len:
         n = p.estimated_max_model_len
+        for _ in range(3):
+            # vLLM 0.34 checks again after warm-up, on fewer blocks: the first estimate can still be too long
+            q = _replan(plan, replace(args, max_model_len=n))
+            if q.starts or q.error_kind != "max_model_len_exceeds_kv_cache" or not q.estimated_max_model_len \
+                    or q.estimated_max_model_len >= n:
+                break
+            n = q.estimated_max_model_len
         if _replan(plan, replace(args, max_model_len=n)).starts:
             fix = f"lower --max-model-len to {n} (or less)"
             cap = largest_util_that_passes_check(plan)
-            if cap > args.gpu_memory_utilization:
+            if plan.engine.extensible_kv_cache and args.gpu_memory_utilization is not None:
+                # vLLM 0.34: unset, util is 1.0 and --max-model-len auto is refitted after warm-up
+                top = _replan(plan, replace(args, gpu_memory_utilization=None, max_model_len=-1))
+                if top.starts and top.max_model_len > n:
+                    fix += (f"; leaving --gpu-memory-utilization unset (1.0, the extensible KV cache) gives up to "
+                            f"{top.max_model_len}")
+                return fix
+            if cap > (args.gpu_memory_utilization or 0):
                 top = _replan(plan, replace(args, gpu_memory_utilization=cap))
                 if top.error_kind == "max_model_len_exceeds_kv_cache" and top.estimated_max_model_len:
                     fix += (f"; raising --gpu-memory-utilization to the most free memory allows ({cap:.2f}) "

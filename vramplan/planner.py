@@ -36,6 +36,7 @@ from .rules.kv import (
 )
 from .rules.versions import RuleSet
 from .rules.weights import WeightShares, pp_layer_split, weights_per_rank
+from .sizing import finish as finish_sizing
 from .units import GiB, format_gib
 
 __all__ = ["Term", "RankPlan", "Plan", "build_plan", "ERROR_KINDS"]
@@ -229,7 +230,8 @@ def build_plan(
 
     enc_line = None
     error: _Failure | None = None
-    if free_at_init < requested and not global_budget:
+    # vLLM v0.34.0 vllm/v1/worker/utils.py:request_memory skips the refusal under the extensible KV cache
+    if free_at_init < requested and not global_budget and not cfg.extensible_kv_cache:
         error = _Failure("free_memory_below_requested",
                          _free_memory_message(free_at_init, total, cfg.gpu_memory_utilization, requested, rules,
                                               platform))
@@ -365,7 +367,7 @@ def build_plan(
         error = _npu_double_alloc(logged, num_blocks, total, requested)
     headroom = _headroom_terms(total, 0 if global_budget else used_by_others_bytes,
                                0 if global_budget else over.before_snapshot_bytes, requested, graphs,
-                               cfg, model, logged) if error is None else ()
+                               cfg, model, logged) if error is None and not cfg.extensible_kv_cache else ()
     if headroom and error is None:
         h = {t.key: t.bytes for t in headroom}
         graph_part = h["outside_budget"] - h["sampler_warmup"] - h["headroom_left"]
@@ -398,7 +400,7 @@ def build_plan(
                 f"graphs): lower --gpu-memory-utilization or add --enforce-eager if capture fails")
     logs = _log_lines(rules, cfg, ranks, num_blocks, tokens, conc, max_len, graphs, error, free_at_init, requested,
                       total, enc_line)
-    return Plan(
+    return finish_sizing(Plan(
         vllm_version=".".join(map(str, rules.requested)), rules=rules, model=model, device=device,
         device_count=cfg.tp * cfg.pp * cfg.dp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
         ranks=tuple(ranks), verdict="fails" if error else "starts", error_kind=error.kind if error else None,
@@ -409,7 +411,7 @@ def build_plan(
         estimated_max_model_len=est_len, max_model_len=max_len, headroom_terms=headroom,
         host_terms=_host_terms(args, cfg, model, ranks), warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags,
-    )
+    ))
 
 
 def _npu_double_alloc(r: RankPlan, num_blocks: int, total: int, requested: int) -> _Failure | None:

@@ -71,6 +71,14 @@ def serving_check(plan: Plan, shape: RequestShape) -> ServingCheck:
     room_in_budget = r.bytes_of("activation_peak")
     head = {t.key: t.bytes for t in plan.headroom_terms}
     room_outside = max(head.get("headroom_left", 0), 0)
+    in_label, out_label = ("room the profile peak reserved in the budget",
+                           "free outside the budget after graphs and warm-up")
+    if e.extensible_kv_cache:
+        # vLLM 0.34 extensible KV cache: what stays free after the commit (the transient peak and the margin, in
+        # vramplan/sizing/extensible.py) is all the room; nothing else is reserved inside the budget
+        room_in_budget = 0
+        in_label, out_label = ("room reserved in the budget (none: the KV cache is sized after warm-up)",
+                               "free after the KV commit (transient peak + margin)")
     tokens = rq.tokens_per_image * shape.images_per_request
     # the prompt's forward runs after the encoder, with its embeddings still held
     need = max(rq.peak.peak_bytes, rq.embedding_bytes)
@@ -82,9 +90,9 @@ def serving_check(plan: Plan, shape: RequestShape) -> ServingCheck:
              rule="vision tower live tensors at its peak stage (" + rq.peak.peak_stage + "); bench/vision"),
         Term(key="request_embeddings", label=f"{what} embeddings held until the LM consumes them",
              bytes=rq.embedding_bytes, rule="N x tokens x embedding width x dtype (deepstack levels included)"),
-        Term(key="room_in_budget", label="room the profile peak reserved in the budget", bytes=room_in_budget,
+        Term(key="room_in_budget", label=in_label, bytes=room_in_budget,
              rule="activation_peak term: free again once the KV cache is allocated"),
-        Term(key="room_outside", label="free outside the budget after graphs and warm-up", bytes=room_outside,
+        Term(key="room_outside", label=out_label, bytes=room_outside,
              rule="headroom_left (when positive)"),
     )
     if tokens > plan.max_model_len:

@@ -19,7 +19,7 @@ from vramplan.inputs.vllm_log import ERAS, ERROR_KINDS, FIGURE_KINDS, PHASE_KIND
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 LOGS = sorted((DATA / "public" / "logs").glob("*.log")) + sorted((DATA / "device_v026").glob("*.log"))[:2] + sorted(
-    (DATA / "seeds").glob("001_*.txt"))
+    (DATA / "seeds").glob("001_*.txt")) + sorted((Path(__file__).resolve().parents[1] / "fixtures" / "vllm034").glob("*.log"))
 TEXTS = [p.read_text(encoding="utf-8", errors="replace") for p in LOGS]
 # the lines that carry figures, to build short logs quickly
 MEMORY_LINES = [ln for t in TEXTS for ln in t.split("\n") if any(k in ln for k in ("GiB", " GB", "blocks", "tokens", "memory"))]

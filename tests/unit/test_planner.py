@@ -28,18 +28,18 @@ def test_free_memory_check_uses_total_times_util():
 def test_fix_for_free_memory_lowers_util_to_what_is_free():
     import re
 
-    p = attach_fix(vramplan.plan("Qwen/Qwen3-8B", used_by_others_gib=20))
+    p = attach_fix(vramplan.plan("Qwen/Qwen3-8B", used_by_others_gib=20, vllm_version="0.33"))
     # largest util with ceil(79.18 x util) <= 58.67 GiB is 0.74 (0.74 x 79.18 = 58.59)
     assert "can be at most 0.74" in p.fix
     # the suggested value is at or below that bound, and the planner says it starts
     util = float(re.search(r"use --gpu-memory-utilization (0\.\d+)", p.fix).group(1))
     assert util <= 0.74
-    assert vramplan.plan("Qwen/Qwen3-8B", used_by_others_gib=20, gpu_memory_utilization=util).starts
+    assert vramplan.plan("Qwen/Qwen3-8B", used_by_others_gib=20, gpu_memory_utilization=util, vllm_version="0.33").starts
 
 
 def test_no_memory_for_cache_blocks():
     # util 0.15 requests 11.88 GiB: less than the 15.27 GiB of Qwen3-8B weights alone
-    p = vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.15)
+    p = vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.15, vllm_version="0.33")
     assert p.error_kind == "no_kv_cache_memory"
     assert p.error_message.startswith("No available memory for the cache blocks. Try increasing "
                                       "`gpu_memory_utilization` when initializing the engine")
@@ -83,7 +83,7 @@ def test_allow_long_max_model_len_env():
 
 def test_kv_cache_memory_bytes_bypasses_profiling():
     # 10 GiB / (36 layers x 2 x 8 x 128 x 2 x 16 = 2,359,296 B per block) = 4551 blocks
-    p = vramplan.plan("Qwen/Qwen3-8B", kv_cache_memory_bytes=10 * GiB, max_model_len=4096)
+    p = vramplan.plan("Qwen/Qwen3-8B", kv_cache_memory_bytes=10 * GiB, max_model_len=4096, vllm_version="0.33")
     assert p.num_gpu_blocks == (10 * GiB) // 2_359_296 == 4551
     assert p.kv_cache_tokens == 4551 * 16
 
@@ -94,21 +94,21 @@ def test_kv_cache_memory_bytes_still_checks_free_memory():
 
 
 def test_num_gpu_blocks_override():
-    p = vramplan.plan("Qwen/Qwen3-8B", num_gpu_blocks_override=1000, max_model_len=8192)
+    p = vramplan.plan("Qwen/Qwen3-8B", num_gpu_blocks_override=1000, max_model_len=8192, vllm_version="0.33")
     assert p.num_gpu_blocks == 1000 and p.kv_cache_tokens == 16000
 
 
 def test_auto_max_model_len_fits_the_cache():
-    p = vramplan.plan("Qwen/Qwen3-8B", max_model_len=-1, gpu_memory_utilization=0.3)
+    p = vramplan.plan("Qwen/Qwen3-8B", max_model_len=-1, gpu_memory_utilization=0.3, vllm_version="0.33")
     assert p.starts and p.engine.auto_max_model_len
-    small = vramplan.plan("Qwen/Qwen3-8B", max_model_len=-1, gpu_memory_utilization=0.23)
+    small = vramplan.plan("Qwen/Qwen3-8B", max_model_len=-1, gpu_memory_utilization=0.23, vllm_version="0.33")
     assert small.starts and small.max_model_len < 40960
 
 
 def test_too_high_util_runs_out_of_memory_after_the_kv_cache():
     # util 0.99 leaves 0.79 GiB outside the budget, less the 0.51 GiB CUDA context: too little for CUDA graphs
     # and the warm-up that vLLM runs after allocating the KV cache
-    p = attach_fix(vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.99))
+    p = attach_fix(vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.99, vllm_version="0.33"))
     assert p.error_kind == "out_of_memory" and "after the KV cache" in p.error_message
     assert p.num_gpu_blocks  # the KV cache itself was sized
     assert "lower --gpu-memory-utilization" in p.fix

@@ -91,6 +91,16 @@ class EngineArgs:
     max_lora_rank: int | None = None
     performance_mode: str | None = None
     api_server_count: int | None = None
+    prefill_cudagraph_capture_token_sizes: tuple[int, ...] | None = None
+    """vLLM 0.34 compilation-config capture knobs (``-cc.<name>=...``); None: the release's default."""
+    max_prefill_cudagraph_capture_tokens: int | None = None
+    decode_cudagraph_capture_request_sizes: tuple[int, ...] | None = None
+    max_decode_cudagraph_capture_requests: int | None = None
+    max_decode_cudagraph_capture_tokens: int | None = None
+    enable_extensible_kv_cache: bool | None = None
+    """vLLM 0.34 ``--enable-extensible-kv-cache`` / ``--no-enable-extensible-kv-cache`` (None: the release's default)."""
+    enable_elastic_ep: bool = False
+    kv_transfer_config: dict | None = None
     usage_context: str = "serve"
     """``serve`` (``vllm serve``, the OpenAI server) or ``llm`` (the offline ``LLM`` class): defaults differ."""
     env: tuple[tuple[str, str], ...] = ()
@@ -209,6 +219,9 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "cuda-graph-sizes": ("cudagraph_capture_sizes", _sizes, True),
     "max-cudagraph-capture-size": ("max_cudagraph_capture_size", int, True),
     "usage-context": ("usage_context", str, True),
+    "enable-extensible-kv-cache": ("enable_extensible_kv_cache", _bool, False),
+    "enable-elastic-ep": ("enable_elastic_ep", _bool, False),
+    "kv-transfer-config": ("kv_transfer_config", _json, True),
 }
 _SHORT = {"-tp": "tensor-parallel-size", "-pp": "pipeline-parallel-size", "-dp": "data-parallel-size",
           "-q": "quantization", "-ep": "enable-expert-parallel"}
@@ -244,6 +257,11 @@ def _compilation(args: dict, key: str, value: str) -> None:
         args["cudagraph_capture_sizes"] = _sizes(value)
     elif key == "max_cudagraph_capture_size":
         args["max_cudagraph_capture_size"] = int(value)
+    elif key in ("prefill_cudagraph_capture_token_sizes", "decode_cudagraph_capture_request_sizes"):
+        args[key] = _sizes(value)  # vLLM 0.34 vllm/config/compilation.py:CompilationConfig
+    elif key in ("max_prefill_cudagraph_capture_tokens", "max_decode_cudagraph_capture_requests",
+                 "max_decode_cudagraph_capture_tokens"):
+        args[key] = int(value)
     # other compilation options do not change memory
 
 

@@ -40,6 +40,28 @@ def _rank(r: RankPlan) -> dict[str, Any]:
     }
 
 
+def _extensible(p: Plan) -> dict[str, Any] | None:
+    """vLLM 0.34's reserve-warm-up-commit figures of the logged rank (vramplan/sizing/extensible.py), or None."""
+    r = p.logged_rank
+    if r.term("reserved_bound") is None:
+        return None
+    bpb = r.layout.bytes_per_block or 1
+    h = {t.key: t.bytes for t in p.headroom_terms}
+    return {
+        "reserved_blocks": r.bytes_of("reserved_bound") // bpb,
+        "reserved_bound_gib": _g(r.bytes_of("reserved_bound")),
+        "warmup_transient_peak_gib": _g(r.bytes_of("warmup_transient_peak")),
+        "cudagraph_pool_gib": _g(r.bytes_of("cudagraph_pool")),
+        "non_kv_after_warmup_gib": _g(r.bytes_of("non_kv_after_warmup")),
+        "margin_gib": _g(r.bytes_of("kv_margin")),
+        "kv_measured_gib": _g(r.available_kv_bytes),
+        "committed_blocks": p.num_gpu_blocks,
+        "committed_gib": _g(r.bytes_of("kv_committed")) if p.num_gpu_blocks else None,
+        "util_withheld_gib": _g(r.bytes_of("util_withheld")) if r.term("util_withheld") else None,
+        "free_after_warmup_gib": _g(h.get("free_after_warmup")),
+    }
+
+
 def plan_to_dict(p: Plan) -> dict[str, Any]:
     r = p.logged_rank
     e = p.engine
@@ -92,8 +114,12 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
             "estimate_cudagraphs": e.estimate_cudagraphs,
             "enable_prefix_caching": e.enable_prefix_caching,
             "usage_context": p.args.usage_context,
+            "enable_extensible_kv_cache": e.extensible_kv_cache,
         },
         "headroom_gib": {t.key: _g(t.bytes) for t in p.headroom_terms},
+        "kv_sizing": "extensible" if e.extensible_kv_cache else "profile",
+        "extensible_kv_cache": _extensible(p),
+        "rules_stand_in": bool(p.rules.stand_in or p.rules.newer_than_read),
         "host_memory_gib": {t.key: _g(t.bytes) for t in p.host_terms},
         "ranks": [_rank(x) for x in p.ranks],
         "warnings": list(p.warnings),

@@ -27,6 +27,9 @@ TERM_COLOURS = {
     "cudagraph_estimate": "#9467bd",
     "kv_cache": "#2ca02c",
     "free": "#eeeeee",
+    "cudagraph_pool": "#9467bd",
+    "warmup_transient_peak": "#ff7f0e",
+    "kv_margin": "#c7c7c7",
 }
 _LABELS = {
     "others": "other programs",
@@ -37,6 +40,9 @@ _LABELS = {
     "cudagraph_estimate": "CUDA-graph estimate",
     "kv_cache": "KV cache",
     "free": "outside the budget",
+    "cudagraph_pool": "CUDA-graph pool",
+    "warmup_transient_peak": "warm-up transient peak (kept free)",
+    "kv_margin": "margin (kept free)",
 }
 
 
@@ -46,7 +52,10 @@ def _stack(plan: "Plan") -> list[tuple[str, float]]:
     others = plan.used_by_others_bytes
     context = total - others - r.free_at_init_bytes
     parts = [("others", others), ("context", context)]
-    for key in ("weights", "activation_peak", "non_torch", "cudagraph_estimate"):
+    keys = ("weights", "activation_peak", "non_torch", "cudagraph_estimate")
+    if r.term("reserved_bound") is not None:  # vLLM 0.34's extensible KV cache: sized after warm-up
+        keys = ("weights", "non_torch", "cudagraph_pool", "warmup_transient_peak", "kv_margin")
+    for key in keys:
         parts.append((key, r.bytes_of(key)))
     parts.append(("kv_cache", max(r.available_kv_bytes, 0)))
     used = sum(v for _, v in parts)
@@ -123,8 +132,9 @@ def plot_sweep(knob: str, values: Sequence, plans: Sequence["Plan"], path: str) 
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     xs = list(range(len(values)))
     bottoms = [0.0] * len(values)
-    for key in ("others", "context", "weights", "activation_peak", "non_torch", "cudagraph_estimate", "kv_cache"):
-        heights = [dict(_stack(p))[key] for p in plans]
+    for key in ("others", "context", "weights", "activation_peak", "non_torch", "cudagraph_estimate", "cudagraph_pool",
+                "warmup_transient_peak", "kv_margin", "kv_cache"):
+        heights = [dict(_stack(p)).get(key, 0.0) for p in plans]
         if not any(heights):
             continue
         ax.bar(xs, heights, bottom=bottoms, color=TERM_COLOURS[key], label=_LABELS[key], edgecolor="white")

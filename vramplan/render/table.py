@@ -85,8 +85,11 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
                 table.add_row("      " + name, *[_g(b)] + [""] * (len(ranks) - 1), "", style="dim")
     row("  = non-KV total", [r.bytes_of("non_kv_total") for r in ranks],
         "weights + peak + non-torch" + (" (+ graph estimate)" if e.estimate_cudagraphs else ""))
-    row("  KV cache", [r.available_kv_bytes for r in ranks],
-        "requested - non-KV" + ("" if no_snapshot else " - graph estimate"), style="bold green")
+    if r0.term("reserved_bound") is not None:  # vLLM 0.34's extensible KV cache (vramplan/sizing/extensible.py)
+        _extensible_rows(table, ranks, row)
+    else:
+        row("  KV cache", [r.available_kv_bytes for r in ranks],
+            "requested - non-KV" + ("" if no_snapshot else " - graph estimate"), style="bold green")
     if plan.headroom_terms:
         table.add_section()
         for t in plan.headroom_terms:
@@ -117,6 +120,25 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
     console.print("[bold]vLLM would log[/bold] (rank " + r0.name + "):")
     for line in plan.log_lines:
         console.print("  " + line, style="dim", highlight=False, soft_wrap=True)
+
+
+def _extensible_rows(table, ranks, row) -> None:
+    """Reserve, warm up, commit: the rows of vLLM 0.34's extensible KV cache."""
+    r0 = ranks[-1]
+    t = r0.term("reserved_bound")
+    row("  = reserved bound (address range)", [r.bytes_of("reserved_bound") for r in ranks], t.note)
+    table.add_section()
+    table.add_row("after warm-up and CUDA-graph capture:", *[""] * len(ranks), "", style="bold")
+    for key in ("cudagraph_pool", "warmup_transient_peak", "non_kv_after_warmup", "kv_margin", "util_withheld"):
+        t = r0.term(key)
+        if t is not None:
+            row("  " + t.label + (" *" if t.kind == "measured" else ""), [r.bytes_of(key) for r in ranks],
+                _short_rule(t.rule))
+    t = r0.term("kv_cache")
+    row("  KV cache (measured)", [r.available_kv_bytes for r in ranks], t.note if t else "", style="bold green")
+    t = r0.term("kv_committed")
+    if t is not None:
+        row("  KV cache committed", [r.bytes_of("kv_committed") for r in ranks], t.note)
 
 
 def plan_text(plan: "Plan", *, width: int = 120, verbose: bool = False) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UnsupportedError
+from ..errors import InvalidConfig, UnsupportedError
 from ..inputs.devices import Device
 from ..memo import by_identity
 from ..inputs.flags import EngineArgs
@@ -68,6 +68,8 @@ class EngineConfig:
     sampler_path: str = "fitted"
     """The dummy sampler's top-k/top-p path (engine_defaults.dummy_sampler_path)."""
     notes: tuple[str, ...] = ()
+    extensible_kv_cache: bool = False
+    """vLLM 0.34 ``enable_extensible_kv_cache`` after resolution (``vramplan.sizing.extensible``)."""
 
     @property
     def max_in_flight_tokens(self) -> int:
@@ -99,7 +101,9 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
                                                             m.derived)
     # model runner
     is_quantized = quant is not None
-    runner = "v2" if d.uses_v2_model_runner(
+    if not rules.v1_model_runner and platform != "ascend":
+        _v2_only_env(env, notes)
+    runner = "v2" if (not rules.v1_model_runner and platform != "ascend") or d.uses_v2_model_runner(
         v, architecture=model.architecture, is_moe=model.is_moe, is_hybrid=model.is_hybrid,
         is_multimodal=model.is_multimodal, is_pooling=False, env=env, is_quantized=is_quantized,
         platform=platform) else "v1"
@@ -116,7 +120,13 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         device_capability=device.compute_capability)
     d.validate_scheduler(v, max_num_batched_tokens=mnbt, max_num_seqs=mns, max_model_len=max_len,
                          enable_chunked_prefill=chunked)
-    util = args.gpu_memory_utilization or d.default_gpu_memory_utilization(v, platform)
+    from ..sizing.extensible import resolve_extensible_kv_cache
+
+    extensible, ext_note = resolve_extensible_kv_cache(rules, args, platform)
+    if ext_note:
+        notes.append(ext_note)
+    # vLLM v0.34.0 vllm/config/cache.py:CacheConfig.resolved_gpu_memory_utilization (1.0 under the extensible cache)
+    util = args.gpu_memory_utilization or (1.0 if extensible else d.default_gpu_memory_utilization(v, platform))
     has_mamba = LayerKind.MAMBA in model.layer_kinds
     mamba_mode = args.mamba_cache_mode or (d.default_mamba_cache_mode(v, enable_prefix_caching=prefix)
                                            if has_mamba else "none")
@@ -124,7 +134,8 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     block_size = d.default_block_size(
         v, platform, use_mla=model.uses_mla, device_capability=device.compute_capability,
         user_block_size=args.block_size, is_hybrid=has_mamba, enable_prefix_caching=prefix,
-        enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head, kv_cache_dtype=kv_dtype)
+        enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head, kv_cache_dtype=kv_dtype,
+        default=rules.default_block_size)
     reason = "--block-size" if args.block_size else "vLLM's default block size for this backend/platform"
     if any(layer.attention is not None and layer.attention.extra_caches for layer in model.layers):
         # DeepSeek-V4: fp8_ds_mla on the FlashMLA path, 256-token blocks (model/families/deepseek_v4.py)
@@ -164,9 +175,25 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         device_capability=device.compute_capability, user_capture_sizes=args.cudagraph_capture_sizes,
         user_max_capture_size=args.max_cudagraph_capture_size, runner=runner,
         performance_mode=args.performance_mode or "balanced"))
+    if rules.split_capture_sizes and sizes:
+        # vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._split_cudagraph_capture_sizes
+        sizes = tuple(d.split_cudagraph_capture_sizes(
+            sizes, max_num_seqs=mns, max_num_batched_tokens=mnbt, device_capability=device.compute_capability,
+            legacy_sizes=args.cudagraph_capture_sizes is not None or args.max_cudagraph_capture_size is not None,
+            performance_mode=args.performance_mode or "balanced",
+            prefill_token_sizes=args.prefill_cudagraph_capture_token_sizes,
+            max_prefill_tokens=args.max_prefill_cudagraph_capture_tokens,
+            decode_request_sizes=args.decode_cudagraph_capture_request_sizes,
+            max_decode_requests=args.max_decode_cudagraph_capture_requests,
+            max_decode_tokens=args.max_decode_cudagraph_capture_tokens))
     estimate_runs = d.cudagraph_estimate_runs(v, platform=platform, runner=runner, cudagraph_mode=mode,
                                               enforce_eager=eager)
     estimate = estimate_runs and d.estimate_cudagraphs_enabled(v, env)
+    if rules.cudagraph_estimate_only_when_applied:
+        # vLLM v0.34.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory runs the estimate only when
+        # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS applies it; under the extensible cache it is 0
+        # (vllm/v1/worker/gpu/model_runner.py:GPUModelRunner.profile_cudagraph_memory)
+        estimate = estimate_runs = estimate and not extensible
     async_sched = True if args.async_scheduling is None else args.async_scheduling
     concurrent = d.max_concurrent_batches(v, pp=pp, async_scheduling=async_sched, v2_runner=runner == "v2")
     return EngineConfig(
@@ -184,6 +211,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
         mamba_page_padded=mamba_page_padded, notes=tuple(notes),
         sampler_path=d.dummy_sampler_path(v, env, sort_sampler=rules.sort_sampler),
+        extensible_kv_cache=extensible,
     )
 
 
@@ -196,6 +224,19 @@ def _check_introduced(model: ModelDescription, v: tuple[int, int, int]) -> None:
         asked, since = ".".join(map(str, v)), ".".join(map(str, first[0]))
         raise UnsupportedError(f"vLLM {asked} is older than {since}, the first release vramplan plans "
                                f"{model.architecture} for ({first[1]})", hint=f"plan it with --vllm-version {since} or newer")
+
+
+def _v2_only_env(env: dict[str, str], notes: list[str]) -> None:
+    """vLLM v0.34.0 vllm/platforms/interface.py:Platform.validate_environ: the V1 runner is gone;
+    ``VLLM_USE_V2_MODEL_RUNNER`` other than ``1`` is an error, ``1`` a warning."""
+    value = env.get("VLLM_USE_V2_MODEL_RUNNER")
+    if value is None:
+        return
+    if value != "1":
+        raise InvalidConfig(f"VLLM_USE_V2_MODEL_RUNNER={value} is no longer supported: Model Runner V1 has been "
+                            f"removed. Unset this variable.", hint="unset VLLM_USE_V2_MODEL_RUNNER (vLLM 0.34 has "
+                            "only the V2 runner), or plan --vllm-version 0.33 for the V1 runner")
+    notes.append("VLLM_USE_V2_MODEL_RUNNER=1 is redundant and can be unset: Model Runner V1 has been removed.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ whose message is vLLM's own text, so a plan can quote it.
 
 from __future__ import annotations
 
+import bisect
+
 import math
 from collections.abc import Mapping, Sequence
 
@@ -295,6 +297,36 @@ _PREFERRED_BLOCK = {
 }
 
 
+# vLLM v0.34.0 vllm/v1/attention/backends/*.py:get_supported_kernel_block_sizes, for a CacheConfig.DEFAULT_BLOCK_SIZE
+# other than 16 (v0.34: 64). ``get_preferred_block_size(default)`` keeps the default when the backend supports it,
+# else takes the smallest supported size (vllm/v1/attention/backend.py:AttentionBackend.get_preferred_block_size).
+# ("m", n): any multiple of n; a tuple: exactly those sizes.
+_SUPPORTED_BLOCKS: dict[str, tuple] = {
+    "FLASH_ATTN": ("m", 16), "FLASHINFER": (16, 32, 64), "TRITON_ATTN": ("m", 16), "FLEX_ATTENTION": ("m", 16),
+    "TURBOQUANT": (16, 32, 64, 128), "FLASHMLA": (64,), "FLASHMLA_SPARSE": ("m", 64), "CUTLASS_MLA": (128,),
+    "FLASHINFER_MLA": (32, 64), "FLASHINFER_MLA_SPARSE": ("m", 32), "FLASH_ATTN_MLA": ("m", 16),
+    "FLASH_ATTN_MLA_SPARSE": ("m", 64), "TRITON_MLA": ("m", 16), "ROCM_AITER_MLA": ("m", 1),
+    "ROCM_AITER_MLA_SPARSE": ("m", 1), "ROCM_AITER_FA": (16, 32), "CPU_ATTN": ("m", 32), "TREE_ATTN": ("m", 16),
+}
+# backends whose get_preferred_block_size ignores the default (v0.34.0 rocm_attn.py: 16; rocm_aiter_unified_attn.py:
+# 64; mla/sparse_swa.py: 256)
+_FIXED_PREFERENCE = {"ROCM_ATTN": 16, "ROCM_AITER_UNIFIED_ATTN": 64, "SPARSE_SWA": 256, "HPC_ATTN": 64}
+
+
+def _preferred_block(backend: str, default: int) -> int:
+    """``AttentionBackend.get_preferred_block_size(default)`` for one backend."""
+    if default == 16:
+        return _PREFERRED_BLOCK[backend]
+    if backend in _FIXED_PREFERENCE:
+        return _FIXED_PREFERENCE[backend]
+    sup = _SUPPORTED_BLOCKS.get(backend)
+    if sup is None:
+        return default
+    if sup[0] == "m":
+        return default if default % sup[1] == 0 else sup[1]
+    return default if default in sup else min(sup)
+
+
 def _default_backend(version: Version, platform: str, use_mla: bool, cc_major: int | None) -> str:
     # vLLM v0.19.0/v0.26.0/v0.33.0 vllm/platforms/cuda.py:_get_backend_priorities (first valid wins) [I: validity]
     if platform == "cuda":
@@ -331,8 +363,12 @@ def default_block_size(
     model_type: str = "",
     head_size: int | None = None,
     kv_cache_dtype: str = "auto",
+    default: int = 16,
 ) -> int:
     """``cache_config.block_size`` before hybrid (attention+mamba) alignment.
+
+    ``default`` is ``CacheConfig.DEFAULT_BLOCK_SIZE`` of the release (the rule set's ``default_block_size``:
+    16 until v0.33, 64 from v0.34), the size each backend's ``get_preferred_block_size`` starts from.
 
     CUDA/ROCm/XPU: 16 unless the first attention backend prefers a larger one
     (``Platform.update_block_size_for_backend``; logged as ``Setting kv cache block size to %d
@@ -345,7 +381,7 @@ def default_block_size(
     p = _norm_platform(platform)
     if p == "ascend":
         # vllm-ascend 0.23.0 vllm_ascend/utils.py:refresh_block_size (called from check_and_update_config)
-        bs = user_block_size if user_block_size is not None else 16  # upstream CacheConfig default is 16 by then
+        bs = user_block_size if user_block_size is not None else default  # upstream CacheConfig.DEFAULT_BLOCK_SIZE
         if model_type == "deepseek_v4":
             return bs if bs in (32, 64, 128) else 32
         if is_hybrid:
@@ -359,7 +395,7 @@ def default_block_size(
         return user_block_size
     if is_hybrid and not _at_least(version, (0, 20, 0)):
         # vLLM v0.19.0 vllm/platforms/interface.py:Platform.update_block_size_for_backend: hybrid -> DEFAULT (16)
-        return 16
+        return default
     cc_major = device_capability[0] if device_capability else None
     backend = (attention_backend or mla_backend or "").upper() or _default_backend(version, p, use_mla, cc_major)
     if backend == "FLASH_ATTN_MLA" and not (attention_backend or mla_backend) and \
@@ -371,16 +407,16 @@ def default_block_size(
     if backend == "FLASH_ATTN":
         if p == "xpu" and _at_least(version, (0, 26, 0)):
             # vLLM v0.26.0 vllm/v1/attention/backends/flash_attn.py:FlashAttentionBackend.get_preferred_block_size
-            return 64
+            return max(default, 64)
         if (
             _at_least(version, (0, 33, 0)) and cc_major in (10, 11) and head_size == 256
         ):  # [I] assumes FA4 is the FA version picked (no softcap/sinks/quantized KV)
             # vLLM v0.33.0 vllm/v1/attention/backends/flash_attn.py:_get_fa4_hd256_block_size (FA4_HD256_PAGE_SIZE)
-            return 128
-        return 16
+            return max(default, 128)
+        return _preferred_block(backend, default)
     if backend not in _PREFERRED_BLOCK:
         raise UnsupportedError(f"unknown attention backend {backend!r}", hint="pass --block-size explicitly")
-    return _PREFERRED_BLOCK[backend]
+    return _preferred_block(backend, default)
 
 
 def hybrid_attention_block_size(
@@ -644,6 +680,92 @@ def cudagraph_capture_sizes(
                 )
             sizes = rounded
     return sizes
+
+
+def _walk_grid(limit: int, step) -> list[int]:
+    """vLLM v0.34.0 vllm/config/compilation.py:_walk_grid: sizes 1 .. limit, each the next multiple of the largest
+    power of two not above ``step(size)``."""
+    grid, size = [], 1
+    while size < limit:
+        grid.append(size)
+        stride = 1 << max(0, math.floor(math.log2(max(1.0, step(size)))))
+        size = (size // stride + 1) * stride
+    return [*grid, limit] if limit else []
+
+
+def prefill_cudagraph_capture_grid(max_tokens: int, dense_head: bool = False) -> list[int]:
+    """vLLM v0.34.0 vllm/config/compilation.py:prefill_cudagraph_capture_grid (54 sizes at 8192)."""
+    grid = _walk_grid(max_tokens, lambda t: min(t, max(8, t / 4), 0.07 * max(t, 4096)))
+    if dense_head:
+        grid = sorted({*grid, *(t for t in range(1, 33) if t < max_tokens)})
+    return grid
+
+
+def decode_cudagraph_capture_grid(max_requests: int) -> list[int]:
+    """vLLM v0.34.0 vllm/config/compilation.py:decode_cudagraph_capture_grid (64 sizes at 1024)."""
+    return _walk_grid(max_requests, lambda n: 0.65 * n ** (2 / 3))
+
+
+def split_cudagraph_capture_sizes(
+    shared_sizes: Sequence[int],
+    *,
+    max_num_seqs: int,
+    max_num_batched_tokens: int,
+    num_speculative_tokens: int = 0,
+    device_capability: tuple[int, int] | None = None,
+    legacy_sizes: bool = False,
+    performance_mode: str = "balanced",
+    prefill_token_sizes: Sequence[int] | None = None,
+    max_prefill_tokens: int | None = None,
+    decode_request_sizes: Sequence[int] | None = None,
+    max_decode_requests: int | None = None,
+    max_decode_tokens: int | None = None,
+) -> list[int]:
+    """The token count of every captured graph, vLLM 0.34 (``VllmConfig._split_cudagraph_capture_sizes``).
+
+    Prefill graphs take token sizes, decode graphs request sizes; each from its own knob, else (SM100 "wide
+    defaults", when neither ``cudagraph_capture_sizes`` nor ``max_cudagraph_capture_size`` was set) the prefill
+    grid up to ``min(8192, mnbt)`` and the decode grid up to ``max_num_seqs`` with decode graphs at most 8192
+    tokens, else the shared (0.33) list for prefill and its request counts for decode. The result is
+    ``prefill ∪ {n x q for each decode shape}`` (draft-model decode graphs are not modelled).
+    """
+    q = 1 + num_speculative_tokens
+    wide = not legacy_sizes and device_capability is not None and device_capability[0] == 10
+    if max_decode_tokens is None and wide:
+        max_decode_tokens = 8192
+    shared = sorted(set(shared_sizes))
+    shared_max = shared[-1] if shared else 0
+
+    def explicit(sizes: Sequence[int], limit: int, cap: int | None, name: str, cap_name: str) -> list[int]:
+        kept = sorted({x for x in sizes if 1 <= x <= limit})
+        if cap is not None and kept and kept[-1] > cap:
+            raise InvalidConfig(f"{name} holds {kept[-1]}, above {cap_name}={cap}.")
+        return kept
+
+    if prefill_token_sizes is not None:
+        prefill = explicit(prefill_token_sizes, max_num_batched_tokens, max_prefill_tokens,
+                           "prefill_cudagraph_capture_token_sizes", "max_prefill_cudagraph_capture_tokens")
+    elif max_prefill_tokens is not None or wide:
+        prefill = prefill_cudagraph_capture_grid(min(8192 if max_prefill_tokens is None else max_prefill_tokens,
+                                                     max_num_batched_tokens), performance_mode == "interactivity")
+    else:
+        prefill = list(shared)
+    if decode_request_sizes is not None:
+        decode = explicit(decode_request_sizes, max_num_seqs, max_decode_requests,
+                          "decode_cudagraph_capture_request_sizes", "max_decode_cudagraph_capture_requests")
+    elif max_decode_requests is not None or wide:
+        decode = decode_cudagraph_capture_grid(max_num_seqs if max_decode_requests is None
+                                               else min(max_decode_requests, max_num_seqs))
+    else:
+        decode = sorted({min(-(-x // q), max_num_seqs) for x in shared if -(-x // q) * q <= shared_max})
+    decode_max_tokens = min(max_num_batched_tokens, max_decode_tokens or max_num_batched_tokens)
+    # vLLM v0.34.0 vllm/config/compilation.py:decode_cudagraph_capture_shapes
+    limit = min(max_num_seqs, decode_max_tokens // q)
+    reachable = decode[: bisect.bisect_left(decode, limit) + 1]
+    tokens = set(prefill)
+    if limit >= 1:
+        tokens.update(min(n, limit) * q for n in reachable)
+    return sorted(tokens)
 
 
 def cudagraph_graph_counts(

@@ -16,7 +16,7 @@ from functools import lru_cache
 from ..errors import UnsupportedError
 from .comm import COMM_V019, CommRules
 
-__all__ = ["RuleSet", "SUPPORTED", "for_version", "parse_version", "DEFAULT_VERSION"]
+__all__ = ["RuleSet", "SUPPORTED", "for_version", "parse_version", "DEFAULT_VERSION", "default_version"]
 
 # (module, version) oldest first
 SUPPORTED: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -31,11 +31,16 @@ SUPPORTED: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("v0_28", (0, 28, 0)),
     ("v0_29", (0, 29, 0)),
     ("v0_33", (0, 33, 0)),
+    ("v0_34", (0, 34, 0)),
 )
 # The three releases read end to end; the others are the change points found between them
 # (docs/vllm-rules.md, "Where the rules changed").
-STUDIED = ((0, 19, 0), (0, 26, 0), (0, 33, 0))
-DEFAULT_VERSION = "0.33.0"
+STUDIED = ((0, 19, 0), (0, 26, 0), (0, 33, 0), (0, 34, 0))
+DEFAULT_VERSION = "0.34.0"
+# The default release per platform where it is not DEFAULT_VERSION. No vllm-ascend release runs on vLLM 0.34
+# (the newest on PyPI is 0.23.0.post1) and 0.34's extensible KV cache is CUDA/ROCm only
+# (vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._resolve_extensible_kv_cache), so Ascend keeps 0.33.0.
+PLATFORM_DEFAULT_VERSION: dict[str, str] = {"ascend": "0.33.0"}
 # Rule sets that stop before the next one starts: module -> first release they do not cover.
 # v0_6 is the V0 engine's old profiler (0.6.0-0.6.4); 0.6.5 rewrote determine_num_available_blocks
 # around a baseline snapshot and 0.8 made V1 the default, neither of which vramplan models.
@@ -108,6 +113,27 @@ class RuleSet:
     comm: CommRules = COMM_V019
     """Multi-GPU communication buffers and defaults (rules/comm.py): custom all-reduce, symmetric memory,
     FlashInfer all-reduce; where they fall relative to the init snapshot is in estimate/multi_gpu.py."""
+    extensible_kv_cache_platforms: tuple[str, ...] = ()
+    """Platforms where ``enable_extensible_kv_cache`` defaults to on (vLLM 0.34: CUDA and ROCm,
+    ``VllmConfig._resolve_extensible_kv_cache``); the KV cache is then sized after warm-up and graph capture
+    (``vramplan.sizing.extensible``)."""
+    default_block_size: int = 16
+    """``CacheConfig.DEFAULT_BLOCK_SIZE``, the size each attention backend's ``get_preferred_block_size`` starts
+    from (16 until 0.33, 64 from 0.34)."""
+    v1_model_runner: bool = True
+    """Whether the V1 model runner exists (removed in 0.34: ``VLLM_USE_V2_MODEL_RUNNER=0`` is refused by
+    ``Platform.validate_environ``, ``=1`` warns)."""
+    cudagraph_estimate_only_when_applied: bool = False
+    """``profile_cudagraph_memory`` runs only when ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` applies it (v0.34;
+    before, it ran and was subtracted only with the variable)."""
+    split_capture_sizes: bool = False
+    """Prefill token sizes and decode request sizes resolved apart, with wide defaults on SM100 (v0.34
+    ``VllmConfig._split_cudagraph_capture_sizes``; ``engine_defaults.split_cudagraph_capture_sizes``)."""
+    kv_memory_hint_in_errors: bool = False
+    """The KV-memory errors end with ``_more_kv_cache_memory_hint`` and "Decreasing `max_model_len` also reduces
+    what is needed." (v0.34 ``kv_cache_planning._check_enough_kv_cache_memory``)."""
+    newer_than_read: bool = False
+    """True when the requested release is newer than the newest rule set (these rules stand in for it)."""
 
     @property
     def label(self) -> str:
@@ -116,9 +142,12 @@ class RuleSet:
     @property
     def stand_in_note(self) -> str | None:
         """The warning a plan carries when these rules stand in for a release vramplan has not read."""
+        asked = ".".join(map(str, self.requested))
+        if self.newer_than_read:
+            return (f"vLLM {asked} is newer than the newest rule set vramplan has: planned with the {self.label} "
+                    f"rules standing in; what changed after {self.label[1:]} is not modelled")
         if not self.stand_in:
             return None
-        asked = ".".join(map(str, self.requested))
         return (f"vLLM {asked} has no rule set of its own: planned with the {self.label} rules, the nearest with "
                 f"the same engine and sampler; figures that changed in between are not modelled")
 
@@ -163,7 +192,7 @@ def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool 
     (:data:`GAPS`) gets its neighbouring rule set, marked ``stand_in``. Older releases are refused
     unless ``allow_older`` (then the oldest general rule set stands in).
     """
-    wanted = parse_version(text or DEFAULT_VERSION)
+    wanted = parse_version(text or default_version(platform))
     # the newest rule set of this platform that starts at or before the release (SUPPORTED is oldest first);
     # a closed span must also reach it
     started = [m for m, v in SUPPORTED if v <= wanted and platform in PLATFORMS.get(m, (platform,))]
@@ -189,4 +218,12 @@ def for_version(text: str | tuple[int, ...] | None = None, *, allow_older: bool 
     rules: RuleSet = importlib.import_module(f"{__package__}.{chosen}").RULES
     from dataclasses import replace
 
-    return replace(rules, requested=wanted, stand_in=stand_in)
+    # a release past the newest rule set's minor line (0.35.0 when the newest is 0.34.0) is planned by it, with a warning
+    newest = max(v for m, v in SUPPORTED if platform in PLATFORMS.get(m, (platform,)) and m not in ENDS)
+    newer = not stand_in and wanted[:2] > newest[:2]
+    return replace(rules, requested=wanted, stand_in=stand_in, newer_than_read=newer)
+
+
+def default_version(platform: str = "cuda") -> str:
+    """The release a plan uses when none is given (:data:`DEFAULT_VERSION`, or the platform's own)."""
+    return PLATFORM_DEFAULT_VERSION.get(platform, DEFAULT_VERSION)

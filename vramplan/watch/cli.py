@@ -158,12 +158,20 @@ def plan_levels_for(cmd: list[str]) -> tuple[dict[str, int] | None, str | None]:
     w = r.bytes_of("weights")
     a = r.bytes_of("activation_peak")
     n = r.bytes_of("non_torch")
-    return {
+    levels = {
         "planned weights": ctx + w,
         "planned weights + activation peak": ctx + w + a + n,
         "planned non-KV total": ctx + r.bytes_of("non_kv_total"),
         "planned requested budget": ctx + r.requested_bytes,
-    }, None
+    }
+    if p.engine.extensible_kv_cache and p.starts:
+        # vLLM 0.34: the budget is only a cap; what is held once ready is the non-KV after warm-up and the commit
+        from vramplan.sizing.extensible import physical_bytes_for, segment_strides
+
+        del levels["planned requested budget"]
+        levels["planned total after the KV commit"] = (ctx + r.bytes_of("non_kv_after_warmup")
+                                                       + physical_bytes_for(p.num_gpu_blocks, segment_strides(r.layout)))
+    return levels, None
 
 
 def _standalone(argv: list[str] | None = None) -> int:

@@ -35,6 +35,8 @@ ERAS: dict[str, str] = {
     "v1-v0.26": "V1 with the CUDA-graph estimate lines (PR #30515 family), util printed with %f, "
     "'init engine ... took X s (compilation: ...)' (~v0.18-v0.32)",
     "v1-v0.33": "V1 v0.33 family: 'total consumed (from mem_get_info)', one-line 'KV cache size: N tokens, Maximum concurrency ...'",
+    "v1-v0.34": "V1 v0.34 family, the extensible KV cache: 'Memory after warmup: ... fit within the requested X GiB', "
+    "'Extended KV cache to N blocks (X GiB).', the util warning 'gpu_memory_utilization=X caps this instance at ...'",
     "ascend": "vllm-ascend (Huawei NPU): 'Loading model weights took X GB' on V1, HCCL/NPU lines, the raw-bytes "
     "'Available memory: N, total memory: M', the DEBUG '<x> after profiling is N G' lines",
     "fork": "a fork or plugin format without upstream era markers (Gaudi 'Pre-loading model weights on hpu', vllm-metal, ...)",

@@ -19,7 +19,7 @@ MAX_LINE_CHARS = 1 << 20
 """Longer lines are cut (the rest of the line is ignored)."""
 
 _MAX_CONT = {"raw": 8, "space": 6}
-_V1_ERAS = ("v1-v0.33", "v1-v0.26", "v1-pr21429", "v1-pr19312", "v1-pre-pr19312")
+_V1_ERAS = ("v1-v0.34", "v1-v0.33", "v1-v0.26", "v1-pr21429", "v1-pr19312", "v1-pre-pr19312")
 _V0_ERAS = ("v0-pr10511", "v0-pr9352", "v0-early")
 _PHASE_ORDER = ("startup", "weight_loading", "profiling", "kv_sizing", "kv_allocation", "graph_capture", "warmup", "serving")
 # internal phase after each phase event (for inferring where an OOM happened)

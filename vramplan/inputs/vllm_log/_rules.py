@@ -971,6 +971,81 @@ def h_warn(r: LogReader, ln: _Line) -> None:
     r.warn(ln, vals)
 
 
+def h_extensible(r: LogReader, ln: _Line) -> None:
+    # vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:measure_kv_cache_blocks "Memory after warmup: %s GiB free,
+    # %s GiB committed to the KV cache, %s GiB kept for transient activations (%s GiB allocated at peak, %s GiB of
+    # torch reservation growth); %d KV cache blocks (%s GiB) fit within the requested %s GiB. Torch may reserve up
+    # to %s GiB."; extend_kv_cache "Extended KV cache to %d blocks (%.2f GiB)." and "Remapping the KV cache from %d
+    # to %d blocks to fit the measured budget."
+    t = ln.text
+    m = _rx(rf"Memory after warmup: ({U}) ?GiB free, ({U}) ?GiB committed to the KV cache, ({U}) ?GiB kept for "
+            rf"transient activations \(({U}) ?GiB allocated at peak, ({U}) ?GiB of torch reservation growth\); "
+            rf"(\d{{1,12}}) KV cache blocks \(({U}) ?GiB\) fit within the requested ({U}) ?GiB\. Torch may reserve "
+            rf"up to ({U}) ?GiB").search(t)
+    if m:
+        g = [m.group(i) for i in range(1, 10)]
+        vals = {"free_after_warmup_gib": _f(g[0]), "committed_before_gib": _f(g[1]), "kept_transient_gib": _f(g[2]),
+                "transient_peak_gib": _f(g[3]), "torch_reserve_growth_gib": _f(g[4]),
+                "kv_after_warmup_blocks": _i(g[5]), "kv_after_warmup_gib": _f(g[6]), "requested_gib": _f(g[7]),
+                "torch_memory_limit_gib": _f(g[8])}
+        for k, v in vals.items():
+            if k != "requested_gib":
+                r.extra(ln, k, v)
+        r.put(ln, "requested_gib", vals["requested_gib"], 2)
+        r.era_marker("v1-v0.34")
+        r.emit(ln, "kv_cache_memory", vals, phase="graphs_captured")
+        return
+    m = _rx(rf"Extended KV cache to (\d{{1,12}}) blocks \(({U}) ?GiB\)").search(t)
+    if m:
+        n = _i(m.group(1))
+        r.put(ln, "num_gpu_blocks", n, 3)
+        r.extra(ln, "kv_committed_gib", _f(m.group(2)))
+        r.era_marker("v1-v0.34")
+        r.emit(ln, "num_gpu_blocks", {"num_gpu_blocks": n, "kv_committed_gib": _f(m.group(2))}, phase="kv_allocated")
+        return
+    m = _rx(r"Remapping the KV cache from (\d{1,12}) to (\d{1,12}) blocks").search(t)
+    if m:
+        r.era_marker("v1-v0.34")
+        r.warn(ln, {"remapped_from_blocks": _i(m.group(1)), "num_gpu_blocks": _i(m.group(2))})
+
+
+def h_extensible_warn(r: LogReader, ln: _Line) -> None:
+    # vLLM v0.34.0 extensible_kv_cache.py:measure_kv_cache_blocks "gpu_memory_utilization=%s caps this instance at %s
+    # GiB, keeping %s GiB of free device memory out of the KV cache. ..."; v1/executor/abstract.py
+    # "Disabling the extensible KV cache: %s. ..."; config/vllm.py "Extensible KV cache off: without an IMEX channel ..."
+    t = ln.text
+    m = _rx(rf"gpu_memory_utilization=({U}) caps this instance at ({U}) ?GiB, keeping ({U}) ?GiB of free device "
+            rf"memory out of the KV cache").search(t)
+    vals: dict = {}
+    if m:
+        vals = {"gpu_memory_utilization": _f(m.group(1)), "requested_gib": _f(m.group(2)),
+                "util_withheld_gib": _f(m.group(3))}
+        r.put(ln, "gpu_memory_utilization", vals["gpu_memory_utilization"], 2)
+        r.put(ln, "requested_gib", vals["requested_gib"], 2)
+        r.extra(ln, "util_withheld_gib", vals["util_withheld_gib"])
+        r.set_arg("gpu_memory_utilization", vals["gpu_memory_utilization"], 2)
+    elif "Disabling the extensible KV cache" in t or "Extensible KV cache off" in t:
+        vals = {"extensible_kv_cache": False}
+        r.set_arg("enable_extensible_kv_cache", False, 2)
+    else:
+        return
+    r.era_marker("v1-v0.34")
+    r.warn(ln, vals)
+
+
+def h_extensible_err(r: LogReader, ln: _Line) -> None:
+    # vLLM v0.34.0 vllm/config/vllm.py:_resolve_extensible_kv_cache "enable_extensible_kv_cache: %s."; vllm/platforms/
+    # interface.py:validate_environ "VLLM_USE_V2_MODEL_RUNNER=%s is no longer supported: Model Runner V1 has been
+    # removed. Unset this variable."
+    t = ln.text
+    if "enable_extensible_kv_cache:" in t:
+        r.era_marker("v1-v0.34")
+        r.error(ln, "invalid_config", None, "startup_check", 3, start="enable_extensible_kv_cache:")
+    elif "is no longer supported: Model Runner V1 has been removed" in t:
+        r.era_marker("v1-v0.34")
+        r.error(ln, "invalid_config", None, "startup_check", 3, start="VLLM_USE_V2_MODEL_RUNNER")
+
+
 def h_env_npu(r: LogReader, ln: _Line) -> None:
     # vllm-ascend platform.py "Set PYTORCH_NPU_ALLOC_CONF=%s"; sleep mode "Removed expandable_segments from
     # PYTORCH_NPU_ALLOC_CONF: %s"
@@ -1256,6 +1331,12 @@ FAMILIES: list[tuple[str, tuple[str, ...], tuple[str, ...], object, str | None]]
       "Multiplying the GPU KV cache size", "does not support `--mm-encoder-tp-mode data`",
       "does not support --mm-encoder-tp-mode data", "Falling back to data parallelism for the vision encoder",
       "Computed max_num_seqs", "Hybrid KV cache manager is disabled", "Sleep mode freed", "sleep freed"), h_warn, None),
+    ("extensible", ("Memory after warmup", "Extended KV cache", "Remapping the KV"),
+     ("Memory after warmup:", "Extended KV cache to", "Remapping the KV cache from"), h_extensible, "space"),
+    ("extensible_warn", ("caps this instance", "Disabling the extensible", "Extensible KV cache off"),
+     ("caps this instance at", "Disabling the extensible KV cache", "Extensible KV cache off"), h_extensible_warn, "space"),
+    ("extensible_err", ("enable_extensible_kv_cache:", "no longer supported"),
+     ("enable_extensible_kv_cache:", "Model Runner V1 has been removed"), h_extensible_err, None),
     ("env_npu", ("PYTORCH_NPU",), ("PYTORCH_NPU_ALLOC_CONF",), h_env_npu, None),
     ("export", ("export ",), ("export ",), h_export, None),
     ("engine", ("LLM engine",), ("LLM engine (v", "with config:"), h_engine, "raw"),
@@ -1294,6 +1375,8 @@ _COMPLETE = {
     "mml_v0": re.compile(r"stored in KV cache\s*\(\d+\)"),
     "encoder": re.compile(r"items|feature size"),
     "kv_budget_err": re.compile(r"available for the KV cache|leaving none|for kv \(|GiB\)\."),
+    "extensible": re.compile(r"Torch may reserve up to [\d.]+ ?GiB|blocks \([\d.]+ ?GiB\)|blocks to fit"),
+    "extensible_warn": re.compile(r"out of the KV cache|Disabling the extensible KV cache: \S|Extensible KV cache off"),
 }
 
 

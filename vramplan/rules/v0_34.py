@@ -1,0 +1,28 @@
+"""vLLM v0.34.0, read against v0.33.0 (config/cache.py, config/vllm.py, v1/worker/gpu_worker.py,
+v1/worker/utils.py, v1/worker/extensible_kv_cache.py, v1/worker/gpu/warmup.py, v1/core/kv_cache_planning.py,
+engine/arg_utils.py, envs.py, platforms/interface.py). Since v0.33:
+
+- The extensible KV cache (``CacheConfig.enable_extensible_kv_cache``), on by default on CUDA and ROCm
+  (``VllmConfig._resolve_extensible_kv_cache``): the address range is reserved for the blocks the profile run
+  allows, warm-up and CUDA-graph capture run, then ``measure_kv_cache_blocks`` commits what the memory free
+  after them allows. The steps are in :mod:`vramplan.sizing.extensible`.
+- ``gpu_memory_utilization`` defaults to None: 1.0 under the extensible cache, 0.92 otherwise
+  (``CacheConfig.resolved_gpu_memory_utilization``); ``request_memory`` skips the free-memory refusal under it.
+- ``CacheConfig.DEFAULT_BLOCK_SIZE`` is 64 (was 16): FlashAttention, FlashInfer, Triton and the MLA backends
+  that accept 64 now take it (``AttentionBackend.get_preferred_block_size(64)``); ROCM_ATTN keeps 16.
+- The V1 model runner is gone (``Platform.validate_environ``: ``VLLM_USE_V2_MODEL_RUNNER=0`` is an error,
+  ``=1`` a warning); the sampler warm-up after capture runs for the (only) runner.
+- ``profile_cudagraph_memory`` runs only with ``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`` (default 1) and
+  returns 0 under the extensible cache (``vllm/v1/worker/gpu/model_runner.py:GPUModelRunner.profile_cudagraph_memory``).
+
+Empirical terms (profile peak, non-torch, graph pools, the warm-up) keep the 0.26-fitted models: none was
+measured on a real 0.34 startup yet.
+"""
+
+from dataclasses import replace
+
+from .v0_33 import RULES as _PREVIOUS
+
+RULES = replace(_PREVIOUS, version=(0, 34, 0), extensible_kv_cache_platforms=("cuda", "rocm"),
+                default_block_size=64, v1_model_runner=False, cudagraph_estimate_only_when_applied=True,
+                kv_memory_hint_in_errors=True, split_capture_sizes=True)

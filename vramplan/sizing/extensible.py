@@ -1,0 +1,550 @@
+"""vLLM 0.34's extensible KV cache: reserve the address range, warm up and capture, then commit.
+
+With ``enable_extensible_kv_cache`` (on by default on CUDA and ROCm from 0.34) the KV cache is no longer
+sized from the profile run alone. The startup runs these steps, each mirrored by one function here:
+
+1. :func:`resolve_extensible_kv_cache` -- whether it is on
+   (vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._resolve_extensible_kv_cache).
+2. :func:`reserved_bound` -- the profile run still sizes a KV cache, ``requested - non-KV`` with no CUDA-graph
+   estimate (``GPUModelRunner.profile_cudagraph_memory`` returns 0 under it); ``get_kv_cache_configs`` turns it
+   into blocks and checks max_model_len against it. That block count is only the *reserved address range*
+   (vllm/v1/worker/extensible_kv_cache.py:ExtensibleKVCache.__init__), of which one block is committed
+   (``allocate``: ``min_committed_blocks``).
+3. :func:`warmup_transient_peak` -- warm-up runs a full max-num-batched-tokens step
+   (vllm/v1/worker/gpu/warmup.py:run_kv_cache_sizing_warmup) and ``record_transient_peak`` keeps
+   ``max(profile peak + graph estimate, allocated peak - current)``; ``_measure_sizing_step`` records the torch
+   reservation growth. CUDA graphs are captured after it (Worker._compile_or_warm_up_model).
+4. :func:`measure_kv_cache_bytes` -- everything resident except the committed blocks is the engine's:
+   ``min(requested - non_kv_used, headroom - margin) - max(transient, growth)`` with
+   ``margin = max(1 GiB (3 on ROCm), 0.75 x transient)`` (vllm/v1/worker/extensible_kv_cache.py).
+5. :func:`blocks_within` -- ``measure_kv_cache_blocks``: the most blocks whose physical footprint (each
+   segment rounded to the 2 MiB commit granule) fits; torch's allocator is then capped so 0.5 GiB (1 GiB on
+   ROCm) stays free for allocations outside it.
+6. :func:`finish_plan` -- every rank takes the minimum (gpu_worker._min_across_ranks), capped by the reserved
+   range; ``finalize_extensible_kv_cache`` refits ``--max-model-len auto`` and checks max_model_len again
+   (``shrink_kv_cache_configs``: ``(blocks - 1) x bytes per block``); ``extend_kv_cache`` commits and logs.
+
+The profile peak, non-torch memory, the graph pool and the warm-up peak are the models fitted on vLLM 0.26
+(``vramplan.estimate``): they were not yet checked against a real 0.34 startup, and each term says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import InvalidConfig
+from ..estimate.overheads import cudagraph, post_kv_warmup_bytes
+from ..inputs.flags import EngineArgs
+from ..rules.kv import KVLayout, capacity, estimate_max_model_len, needed_bytes
+from ..rules.versions import RuleSet
+from ..rules.weights import pp_layer_split
+from ..units import GiB, MiB, format_gib
+
+__all__ = ["resolve_extensible_kv_cache", "reserved_bound", "warmup_transient_peak", "measure_kv_cache_bytes",
+           "blocks_within", "physical_bytes_for", "segment_strides", "more_kv_cache_memory_hint", "finish_plan",
+           "Sizing", "margin_floor_bytes", "NOT_MEASURED"]
+
+_SRC = "vllm/v1/worker/extensible_kv_cache.py"
+# vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:KV_CACHE_MARGIN_FLOOR_BYTES (3 << 30 on ROCm, else 1 << 30)
+_MARGIN_FLOOR = {"rocm": 3 << 30}
+_MARGIN_FLOOR_DEFAULT = 1 << 30
+# vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:KV_CACHE_MARGIN_FRACTION
+MARGIN_FRACTION = 0.75
+# vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:KV_CACHE_NON_TORCH_RESERVE_BYTES (2 << 29 on ROCm, else 1 << 29)
+_NON_TORCH_RESERVE = {"rocm": 2 << 29}
+_NON_TORCH_RESERVE_DEFAULT = 1 << 29
+# vLLM v0.34.0 vllm/utils/extensible_tensor.py:granule_size: the driver's granularity floored at 2 MiB
+# (cuMemGetAllocationGranularity is 2 MiB on the H100/H200/A100; taken as 2 MiB everywhere)
+GRANULE_BYTES = 2 * MiB
+NOT_MEASURED = "not yet checked against a real 0.34 startup (the vLLM 0.26 fit is reused)"
+
+
+def margin_floor_bytes(platform: str) -> int:
+    return _MARGIN_FLOOR.get(platform, _MARGIN_FLOOR_DEFAULT)
+
+
+def non_torch_reserve_bytes(platform: str) -> int:
+    return _NON_TORCH_RESERVE.get(platform, _NON_TORCH_RESERVE_DEFAULT)
+
+
+# --------------------------------------------------------------------------------------------- 1. on or off
+
+def resolve_extensible_kv_cache(rules: RuleSet, args: EngineArgs, platform: str) -> tuple[bool, str | None]:
+    """Whether the extensible KV cache is on, and a note when it is off by default's exception.
+
+    vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._resolve_extensible_kv_cache: off (with its reason) off CUDA/ROCm,
+    with ``--kv-cache-memory-bytes``, ``--num-gpu-blocks-override``, elastic EP, a KV connector sharing the cache
+    through legacy CUDA IPC (LMCacheMPConnector) or a custom memory pool, on ROCm with a connector that registers
+    the cache (NIXL, Mooncake, MoRIIO), and by default with NIXL on device memory without an IMEX channel
+    (vramplan assumes none: IMEX channels exist on multi-node NVLink systems). ``--enable-extensible-kv-cache``
+    where unsupported is vLLM's ValueError; ``--no-enable-extensible-kv-cache`` turns it off.
+    """
+    requested = args.enable_extensible_kv_cache
+    if not rules.extensible_kv_cache_platforms:
+        if requested:
+            raise InvalidConfig(f"--enable-extensible-kv-cache arrived in vLLM 0.34 (planning {rules.label})",
+                                hint="plan it with --vllm-version 0.34 or drop the flag")
+        return False, None
+    kv = args.kv_transfer_config or {}
+    connector = str(kv.get("kv_connector") or "")
+    extra = kv.get("kv_connector_extra_config") or {}
+    names = {connector} | {str(c.get("kv_connector") or "") for c in extra.get("connectors", []) or []}
+    names.discard("")
+    unsupported = None
+    if platform not in rules.extensible_kv_cache_platforms:
+        unsupported = "it is only supported on CUDA and ROCm"
+    elif args.kv_cache_memory_bytes is not None:
+        unsupported = "it sizes the KV cache from measured memory, which kv_cache_memory_bytes overrides"
+    elif args.num_gpu_blocks_override is not None:
+        unsupported = "it sizes the KV cache from measured memory, which num_gpu_blocks_override overrides"
+    elif args.enable_elastic_ep:
+        unsupported = ("elastic EP scale-up skips warmup and reuses the profiled KV cache size, so no measurement "
+                       "would size the cache")
+    elif "LMCacheMPConnector" in names:
+        unsupported = ("a KV connector (e.g. LMCacheMPConnector) shares the KV cache through legacy CUDA IPC, "
+                       "which cannot export driver-mapped memory")
+    elif any(isinstance(c, dict) and c.get("custom_mem_pool") for c in
+             [extra] + [ch.get("kv_connector_extra_config") or {} for ch in extra.get("connectors", []) or []]):
+        unsupported = ("custom_mem_pool allocates the KV cache from a connector's memory pool, which a "
+                       "driver-mapped cache cannot use")
+    elif platform == "rocm" and names & {"NixlConnector", "MooncakeConnector", "MoRIIOConnector",
+                                          "MooncakeStoreConnector"}:
+        unsupported = ("on ROCm, UCX and RDMA cannot yet register driver-mapped memory, which connectors that "
+                       "register the KV cache (e.g. NIXL, Mooncake, MoRIIO, UMBP) require")
+    if requested is None:
+        if unsupported is not None:
+            return False, f"extensible KV cache off: {unsupported}; the KV cache is sized from the profile run"
+        if "NixlConnector" in names and kv.get("kv_buffer_device", "cuda") != "cpu":
+            return False, ("Extensible KV cache off: without an IMEX channel, KV transfers within a host (e.g. NIXL) "
+                           "would lose NVLink and fall back to RDMA or TCP. If transfers only cross hosts, pass "
+                           "--enable-extensible-kv-cache.")
+        return True, None
+    if requested and unsupported is not None:
+        raise InvalidConfig(f"enable_extensible_kv_cache: {unsupported}.",
+                            hint="drop --enable-extensible-kv-cache (the release then sizes from the profile run)")
+    return bool(requested), None
+
+
+# --------------------------------------------------------------------------------------------- 2-5. the steps
+
+def segment_strides(layout: KVLayout) -> tuple[tuple[int, int], ...]:
+    """The block stride of the reservation's segments, as ``(stride, number of segments)`` pairs.
+
+    vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:ExtensibleKVCache._segments: under the default layout
+    (``LBNHC``, layer-outermost and block-compact: vllm/v1/attention/backends/utils.py:_DEFAULT_LAYOUT_PREFERENCE)
+    each layer slot is one segment of ``num_blocks`` pages. vramplan's layout gives ``group_size`` slots of one
+    page each; a uniform-type layout (pages differing per layer) is taken as equal slots (an approximation that
+    only moves the 2 MiB rounding).
+    """
+    if not layout.groups:
+        return ()
+    n = max(layout.group_size, 1)
+    return ((layout.bytes_per_block // n, n),)
+
+
+def physical_bytes_for(num_blocks: int, strides: tuple[tuple[int, int], ...], granule: int = GRANULE_BYTES) -> int:
+    """vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.physical_bytes_for: each segment rounded to granules
+    (``strides``: ``(block stride, number of segments)`` pairs)."""
+    return sum(count * (-(-num_blocks * s // granule) * granule) for s, count in strides)
+
+
+def blocks_within(num_bytes: int, strides: tuple[tuple[int, int], ...], capacity_blocks: int,
+                  granule: int = GRANULE_BYTES) -> int:
+    """vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.blocks_within: the most blocks whose physical
+    footprint fits ``num_bytes`` (never above the reserved capacity)."""
+    per_block = sum(s * c for s, c in strides)
+    if per_block <= 0 or num_bytes <= 0:
+        return 0
+    n = min(num_bytes // per_block, capacity_blocks)
+    # the granule rounding costs at most one granule per segment: a few steps down from the unrounded count
+    while n > 0 and physical_bytes_for(n, strides, granule) > num_bytes:
+        n -= 1
+    return n
+
+
+def reserved_bound(available_bytes: int, layout: KVLayout) -> int:
+    """Blocks of the reserved address range: the profile-based budget in blocks (vLLM v0.34.0
+    kv_cache_planning.py:get_kv_cache_configs ``available // bytes_per_block``, then min over ranks)."""
+    return max(available_bytes // layout.bytes_per_block, 0) if layout.groups else 0
+
+
+def warmup_transient_peak(profile_peak_bytes: int, warmup_peak_bytes: int) -> int:
+    """``reserved_headroom_bytes`` once warm-up ran: the profile's transient peak (``peak_activation_memory``,
+    the graph estimate being 0) or the sizing warm-up's ``allocated peak - current``, whichever is larger
+    (vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.record_transient_peak)."""
+    return max(profile_peak_bytes, warmup_peak_bytes)
+
+
+def measure_kv_cache_bytes(*, init_free_memory: int, free_memory: int, committed_bytes: int, requested_memory: int,
+                           transient_peak_bytes: int = 0, torch_reserve_growth_bytes: int = 0,
+                           margin_floor: int = _MARGIN_FLOOR_DEFAULT,
+                           margin_fraction: float = MARGIN_FRACTION) -> int:
+    """vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:measure_kv_cache_bytes, the same arithmetic."""
+    non_kv_used = init_free_memory - free_memory - committed_bytes
+    headroom = free_memory + committed_bytes
+    margin = max(margin_floor, int(transient_peak_bytes * margin_fraction))
+    available = min(requested_memory - non_kv_used, headroom - margin)
+    available -= max(transient_peak_bytes, torch_reserve_growth_bytes)
+    return max(available, 0)
+
+
+def more_kv_cache_memory_hint(*, extensible: bool, util: float, after_warmup: bool) -> str:
+    """vLLM v0.34.0 vllm/v1/core/kv_cache_planning.py:_more_kv_cache_memory_hint, verbatim."""
+    if not extensible:
+        return ("Try increasing `gpu_memory_utilization` when initializing the engine (this flag also controls CPU "
+                "memory reservation on the CPU backend, despite its name).")
+    used_by = "the model and its activations"
+    graphs_hint = ""
+    if after_warmup:
+        used_by = "the model, its activations, CUDA graphs and warmup"
+        graphs_hint = " CUDA graphs take less with fewer or smaller capture sizes in the compilation config."
+    if util < 1.0:
+        return (f"The KV cache gets what is left after {used_by} within `gpu_memory_utilization`={util}; increase it "
+                f"(with the extensible KV cache it defaults to 1.0) or decrease `max_model_len` or `max_num_seqs`."
+                f"{graphs_hint}")
+    return (f"The extensible KV cache already takes all device memory left after {used_by}; decrease `max_model_len` "
+            f"or `max_num_seqs`, or the model needs a device with more memory.{graphs_hint}")
+
+
+_DOCS = "See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
+
+
+def no_kv_memory_message(hint: str) -> str:
+    """vLLM v0.34.0 kv_cache_planning.py:_check_enough_kv_cache_memory, ``available_memory <= 0``."""
+    return f"No available memory for the cache blocks. {hint} {_DOCS}"
+
+
+def max_len_message(max_len: int, needed: int, available: int, estimate: int, hint: str) -> str:
+    """vLLM v0.34.0 kv_cache_planning.py:_check_enough_kv_cache_memory, one request does not fit."""
+    est = (f"Based on the available memory, the estimated maximum model length is {estimate}. "
+           if estimate > 0 else "")
+    return (f"To serve at least one request with the model's max seq len ({max_len}), ({format_gib(needed)} GiB KV "
+            f"cache is needed, which is larger than the available KV cache memory ({format_gib(available)} GiB). "
+            f"{est}{hint} Decreasing `max_model_len` also reduces what is needed. {_DOCS}")
+
+
+def util_warning(util: float, requested: int, withheld: int) -> str:
+    """vLLM v0.34.0 extensible_kv_cache.py:measure_kv_cache_blocks, the warning for 0.7 < util < 1.0 that holds
+    back >= 1 GiB, verbatim."""
+    return (f"gpu_memory_utilization={util} caps this instance at {format_gib(requested)} GiB, keeping "
+            f"{format_gib(withheld)} GiB of free device memory out of the KV cache. The extensible KV cache is sized "
+            f"from the memory measured after warmup and CUDA graph capture, so vLLM's own use needs no headroom below "
+            f"1.0. Leave gpu_memory_utilization unset unless it leaves room for memory vLLM does not measure: other "
+            f"processes sharing the GPU (including ones that allocate on it later), the CPU on a unified-memory "
+            f"device, weight transfer buffers for weight updates, or a KV connector's own device buffers.")
+
+
+# --------------------------------------------------------------------------------------------- one rank
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sizing:
+    """One rank's post-warm-up measurement, as ``measure_kv_cache_blocks`` sees it."""
+
+    reserved_blocks: int
+    """The reserved address range in blocks (the profile-based budget)."""
+    transient_peak_bytes: int
+    """``reserved_headroom_bytes`` after the sizing warm-up (measured term: the 0.26 fits)."""
+    torch_reserve_growth_bytes: int
+    """Taken equal to the transient peak (the reservation growth is only measurable on a GPU)."""
+    graph_pool_bytes: int
+    committed_before_bytes: int
+    """The null block(s) committed at allocation, each segment rounded to the granule."""
+    non_kv_used_bytes: int
+    free_after_warmup_bytes: int
+    margin_bytes: int
+    budget_cap_bytes: int
+    """``requested - non_kv_used``: what util allows."""
+    device_cap_bytes: int
+    """``headroom - margin``: what the device allows."""
+    available_bytes: int
+    num_blocks: int
+    withheld_bytes: int | None
+    """What an explicit util in (0.7, 1.0) holds back against a budget of all free memory (None otherwise)."""
+    torch_limit_bytes: int
+
+
+def measure_rank(*, init_free: int, requested: int, weights: int, non_torch: int, profile_peak: int,
+                 warmup_peak: int, graph_pool: int, layout: KVLayout, reserved_blocks: int, platform: str,
+                 util: float, util_given: bool) -> Sizing:
+    """Steps 3-5 on one rank (vLLM v0.34.0 extensible_kv_cache.py:measure_kv_cache_blocks)."""
+    strides = segment_strides(layout)
+    committed = physical_bytes_for(1, strides)
+    transient = warmup_transient_peak(profile_peak, warmup_peak)
+    growth = transient
+    non_kv_used = weights + non_torch + graph_pool
+    free = init_free - non_kv_used - committed
+    floor = margin_floor_bytes(platform)
+    measured = dict(init_free_memory=init_free, free_memory=free, committed_bytes=committed,
+                    transient_peak_bytes=transient, torch_reserve_growth_bytes=growth, margin_floor=floor)
+    available = measure_kv_cache_bytes(requested_memory=requested, **measured)
+    withheld = None
+    if util_given and 0.7 < util < 1.0:
+        withheld = measure_kv_cache_bytes(requested_memory=init_free, **measured) - available
+    n = blocks_within(available, strides, reserved_blocks)
+    left_free = free - (physical_bytes_for(n, strides) - committed) - non_torch_reserve_bytes(platform)
+    margin = max(floor, int(transient * MARGIN_FRACTION))
+    return Sizing(reserved_blocks=reserved_blocks, transient_peak_bytes=transient, torch_reserve_growth_bytes=growth,
+                  graph_pool_bytes=graph_pool, committed_before_bytes=committed, non_kv_used_bytes=non_kv_used,
+                  free_after_warmup_bytes=free, margin_bytes=margin, budget_cap_bytes=requested - non_kv_used,
+                  device_cap_bytes=free + committed - margin, available_bytes=available, num_blocks=n,
+                  withheld_bytes=withheld, torch_limit_bytes=weights + graph_pool + max(left_free, 0))
+
+
+# --------------------------------------------------------------------------------------------- the plan
+
+def _rewrite_kv_error(plan, *, extensible: bool):
+    """The KV-sizing refusal (before warm-up) in 0.34's words: the same check, the new hint."""
+    if plan.error_phase != "kv_sizing" or plan.error_kind not in ("no_kv_cache_memory",
+                                                                   "max_model_len_exceeds_kv_cache"):
+        return plan
+    msg = plan.error_message or ""
+    hint = more_kv_cache_memory_hint(extensible=extensible, util=plan.engine.gpu_memory_utilization,
+                                     after_warmup=False)
+    if msg.startswith("Cannot auto-fit"):
+        new = ("Cannot auto-fit max_model_len: not enough GPU memory available to serve even a single token. "
+               + hint)
+    elif msg.startswith("No available memory"):
+        new = no_kv_memory_message(hint)
+    elif msg.startswith("To serve at least one request"):
+        cfg = plan.engine
+        new = msg
+        for r in plan.ranks:
+            if not r.layout.groups:
+                continue
+            avail = (cfg.num_gpu_blocks_override * r.layout.bytes_per_block if cfg.num_gpu_blocks_override
+                     else r.available_kv_bytes) - r.layout.bytes_per_block
+            need = needed_bytes(r.layout, max_model_len=plan.max_model_len, max_in_flight_tokens=cfg.max_in_flight_tokens)
+            if need > avail:
+                est = estimate_max_model_len(r.layout, avail, upper=plan.max_model_len,
+                                             max_in_flight_tokens=cfg.max_in_flight_tokens)
+                new = max_len_message(plan.max_model_len, need, avail, est, hint)
+                break
+    else:
+        return plan
+    logs = tuple(f"ValueError: {new}" if line.startswith("ValueError: ") else line for line in plan.log_lines)
+    return replace(plan, error_message=new, log_lines=logs)
+
+
+def finish_plan(plan):
+    """The plan as vLLM 0.34 sizes it: the 0.34 error words, and under the extensible cache, steps 2-6."""
+    cfg = plan.engine
+    plan = _rewrite_kv_error(plan, extensible=cfg.extensible_kv_cache)
+    if not cfg.extensible_kv_cache or plan.error_kind is not None or plan.num_gpu_blocks is None:
+        return plan
+    model, rules = plan.model, plan.rules
+    platform = plan.device.platform
+    reserved = plan.num_gpu_blocks
+    stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
+    util_given = plan.args.gpu_memory_utilization is not None
+    sizings: list[Sizing] = []
+    for r in plan.ranks:
+        start, end = stages[r.pp_rank]
+        last = r.pp_rank == cfg.pp - 1
+        graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
+                           estimates=False, num_layers=end - start,
+                           max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp)
+        warm = (post_kv_warmup_bytes(runner=cfg.runner, max_num_seqs=cfg.max_num_seqs,
+                                     max_num_batched_tokens=cfg.max_num_batched_tokens, vocab=model.vocab_size,
+                                     platform=platform) if last else 0)
+        sizings.append(measure_rank(
+            init_free=r.free_at_init_bytes, requested=r.requested_bytes, weights=r.bytes_of("weights"),
+            non_torch=r.bytes_of("non_torch"), profile_peak=r.bytes_of("activation_peak"), warmup_peak=warm,
+            graph_pool=graphs.actual_bytes, layout=r.layout, reserved_blocks=reserved, platform=platform,
+            util=cfg.gpu_memory_utilization, util_given=util_given))
+    # vLLM v0.34.0 vllm/v1/worker/gpu_worker.py:_min_across_ranks; kv_cache_planning.py:finalize_extensible_kv_cache
+    num_blocks = min(min(s.num_blocks for s in sizings), reserved)
+    logged, s_log = plan.logged_rank, sizings[-1]
+    inflight = cfg.max_in_flight_tokens
+    max_len = plan.max_model_len
+    warnings = list(plan.warnings)
+    notes = [f"vLLM {plan.vllm_version} extensible KV cache: the transient peak, the graph pool and non-torch "
+             f"memory are {NOT_MEASURED}"]
+    error_kind = error_msg = None
+    est_len = plan.estimated_max_model_len
+    hint = more_kv_cache_memory_hint(extensible=True, util=cfg.gpu_memory_utilization, after_warmup=True)
+    usable = [(num_blocks - 1) * r.layout.bytes_per_block for r in plan.ranks]
+    if cfg.auto_max_model_len:
+        # finalize_extensible_kv_cache: _auto_fit_max_model_len(after_warmup=True) over (blocks - 1) x bytes per block
+        upper = cfg.max_model_len
+        fit = min((estimate_max_model_len(r.layout, a, upper=upper, max_in_flight_tokens=inflight)
+                   for r, a in zip(plan.ranks, usable) if r.layout.groups), default=upper)
+        if fit <= 0:
+            error_kind = "no_kv_cache_memory"
+            error_msg = ("Cannot auto-fit max_model_len: not enough GPU memory available to serve even a single "
+                         "token. CUDA graph capture and warmup left no memory for the KV cache. Increase "
+                         "`gpu_memory_utilization`, reduce the memory CUDA graphs take (fewer or smaller capture "
+                         "sizes in the compilation config), or use more GPUs.")
+        else:
+            max_len = fit
+    if error_kind is None:
+        # kv_cache_planning.py:shrink_kv_cache_configs -> _check_enough_kv_cache_memory((blocks - 1) x bytes per block)
+        for r, a in zip(plan.ranks, usable):
+            if not r.layout.groups:
+                continue
+            if a <= 0:
+                error_kind, error_msg = "no_kv_cache_memory", no_kv_memory_message(hint)
+                break
+            need = needed_bytes(r.layout, max_model_len=max_len, max_in_flight_tokens=inflight)
+            if need > a:
+                est_len = estimate_max_model_len(r.layout, a, upper=max_len, max_in_flight_tokens=inflight)
+                error_kind = "max_model_len_exceeds_kv_cache"
+                error_msg = max_len_message(max_len, need, a, est_len, hint)
+                break
+    tokens = conc = None
+    if error_kind is None:
+        tokens, conc = capacity(logged.layout, num_blocks, max_model_len=max_len, max_in_flight_tokens=inflight,
+                                v033=rules.capacity_v033, tokens_from_concurrency=rules.kv_tokens_from_concurrency)
+    if s_log.withheld_bytes is not None and s_log.withheld_bytes >= GiB:
+        warnings.append(util_warning(cfg.gpu_memory_utilization, logged.requested_bytes, s_log.withheld_bytes))
+    ranks = tuple(_rank_with_sizing(r, s, num_blocks, rules, plan.vllm_version) for r, s in zip(plan.ranks, sizings))
+    logs = _log_lines(plan, s_log, num_blocks, tokens, conc, max_len, error_msg, warnings)
+    return replace(plan, ranks=ranks, verdict="fails" if error_kind else "starts", error_kind=error_kind,
+                   error_message=error_msg, error_phase="kv_sizing" if error_kind else None,
+                   num_gpu_blocks=None if error_kind else num_blocks, kv_cache_tokens=tokens, max_concurrency=conc,
+                   estimated_max_model_len=est_len if error_kind else plan.estimated_max_model_len,
+                   max_model_len=max_len, headroom_terms=_sizing_terms(plan, s_log, num_blocks), warnings=tuple(warnings),
+                   log_lines=tuple(logs), notes=plan.notes + tuple(notes))
+
+
+def _cite(rules: RuleSet, symbol: str, path: str = _SRC) -> str:
+    return rules.cite(path, symbol)
+
+
+def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: str):
+    from ..planner import Term
+
+    terms = []
+    for t in r.terms:
+        if t.key == "cudagraph_estimate":
+            t = replace(t, bytes=0, note="0 under the extensible cache (GPUModelRunner.profile_cudagraph_memory): the "
+                        "capture footprint is measured after warm-up instead")
+        elif t.key == "kv_cache":
+            t = replace(t, key="reserved_bound", label="reserved bound (address range, profile-based)",
+                        bytes=s.reserved_blocks * r.layout.bytes_per_block,
+                        rule=_cite(rules, "ExtensibleKVCache.__init__") + " (capacity = the profile run's "
+                        "requested - non-KV in blocks, min over ranks; address space only, one block committed)",
+                        note=f"{s.reserved_blocks:,} blocks reserved")
+        terms.append(t)
+    terms += [
+        Term(key="warmup_transient_peak", label="warm-up transient peak", bytes=s.transient_peak_bytes,
+             kind="measured", rule=_cite(rules, "ExtensibleKVCache.record_transient_peak") + " after "
+             "vllm/v1/worker/gpu/warmup.py:run_kv_cache_sizing_warmup (a full max-num-batched-tokens step): "
+             "max(profile peak, warm-up peak); " + NOT_MEASURED,
+             note=f"torch reservation growth taken equal ({format_gib(s.torch_reserve_growth_bytes)} GiB)"),
+        Term(key="cudagraph_pool", label="CUDA-graph pool (captured before the commit)", bytes=s.graph_pool_bytes,
+             kind="measured", rule=rules.cite("vllm/v1/worker/gpu_worker.py", "Worker._compile_or_warm_up_model")
+             + " (capture after the sizing warm-up, inside the measured non-KV memory); " + NOT_MEASURED),
+        Term(key="non_kv_after_warmup", label="non-KV in use after warm-up", bytes=s.non_kv_used_bytes,
+             rule=_cite(rules, "measure_kv_cache_bytes") + " (init free - free - committed: weights + non-torch + "
+             "graph pool)"),
+        Term(key="kv_margin", label="margin max(floor, 0.75 x transient)", bytes=s.margin_bytes,
+             rule=_cite(rules, "measure_kv_cache_bytes") + " (KV_CACHE_MARGIN_FLOOR_BYTES, KV_CACHE_MARGIN_FRACTION)"),
+        Term(key="kv_cache", label="KV cache (measured after warm-up)", bytes=s.available_bytes,
+             rule=_cite(rules, "measure_kv_cache_bytes") + " (min(requested - non-KV used, free + committed - margin)"
+             " - max(transient peak, torch reserve growth))",
+             note=("bound by util x total" if s.budget_cap_bytes <= s.device_cap_bytes else
+                   "bound by the device (free memory less the margin)")),
+        Term(key="kv_committed", label="KV cache committed", bytes=num_blocks * r.layout.bytes_per_block,
+             rule=_cite(rules, "measure_kv_cache_blocks") + " (blocks_within, 2 MiB granules per segment), min over "
+             "ranks (gpu_worker._min_across_ranks), then extend_kv_cache", note=f"{num_blocks:,} blocks"),
+    ]
+    if s.withheld_bytes is not None:
+        terms.append(Term(key="util_withheld", label="held back by gpu_memory_utilization", bytes=s.withheld_bytes,
+                          rule=_cite(rules, "measure_kv_cache_blocks") + " (the KV cache at a budget of all free "
+                          "memory, less the KV cache at util x total)"))
+    return replace(r, terms=tuple(terms), available_kv_bytes=s.available_bytes, num_blocks=s.num_blocks)
+
+
+def _sizing_terms(plan, s: Sizing, num_blocks: int):
+    """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin."""
+    from ..planner import Term
+
+    r = plan.logged_rank
+    strides = segment_strides(r.layout)
+    phys = physical_bytes_for(num_blocks, strides)
+    left = s.free_after_warmup_bytes - (phys - s.committed_before_bytes)
+    return (
+        Term(key="free_after_warmup", label="free after warm-up and capture", bytes=s.free_after_warmup_bytes,
+             rule=_cite(plan.rules, "measure_kv_cache_blocks") + " (device_memory_info after empty_cache)"),
+        Term(key="headroom_left", label="free after the KV commit", bytes=left,
+             rule="free after warm-up - the blocks committed by extend_kv_cache; the margin and the transient peak "
+                  "stay free for serving", kind="exact"),
+        Term(key="torch_memory_limit", label="torch allocator cap", bytes=s.torch_limit_bytes,
+             rule=_cite(plan.rules, "measure_kv_cache_blocks") + " (memory_reserved + what stays free less "
+             "KV_CACHE_NON_TORCH_RESERVE_BYTES; reserved taken as weights + graph pool)"),
+    )
+
+
+def _log_lines(plan, s: Sizing, num_blocks: int, tokens, conc, max_len: int, error: str | None,
+               warnings: list[str]) -> list[str]:
+    """The lines vLLM 0.34 logs for this startup, in order (format strings quoted in each function's source)."""
+    g = format_gib
+    r = plan.logged_rank
+    drop = ("GPU KV cache size", "Maximum concurrency", "Graph capturing finished", "Estimated CUDA graph memory")
+    lines = [x for x in plan.log_lines if not x.startswith(drop)]
+    if s.graph_pool_bytes:
+        # vLLM v0.34.0 vllm/v1/worker/gpu/model_runner.py capture log
+        lines.append(f"Graph capturing finished in X secs, took {s.graph_pool_bytes / GiB:.2f} GiB")
+    strides = segment_strides(r.layout)
+    if s.withheld_bytes is not None and s.withheld_bytes >= GiB:
+        lines.append("WARNING " + util_warning(plan.engine.gpu_memory_utilization, r.requested_bytes,
+                                               s.withheld_bytes))
+    # vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:measure_kv_cache_blocks
+    lines.append(
+        f"Memory after warmup: {g(s.free_after_warmup_bytes)} GiB free, {g(s.committed_before_bytes)} GiB committed to "
+        f"the KV cache, {g(max(s.transient_peak_bytes, s.torch_reserve_growth_bytes))} GiB kept for transient "
+        f"activations ({g(s.transient_peak_bytes)} GiB allocated at peak, {g(s.torch_reserve_growth_bytes)} GiB of "
+        f"torch reservation growth); {s.num_blocks} KV cache blocks ({g(s.num_blocks * r.layout.bytes_per_block)} GiB) fit within "
+        f"the requested {g(r.requested_bytes)} GiB. Torch may reserve up to {g(s.torch_limit_bytes)} GiB.")
+    if error:
+        lines.append(f"ValueError: {error}")
+        return lines
+    if tokens is not None:
+        # vLLM v0.34.0 vllm/v1/core/kv_cache_utils.py:update_kv_cache_capacity
+        lines.append(f"GPU KV cache size: {tokens:,} tokens, Maximum concurrency for {max_len:,} tokens per request: "
+                     f"{conc:.2f}x")
+    # vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:extend_kv_cache
+    lines.append(f"Extended KV cache to {num_blocks} blocks ({physical_bytes_for(num_blocks, strides) / GiB:.2f} GiB).")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------- fit and knobs
+
+def is_extensible(plan) -> bool:
+    return plan.logged_rank.term("reserved_bound") is not None
+
+
+def non_kv_bytes(plan) -> int:
+    """What is not KV cache on the logged rank: under the extensible cache, everything resident after warm-up
+    (weights, non-torch, graph pool) plus what stays free for transients (the transient peak and the margin);
+    otherwise the profile's non-KV total plus the subtracted graph estimate."""
+    r = plan.logged_rank
+    if is_extensible(plan):
+        return r.bytes_of("non_kv_after_warmup") + r.bytes_of("warmup_transient_peak") + r.bytes_of("kv_margin")
+    return r.bytes_of("non_kv_total") + r.bytes_of("cudagraph_estimate")
+
+
+def process_bytes(plan) -> int:
+    """The server's device memory at its peak under the extensible cache: the context, what is resident after
+    warm-up, the committed KV cache (granule-rounded) and the transient peak."""
+    r = plan.logged_rank
+    context = plan.device.total_bytes - plan.used_by_others_bytes - r.free_at_init_bytes
+    committed = physical_bytes_for(plan.num_gpu_blocks or 0, segment_strides(r.layout))
+    return context + r.bytes_of("non_kv_after_warmup") + committed + r.bytes_of("warmup_transient_peak")
+
+
+def fit_notes(plan, unset) -> tuple[str, ...]:
+    """What ``fit`` adds for a 0.34 answer: util only caps the budget; unset it is 1.0; the deterministic
+    alternative turns the extensible cache off (``_resolve_extensible_kv_cache``) and brings back the free-memory
+    check at util x total (``request_memory``)."""
+    if not is_extensible(plan):
+        return ()
+    notes = ["vLLM 0.34 extensible KV cache: --gpu-memory-utilization only caps the budget (nothing is refused "
+             "at startup for it); the cache is sized from the memory free after warm-up and CUDA-graph capture"]
+    if unset is not None and unset.starts and unset.kv_cache_tokens is not None:
+        notes.append(f"left unset (1.0) the cache holds {unset.kv_cache_tokens:,} tokens "
+                     f"({unset.max_concurrency:.2f} requests of {unset.max_model_len:,}); set a lower util only "
+                     f"to leave memory to other programs")
+    notes.append("--kv-cache-memory-bytes turns the extensible cache off: util defaults to 0.92 again and the "
+                 "free-memory check at startup applies (vllm/config/vllm.py:_resolve_extensible_kv_cache)")
+    return tuple(notes)
