@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from .estimate.activation import Peak, coefficients_for, profile_peak
 from .estimate.encoder_profile import encoder_profile_term
@@ -128,6 +129,25 @@ class Plan:
     ``kv_allocation``, ``graph_capture`` or ``warmup``."""
     ignored_flags: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    serving: Any = None
+    """The serving check of one request shape (``serving.ServingCheck``), when one was asked for."""
+
+    def __repr__(self) -> str:
+        return (f"Plan({self.model.name!r} on {self.device_count}x {self.device.name}, vLLM {self.vllm_version}: "
+                f"{self.verdict}" + (f" ({self.error_kind})" if self.error_kind else
+                                     f", {self.kv_cache_tokens:,} KV tokens" if self.kv_cache_tokens else "") + ")")
+
+    def to_dict(self) -> dict:
+        """The ``vramplan plan --json`` object (``render/json.py``)."""
+        from .render.json import plan_to_dict
+
+        return plan_to_dict(self)
+
+    def to_json(self) -> str:
+        """``to_dict()`` as the JSON text ``vramplan plan --json`` prints."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=2)
 
     @property
     def logged_rank(self) -> RankPlan:

@@ -1,0 +1,99 @@
+"""``vramplan explain``'s views of an :class:`~vramplan.explain.Explanation`: the ``--json`` object and the
+terminal report (the logged breakdown, vLLM's budget equations re-checked, the diagnosis, the comparison)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from ..explain import Explanation
+
+__all__ = ["explanation_to_dict", "render_explanation"]
+
+
+def explanation_to_dict(x: "Explanation") -> dict[str, Any]:
+    """Plan ``--json``'s keys (null where the log is silent), the log-only fields, and ``compare`` if asked."""
+    from ..explain import facts_to_dict
+
+    obj = facts_to_dict(x.facts, x.diagnosis)
+    if x.compared:
+        obj["compare"] = ({"rows": [{"term": t, "predicted": p, "logged": lg} for t, p, lg in x.compare_rows]}
+                          if x.compare_rows else {"unavailable": x.compare_note})
+    return obj
+
+
+def _r(x: float | None, nd: int = 2) -> str:
+    return "?" if x is None else f"{x:.{nd}f}"
+
+
+def render_explanation(x: "Explanation", console: "Console") -> None:
+    from rich.table import Table
+
+    from ..explain import activation_peak_gib, budget_checks
+
+    f, diag, rows, note, plan = x.facts, x.diagnosis, x.compare_rows, x.compare_note, x.plan
+    con = console
+    head = f"vLLM {f.vllm_version or '(version not logged)'} · log format {f.era}"
+    if f.model:
+        head += f" · {f.model}"
+    con.print(head, style="bold", highlight=False)
+    t = Table(header_style="bold")
+    t.add_column("term", overflow="fold")
+    ranks = list(f.ranks.values()) if len(f.ranks) > 1 else []
+    t.add_column("GiB (logged)", justify="right", no_wrap=True)
+    for r in ranks[:4]:
+        t.add_column(r.rank, justify="right", no_wrap=True)
+    peak_derived = f.torch_peak_increase_gib is None and activation_peak_gib(f) is not None
+    fields = [("device total", "total_gib"), ("free at startup", "initial_free_gib"), ("requested", "requested_gib"),
+              ("weights", "weights_gib"),
+              ("torch peak increase" + (" (peak_torch_memory - weights)" if peak_derived else ""),
+               "torch_peak_increase_gib"),
+              ("non-torch increase", "non_torch_gib"), ("CUDA-graph estimate", "cudagraph_estimate_gib"),
+              ("non-KV total", "non_kv_total_gib"), ("KV cache", "kv_cache_gib"),
+              ("CUDA graphs captured (after KV)", "cudagraph_actual_gib")]
+    for label, fld in fields:
+        v = activation_peak_gib(f) if fld == "torch_peak_increase_gib" else getattr(f, fld)
+        if v is None and not any(getattr(r, fld, None) is not None for r in ranks):
+            continue
+        t.add_row(label, _r(v), *[_r(getattr(r, fld, None)) for r in ranks[:4]])
+    con.print(t)
+    if f.num_gpu_blocks or f.kv_cache_tokens:
+        con.print(f"KV cache: {f.num_gpu_blocks or '?'} blocks · {f.kv_cache_tokens or 0:,} tokens · "
+                  f"max concurrency {_r(f.max_concurrency)}x at {f.max_concurrency_len or '?'} tokens", highlight=False)
+    for name, ok, arith in budget_checks(f):
+        mark = "ok " if ok else ("-- " if ok is None else "!! ")
+        con.print(f"{mark}{name}: {arith}", style="dim" if ok is not False else "yellow", highlight=False)
+    con.print(("[bold red]FAILED[/bold red] " if f.error_kind else "[bold green]STARTED[/bold green] ") + diag.summary,
+              highlight=False)
+    if diag.fix:
+        con.print(f"Fix: {diag.fix}", style="bold yellow", highlight=False)
+    for w in f.warnings[:6]:
+        con.print(f"vLLM warned: {w}", style="dim", highlight=False)
+    if rows:
+        ct = Table(title="predicted (vramplan) vs logged (vLLM)", header_style="bold")
+        for c in ("term", "predicted", "logged", "difference"):
+            if c == "term":
+                ct.add_column(c, overflow="fold")
+            else:
+                ct.add_column(c, justify="right", no_wrap=True)
+        for term, pred, logged in rows:
+            diff = ""
+            if isinstance(pred, (int, float)) and isinstance(logged, (int, float)) and logged:
+                d = pred - logged
+                diff = (f"{d:+,}" if isinstance(d, int) else f"{d:+.2f}") + f" ({100 * d / abs(logged):+.1f}%)"
+            ct.add_row(term, _fmt(pred), _fmt(logged), diff)
+        con.print(ct)
+        if plan is not None:
+            con.print(f"planned with vLLM {plan.rules.label} rules on {plan.device.label}", style="dim")
+    elif note:
+        con.print(f"compare: {note} — showing the log side only", style="yellow", highlight=False)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
