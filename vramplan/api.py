@@ -122,7 +122,19 @@ def compose(model: str | ModelDescription | None = None, *, device: str | Device
         engine = args_with(engine, **engine_kwargs)
     if not isinstance(model, ModelDescription):
         engine = engine.with_(model=name)
+    parsed = replace(parsed, unmodelled=parsed.unmodelled + _unmodelled(engine, parsed.unmodelled))
     return Inputs(model=desc, device=dev, rules=rules, args=engine, used_by_others_bytes=others, parsed=parsed)
+
+
+def _unmodelled(args: EngineArgs, listed: Sequence[str]) -> tuple[str, ...]:
+    """Memory flags set through keywords or ``args`` that vramplan does not model yet (flags list their own)."""
+    from .inputs.flags import _FLAGS, _UNMODELLED
+
+    out = []
+    for flag in sorted(_UNMODELLED):
+        if "--" + flag not in listed and getattr(args, _FLAGS[flag][0]) not in (None, False):
+            out.append("--" + flag)
+    return tuple(out)
 
 
 def _split_line(line: str) -> list[str]:

@@ -65,14 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         if ns.command == "watch":  # what follows -- (and unknown options) is the command to watch
-            return int(ns.handler(ns, list(extra) + list(pasted)) or 0)
+            return _flushed(int(ns.handler(ns, list(extra) + list(pasted)) or 0))
         from ._common import check_flag_places
 
         check_flag_places(ns.command, parsers, list(extra), list(pasted))
         if ns.command in ("models", "devices") and (extra or pasted):
             raise VramplanError(f"unrecognised arguments: {' '.join(extra + pasted)}",
                                 hint=f"see `vramplan {ns.command} --help`")
-        return int(ns.handler(ns, list(extra) + list(pasted)) or 0)
+        return _flushed(int(ns.handler(ns, list(extra) + list(pasted)) or 0))
     except InvalidConfig as exc:
         return _fail(exc.one_line(), json_mode, kind="invalid_config", message=exc.message)
     except VramplanError as exc:
@@ -94,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             return _closed_pipe()
         return 1
+
+
+def _flushed(code: int) -> int:
+    sys.stdout.flush()  # here, so that a reader gone away (`| head`) is caught like any other closed pipe
+    return code
 
 
 def _closed_pipe() -> int:

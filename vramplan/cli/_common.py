@@ -47,9 +47,14 @@ def target_kwargs(ns: argparse.Namespace, flags: list[str]) -> dict[str, Any]:
 
 
 def console():
+    """The terminal. A closed pipe (``| head``) raises BrokenPipeError, which ``main`` ends quietly with 141."""
     from rich.console import Console
 
-    return Console()
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich's own handler exits 1
+            raise BrokenPipeError
+
+    return _Console()
 
 
 def print_json(text: str) -> None:
