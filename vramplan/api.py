@@ -23,16 +23,14 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .errors import FlagError, InputError, VramplanError
-from .inputs.devices import Device, custom_device, get_device
+from .inputs.devices import Device
 from .inputs.flags import EngineArgs, ParsedFlags, args_with, parse_flags
-from .inputs.model_source import load_model_files
 from .model.description import ModelDescription
-from .model.from_config import describe_config
 from .planner import Plan, build_plan
+from .resolve import load_model, resolve_device
 from .rules.versions import RuleSet, for_version
 from .units import parse_size
 
@@ -41,39 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .fit import FitResult, KnobsResult, SweepResult
 
 __all__ = ["plan", "explain", "fit", "knobs", "sweep", "load_model", "resolve_device", "Inputs", "compose"]
-
-
-@lru_cache(maxsize=128)
-def load_model(model: str, revision: str | None = None) -> ModelDescription:
-    """Read a model's config (catalog id, local folder or Hub id) into a :class:`ModelDescription`."""
-    files = load_model_files(model, revision=revision)
-    desc = describe_config(files.config, name=model, resolved=files.resolved, preprocessor=files.preprocessor,
-                           source=f"{files.source}: {files.location} ({files.resolved_by})")
-    if files.checkpoint_bytes:
-        desc = replace(desc, checkpoint_bytes=files.checkpoint_bytes,
-                       checkpoint_source=f"{'Hub' if files.source == 'hub' else 'local'} safetensors headers")
-    return _with_vision(desc, files)
-
-
-def _with_vision(desc: ModelDescription, files) -> ModelDescription:
-    """Attach the vision tower description when the model has one."""
-    if not desc.is_multimodal:
-        return desc
-    from .model.vision import describe_vision
-
-    vision = describe_vision(files.resolved, files.preprocessor)
-    return replace(desc, vision=vision) if vision is not None else desc
-
-
-def resolve_device(device: str | Device | None = None, *, device_memory_gib: float | str | None = None,
-                   platform: str | None = None) -> Device:
-    if isinstance(device, Device):
-        return device
-    if device_memory_gib is not None:
-        base = get_device(device) if device else None
-        plat = platform or (base.platform if base else "cuda")
-        return custom_device(device_memory_gib, platform=plat, label=base.label if base else "custom")
-    return get_device(device or "h100-80gb")
 
 
 # ----- the composer ---------------------------------------------------------------------------
@@ -208,7 +173,7 @@ def explain(log: str | os.PathLike | Iterable[str], *, compare: bool = False, mo
     describes is planned with its release's rules and put beside it (``model``/``device`` when the log
     does not name them); a comparison that cannot be made is a note, not an error.
     """
-    from .explain import Explanation, compare as compare_log, diagnose
+    from .explain import compare as compare_log, explanation
     from .inputs.vllm_log import parse_log_text, read_log
 
     if isinstance(log, os.PathLike) or (isinstance(log, str) and "\n" not in log):
@@ -222,15 +187,13 @@ def explain(log: str | os.PathLike | Iterable[str], *, compare: bool = False, mo
         facts = read_log(log)  # type: ignore[arg-type]
     else:
         facts = parse_log_text("\n".join(line.rstrip("\n") for line in log))
-    diag = diagnose(facts)
     rows = note = p = None
     if compare:
         try:
             p, rows = compare_log(facts, model=model, device=device)
         except VramplanError as exc:
             note = exc.one_line()
-    return Explanation(facts=facts, diagnosis=diag, compared=compare,
-                       compare_rows=tuple(rows) if rows else None, compare_note=note, plan=p)
+    return explanation(facts, compared=compare, compare_rows=rows, compare_note=note, plan=p)
 
 
 def fit(

@@ -35,6 +35,10 @@ class Explanation:
     facts: Any
     """The log's figures (``inputs.vllm_log.LogFacts``)."""
     diagnosis: Diagnosis
+    checks: tuple[tuple[str, bool | None, str], ...] = ()
+    """vLLM's budget equations re-checked on the logged figures (:func:`budget_checks`)."""
+    activation_peak_gib: float | None = None
+    """The profile run's activation peak, logged or derived (:func:`activation_peak_gib`)."""
     compared: bool = False
     """Whether a comparison with the plan was asked for."""
     compare_rows: tuple[tuple[str, Any, Any], ...] | None = None
@@ -213,44 +217,18 @@ def _first_float_pair(msg: str) -> tuple[float, float] | None:
 
 def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
     """The ``--json`` object: the plan's keys (null where the log is silent) plus log-only fields."""
-    a = f.args
-    tp, pp, dp = a.get("tensor_parallel_size"), a.get("pipeline_parallel_size"), a.get("data_parallel_size")
-    return {
-        "source": "log",
-        "vllm_version": f.vllm_version,
-        "era": f.era,
-        "model": f.model,
-        "device": {"name": f.device_name, "total_gib": f.total_gib or f.total_memory_gib,
-                   "count": (tp or 1) * (pp or 1) * (dp or 1) if (tp or pp or dp) else None, "platform": f.platform},
-        "tp": tp, "pp": pp, "dp": dp,
-        "max_model_len": a.get("max_model_len") or f.max_concurrency_len,
-        "block_size": f.block_size,
-        "verdict": "fails" if f.error_kind else ("starts" if f.kv_cache_gib is not None or f.kv_cache_tokens else None),
-        "error_kind": f.error_kind,
-        "error_subkind": f.error_subkind,
-        "error_message": f.error_message,
-        "error_phase": f.error_phase,
-        "memory_gib": {
-            "requested": f.requested_gib, "weights": f.weights_gib, "activation_peak": activation_peak_gib(f),
-            "non_torch": f.non_torch_gib, "cudagraph_estimate": f.cudagraph_estimate_gib,
-            "non_kv_total": f.non_kv_total_gib, "kv_cache": f.kv_cache_gib, "cudagraph_actual": f.cudagraph_actual_gib,
-            "initial_free": f.initial_free_gib, "total_consumed": f.total_consumed_gib,
-        },
-        "num_gpu_blocks": f.num_gpu_blocks,
-        "kv_cache_tokens": f.kv_cache_tokens,
-        "max_concurrency": f.max_concurrency,
-        "estimated_max_model_len": f.estimated_max_model_len,
-        "runner": f.runner,
-        "args": a,
-        "timings_s": f.timings,
-        "ranks": {k: {fld: getattr(v, fld) for fld in ("weights_gib", "torch_peak_increase_gib", "non_torch_gib",
-                                                         "non_kv_total_gib", "kv_cache_gib", "num_gpu_blocks")}
-                  for k, v in f.ranks.items()},
-        "budget_checks": [{"check": n, "holds": ok, "arithmetic": t} for n, ok, t in budget_checks(f)],
-        "diagnosis": diag.summary,
-        "fix": diag.fix,
-        "warnings": list(f.warnings),
-    }
+    from .render.explain import facts_dict
+
+    return facts_dict(f, diag, budget_checks(f), activation_peak_gib(f))
+
+
+def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: str | None = None,
+                plan: Any = None) -> Explanation:
+    """An :class:`Explanation` of the facts read from a log."""
+    return Explanation(facts=f, diagnosis=diagnose(f), checks=tuple(budget_checks(f)),
+                       activation_peak_gib=activation_peak_gib(f), compared=compared,
+                       compare_rows=tuple(compare_rows) if compare_rows else None, compare_note=compare_note,
+                       plan=plan)
 
 
 # ----- compare ---------------------------------------------------------------------------------
@@ -276,7 +254,7 @@ def _device_from_total(total_gib: float | None, platform: str | None):
 
 def inputs_from_facts(f, *, model: str | None = None, device: str | None = None):
     """(model id, EngineArgs, device, version) rebuilt from a log, or an InputError saying what is missing."""
-    from .api import resolve_device
+    from .resolve import resolve_device
     from .inputs.flags import EngineArgs
     from .inputs.model_source import catalog_ids
 
@@ -314,7 +292,7 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
 
 def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[Any, list[tuple[str, Any, Any]]]:
     """Plan the startup the log describes; rows of (term, predicted, logged)."""
-    from .api import load_model
+    from .resolve import load_model
     from .planner import build_plan
     from .rules.versions import for_version
 

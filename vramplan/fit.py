@@ -55,6 +55,8 @@ class FitResult:
     tried: tuple[str, ...] = field(default=())
     extra_flags: tuple[str, ...] = ()
     """The user's other flags (``--port 8000``, ``--served-model-name x``, ...), kept in the serve lines."""
+    kv_serve_line: str = ""
+    """The same line with ``--kv-cache-memory-bytes`` (the deterministic alternative)."""
 
     def __repr__(self) -> str:
         return f"FitResult({self.answer!r})"
@@ -271,7 +273,8 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
                   + (f"longest max-model-len {longest:,}; " if longest else "")
                   + (f"{conc:.2f} concurrent requests of {p.max_model_len:,} tokens" if conc is not None else ""))
         return FitResult(plan=p, answer=answer, serve_line=serve_line(p, extra=extra), kv_cache_memory_bytes=(
-            kv_bytes(p) if p.starts else None), margin_bytes=_margin(p), extra_flags=extra)
+            kv_bytes(p) if p.starts else None), margin_bytes=_margin(p), extra_flags=extra,
+            kv_serve_line=serve_line(p, kv_bytes=True, extra=extra))
     found = _min_util(plan_fn, base, w)
     if found is not None:
         util, p = found
@@ -281,7 +284,8 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
                   f"{p.max_model_len:,} tokens: {util:.2f}")
         return FitResult(plan=p, answer=answer, serve_line=serve_line(p, extra=extra),
                          kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
-                         lower_fails=f"{lower:.2f}: {why}" if why else None, extra_flags=extra)
+                         lower_fails=f"{lower:.2f}: {why}" if why else None, extra_flags=extra,
+                         kv_serve_line=serve_line(p, kv_bytes=True, extra=extra))
     tried = []
     for desc, alt in _alternatives(base, fp8=fp8_supported(device)):
         found = _min_util(plan_fn, alt, w)
@@ -291,7 +295,8 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
             answer = (f"does not fit as given; nearest that fits: {desc}, with --gpu-memory-utilization {util:.2f}")
             return FitResult(plan=p, answer=answer, serve_line=serve_line(p, extra=extra),
                              kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
-                             alternatives=(desc,), tried=tuple(tried), extra_flags=extra)
+                             alternatives=(desc,), tried=tuple(tried), extra_flags=extra,
+                             kv_serve_line=serve_line(p, kv_bytes=True, extra=extra))
     p = plan_fn(replace(base, gpu_memory_utilization=_max_util(plan_fn, base)))
     raise NoFittingFlags(
         f"{model.name} cannot hold {w.concurrency} x {w.context or p.max_model_len} tokens on {device.label}: "

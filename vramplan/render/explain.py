@@ -10,14 +10,55 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..explain import Explanation
 
-__all__ = ["explanation_to_dict", "render_explanation"]
+__all__ = ["facts_dict", "explanation_to_dict", "render_explanation"]
+
+
+def facts_dict(f, diag, checks, activation_peak_gib: float | None) -> dict[str, Any]:
+    """The ``explain --json`` object: the plan's keys (null where the log is silent) plus log-only fields.
+    ``checks`` and ``activation_peak_gib`` are ``explain.budget_checks``'s and ``explain.activation_peak_gib``'s."""
+    a = f.args
+    tp, pp, dp = a.get("tensor_parallel_size"), a.get("pipeline_parallel_size"), a.get("data_parallel_size")
+    return {
+        "source": "log",
+        "vllm_version": f.vllm_version,
+        "era": f.era,
+        "model": f.model,
+        "device": {"name": f.device_name, "total_gib": f.total_gib or f.total_memory_gib,
+                   "count": (tp or 1) * (pp or 1) * (dp or 1) if (tp or pp or dp) else None, "platform": f.platform},
+        "tp": tp, "pp": pp, "dp": dp,
+        "max_model_len": a.get("max_model_len") or f.max_concurrency_len,
+        "block_size": f.block_size,
+        "verdict": "fails" if f.error_kind else ("starts" if f.kv_cache_gib is not None or f.kv_cache_tokens else None),
+        "error_kind": f.error_kind,
+        "error_subkind": f.error_subkind,
+        "error_message": f.error_message,
+        "error_phase": f.error_phase,
+        "memory_gib": {
+            "requested": f.requested_gib, "weights": f.weights_gib, "activation_peak": activation_peak_gib,
+            "non_torch": f.non_torch_gib, "cudagraph_estimate": f.cudagraph_estimate_gib,
+            "non_kv_total": f.non_kv_total_gib, "kv_cache": f.kv_cache_gib, "cudagraph_actual": f.cudagraph_actual_gib,
+            "initial_free": f.initial_free_gib, "total_consumed": f.total_consumed_gib,
+        },
+        "num_gpu_blocks": f.num_gpu_blocks,
+        "kv_cache_tokens": f.kv_cache_tokens,
+        "max_concurrency": f.max_concurrency,
+        "estimated_max_model_len": f.estimated_max_model_len,
+        "runner": f.runner,
+        "args": a,
+        "timings_s": f.timings,
+        "ranks": {k: {fld: getattr(v, fld) for fld in ("weights_gib", "torch_peak_increase_gib", "non_torch_gib",
+                                                         "non_kv_total_gib", "kv_cache_gib", "num_gpu_blocks")}
+                  for k, v in f.ranks.items()},
+        "budget_checks": [{"check": n, "holds": ok, "arithmetic": t} for n, ok, t in checks],
+        "diagnosis": diag.summary,
+        "fix": diag.fix,
+        "warnings": list(f.warnings),
+    }
 
 
 def explanation_to_dict(x: "Explanation") -> dict[str, Any]:
     """Plan ``--json``'s keys (null where the log is silent), the log-only fields, and ``compare`` if asked."""
-    from ..explain import facts_to_dict
-
-    obj = facts_to_dict(x.facts, x.diagnosis)
+    obj = facts_dict(x.facts, x.diagnosis, x.checks, x.activation_peak_gib)
     if x.compared:
         obj["compare"] = ({"rows": [{"term": t, "predicted": p, "logged": lg} for t, p, lg in x.compare_rows]}
                           if x.compare_rows else {"unavailable": x.compare_note})
@@ -31,8 +72,6 @@ def _r(x: float | None, nd: int = 2) -> str:
 def render_explanation(x: "Explanation", console: "Console") -> None:
     from rich.table import Table
 
-    from ..explain import activation_peak_gib, budget_checks
-
     f, diag, rows, note, plan = x.facts, x.diagnosis, x.compare_rows, x.compare_note, x.plan
     con = console
     head = f"vLLM {f.vllm_version or '(version not logged)'} · log format {f.era}"
@@ -45,7 +84,7 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
     t.add_column("GiB (logged)", justify="right", no_wrap=True)
     for r in ranks[:4]:
         t.add_column(r.rank, justify="right", no_wrap=True)
-    peak_derived = f.torch_peak_increase_gib is None and activation_peak_gib(f) is not None
+    peak_derived = f.torch_peak_increase_gib is None and x.activation_peak_gib is not None
     fields = [("device total", "total_gib"), ("free at startup", "initial_free_gib"), ("requested", "requested_gib"),
               ("weights", "weights_gib"),
               ("torch peak increase" + (" (peak_torch_memory - weights)" if peak_derived else ""),
@@ -54,7 +93,7 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
               ("non-KV total", "non_kv_total_gib"), ("KV cache", "kv_cache_gib"),
               ("CUDA graphs captured (after KV)", "cudagraph_actual_gib")]
     for label, fld in fields:
-        v = activation_peak_gib(f) if fld == "torch_peak_increase_gib" else getattr(f, fld)
+        v = x.activation_peak_gib if fld == "torch_peak_increase_gib" else getattr(f, fld)
         if v is None and not any(getattr(r, fld, None) is not None for r in ranks):
             continue
         t.add_row(label, _r(v), *[_r(getattr(r, fld, None)) for r in ranks[:4]])
@@ -62,7 +101,7 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
     if f.num_gpu_blocks or f.kv_cache_tokens:
         con.print(f"KV cache: {f.num_gpu_blocks or '?'} blocks · {f.kv_cache_tokens or 0:,} tokens · "
                   f"max concurrency {_r(f.max_concurrency)}x at {f.max_concurrency_len or '?'} tokens", highlight=False)
-    for name, ok, arith in budget_checks(f):
+    for name, ok, arith in x.checks:
         mark = "ok " if ok else ("-- " if ok is None else "!! ")
         con.print(f"{mark}{name}: {arith}", style="dim" if ok is not False else "yellow", highlight=False)
     con.print(("[bold red]FAILED[/bold red] " if f.error_kind else "[bold green]STARTED[/bold green] ") + diag.summary,

@@ -15,11 +15,10 @@ __all__ = ["fit_to_dict", "render_fit"]
 
 
 def fit_to_dict(res: "FitResult") -> dict[str, Any]:
-    from ..fit import serve_line
     from .json import plan_to_dict
 
     return {"answer": res.answer, "serve_line": res.serve_line,
-            "serve_line_kv_cache_memory_bytes": serve_line(res.plan, kv_bytes=True, extra=res.extra_flags),
+            "serve_line_kv_cache_memory_bytes": res.kv_serve_line,
             "kv_cache_memory_bytes": res.kv_cache_memory_bytes,
             "margin_gib": None if res.margin_bytes is None else round(res.margin_bytes / GiB, 3),
             "lower_fails": res.lower_fails, "alternatives": list(res.alternatives),
@@ -27,8 +26,6 @@ def fit_to_dict(res: "FitResult") -> dict[str, Any]:
 
 
 def render_fit(res: "FitResult", console: "Console") -> None:
-    from ..fit import serve_line
-
     def out(text: str = "") -> None:  # serve lines are printed whole, to be copied
         console.print(text, highlight=False, markup=False, soft_wrap=True)
 
@@ -38,7 +35,7 @@ def render_fit(res: "FitResult", console: "Console") -> None:
     out("\n  " + res.serve_line)
     if res.kv_cache_memory_bytes:
         out("\n  deterministic alternative (fixes the KV size, skips profiling-based sizing):\n  "
-            + serve_line(res.plan, kv_bytes=True, extra=res.extra_flags))
+            + res.kv_serve_line)
     if res.margin_bytes is not None:
         out(f"\n  margin after CUDA graphs and the sampler warm-up: {res.margin_bytes / GiB:.2f} GiB")
     p = res.plan
