@@ -26,8 +26,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .errors import FlagError, InputError, VramplanError
+from .fixes import attach_fix
 from .inputs.devices import Device
-from .inputs.flags import EngineArgs, ParsedFlags, args_with, parse_flags
+from .inputs.flags import EngineArgs, ParsedFlags, args_with, parse_flags, unmodelled_fields
 from .model.description import ModelDescription
 from .planner import Plan, build_plan
 from .resolve import load_model, resolve_device
@@ -71,35 +72,38 @@ def compose(model: str | ModelDescription | None = None, *, device: str | Device
         flags = _split_line(flags)
     # command-line words are read as the CLI reads them (the environment included); without them, ``args``
     # (or vLLM's defaults) stand as given
-    parsed = parse_flags(list(flags), base=args) if flags is not None else ParsedFlags(args=args or EngineArgs())
+    parsed = parse_flags(list(flags), base=args) if flags is not None else None
+    base = parsed.args if parsed is not None else args
     name = model.name if isinstance(model, ModelDescription) else model
-    if not name and not parsed.args.model:
+    given = base.model if base is not None else None
+    if not name and not given:
         raise FlagError("no model given", hint="name the model, or give a whole `vllm serve MODEL ...` line")
-    if name and parsed.args.model and parsed.args.model != name and isinstance(model, str):
-        raise FlagError(f"two models given: {name} and {parsed.args.model}", hint="name one")
-    name = name or parsed.args.model
+    if name and given and given != name and isinstance(model, str):
+        raise FlagError(f"two models given: {name} and {given}", hint="name one")
+    name = name or given
     desc = model if isinstance(model, ModelDescription) else load_model(name)
     dev = resolve_device(device, device_memory_gib=device_memory_gib)
     rules = for_version(vllm_version, allow_older=allow_older_version, platform=dev.platform)
     others = parse_size(used_by_others_gib) if used_by_others_gib else 0
-    engine = parsed.args
-    if engine_kwargs:
-        engine = args_with(engine, **engine_kwargs)
-    if not isinstance(model, ModelDescription):
-        engine = engine.with_(model=name)
-    parsed = replace(parsed, unmodelled=parsed.unmodelled + _unmodelled(engine, parsed.unmodelled))
+    named = {} if isinstance(model, ModelDescription) else {"model": name}
+    if engine_kwargs or base is None:
+        engine = args_with(base, **engine_kwargs, **named)
+    else:
+        engine = base.with_(**named) if named else base
+    if parsed is None:
+        parsed = ParsedFlags(args=engine)
+    more = _unmodelled(engine, parsed.unmodelled)
+    if more:
+        parsed = replace(parsed, unmodelled=parsed.unmodelled + more)
     return Inputs(model=desc, device=dev, rules=rules, args=engine, used_by_others_bytes=others, parsed=parsed)
+
+
+_UNMODELLED = unmodelled_fields()
 
 
 def _unmodelled(args: EngineArgs, listed: Sequence[str]) -> tuple[str, ...]:
     """Memory flags set through keywords or ``args`` that vramplan does not model yet (flags list their own)."""
-    from .inputs.flags import _FLAGS, _UNMODELLED
-
-    out = []
-    for flag in sorted(_UNMODELLED):
-        if "--" + flag not in listed and getattr(args, _FLAGS[flag][0]) not in (None, False):
-            out.append("--" + flag)
-    return tuple(out)
+    return tuple(flag for flag, name in _UNMODELLED if flag not in listed and getattr(args, name) not in (None, False))
 
 
 def _split_line(line: str) -> list[str]:
@@ -154,8 +158,6 @@ def plan(
 def _attach_fix(p: Plan) -> Plan:
     """The smallest fix, searched from the util in force: with no util given, the release's default (the
     fix search compares with the plan's util; issue 11's default-util crash, also fixed in fixes.py)."""
-    from .fixes import attach_fix
-
     if p.starts:
         return p
     given = p.args

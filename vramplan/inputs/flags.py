@@ -438,24 +438,48 @@ def _validate(args: EngineArgs) -> None:
                 raise FlagError(f"--limit-mm-per-prompt: {k} must be a count >= 0, got {v!r}")
 
 
+@lru_cache(maxsize=None)
 def engine_arg_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(EngineArgs))
 
 
-def args_with(base: EngineArgs, **kwargs: Any) -> EngineArgs:
-    """``base`` with engine arguments given by their vLLM field names (the Python API's keywords), read and
+@lru_cache(maxsize=None)
+def _arg_name_set() -> frozenset[str]:
+    return frozenset(engine_arg_names())
+
+
+def unmodelled_fields() -> tuple[tuple[str, str], ...]:
+    """(flag, EngineArgs field) of the memory flags vramplan accepts but does not model yet."""
+    return tuple(("--" + flag, _FLAGS[flag][0]) for flag in sorted(_UNMODELLED))
+
+
+@lru_cache(maxsize=None)
+def _by_dest() -> dict[str, tuple[str, Callable[[str], Any]]]:
+    """EngineArgs field -> (its flag's first spelling, the flag's converter)."""
+    return {dest: (flag, conv) for flag, (dest, conv, _) in reversed(list(_FLAGS.items()))}
+
+
+def args_with(base: EngineArgs | None, **kwargs: Any) -> EngineArgs:
+    """``base`` (None: vLLM's defaults) with engine arguments given by their vLLM field names (the Python API's keywords), read and
     checked exactly as the same flags on the command line: ``max_model_len="32k"`` works, and
     ``gpu_memory_utilization=0`` is refused with the CLI's own line."""
-    unknown = sorted(set(kwargs) - {f.name for f in fields(EngineArgs)})
+    names = _arg_name_set()
+    unknown = sorted(k for k in kwargs if k not in names)
     if unknown:
         raise FlagError(f"unknown engine argument(s): {', '.join(unknown)}",
                         hint="use vLLM's names, e.g. max_model_len, tensor_parallel_size")
-    by_dest = {dest: (flag, conv) for flag, (dest, conv, _) in reversed(list(_FLAGS.items()))}
+    by_dest = _by_dest()
     values: dict[str, Any] = {}
     for name, value in kwargs.items():
         flag, conv = by_dest.get(name, (None, None))
         if flag is None or value is None or isinstance(value, (dict, list, tuple)):
             values[name] = tuple(value) if isinstance(value, list) else value
+            continue
+        if type(value) is int and conv in (int, parse_human_int, _int_or_auto):  # as typed: nothing to read
+            values[name] = value
+            continue
+        if type(value) in (int, float) and conv in (float, _util):
+            values[name] = conv(value)  # _util checks the range, with the CLI's words
             continue
         if isinstance(value, bool) and conv is not _bool:
             raise FlagError(f"--{flag}: cannot read {value!r}", hint=_hint_for(flag))
@@ -466,6 +490,6 @@ def args_with(base: EngineArgs, **kwargs: Any) -> EngineArgs:
             raise
         except (ValueError, TypeError):
             raise FlagError(f"--{flag}: cannot read {raw!r}", hint=_hint_for(flag)) from None
-    args = replace(base, **values)
+    args = EngineArgs(**values) if base is None else replace(base, **values)
     _validate(args)
     return args
