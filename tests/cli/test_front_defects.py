@@ -216,6 +216,7 @@ def test_citations_use_the_width_there_is():
 
 @pytest.mark.parametrize("argv", [
     ["knobs", "Qwen/Qwen3-8B"], ["knobs", "Qwen/Qwen3-VL-8B-Instruct", "--concurrency", "4", "--context", "8192"],
+    ["knobs", "Qwen/Qwen3-8B", "--device", "l4"],
     ["knobs", "--device", "ascend-910b3", "--", *SEED001],
     ["sweep", "Qwen/Qwen3-8B", "--vary", "max-model-len=4096:131072"],
     ["sweep", "Qwen/Qwen3-8B", "--vary", "tensor-parallel-size=1,2,3"],
@@ -224,6 +225,14 @@ def test_knobs_and_sweep_fit_80_columns(argv):
     code, out, err = run_cli(*argv, env={"COLUMNS": "80"})
     assert code == 0, err
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_fit_wraps_its_prose_at_80_columns_and_keeps_serve_lines_whole():
+    code, out, err = run_cli("fit", "Qwen/Qwen3-VL-2B-Instruct", "--device", "ascend-910b4", "--used-by-others-gib", "18",
+                             "--concurrency", "4", "--context", "8192", env={"COLUMNS": "80"})
+    assert code == 0, err
+    long = [line for line in out.splitlines() if len(line) > 80]
+    assert long and all(line.strip().startswith("vllm serve") for line in long)
 
 
 @pytest.mark.parametrize("cmd", ["plan", "fit", "knobs", "sweep"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ._common import add_target_args, console, epilog, print_json, target_kwargs
 
@@ -22,8 +23,10 @@ def add_parsers(sub) -> dict[str, argparse.ArgumentParser]:
                    help="serving check: video WIDTHxHEIGHTxFRAMES (sampled frames) of a request")
     p.set_defaults(handler=_cmd_plan)
     m = sub.add_parser("models", help="list the bundled model catalog")
+    m.add_argument("--json", action="store_true", help="print a JSON list of the catalog ids")
     m.set_defaults(handler=_cmd_models)
     d = sub.add_parser("devices", help="list the device catalog")
+    d.add_argument("--json", action="store_true", help="print a JSON list of the devices")
     d.set_defaults(handler=_cmd_devices)
     return {"plan": p, "models": m, "devices": d}
 
@@ -51,6 +54,9 @@ def _cmd_plan(ns: argparse.Namespace, flags: list[str]) -> int:
 def _cmd_models(ns: argparse.Namespace, flags: list[str]) -> int:
     from ..inputs.model_source import catalog_ids
 
+    if ns.json:
+        print_json(json.dumps(list(catalog_ids()), indent=2))
+        return 0
     for cid in catalog_ids():
         print(cid)
     return 0
@@ -59,6 +65,10 @@ def _cmd_models(ns: argparse.Namespace, flags: list[str]) -> int:
 def _cmd_devices(ns: argparse.Namespace, flags: list[str]) -> int:
     from ..inputs.devices import DEVICES
 
+    if ns.json:
+        print_json(json.dumps([{"name": d.name, "label": d.label, "total_gib": round(d.total_gib, 4), "platform": d.platform,
+                                "source": d.source} for d in DEVICES.values()], indent=2))
+        return 0
     for d in DEVICES.values():
         print(f"{d.name:14s} {d.total_gib:7.2f} GiB  {d.platform:6s} {d.label}  [{d.source.split(':')[0]}]")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from ..units import GiB
@@ -29,16 +30,22 @@ def render_fit(res: "FitResult", console: "Console") -> None:
     def out(text: str = "") -> None:  # serve lines are printed whole, to be copied
         console.print(text, highlight=False, markup=False, soft_wrap=True)
 
-    out(res.answer)
+    def wrapped(text: str, indent: str = "") -> None:
+        for part in textwrap.wrap(text, width=max(console.width, 60), initial_indent=indent,
+                                  subsequent_indent=indent + "  "):
+            out(part)
+
+    wrapped(res.answer)
     if res.lower_fails:
-        out(f"  one step lower ({res.lower_fails})")
+        wrapped(f"one step lower ({res.lower_fails})", "  ")
     out("\n  " + res.serve_line)
     if res.kv_cache_memory_bytes:
         out("\n  deterministic alternative (fixes the KV size, skips profiling-based sizing):\n  "
             + res.kv_serve_line)
     if res.margin_bytes is not None:
-        out(f"\n  margin after CUDA graphs and the sampler warm-up: {res.margin_bytes / GiB:.2f} GiB")
+        out("")
+        wrapped(f"margin after CUDA graphs and the sampler warm-up: {res.margin_bytes / GiB:.2f} GiB", "  ")
     p = res.plan
     if p.kv_cache_tokens:
-        out(f"  KV cache: {p.kv_cache_tokens:,} tokens, {p.max_concurrency:.2f} requests of {p.max_model_len:,} "
-            f"tokens; weights {p.logged_rank.bytes_of('weights') / GiB:.2f} GiB per device")
+        wrapped(f"KV cache: {p.kv_cache_tokens:,} tokens, {p.max_concurrency:.2f} requests of {p.max_model_len:,} "
+                f"tokens; weights {p.logged_rank.bytes_of('weights') / GiB:.2f} GiB per device", "  ")

@@ -52,8 +52,10 @@ def render_knobs(res: "KnobsResult", console: "Console") -> None:
         console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     state = base.verdict if base.starts else f"fails ({base.error_kind})"
-    out(f"baseline: {state}, {base.kv_cache_tokens or 0:,} KV tokens, non-KV "
-        f"{base.logged_rank.bytes_of('non_kv_total') / GiB:.2f} GiB per device")
+    for part in textwrap.wrap(f"baseline: {state}, {base.kv_cache_tokens or 0:,} KV tokens, non-KV "
+                              f"{base.logged_rank.bytes_of('non_kv_total') / GiB:.2f} GiB per device",
+                              width=width, subsequent_indent="  "):
+        out(part)
     if not base.starts:
         out("  the baseline has no KV cache: KV tokens are those of each change that starts")
     with_util = res.workload is not None
