@@ -155,3 +155,16 @@ def test_the_api_names_stay_functions_after_importing_the_modules_of_the_same_na
 
     assert callable(vramplan.fit) and vramplan.fit.__module__ == "vramplan.api"
     assert callable(vramplan.explain) and vramplan.explain.__module__ == "vramplan.api"
+
+
+def test_every_result_has_a_terminal_view_for_the_web():
+    from tests.conftest import DATA
+    from vramplan.render import text
+
+    log = str(DATA / "public" / "logs" / "llama31-8b-rtx3090-len29k-fail.log")
+    views = {"Verdict: STARTS": vramplan.plan("Qwen/Qwen3-8B"), "GiB freed": vramplan.knobs("Qwen/Qwen3-8B"),
+             "invalid": vramplan.sweep("Qwen/Qwen3-8B", vary="tp=1,3"),
+             "vllm serve Qwen/Qwen3-8B": vramplan.fit("Qwen/Qwen3-8B", concurrency=2),
+             "FAILED": vramplan.explain(log)}
+    for needle, res in views.items():
+        assert needle in text(res, width=80)

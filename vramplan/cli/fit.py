@@ -73,12 +73,14 @@ def _cmd_sweep(ns: argparse.Namespace, flags: list[str]) -> int:
     from ..api import sweep
 
     res = sweep(ns.model, vary=ns.vary, steps=ns.steps, **target_kwargs(ns, flags))
+    drawn = False
     if ns.plot:
         from ..render.plot import plot_sweep
 
         ok = [(v, p) for v, p in zip(res.values, res.plans) if p is not None]
-        if ok:
+        if ok:  # the values that could be planned
             plot_sweep(res.flag, [v for v, _ in ok], [p for _, p in ok], ns.plot)
+            drawn = True
     if ns.json:
         print_json(res.to_json())
         return 0
@@ -86,5 +88,5 @@ def _cmd_sweep(ns: argparse.Namespace, flags: list[str]) -> int:
 
     render_sweep(res, console())
     if ns.plot:
-        print(f"wrote {ns.plot}")
+        print(f"wrote {ns.plot}" if drawn else f"no picture: no value of {res.flag} could be planned")
     return 0
