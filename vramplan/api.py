@@ -223,10 +223,9 @@ def fit(
     inp = compose(model, device=device, device_memory_gib=device_memory_gib, used_by_others_gib=used_by_others_gib,
                   vllm_version=vllm_version, args=args, flags=flags, allow_older_version=allow_older_version,
                   **engine_kwargs)
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-        raise InputError("--concurrency must be at least 1")
+    conc = _positive_int(concurrency, "--concurrency", what="a number of requests", example="16")
     ctx = _positive_int(context, "--context")
-    w = Workload(concurrency=concurrency, context=ctx, images_per_request=images_per_request,
+    w = Workload(concurrency=conc or 1, context=ctx, images_per_request=images_per_request,
                  image=_dims(image, "--image", "WIDTHxHEIGHT", "1920x1080"),
                  budget_bytes=parse_size(budget_gib) if budget_gib else None)
     return solve(inp.model, inp.device, inp.rules, inp.args, w, used_by_others_bytes=inp.used_by_others_bytes,
@@ -255,9 +254,8 @@ def knobs(
                   vllm_version=vllm_version, args=args, flags=flags, allow_older_version=allow_older_version,
                   **engine_kwargs)
     ctx = _positive_int(context, "--context")
-    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
-        raise InputError("--concurrency must be at least 1")
-    w = Workload(concurrency=concurrency or 1, context=ctx) if (concurrency or ctx) else None
+    conc = _positive_int(concurrency, "--concurrency", what="a number of requests", example="16")
+    w = Workload(concurrency=conc or 1, context=ctx) if (conc or ctx) else None
     base, ks = rank_knobs(inp.model, inp.device, inp.rules, inp.args, workload=w,
                           used_by_others_bytes=inp.used_by_others_bytes)
     return KnobsResult(baseline=base, knobs=tuple(ks), workload=w)
@@ -301,8 +299,9 @@ def sweep(
 # ----- small readers --------------------------------------------------------------------------
 
 
-def _positive_int(value: int | str | None, flag: str) -> int | None:
-    """A token count as the CLI reads it (``8192``, ``8k``), or None."""
+def _positive_int(value: int | str | None, flag: str, *, what: str = "a number of tokens",
+                  example: str = "8192") -> int | None:
+    """A count as the CLI reads it (``8192``, ``8k``), or None."""
     from .units import parse_human_int
 
     if value is None:
@@ -310,7 +309,7 @@ def _positive_int(value: int | str | None, flag: str) -> int | None:
     try:
         n = parse_human_int(str(value)) if not isinstance(value, bool) else -1
     except (ValueError, TypeError, InputError):
-        raise InputError(f"{flag} takes a number of tokens, got {value!r}", hint=f"e.g. {flag} 8192") from None
+        raise InputError(f"{flag} takes {what}, got {value!r}", hint=f"e.g. {flag} {example}") from None
     if n < 1:
         raise InputError(f"{flag} must be at least 1, got {value!r}")
     return n

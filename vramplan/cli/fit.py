@@ -14,7 +14,7 @@ def add_parsers(sub) -> dict[str, argparse.ArgumentParser]:
     f = sub.add_parser("fit", help="solve for the flags that fit a workload (util, max-model-len, concurrency)",
                        epilog=epilog("fit"), formatter_class=raw)
     add_target_args(f)
-    f.add_argument("--concurrency", type=int, default=1, help="requests served at once (default 1)")
+    f.add_argument("--concurrency", default=1, help="requests served at once (default 1)")
     f.add_argument("--context", default=None,
                    help="tokens per request, prompt + output (8192 or 8k); default: the model's max-model-len")
     f.add_argument("--images-per-request", type=int, default=0, help="images in each request (multimodal models)")
@@ -25,7 +25,7 @@ def add_parsers(sub) -> dict[str, argparse.ArgumentParser]:
     k = sub.add_parser("knobs", help="every memory-saving knob, with the GiB it frees and its cost",
                        epilog=epilog("knobs"), formatter_class=raw)
     add_target_args(k)
-    k.add_argument("--concurrency", type=int, default=None,
+    k.add_argument("--concurrency", default=None,
                    help="with a workload, each knob also shows the smallest util that holds it")
     k.add_argument("--context", default=None, help="tokens per request of that workload (8192 or 8k)")
     k.set_defaults(handler=_cmd_knobs)
