@@ -175,13 +175,15 @@ def explain(log: str | os.PathLike | Iterable[str], *, compare: bool = False, mo
     describes is planned with its release's rules and put beside it (``model``/``device`` when the log
     does not name them); a comparison that cannot be made is a note, not an error.
     """
-    from .explain import compare as compare_log, explanation
+    from .explain import compare as compare_log
+    from .explain import explanation
     from .inputs.vllm_log import parse_log_text, read_log
 
     if isinstance(log, os.PathLike) or (isinstance(log, str) and "\n" not in log):
         path = os.fspath(log)
         if path != "-" and not os.path.exists(path):
-            raise InputError(f"no such log file: {path}", hint="pass the path of a vLLM log, or - to read standard input")
+            raise InputError(f"no such log file: {path}",
+                             hint="pass the path of a vLLM log, or - to read standard input")
         facts = read_log(path)
     elif isinstance(log, str):
         facts = parse_log_text(log)
@@ -218,7 +220,8 @@ def fit(
     """Solve for the flags that hold a workload: the smallest util that starts and holds ``concurrency``
     requests of ``context`` tokens (or, with the util given, what it holds), and the ready ``vllm serve``
     line, which keeps the other flags given (``--port 8000``, ...)."""
-    from .fit import Workload, fit as solve, other_flags
+    from .fit import Workload, other_flags
+    from .fit import fit as solve
 
     inp = compose(model, device=device, device_memory_gib=device_memory_gib, used_by_others_gib=used_by_others_gib,
                   vllm_version=vllm_version, args=args, flags=flags, allow_older_version=allow_older_version,
@@ -248,7 +251,8 @@ def knobs(
 ) -> "KnobsResult":
     """Every memory knob, planned: the GiB it frees, the KV tokens it adds, its cost (and with a workload,
     the util it needs)."""
-    from .fit import KnobsResult, Workload, knobs as rank_knobs
+    from .fit import KnobsResult, Workload
+    from .fit import knobs as rank_knobs
 
     inp = compose(model, device=device, device_memory_gib=device_memory_gib, used_by_others_gib=used_by_others_gib,
                   vllm_version=vllm_version, args=args, flags=flags, allow_older_version=allow_older_version,

@@ -16,8 +16,8 @@ from typing import Any
 from .errors import InputError
 from .units import GiB
 
-__all__ = ["Diagnosis", "Explanation", "diagnose", "budget_checks", "facts_to_dict", "compare", "inputs_from_facts",
-           "activation_peak_gib"]
+__all__ = ["Diagnosis", "Explanation", "explanation", "diagnose", "budget_checks", "facts_to_dict", "compare",
+           "inputs_from_facts", "activation_peak_gib"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -118,8 +118,9 @@ def test_knobs_json_is_the_same(capsys, argv, kwargs):
     assert code == 0 and cli == _api_json(vramplan.knobs, argv[0], **kwargs)
 
 
-@pytest.mark.parametrize("vary", ["max-model-len=4096:131072", "tensor-parallel-size=1,2,3,4", "kv-cache-dtype=auto,fp8",
-                                  "gpu-memory-utilization=0.2:0.9", "used-by-others-gib=0,20,60"])
+@pytest.mark.parametrize("vary", ["max-model-len=4096:131072", "tensor-parallel-size=1,2,3,4",
+                                  "kv-cache-dtype=auto,fp8", "gpu-memory-utilization=0.2:0.9",
+                                  "used-by-others-gib=0,20,60"])
 def test_sweep_json_is_the_same(capsys, vary):
     code, cli = _cli_json(capsys, "sweep", "Qwen/Qwen3-8B", "--vary", vary, "--steps", "4", "--json")
     assert code == 0 and cli == _api_json(vramplan.sweep, "Qwen/Qwen3-8B", vary=vary, steps=4)

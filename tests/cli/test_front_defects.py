@@ -228,8 +228,8 @@ def test_knobs_and_sweep_fit_80_columns(argv):
 
 
 def test_fit_wraps_its_prose_at_80_columns_and_keeps_serve_lines_whole():
-    code, out, err = run_cli("fit", "Qwen/Qwen3-VL-2B-Instruct", "--device", "ascend-910b4", "--used-by-others-gib", "18",
-                             "--concurrency", "4", "--context", "8192", env={"COLUMNS": "80"})
+    code, out, err = run_cli("fit", "Qwen/Qwen3-VL-2B-Instruct", "--device", "ascend-910b4", "--used-by-others-gib",
+                             "18", "--concurrency", "4", "--context", "8192", env={"COLUMNS": "80"})
     assert code == 0, err
     long = [line for line in out.splitlines() if len(line) > 80]
     assert long and all(line.strip().startswith("vllm serve") for line in long)

@@ -13,7 +13,8 @@ __all__ = ["add_parsers"]
 def add_parsers(sub) -> dict[str, argparse.ArgumentParser]:
     e = sub.add_parser("explain", help="read a vLLM log: where every GiB went, the failure, the fix")
     e.add_argument("log", help="the log file, or - for standard input")
-    e.add_argument("--json", action="store_true", help="print one JSON object (plan --json's keys) instead of the table")
+    e.add_argument("--json", action="store_true",
+                   help="print one JSON object (plan --json's keys) instead of the table")
     e.add_argument("--compare", action="store_true", help="also plan the startup the log describes, side by side")
     e.add_argument("--model", default=None, help="model for --compare when the log's path is not a catalog id")
     e.add_argument("--device", default=None, help="device for --compare when the log does not give its total")

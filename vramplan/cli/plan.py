@@ -66,8 +66,8 @@ def _cmd_devices(ns: argparse.Namespace, flags: list[str]) -> int:
     from ..inputs.devices import DEVICES
 
     if ns.json:
-        print_json(json.dumps([{"name": d.name, "label": d.label, "total_gib": round(d.total_gib, 4), "platform": d.platform,
-                                "source": d.source} for d in DEVICES.values()], indent=2))
+        print_json(json.dumps([{"name": d.name, "label": d.label, "total_gib": round(d.total_gib, 4),
+                                "platform": d.platform, "source": d.source} for d in DEVICES.values()], indent=2))
         return 0
     for d in DEVICES.values():
         print(f"{d.name:14s} {d.total_gib:7.2f} GiB  {d.platform:6s} {d.label}  [{d.source.split(':')[0]}]")

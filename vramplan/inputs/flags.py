@@ -460,9 +460,9 @@ def _by_dest() -> dict[str, tuple[str, Callable[[str], Any]]]:
 
 
 def args_with(base: EngineArgs | None, **kwargs: Any) -> EngineArgs:
-    """``base`` (None: vLLM's defaults) with engine arguments given by their vLLM field names (the Python API's keywords), read and
-    checked exactly as the same flags on the command line: ``max_model_len="32k"`` works, and
-    ``gpu_memory_utilization=0`` is refused with the CLI's own line."""
+    """``base`` (None: vLLM's defaults) with engine arguments given by their vLLM field names (the Python API's
+    keywords), read and checked exactly as the same flags on the command line: ``max_model_len="32k"``
+    works, and ``gpu_memory_utilization=0`` is refused with the CLI's own line."""
     names = _arg_name_set()
     unknown = sorted(k for k in kwargs if k not in names)
     if unknown:
