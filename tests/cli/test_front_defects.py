@@ -208,6 +208,14 @@ def test_numbers_are_never_cut_at_80_columns():
     assert max(len(line) for line in out.split("KV cache:")[0].splitlines()) <= 80
 
 
+@pytest.mark.parametrize("flags", [["-pp", "4", "-v"], ["-tp", "2", "-pp", "2"], ["--device", "ascend-910b3", "-v"]])
+def test_tables_of_several_ranks_fit_80_columns_whole_numbers(flags):
+    code, out, _ = run_cli("plan", "Qwen/Qwen3-8B", *flags, env={"COLUMNS": "80"})
+    table = out.split("* measured term")[0].splitlines()[1:]
+    assert code == 0 and not re.search(r"\d…", out)
+    assert max(len(line) for line in table) <= 80
+
+
 def test_citations_use_the_width_there_is():
     # the rule of "left outside the budget" is 73 characters: cut at 57 before, whole at 160 columns
     wide = run_cli("plan", "Qwen/Qwen3-8B", env={"COLUMNS": "160"})[1]

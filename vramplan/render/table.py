@@ -127,9 +127,19 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
 def _fit_rule_column(table, width: int) -> None:
     """Give the citations the width the terms and the numbers leave, cutting them there (numbers are never cut)."""
     cols = table.columns
-    need = [max([len(str(c.header)), *(len(str(x)) for x in c._cells)]) for c in cols[:-1]]
+
+    def widths() -> list[int]:
+        return [max([*(len(h) for h in str(c.header).split("\n")), *(len(str(x)) for x in c._cells)])
+                for c in cols[:-1]]
+
+    need = widths()
     borders = 3 * len(cols) + 1
     room = width - borders - sum(need)
+    if room < 28 and len(cols) > 3:  # several ranks: their headers go on two lines
+        for c in cols[1:-1]:
+            c.header = str(c.header).replace(" (", "\n(")
+        need = widths()
+        room = width - borders - sum(need)
     if room < 28:  # a narrow terminal: long term labels fold to leave the citations some room
         cols[0].max_width = max(need[0] - (28 - room), 24)
         room = width - borders - sum(need[1:]) - cols[0].max_width
