@@ -8,17 +8,16 @@ next to logged, term by term.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InputError, VramplanError
+from .errors import InputError
 from .units import GiB
 
-__all__ = ["Diagnosis", "diagnose", "budget_checks", "facts_to_dict", "compare", "add_cli", "inputs_from_facts"]
+__all__ = ["Diagnosis", "Explanation", "explanation", "diagnose", "budget_checks", "facts_to_dict", "compare",
+           "inputs_from_facts", "activation_peak_gib"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +26,61 @@ class Diagnosis:
     """One paragraph in plain words."""
     fix: str | None
     """The smallest change that fixes the failure (None when the startup succeeded)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Explanation:
+    """What ``vramplan explain`` tells about one log."""
+
+    facts: Any
+    """The log's figures (``inputs.vllm_log.LogFacts``)."""
+    diagnosis: Diagnosis
+    checks: tuple[tuple[str, bool | None, str], ...] = ()
+    """vLLM's budget equations re-checked on the logged figures (:func:`budget_checks`)."""
+    activation_peak_gib: float | None = None
+    """The profile run's activation peak, logged or derived (:func:`activation_peak_gib`)."""
+    compared: bool = False
+    """Whether a comparison with the plan was asked for."""
+    compare_rows: tuple[tuple[str, Any, Any], ...] | None = None
+    """(term, predicted, logged) per row, when the comparison could be made."""
+    compare_note: str | None = None
+    """Why the comparison could not be made (one line)."""
+    plan: Any = None
+    """The plan the comparison used."""
+    extensible: dict[str, Any] | None = None
+    """vLLM 0.34's post-warm-up figures read from the log (``sizing/extensible_log.extensible_figures``)."""
+    extensible_rows: tuple[tuple[str, Any], ...] = ()
+    """(label, GiB) rows for the breakdown table after warm-up and capture (vLLM 0.34 logs)."""
+
+    def __repr__(self) -> str:
+        f = self.facts
+        state = f"fails ({f.error_kind})" if f.error_kind else "starts"
+        return f"Explanation({f.model or 'model not logged'}, vLLM {f.vllm_version or '?'}, {state})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``vramplan explain --json`` object (``render/explain.py``)."""
+        from .render.explain import explanation_to_dict
+
+        return explanation_to_dict(self)
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+
+def activation_peak_gib(f) -> float | None:
+    """The profile run's activation peak: logged, or for vLLM 0.6.3-0.6.4's one-line format derived from
+    it as ``peak_torch_memory - weights`` (vLLM v0.6.4 vllm/worker/worker.py:Worker.determine_num_available_blocks
+    logs the torch peak, weights included; planner_v0 mirrors the same split)."""
+    if f.torch_peak_increase_gib is not None:
+        return f.torch_peak_increase_gib
+    rank = f.ranks.get(f.primary_rank) if f.primary_rank else None
+    peak = (rank.extras if rank is not None else {}).get("peak_torch_memory_gib")
+    weights = f.weights_gib
+    if peak is None or weights is None:
+        return None
+    return round(peak - weights, 2)
 
 
 def _r(x: float | None, nd: int = 2) -> str:
@@ -51,7 +105,7 @@ def budget_checks(f) -> list[tuple[str, bool | None, str]]:
             out.append(("requested is not util x initial free", None,
                         f"{util} x {_r(f.initial_free_gib)} free = {_r(util * f.initial_free_gib)} GiB would be "
                         f"{_r(req - util * f.initial_free_gib)} GiB less: vLLM multiplies the total"))
-    w, a, n, nk = f.weights_gib, f.torch_peak_increase_gib, f.non_torch_gib, f.non_kv_total_gib
+    w, a, n, nk = f.weights_gib, activation_peak_gib(f), f.non_torch_gib, f.non_kv_total_gib
     if f.profile_weights_gib is not None:
         w = f.profile_weights_gib
     if None not in (w, a, n, nk):
@@ -82,8 +136,8 @@ def diagnose(f) -> Diagnosis:
         parts = []
         if f.weights_gib is not None:
             parts.append(f"weights {_r(f.weights_gib)} GiB")
-        if f.torch_peak_increase_gib is not None:
-            parts.append(f"profile-run activation peak {_r(f.torch_peak_increase_gib)} GiB")
+        if activation_peak_gib(f) is not None:
+            parts.append(f"profile-run activation peak {_r(activation_peak_gib(f))} GiB")
         if f.non_torch_gib is not None:
             parts.append(f"non-torch {_r(f.non_torch_gib)} GiB")
         if f.kv_cache_gib is not None:
@@ -172,45 +226,22 @@ def _first_float_pair(msg: str) -> tuple[float, float] | None:
 
 def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
     """The ``--json`` object: the plan's keys (null where the log is silent) plus log-only fields."""
-    a = f.args
-    tp, pp, dp = a.get("tensor_parallel_size"), a.get("pipeline_parallel_size"), a.get("data_parallel_size")
-    return {
-        "source": "log",
-        "vllm_version": f.vllm_version,
-        "era": f.era,
-        "model": f.model,
-        "device": {"name": f.device_name, "total_gib": f.total_gib or f.total_memory_gib,
-                   "count": (tp or 1) * (pp or 1) * (dp or 1) if (tp or pp or dp) else None, "platform": f.platform},
-        "tp": tp, "pp": pp, "dp": dp,
-        "max_model_len": a.get("max_model_len") or f.max_concurrency_len,
-        "block_size": f.block_size,
-        "verdict": "fails" if f.error_kind else ("starts" if f.kv_cache_gib is not None or f.kv_cache_tokens else None),
-        "error_kind": f.error_kind,
-        "error_subkind": f.error_subkind,
-        "error_message": f.error_message,
-        "error_phase": f.error_phase,
-        "memory_gib": {
-            "requested": f.requested_gib, "weights": f.weights_gib, "activation_peak": f.torch_peak_increase_gib,
-            "non_torch": f.non_torch_gib, "cudagraph_estimate": f.cudagraph_estimate_gib,
-            "non_kv_total": f.non_kv_total_gib, "kv_cache": f.kv_cache_gib, "cudagraph_actual": f.cudagraph_actual_gib,
-            "initial_free": f.initial_free_gib, "total_consumed": f.total_consumed_gib,
-        },
-        "num_gpu_blocks": f.num_gpu_blocks,
-        "kv_cache_tokens": f.kv_cache_tokens,
-        "max_concurrency": f.max_concurrency,
-        "estimated_max_model_len": f.estimated_max_model_len,
-        "runner": f.runner,
-        "args": a,
-        "timings_s": f.timings,
-        "ranks": {k: {fld: getattr(v, fld) for fld in ("weights_gib", "torch_peak_increase_gib", "non_torch_gib",
-                                                         "non_kv_total_gib", "kv_cache_gib", "num_gpu_blocks")}
-                  for k, v in f.ranks.items()},
-        "budget_checks": [{"check": n, "holds": ok, "arithmetic": t} for n, ok, t in budget_checks(f)],
-        "extensible_kv_cache": _extensible_json(f),
-        "diagnosis": diag.summary,
-        "fix": diag.fix,
-        "warnings": list(f.warnings),
-    }
+    from .render.explain import facts_dict
+
+    from .sizing.extensible_log import extensible_figures
+
+    return facts_dict(f, diag, budget_checks(f), activation_peak_gib(f), extensible=extensible_figures(f) or None)
+
+
+def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: str | None = None,
+                plan: Any = None) -> Explanation:
+    """An :class:`Explanation` of the facts read from a log."""
+    from .sizing.extensible_log import explain_rows, extensible_figures
+
+    return Explanation(facts=f, diagnosis=diagnose(f), checks=tuple(budget_checks(f)),
+                       activation_peak_gib=activation_peak_gib(f), compared=compared,
+                       compare_rows=tuple(compare_rows) if compare_rows else None, compare_note=compare_note,
+                       plan=plan, extensible=extensible_figures(f) or None, extensible_rows=tuple(explain_rows(f)))
 
 
 def _extensible_json(f) -> dict | None:
@@ -242,7 +273,7 @@ def _device_from_total(total_gib: float | None, platform: str | None):
 
 def inputs_from_facts(f, *, model: str | None = None, device: str | None = None):
     """(model id, EngineArgs, device, version) rebuilt from a log, or an InputError saying what is missing."""
-    from .api import resolve_device
+    from .resolve import resolve_device
     from .inputs.flags import EngineArgs
     from .inputs.model_source import catalog_ids
 
@@ -285,7 +316,7 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
 
 def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[Any, list[tuple[str, Any, Any]]]:
     """Plan the startup the log describes; rows of (term, predicted, logged)."""
-    from .api import load_model
+    from .resolve import load_model
     from .planner import build_plan
     from .rules.versions import for_version
 
@@ -301,7 +332,7 @@ def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[
     rows = [
         ("requested (GiB)", r.requested_bytes / GiB, f.requested_gib),
         ("weights (GiB)", r.bytes_of("weights") / GiB, f.weights_gib),
-        ("torch peak increase (GiB)", r.bytes_of("activation_peak") / GiB, f.torch_peak_increase_gib),
+        ("torch peak increase (GiB)", r.bytes_of("activation_peak") / GiB, activation_peak_gib(f)),
         ("non-torch increase (GiB)", r.bytes_of("non_torch") / GiB, f.non_torch_gib),
         ("CUDA-graph estimate (GiB)", r.bytes_of("cudagraph_estimate") / GiB, f.cudagraph_estimate_gib),
         ("non-KV total (GiB)", r.bytes_of("non_kv_total") / GiB, f.non_kv_total_gib),
@@ -317,106 +348,3 @@ def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[
 
     rows[-2:-2] = compare_rows(p, f)  # vLLM 0.34: the post-warm-up figures
     return p, rows
-
-
-# ----- CLI -------------------------------------------------------------------------------------
-
-
-def add_cli(sub) -> None:
-    e = sub.add_parser("explain", help="read a vLLM log: where every GiB went, the failure, the fix")
-    e.add_argument("log", help="the log file, or - for standard input")
-    e.add_argument("--json", action="store_true")
-    e.add_argument("--compare", action="store_true", help="also plan the startup the log describes, side by side")
-    e.add_argument("--model", default=None, help="model for --compare when the log's path is not a catalog id")
-    e.add_argument("--device", default=None, help="device for --compare when the log does not give its total")
-    e.set_defaults(handler=_cmd_explain)
-
-
-def _cmd_explain(ns: argparse.Namespace, extra: list[str]) -> int:
-    from .inputs.vllm_log import read_log
-
-    if extra:
-        raise InputError(f"unrecognised arguments: {' '.join(extra)}", hint="vramplan explain LOG [--json] [--compare]")
-    if ns.log != "-" and not os.path.exists(ns.log):
-        raise InputError(f"no such log file: {ns.log}", hint="pass the path of a vLLM log, or - to read standard input")
-    f = read_log(ns.log)
-    diag = diagnose(f)
-    cmp_rows = cmp_note = None
-    plan = None
-    if ns.compare:
-        try:
-            plan, cmp_rows = compare(f, model=ns.model, device=ns.device)
-        except VramplanError as exc:
-            cmp_note = exc.one_line()
-    if ns.json:
-        obj = facts_to_dict(f, diag)
-        if ns.compare:
-            obj["compare"] = ({"rows": [{"term": t, "predicted": p, "logged": lg} for t, p, lg in cmp_rows]}
-                              if cmp_rows else {"unavailable": cmp_note})
-        print(json.dumps(obj, indent=2, default=str))
-        return 0
-    _print_explain(f, diag, cmp_rows, cmp_note, plan)
-    return 0
-
-
-def _print_explain(f, diag: Diagnosis, rows, note, plan) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console()
-    head = f"vLLM {f.vllm_version or '(version not logged)'} · log format {f.era}"
-    if f.model:
-        head += f" · {f.model}"
-    con.print(head, style="bold", highlight=False)
-    t = Table(header_style="bold")
-    t.add_column("term")
-    ranks = list(f.ranks.values()) if len(f.ranks) > 1 else []
-    t.add_column("GiB (logged)", justify="right")
-    for r in ranks[:4]:
-        t.add_column(r.rank, justify="right")
-    fields = [("device total", "total_gib"), ("free at startup", "initial_free_gib"), ("requested", "requested_gib"),
-              ("weights", "weights_gib"), ("torch peak increase", "torch_peak_increase_gib"),
-              ("non-torch increase", "non_torch_gib"), ("CUDA-graph estimate", "cudagraph_estimate_gib"),
-              ("non-KV total", "non_kv_total_gib"), ("KV cache", "kv_cache_gib"),
-              ("CUDA graphs captured (after KV)", "cudagraph_actual_gib")]
-    from .sizing.extensible_log import explain_rows
-
-    for label, fld in fields:
-        v = getattr(f, fld)
-        if v is None and not any(getattr(r, fld, None) is not None for r in ranks):
-            continue
-        if fld == "kv_cache_gib" and f.era == "v1-v0.34":
-            label = "KV budget before warm-up (reserved)"
-        t.add_row(label, _r(v), *[_r(getattr(r, fld, None)) for r in ranks[:4]])
-    for label, v in explain_rows(f):  # vLLM 0.34: after warm-up and capture
-        t.add_row(label, _r(v), *[""] * len(ranks[:4]))
-    con.print(t)
-    if f.num_gpu_blocks or f.kv_cache_tokens:
-        con.print(f"KV cache: {f.num_gpu_blocks or '?'} blocks · {f.kv_cache_tokens or 0:,} tokens · "
-                  f"max concurrency {_r(f.max_concurrency)}x at {f.max_concurrency_len or '?'} tokens", highlight=False)
-    for name, ok, arith in budget_checks(f):
-        mark = "ok " if ok else ("-- " if ok is None else "!! ")
-        con.print(f"{mark}{name}: {arith}", style="dim" if ok is not False else "yellow", highlight=False)
-    con.print(("[bold red]FAILED[/bold red] " if f.error_kind else "[bold green]STARTED[/bold green] ") + diag.summary,
-              highlight=False)
-    if diag.fix:
-        con.print(f"Fix: {diag.fix}", style="bold yellow", highlight=False)
-    for w in f.warnings[:6]:
-        con.print(f"vLLM warned: {w}", style="dim", highlight=False)
-    if rows:
-        ct = Table(title="predicted (vramplan) vs logged (vLLM)", header_style="bold")
-        for c in ("term", "predicted", "logged", "difference"):
-            ct.add_column(c, justify="right" if c != "term" else "left")
-        for term, pred, logged in rows:
-            diff = ""
-            if isinstance(pred, (int, float)) and isinstance(logged, (int, float)) and logged:
-                d = pred - logged
-                diff = (f"{d:+,}" if isinstance(d, int) else f"{d:+.2f}") + f" ({100 * d / abs(logged):+.1f}%)"
-            fmt = lambda v: "-" if v is None else (f"{v:,.2f}" if isinstance(v, float) else  # noqa: E731
-                                                   (f"{v:,}" if isinstance(v, int) else str(v)))
-            ct.add_row(term, fmt(pred), fmt(logged), diff)
-        con.print(ct)
-        if plan is not None:
-            con.print(f"planned with vLLM {plan.rules.label} rules on {plan.device.label}", style="dim")
-    elif note:
-        con.print(f"compare: {note} — showing the log side only", style="yellow", highlight=False)

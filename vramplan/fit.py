@@ -8,11 +8,10 @@ arithmetic: a util "holds the workload" when its plan starts, its KV cache holds
 
 from __future__ import annotations
 
-import argparse
 import math
 import shlex
-from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Sequence
 
 from .errors import InputError, InvalidConfig, NoFittingFlags, UnsupportedError
 from .inputs.devices import Device
@@ -23,7 +22,8 @@ from .rules import engine_defaults as d
 from .rules.versions import RuleSet
 from .units import GiB
 
-__all__ = ["Workload", "FitResult", "fit", "knobs", "sweep", "holds", "add_cli", "serve_line"]
+__all__ = ["Workload", "FitResult", "KnobsResult", "SweepResult", "Knob", "fit", "knobs", "sweep", "sweep_rows",
+           "holds", "serve_line", "parse_vary"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +55,24 @@ class FitResult:
     tried: tuple[str, ...] = field(default=())
     notes: tuple[str, ...] = ()
     """Release-specific remarks (vLLM 0.34: what util means under the extensible KV cache)."""
+    extra_flags: tuple[str, ...] = ()
+    """The user's other flags (``--port 8000``, ``--served-model-name x``, ...), kept in the serve lines."""
+    kv_serve_line: str = ""
+    """The same line with ``--kv-cache-memory-bytes`` (the deterministic alternative)."""
+
+    def __repr__(self) -> str:
+        return f"FitResult({self.answer!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``vramplan fit --json`` object (``render/fit.py``)."""
+        from .render.fit import fit_to_dict
+
+        return fit_to_dict(self)
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=2)
 
 
 Planner = Callable[[EngineArgs], Plan]
@@ -162,8 +180,20 @@ def _min_util(plan_fn: Planner, args: EngineArgs, w: Workload) -> tuple[float, P
     return grid[a], plan_fn(replace(args, gpu_memory_utilization=grid[a]))
 
 
-def serve_line(p: Plan, *, kv_bytes: bool = False) -> str:
-    """The ``vllm serve`` command for a plan, with the flags that matter."""
+# the flags serve_line writes itself; any other flag the user gave is kept as written
+SERVE_LINE_FLAGS = frozenset({
+    "--model", "--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--max-num-seqs",
+    "--max-num-batched-tokens", "--kv-cache-memory-bytes", "--kv-cache-memory", "--gpu-memory-utilization",
+    "--kv-cache-dtype", "--quantization", "--enforce-eager", "--limit-mm-per-prompt", "--mm-processor-kwargs"})
+
+
+def other_flags(spans: Sequence[tuple[str, Sequence[str]]]) -> tuple[str, ...]:
+    """The tokens of the flags ``serve_line`` does not write (from ``ParsedFlags.spans``)."""
+    return tuple(t for key, toks in spans if key not in SERVE_LINE_FLAGS for t in toks)
+
+
+def serve_line(p: Plan, *, kv_bytes: bool = False, extra: Sequence[str] = ()) -> str:
+    """The ``vllm serve`` command for a plan, with the flags that matter (and ``extra``, the user's others)."""
     e, a = p.engine, p.args
     parts = ["vllm serve", shlex.quote(a.model or p.model.name)]
     if e.tp > 1:
@@ -190,6 +220,7 @@ def serve_line(p: Plan, *, kv_bytes: bool = False) -> str:
         import json
 
         parts += ["--mm-processor-kwargs", shlex.quote(json.dumps(a.mm_processor_kwargs))]
+    parts += [shlex.quote(t) for t in extra]
     env = " ".join(f"{k}={v}" for k, v in a.env if k.startswith("VLLM_"))
     return (env + " " if env else "") + " ".join(parts)
 
@@ -202,9 +233,16 @@ def _margin(p: Plan) -> int | None:
 
 
 # Alternatives tried when nothing fits, cheapest first: (description, change).
-def _alternatives(args: EngineArgs, device_count_limit: int = 8) -> list[tuple[str, EngineArgs]]:
+def fp8_supported(device: Device) -> bool:
+    """vllm-ascend has no fp8: its platform accepts only its own quantization method (vllm-ascend 0.9.1
+    vllm_ascend/platform.py:NPUPlatform.supported_quantization = ["ascend"]) and its attention backends have
+    no fp8 KV cache, so neither fp8 weights nor an fp8 KV cache is a knob there."""
+    return device.platform != "ascend"
+
+
+def _alternatives(args: EngineArgs, device_count_limit: int = 8, *, fp8: bool = True) -> list[tuple[str, EngineArgs]]:
     out: list[tuple[str, EngineArgs]] = []
-    if args.kv_cache_dtype in ("auto", None):
+    if fp8 and args.kv_cache_dtype in ("auto", None):
         out.append(("--kv-cache-dtype fp8 (half the KV bytes; small quality cost)", replace(args, kv_cache_dtype="fp8")))
     out.append(("--enforce-eager (no CUDA graphs; slower decode)", replace(args, enforce_eager=True)))
     out.append(("--max-num-batched-tokens 2048 (smaller profile batch; slower prefill)",
@@ -213,16 +251,17 @@ def _alternatives(args: EngineArgs, device_count_limit: int = 8) -> list[tuple[s
     for n in (2, 4, 8):
         if n > tp and n <= device_count_limit:
             out.append((f"--tensor-parallel-size {n} ({n} GPUs)", replace(args, tensor_parallel_size=n)))
-    if not args.quantization:
+    if fp8 and not args.quantization:
         out.append(("--quantization fp8 (online fp8 weights; needs fp8-capable GPUs)", replace(args, quantization="fp8")))
     return out
 
 
 def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, w: Workload, *,
-        used_by_others_bytes: int = 0) -> FitResult:
+        used_by_others_bytes: int = 0, extra_flags: Sequence[str] = ()) -> FitResult:
     """The flags that hold ``w`` on ``device``; see the module docstring."""
     plan_fn = _planner(model, device, rules, used_by_others_bytes)
     base = _workload_args(args, w)
+    extra = tuple(extra_flags)
 
     def kv_bytes(p: Plan) -> int | None:  # the deterministic --kv-cache-memory-bytes line, where it exists
         ok = d.supports_kv_cache_memory_bytes(rules.requested, engine=rules.engine)
@@ -241,8 +280,9 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
                   + ("the workload holds; " if ok else f"the workload does not hold ({why}); ")
                   + (f"longest max-model-len {longest:,}; " if longest else "")
                   + (f"{conc:.2f} concurrent requests of {p.max_model_len:,} tokens" if conc is not None else ""))
-        return FitResult(plan=p, answer=answer, serve_line=serve_line(p), kv_cache_memory_bytes=(
-            kv_bytes(p) if p.starts else None), margin_bytes=_margin(p))
+        return FitResult(plan=p, answer=answer, serve_line=serve_line(p, extra=extra), kv_cache_memory_bytes=(
+            kv_bytes(p) if p.starts else None), margin_bytes=_margin(p), extra_flags=extra,
+            kv_serve_line=serve_line(p, kv_bytes=True, extra=extra))
     found = _min_util(plan_fn, base, w)
     if found is not None:
         util, p = found
@@ -252,12 +292,13 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
                   f"{p.max_model_len:,} tokens: {util:.2f}")
         from .sizing.extensible import fit_notes
 
-        return FitResult(plan=p, answer=answer, serve_line=serve_line(p),
+        return FitResult(plan=p, answer=answer, serve_line=serve_line(p, extra=extra),
                          kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
-                         lower_fails=f"{lower:.2f}: {why}" if why else None,
+                         lower_fails=f"{lower:.2f}: {why}" if why else None, extra_flags=extra,
+                         kv_serve_line=serve_line(p, kv_bytes=True, extra=extra),
                          notes=fit_notes(p, plan_fn(base) if p.engine.extensible_kv_cache else None))
     tried = []
-    for desc, alt in _alternatives(base):
+    for desc, alt in _alternatives(base, fp8=fp8_supported(device)):
         found = _min_util(plan_fn, alt, w)
         tried.append(desc)
         if found is not None:
@@ -265,9 +306,10 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
             answer = (f"does not fit as given; nearest that fits: {desc}, with --gpu-memory-utilization {util:.2f}")
             from .sizing.extensible import fit_notes
 
-            return FitResult(plan=p, answer=answer, serve_line=serve_line(p),
+            return FitResult(plan=p, answer=answer, serve_line=serve_line(p, extra=extra),
                              kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
-                             alternatives=(desc,), tried=tuple(tried),
+                             alternatives=(desc,), tried=tuple(tried), extra_flags=extra,
+                             kv_serve_line=serve_line(p, kv_bytes=True, extra=extra),
                              notes=fit_notes(p, plan_fn(alt) if p.engine.extensible_kv_cache else None))
     p = plan_fn(replace(base, gpu_memory_utilization=_max_util(plan_fn, base)))
     raise NoFittingFlags(
@@ -294,6 +336,28 @@ class Knob:
     host_bytes: int | None = None
     """For host-memory knobs: host RAM freed."""
     plan: Plan | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnobsResult:
+    baseline: Plan
+    """The plan of the flags as given."""
+    knobs: tuple[Knob, ...]
+    workload: Workload | None = None
+
+    def __repr__(self) -> str:
+        return f"KnobsResult({self.baseline!r}, {len(self.knobs)} knobs)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``vramplan knobs --json`` object (``render/knobs.py``)."""
+        from .render.knobs import knobs_to_dict
+
+        return knobs_to_dict(self)
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=2)
 
 
 _COSTS = {
@@ -331,9 +395,10 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
     if model.num_hidden_layers >= 2 * e.pp:
         cands.append(("pipeline parallel", f"--pipeline-parallel-size {e.pp * 2}",
                       replace(base_args, pipeline_parallel_size=e.pp * 2), "pp"))
-    if e.quant is None:
+    fp8 = fp8_supported(device)
+    if fp8 and e.quant is None:
         cands.append(("checkpoint quantization", "--quantization fp8", replace(base_args, quantization="fp8"), "quant"))
-    if e.kv_cache_dtype == "auto":
+    if fp8 and e.kv_cache_dtype == "auto":
         cands.append(("KV-cache dtype", "--kv-cache-dtype fp8", replace(base_args, kv_cache_dtype="fp8"), "kvfp8"))
     half = max(base.max_model_len // 2, 256)
     cands.append(("max-model-len", f"--max-model-len {half}", replace(base_args, max_model_len=half), "len"))
@@ -370,8 +435,10 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         gb = max(1, min(8, int(w / GiB / 4)))
         cands.append(("cpu-offload-gb", f"--cpu-offload-gb {gb}", replace(base_args, cpu_offload_gb=float(gb)),
                       "offload"))
-    cands.append(("gpu-memory-utilization", f"--gpu-memory-utilization {round(e.gpu_memory_utilization - 0.05, 2)}",
-                  replace(base_args, gpu_memory_utilization=round(e.gpu_memory_utilization - 0.05, 2)), "util"))
+    if base.starts or base.error_kind == "free_memory_below_requested":  # a smaller budget only helps this failure
+        cands.append(("gpu-memory-utilization",
+                      f"--gpu-memory-utilization {round(e.gpu_memory_utilization - 0.05, 2)}",
+                      replace(base_args, gpu_memory_utilization=round(e.gpu_memory_utilization - 0.05, 2)), "util"))
     from .sizing.extensible import non_kv_bytes
 
     out: list[Knob] = []
@@ -388,14 +455,15 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
                 freed = _process_bytes(base) - _process_bytes(p)
         elif cost.startswith("extensible") and base.starts and p.starts:
             freed = _process_bytes(base) - _process_bytes(p)
-        added = (p.kv_cache_tokens - base.kv_cache_tokens) if (p.starts and base.starts) else None
+        # against a failing baseline (no KV cache), a change that starts adds all of its own tokens
+        added = (p.kv_cache_tokens - (base.kv_cache_tokens if base.starts else 0)) if p.starts else None
         util = None
         if workload:
             found = _min_util(plan_fn, cand, workload)
             util = found[0] if found else None
         out.append(Knob(name=name, change=change, freed_bytes=freed, kv_tokens_added=added, util_needed=util,
                         cost=_COSTS[cost], plan=p))
-    if model.is_multimodal:
+    if model.is_multimodal and args.mm_processor_cache_gb != 0:
         gb = 4.0 if args.mm_processor_cache_gb is None else args.mm_processor_cache_gb
         host = int(gb * GiB) * ((args.api_server_count or 1) + e.dp)
         out.append(Knob(name="mm-processor-cache-gb", change="--mm-processor-cache-gb 0", freed_bytes=0,
@@ -405,44 +473,99 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
 
 # ----- sweep -------------------------------------------------------------------------------
 
-_SWEEPABLE = {
-    "max-model-len": ("max_model_len", int), "max-num-seqs": ("max_num_seqs", int),
-    "max-num-batched-tokens": ("max_num_batched_tokens", int),
-    "gpu-memory-utilization": ("gpu_memory_utilization", float),
-    "tensor-parallel-size": ("tensor_parallel_size", int), "pipeline-parallel-size": ("pipeline_parallel_size", int),
-    "block-size": ("block_size", int), "kv-cache-dtype": ("kv_cache_dtype", str),
-    "used-by-others-gib": ("__others", float),
-}
+# besides vLLM's memory flags (inputs/flags.py), the memory other programs hold can be swept
+_OTHERS = "used-by-others-gib"
+_INT_FIELDS = ("int", "int | None")
+_FLOAT_FIELDS = ("float", "float | None")
+
+
+def _sweep_target(flag: str) -> tuple[str, str, Callable[[str], Any], str]:
+    """(dashed flag, EngineArgs field or ``__others``, converter, field type) of a flag to sweep."""
+    from .inputs.flags import _FLAGS, _SHORT, known_vllm_flags
+
+    name = _SHORT.get("-" + flag, "--" + flag).lstrip("-").replace("_", "-")
+    if name == _OTHERS:
+        return name, "__others", float, "float"
+    if name in _FLAGS and name not in ("model", "usage-context"):
+        dest, conv, _ = _FLAGS[name]
+        types = {f.name: str(f.type) for f in fields(EngineArgs)}
+        return name, dest, conv, types[dest]
+    if "--" + name in known_vllm_flags():
+        raise InputError(f"--{name} has no memory effect: every row of the sweep would be the same",
+                         hint="sweep a flag that changes memory, e.g. max-model-len, max-num-seqs, "
+                              "gpu-memory-utilization, tensor-parallel-size, kv-cache-dtype")
+    import difflib
+
+    close = difflib.get_close_matches(name, [*_FLAGS, _OTHERS], n=1)
+    raise InputError(f"cannot sweep {flag!r}: not a vLLM flag",
+                     hint=(f"did you mean {close[0]}? " if close else "") + "any vLLM memory flag can be swept")
 
 
 def parse_vary(spec: str, steps: int = 8) -> tuple[str, str, list]:
-    """``max-model-len=4096:131072`` (geometric for integers, linear for floats) or ``kv-cache-dtype=auto,fp8``."""
+    """``max-model-len=4096:131072`` (geometric for integers, linear for floats) or ``kv-cache-dtype=auto,fp8``.
+
+    Any vLLM flag that changes memory can be swept, written as on the command line. A listed value
+    vLLM would refuse (``tensor-parallel-size=3`` for 32 heads, a util of 1.5) is kept: its row says why.
+    """
+    from .errors import FlagError
+
     if "=" not in spec:
         raise InputError(f"--vary needs FLAG=RANGE, got {spec!r}", hint="e.g. --vary max-model-len=4096:131072")
     flag, rng = spec.split("=", 1)
-    flag = flag.strip().lstrip("-").replace("_", "-")
-    if flag not in _SWEEPABLE:
-        raise InputError(f"cannot sweep {flag!r}", hint="sweepable: " + ", ".join(_SWEEPABLE))
-    field_name, conv = _SWEEPABLE[flag]
+    flag, field_name, conv, ftype = _sweep_target(flag.strip().lstrip("-"))
+
+    def read(text: str):
+        try:
+            return conv(text.strip())
+        except FlagError:
+            return text.strip()  # a value of the right type that vLLM refuses: its row will say so
+
     try:
         if "," in rng:
-            values = [conv(x) for x in rng.split(",")]
+            values = [read(x) for x in rng.split(",") if x.strip()]
         else:
             lo, hi = (conv(x) for x in rng.split(":"))
-            if conv is int:
+            if ftype in _INT_FIELDS:
                 if lo <= 0 or hi < lo:
                     raise ValueError
                 ratio = (hi / lo) ** (1 / max(steps - 1, 1))
                 values = sorted({int(round(lo * ratio ** i)) for i in range(steps)})
-            else:
+            elif ftype in _FLOAT_FIELDS:
                 values = [round(lo + (hi - lo) * i / max(steps - 1, 1), 4) for i in range(steps)]
+            else:
+                raise ValueError
     except (ValueError, TypeError):
-        raise InputError(f"cannot read the range {rng!r}", hint="write LOW:HIGH or A,B,C") from None
+        raise InputError(f"cannot read the range {rng!r}",
+                         hint="write LOW:HIGH (numbers) or A,B,C") from None
+    if not values:
+        raise InputError(f"no values to sweep in {rng!r}", hint="write LOW:HIGH or A,B,C")
     return flag, field_name, values
+
+
+def sweep_rows(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, field_name: str,
+               values: Sequence, *, used_by_others_bytes: int = 0) -> list[tuple[Plan | None, str | None]]:
+    """One (plan, None) per value, or (None, the one-line reason) for a value vLLM or vramplan refuses."""
+    from .inputs.flags import args_with
+    from .units import parse_size
+
+    out: list[tuple[Plan | None, str | None]] = []
+    for v in values:
+        try:
+            others = used_by_others_bytes
+            a = args
+            if field_name == "__others":
+                others = parse_size(v)
+            else:
+                a = args_with(args, **{field_name: v})
+            out.append((_planner(model, device, rules, others)(a), None))
+        except InputError as exc:
+            out.append((None, exc.one_line()))
+    return out
 
 
 def sweep(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, field_name: str,
           values: Sequence, *, used_by_others_bytes: int = 0) -> list[Plan]:
+    """The plan of each value (raising at the first value that cannot be planned; see ``sweep_rows``)."""
     out = []
     for v in values:
         others = used_by_others_bytes
@@ -455,170 +578,27 @@ def sweep(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
     return out
 
 
-# ----- CLI ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepResult:
+    flag: str
+    """The swept flag, dashed (``max-model-len``)."""
+    values: tuple
+    plans: tuple[Plan | None, ...]
+    """One per value; None where the value cannot be planned."""
+    errors: tuple[str | None, ...]
+    """One per value: why it cannot be planned (vLLM's or vramplan's one line), else None."""
 
+    def __repr__(self) -> str:
+        ok = sum(1 for p in self.plans if p is not None and p.starts)
+        return f"SweepResult({self.flag}: {len(self.values)} values, {ok} start)"
 
-def add_cli(sub) -> None:
-    from .cli import _add_target_args
+    def to_dict(self) -> dict[str, Any]:
+        """The ``vramplan sweep --json`` object (``render/sweep.py``)."""
+        from .render.sweep import sweep_to_dict
 
-    f = sub.add_parser("fit", help="solve for the flags that fit a workload (util, max-model-len, concurrency)")
-    f.add_argument("model", nargs="?")
-    _add_target_args(f)
-    f.add_argument("--concurrency", type=int, default=1, help="requests served at once")
-    f.add_argument("--context", type=int, default=None, help="tokens per request (prompt + output)")
-    f.add_argument("--images-per-request", type=int, default=0)
-    f.add_argument("--image", default=None, help="image size WxH, e.g. 1920x1080")
-    f.add_argument("--budget-gib", default=None, help="the most this server may take per device")
-    f.set_defaults(handler=_cmd_fit)
+        return sweep_to_dict(self)
 
-    k = sub.add_parser("knobs", help="every memory-saving knob, with the GiB it frees and its cost")
-    k.add_argument("model", nargs="?")
-    _add_target_args(k)
-    k.add_argument("--concurrency", type=int, default=None)
-    k.add_argument("--context", type=int, default=None)
-    k.set_defaults(handler=_cmd_knobs)
+    def to_json(self) -> str:
+        import json
 
-    s = sub.add_parser("sweep", help="vary one flag over a range: a table and a picture")
-    s.add_argument("model", nargs="?")
-    _add_target_args(s)
-    s.add_argument("--vary", required=True, help="FLAG=LOW:HIGH or FLAG=A,B,C, e.g. max-model-len=4096:131072")
-    s.add_argument("--steps", type=int, default=8)
-    s.add_argument("--plot", default=None, help="write the picture (PNG/SVG)")
-    s.set_defaults(handler=_cmd_sweep)
-
-
-def _setup(ns: argparse.Namespace, extra: list[str]):
-    from .api import load_model, resolve_device
-    from .inputs.flags import parse_flags
-    from .rules.versions import for_version
-    from .units import parse_size
-
-    parsed = parse_flags(extra)
-    name = ns.model or parsed.args.model
-    if not name:
-        raise InputError("no model given", hint=f"vramplan {ns.command} MODEL [flags]")
-    model = load_model(name)
-    device = resolve_device(ns.device, device_memory_gib=ns.device_memory_gib)
-    rules = for_version(ns.vllm_version, platform=device.platform)
-    others = parse_size(ns.used_by_others_gib)
-    args = parsed.args.with_(model=name)
-    return model, device, rules, args, others
-
-
-def _dims(text: str | None, flag: str, names: str, example: str) -> tuple[int, ...] | None:
-    """``WxH`` (or ``WxHxF``) from a flag's text: as many whole numbers as ``names`` has parts."""
-    if not text:
-        return None
-    parts = text.lower().split("x")
-    try:
-        if len(parts) != len(names.split("x")):
-            raise ValueError
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        raise InputError(f"{flag} takes {names}, got {text!r}", hint=f"e.g. {flag} {example}") from None
-
-
-def _image(text: str | None) -> tuple[int, int] | None:
-    return _dims(text, "--image", "WIDTHxHEIGHT", "1920x1080")  # type: ignore[return-value]
-
-
-def _video(text: str | None) -> tuple[int, int, int] | None:
-    return _dims(text, "--video", "WIDTHxHEIGHTxFRAMES", "1280x720x32 (32 sampled frames)")  # type: ignore[return-value]
-
-
-def _cmd_fit(ns: argparse.Namespace, extra: list[str]) -> int:
-    import json
-
-    from .units import parse_size
-
-    model, device, rules, args, others = _setup(ns, extra)
-    if ns.concurrency < 1:
-        raise InputError("--concurrency must be at least 1")
-    w = Workload(concurrency=ns.concurrency, context=ns.context, images_per_request=ns.images_per_request,
-                 image=_image(ns.image), budget_bytes=parse_size(ns.budget_gib) if ns.budget_gib else None)
-    res = fit(model, device, rules, args, w, used_by_others_bytes=others)
-    if ns.json:
-        from .render.json import plan_to_dict
-
-        print(json.dumps({"answer": res.answer, "serve_line": res.serve_line,
-                          "serve_line_kv_cache_memory_bytes": serve_line(res.plan, kv_bytes=True),
-                          "kv_cache_memory_bytes": res.kv_cache_memory_bytes,
-                          "margin_gib": None if res.margin_bytes is None else round(res.margin_bytes / GiB, 3),
-                          "lower_fails": res.lower_fails, "alternatives": list(res.alternatives),
-                          "notes": list(res.notes), "plan": plan_to_dict(res.plan)}, indent=2))
-        return 0
-    print(res.answer)
-    if res.lower_fails:
-        print(f"  one step lower ({res.lower_fails})")
-    print("\n  " + res.serve_line)
-    for note in res.notes:
-        print("  " + note)
-    if res.kv_cache_memory_bytes:
-        print("\n  deterministic alternative (fixes the KV size, skips profiling-based sizing):\n  "
-              + serve_line(res.plan, kv_bytes=True))
-    if res.margin_bytes is not None:
-        print(f"\n  margin after CUDA graphs and the sampler warm-up: {res.margin_bytes / GiB:.2f} GiB")
-    p = res.plan
-    if p.kv_cache_tokens:
-        print(f"  KV cache: {p.kv_cache_tokens:,} tokens, {p.max_concurrency:.2f} requests of {p.max_model_len:,} "
-              f"tokens; weights {p.logged_rank.bytes_of('weights') / GiB:.2f} GiB per device")
-    return 0
-
-
-def _cmd_knobs(ns: argparse.Namespace, extra: list[str]) -> int:
-    import json
-
-    model, device, rules, args, others = _setup(ns, extra)
-    w = Workload(concurrency=ns.concurrency or 1, context=ns.context) if (ns.concurrency or ns.context) else None
-    base, ks = knobs(model, device, rules, args, workload=w, used_by_others_bytes=others)
-    if ns.json:
-        print(json.dumps({"baseline": {"verdict": base.verdict, "kv_cache_tokens": base.kv_cache_tokens,
-                                       "non_kv_gib": round(base.logged_rank.bytes_of("non_kv_total") / GiB, 3)},
-                          "knobs": [{"knob": k.name, "change": k.change,
-                                     "freed_gib": None if k.freed_bytes is None else round(k.freed_bytes / GiB, 3),
-                                     "kv_tokens_added": k.kv_tokens_added, "util_needed": k.util_needed,
-                                     "host_freed_gib": None if k.host_bytes is None else round(k.host_bytes / GiB, 3),
-                                     "verdict": k.plan.verdict if k.plan else None, "cost": k.cost} for k in ks]},
-                         indent=2))
-        return 0
-    print(f"baseline: {base.verdict}, {base.kv_cache_tokens or 0:,} KV tokens, non-KV "
-          f"{base.logged_rank.bytes_of('non_kv_total') / GiB:.2f} GiB per device")
-    print(f"{'knob':26s} {'change':48s} {'GiB freed':>10s} {'KV tokens':>12s} {'util':>5s}")
-    for k in ks:
-        freed = "-" if k.freed_bytes is None else f"{k.freed_bytes / GiB:+.2f}"
-        if k.host_bytes:
-            freed = f"host {k.host_bytes / GiB:.1f}"
-        added = "-" if k.kv_tokens_added is None else f"{k.kv_tokens_added:+,}"
-        if k.plan is not None and not k.plan.starts:
-            added = "fails"
-        util = "-" if k.util_needed is None else f"{k.util_needed:.2f}"
-        print(f"{k.name:26s} {k.change:48s} {freed:>10s} {added:>12s} {util:>5s}")
-        print(f"{'':26s}   cost: {k.cost}")
-    return 0
-
-
-def _cmd_sweep(ns: argparse.Namespace, extra: list[str]) -> int:
-    import json
-
-    model, device, rules, args, others = _setup(ns, extra)
-    flag, field_name, values = parse_vary(ns.vary, ns.steps)
-    plans = sweep(model, device, rules, args, field_name, values, used_by_others_bytes=others)
-    if ns.plot:
-        from .render.plot import plot_sweep
-
-        plot_sweep(flag, values, plans, ns.plot)
-    rows = [{"value": v, "verdict": p.verdict, "error_kind": p.error_kind, "kv_cache_tokens": p.kv_cache_tokens,
-             "max_concurrency": None if p.max_concurrency is None else round(p.max_concurrency, 2),
-             "non_kv_gib": round(p.logged_rank.bytes_of("non_kv_total") / GiB, 3),
-             "kv_cache_gib": round(p.logged_rank.available_kv_bytes / GiB, 3)} for v, p in zip(values, plans)]
-    if ns.json:
-        print(json.dumps({"flag": flag, "rows": rows}, indent=2))
-        return 0
-    print(f"{flag:>24s} | verdict | non-KV GiB | KV GiB | KV tokens | concurrency")
-    for r in rows:
-        print(f"{str(r['value']):>24s} | {r['verdict']:7s} | {r['non_kv_gib']:10.2f} | {r['kv_cache_gib']:6.2f} | "
-              f"{(r['kv_cache_tokens'] or 0):>9,} | {r['max_concurrency'] if r['max_concurrency'] is not None else '-'}"
-              + (f"  ({r['error_kind']})" if r["error_kind"] else ""))
-    if ns.plot:
-        print(f"wrote {ns.plot}")
-    return 0
+        return json.dumps(self.to_dict(), indent=2)

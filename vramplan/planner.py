@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from .estimate.activation import Peak, coefficients_for, profile_peak
 from .estimate.encoder_profile import encoder_profile_term
@@ -37,108 +38,12 @@ from .rules.kv import (
 from .rules.versions import RuleSet
 from .rules.weights import WeightShares, pp_layer_split, weights_per_rank
 from .sizing import finish as finish_sizing
+from .plan import ERROR_KINDS, Plan, RankPlan, Term
+from .rules.weights_note import weights_note as _weights_note
+from .rules.weights_note import weights_source as _weights_source
 from .units import GiB, format_gib
 
 __all__ = ["Term", "RankPlan", "Plan", "build_plan", "ERROR_KINDS"]
-
-ERROR_KINDS = (
-    "free_memory_below_requested",
-    "no_kv_cache_memory",
-    "max_model_len_exceeds_kv_cache",
-    "invalid_config",
-    "out_of_memory",
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Term:
-    """One memory term: bytes, where vLLM decides it, and how vramplan got it."""
-
-    key: str
-    label: str
-    bytes: int
-    rule: str
-    """The vLLM rule (version, file, function) or the measurement behind the figure."""
-    kind: str = "exact"
-    """``exact`` (vLLM's arithmetic, reproduced), ``measured`` (a model fitted to measurements), ``given``."""
-    parts: tuple[tuple[str, int], ...] = ()
-    note: str = ""
-
-    @property
-    def gib(self) -> float:
-        return self.bytes / GiB
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RankPlan:
-    """The figures of one worker (TP rank 0 of one pipeline stage; every TP rank of a stage is alike)."""
-
-    name: str
-    pp_rank: int
-    weights: WeightShares
-    terms: tuple[Term, ...]
-    requested_bytes: int
-    free_at_init_bytes: int
-    available_kv_bytes: int
-    layout: KVLayout
-    num_blocks: int
-    """This rank's blocks before the min over ranks."""
-
-    def term(self, key: str) -> Term | None:
-        for t in self.terms:
-            if t.key == key:
-                return t
-        return None
-
-    def bytes_of(self, key: str) -> int:
-        t = self.term(key)
-        return t.bytes if t else 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
-    """A predicted vLLM startup."""
-
-    vllm_version: str
-    rules: RuleSet
-    model: ModelDescription
-    device: Device
-    device_count: int
-    args: EngineArgs
-    engine: EngineConfig
-    used_by_others_bytes: int
-    ranks: tuple[RankPlan, ...]
-    verdict: str
-    """``starts`` or ``fails``."""
-    error_kind: str | None
-    error_message: str | None
-    num_gpu_blocks: int | None
-    kv_cache_tokens: int | None
-    max_concurrency: float | None
-    estimated_max_model_len: int | None
-    max_model_len: int
-    """After auto-fit, when ``--max-model-len auto``."""
-    headroom_terms: tuple[Term, ...] = ()
-    """What runs after the KV cache is allocated, and the room it has."""
-    host_terms: tuple[Term, ...] = ()
-    warnings: tuple[str, ...] = ()
-    log_lines: tuple[str, ...] = ()
-    fix: str | None = None
-    error_phase: str | None = None
-    """Where the startup fails, in ``explain``'s phase names: ``startup_check``, ``kv_sizing``,
-    ``kv_allocation``, ``graph_capture`` or ``warmup``."""
-    ignored_flags: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def logged_rank(self) -> RankPlan:
-        """The worker whose figures vLLM logs: rank 0 of the last pipeline stage."""
-        return self.ranks[-1]
-
-    @property
-    def starts(self) -> bool:
-        return self.verdict == "starts"
-
 
 class _Failure(Exception):
     def __init__(self, kind: str, message: str, phase: str | None = None) -> None:
@@ -514,39 +419,6 @@ def _headroom_terms(total: int, others: int, before_snapshot: int, requested: in
     terms.append(Term(key="headroom_left", label="room left after warm-up", bytes=left - graph_extra - warm_extra,
                       rule="outside_budget - graphs beyond their estimate - warm-up beyond the profile peak"))
     return tuple(terms)
-
-
-def _weights_note(shares, args: EngineArgs, source: str) -> str:
-    """Where the weights figure comes from, in a line."""
-    note = f"{shares.num_params / 1e9:.3f}B parameters on this rank, {shares.num_layers} layers"
-    if shares.offloaded_bytes:
-        note += (f"; {format_gib(shares.offloaded_bytes)} GiB of decoder-layer weights held in pinned host memory "
-                 f"(--cpu-offload-gb {args.cpu_offload_gb:g}, vLLM UVAOffloader: whole parameters, layer by layer)")
-    return note + "; " + source
-
-
-def _weights_source(model: ModelDescription, cfg: EngineConfig) -> tuple[str, str | None]:
-    """Which source the weights figure comes from, and a warning when the checkpoint disagrees with it.
-
-    vLLM allocates what the model's modules declare (shapes from the config, dtype from --dtype and the
-    quantization), then copies the checkpoint in; so the plan prices the modules. The checkpoint's headers,
-    when readable, are the independent check.
-    """
-    base = "sizes from the config's tensor shapes (vLLM allocates its modules' parameters, then loads into them)"
-    ckpt = model.checkpoint_bytes
-    if not ckpt:
-        return base + "; checkpoint headers not read (catalog or offline)", None
-    full = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant)
-    config_bytes = full.total_bytes - full.part("buffer")
-    diff = (config_bytes - ckpt) / ckpt
-    note = (f"{base}; {model.checkpoint_source}: {ckpt / GiB:.2f} GiB in the checkpoint vs "
-            f"{config_bytes / GiB:.2f} GiB from the config for the whole model ({diff:+.1%})")
-    warn = None
-    if abs(diff) > 0.03:
-        warn = (f"the checkpoint ({model.checkpoint_source}) holds {ckpt / GiB:.2f} GiB but the config describes "
-                f"{config_bytes / GiB:.2f} GiB ({diff:+.1%}): vLLM allocates what the config describes, so the plan "
-                f"follows it; check --dtype and --quantization if the checkpoint is what you expect")
-    return note, warn
 
 
 def _host_terms(args: EngineArgs, cfg: EngineConfig, model: ModelDescription,

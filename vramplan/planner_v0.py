@@ -23,7 +23,9 @@ from .estimate.overheads import non_torch_v0
 from .inputs.devices import Device
 from .inputs.flags import EngineArgs
 from .model.description import ModelDescription
-from .planner import Plan, RankPlan, Term, _weights_note, _weights_source
+from .plan import Plan, RankPlan, Term
+from .rules.weights_note import weights_note as _weights_note
+from .rules.weights_note import weights_source as _weights_source
 from .rules.engine import resolve_engine
 from .rules.kv import build_layout, layer_specs
 from .rules.versions import RuleSet

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError
-from .planner import Plan, Term
+from .plan import Plan, Term
 from .units import GiB
 
 __all__ = ["RequestShape", "ServingCheck", "serving_check"]

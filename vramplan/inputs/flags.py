@@ -126,6 +126,8 @@ class ParsedFlags:
     """Flags that change memory but that vramplan does not model yet (a warning)."""
     given: tuple[str, ...] = ()
     """The EngineArgs fields the user set explicitly."""
+    spans: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Each flag as the user wrote it, in order: (canonical name such as ``--max-model-len``, its tokens)."""
 
 
 def _bool(value: str) -> bool:
@@ -277,10 +279,7 @@ def parse_flags(argv: list[str], *, environ: dict[str, str] | None = None,
     while tokens and "=" in tokens[0] and not tokens[0].startswith("-") and tokens[0].split("=", 1)[0].isupper():
         k, v = tokens.pop(0).split("=", 1)
         env[k] = v
-    if tokens[:2] == ["vllm", "serve"]:
-        tokens = tokens[2:]
-    elif tokens[:1] in (["serve"], ["vllm"]):
-        tokens = tokens[1:]
+    tokens = _strip_launcher(tokens)
     known = known_vllm_flags()
     i = 0
     positional: list[str] = []
@@ -364,7 +363,62 @@ def parse_flags(argv: list[str], *, environ: dict[str, str] | None = None,
     mem_env = tuple((k, env[k]) for k in MEMORY_ENV_VARS if k in env)
     args = replace(base or EngineArgs(), **values, env=mem_env)
     _validate(args)
-    return ParsedFlags(args=args, ignored=tuple(ignored), unmodelled=tuple(unmodelled), given=tuple(values))
+    return ParsedFlags(args=args, ignored=tuple(ignored), unmodelled=tuple(unmodelled), given=tuple(values),
+                       spans=_spans(tokens))
+
+
+# The ways a vLLM server is started, as pasted: `vllm serve`, the module forms of the same CLI and the
+# OpenAI server module (vLLM v0.26.0 vllm/entrypoints/cli/main.py:main, vllm/entrypoints/openai/api_server.py).
+_MODULES = {"vllm.entrypoints.openai.api_server": 0, "vllm.entrypoints.cli.main": 1, "vllm": 1}
+
+
+def _strip_launcher(tokens: list[str]) -> list[str]:
+    """Drop ``vllm serve`` / ``python -m vllm.entrypoints.openai.api_server`` / ``python3 -m
+    vllm.entrypoints.cli.main serve`` from the front of a pasted command."""
+    if tokens and os.path.basename(tokens[0]).startswith("python") and tokens[1:2] == ["-m"] and len(tokens) > 2:
+        module = tokens[2]
+        if module not in _MODULES:
+            raise FlagError(f"python -m {module} is not a vLLM server",
+                            hint="paste `vllm serve MODEL ...` or `python -m vllm.entrypoints.openai.api_server "
+                                 "--model MODEL ...`")
+        tokens = tokens[3:]
+        if _MODULES[module] and tokens[:1] == ["serve"]:
+            tokens = tokens[1:]
+        return tokens
+    if tokens[:2] == ["vllm", "serve"]:
+        return tokens[2:]
+    if tokens[:1] in (["serve"], ["vllm"]):
+        return tokens[1:]
+    return tokens
+
+
+def _spans(tokens: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each flag of an already parsed command with the tokens it took, walking them as parse_flags does."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        start, i = i, i + 1
+        if not tok.startswith("-") or tok == "-":
+            continue
+        name, has_inline = tok.partition("=")[0], "=" in tok
+        if name.startswith("-O") and not name.startswith("--") and len(name) > 2:
+            out.append(("-O", (tok,)))
+            continue
+        if name.startswith(("-cc", "--compilation-config", "--compilation_config")):
+            i += 0 if has_inline else 1
+            out.append(("--compilation-config", tuple(tokens[start:i])))
+            continue
+        key = _SHORT.get(name, name).lstrip("-").replace("_", "-")
+        if key.startswith("no-") and key[3:] in _FLAGS:
+            key = key[3:]
+        if key in _FLAGS:
+            if not has_inline and (_FLAGS[key][2] or (i < len(tokens) and tokens[i].lower() in ("true", "false"))):
+                i += 1
+        elif not has_inline and i < len(tokens) and not tokens[i].startswith("-"):
+            i += 1
+        out.append(("--" + key if name.startswith("--") or key in _FLAGS else name, tuple(tokens[start:i])))
+    return tuple(out)
 
 
 def parse_serve_line(line: str, **kw: Any) -> ParsedFlags:
@@ -409,5 +463,58 @@ def _validate(args: EngineArgs) -> None:
                 raise FlagError(f"--limit-mm-per-prompt: {k} must be a count >= 0, got {v!r}")
 
 
+@lru_cache(maxsize=None)
 def engine_arg_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(EngineArgs))
+
+
+@lru_cache(maxsize=None)
+def _arg_name_set() -> frozenset[str]:
+    return frozenset(engine_arg_names())
+
+
+def unmodelled_fields() -> tuple[tuple[str, str], ...]:
+    """(flag, EngineArgs field) of the memory flags vramplan accepts but does not model yet."""
+    return tuple(("--" + flag, _FLAGS[flag][0]) for flag in sorted(_UNMODELLED))
+
+
+@lru_cache(maxsize=None)
+def _by_dest() -> dict[str, tuple[str, Callable[[str], Any]]]:
+    """EngineArgs field -> (its flag's first spelling, the flag's converter)."""
+    return {dest: (flag, conv) for flag, (dest, conv, _) in reversed(list(_FLAGS.items()))}
+
+
+def args_with(base: EngineArgs | None, **kwargs: Any) -> EngineArgs:
+    """``base`` (None: vLLM's defaults) with engine arguments given by their vLLM field names (the Python API's
+    keywords), read and checked exactly as the same flags on the command line: ``max_model_len="32k"``
+    works, and ``gpu_memory_utilization=0`` is refused with the CLI's own line."""
+    names = _arg_name_set()
+    unknown = sorted(k for k in kwargs if k not in names)
+    if unknown:
+        raise FlagError(f"unknown engine argument(s): {', '.join(unknown)}",
+                        hint="use vLLM's names, e.g. max_model_len, tensor_parallel_size")
+    by_dest = _by_dest()
+    values: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        flag, conv = by_dest.get(name, (None, None))
+        if flag is None or value is None or isinstance(value, (dict, list, tuple)):
+            values[name] = tuple(value) if isinstance(value, list) else value
+            continue
+        if type(value) is int and conv in (int, parse_human_int, _int_or_auto):  # as typed: nothing to read
+            values[name] = value
+            continue
+        if type(value) in (int, float) and conv in (float, _util):
+            values[name] = conv(value)  # _util checks the range, with the CLI's words
+            continue
+        if isinstance(value, bool) and conv is not _bool:
+            raise FlagError(f"--{flag}: cannot read {value!r}", hint=_hint_for(flag))
+        raw = value if isinstance(value, str) else (json.dumps(value) if isinstance(value, bool) else str(value))
+        try:
+            values[name] = conv(raw)
+        except FlagError:
+            raise
+        except (ValueError, TypeError):
+            raise FlagError(f"--{flag}: cannot read {raw!r}", hint=_hint_for(flag)) from None
+    args = EngineArgs(**values) if base is None else replace(base, **values)
+    _validate(args)
+    return args

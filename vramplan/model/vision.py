@@ -726,9 +726,11 @@ def _kimi_vl(cfg: dict, family: str) -> VisionSpec:
 
 def _kimi_k25(cfg: dict, family: str) -> VisionSpec:
     """Kimi-K2.5 MoonViT-3D (model/families/kimi_k25.py)."""
-    from .families.kimi_k25 import vision_spec
+    from .families import vision_builder_for
 
-    return vision_spec(cfg, family)
+    build = vision_builder_for("kimi_k25")
+    assert build is not None  # registered by model/families/kimi_k25.py
+    return build(cfg, family)
 
 
 def _llama4(cfg: dict, family: str) -> VisionSpec:

@@ -7,12 +7,14 @@ Keys named in the plan issue are never renamed or dropped; new keys may be added
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..planner import Plan, RankPlan, Term
 from ..units import GiB
 
-__all__ = ["plan_to_dict", "dumps", "SCHEMA_VERSION"]
+if TYPE_CHECKING:  # pragma: no cover - types only: the planner imports this module lazily (Plan.to_dict)
+    from ..plan import Plan, RankPlan, Term
+
+__all__ = ["plan_to_dict", "serving_to_dict", "dumps", "error_to_dict", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 
@@ -62,7 +64,28 @@ def _extensible(p: Plan) -> dict[str, Any] | None:
     }
 
 
+def serving_to_dict(s) -> dict[str, Any]:
+    """The ``serving`` key of ``plan --json --image/--video``."""
+    return {"fits": s.fits, "verdict": s.verdict, "tokens_per_image": s.tokens_per_image,
+            "gib": {t.key: round(t.bytes / 2**30, 4) for t in s.terms}}
+
+
+def error_to_dict(line: str, *, kind: str | None = None, message: str | None = None) -> dict[str, Any]:
+    """The object ``--json`` prints for bad input (exit 2) or an internal error (exit 1)."""
+    obj: dict[str, Any] = {"error": line}
+    if kind:
+        obj.update({"verdict": "fails", "error_kind": kind, "error_message": message})
+    return obj
+
+
 def plan_to_dict(p: Plan) -> dict[str, Any]:
+    obj = _plan_dict(p)
+    if p.serving is not None:
+        obj["serving"] = serving_to_dict(p.serving)
+    return obj
+
+
+def _plan_dict(p: Plan) -> dict[str, Any]:
     r = p.logged_rank
     e = p.engine
     return {

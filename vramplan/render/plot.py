@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..units import GiB
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..planner import Plan
+    from ..plan import Plan
 
 __all__ = ["plot_plan", "plot_sweep", "TERM_COLOURS"]
 
@@ -80,10 +80,17 @@ def _save(fig, path: str) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=130, bbox_inches="tight")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a picture gets the usual mode (0644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _mpl():

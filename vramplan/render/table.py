@@ -10,9 +10,9 @@ from ..units import GiB, format_gib
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
-    from ..planner import Plan
+    from ..plan import Plan
 
-__all__ = ["render_plan", "plan_text"]
+__all__ = ["render_plan", "render_serving", "plan_text"]
 
 
 def _g(b: int) -> str:
@@ -23,12 +23,12 @@ _CITE = re.compile(r"vLLM v[\d.]+ (?:vllm/)?(?:[\w./]*/)?([\w]+\.py:[\w.]+)")
 
 
 def _short_rule(rule: str) -> str:
-    """The vLLM citation of a rule, shortened to ``file.py:function`` (the JSON keeps it whole)."""
+    """The vLLM citation of a rule, shortened to ``file.py:function`` (the JSON keeps it whole); other rules
+    keep their first clause, which the table cuts at the width there is."""
     m = _CITE.search(rule)
     if m:
         return m.group(1)
-    head = rule.split(";")[0]
-    return head if len(head) < 60 else head[:57] + "..."
+    return rule.split(";")[0]
 
 
 def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> None:
@@ -51,10 +51,12 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
         style="dim", highlight=False)
 
     table = Table(title=None, show_lines=False, header_style="bold", expand=False)
-    table.add_column("term", no_wrap=True)
+    # numbers are never cut: their columns keep their width and the others fold or shorten
+    table.add_column("term", overflow="fold", min_width=12)
     for r in plan.ranks:
-        table.add_column(f"GiB ({r.name})" if len(plan.ranks) > 1 else "GiB", justify="right")
-    table.add_column("rule / source", overflow="fold", style="dim")
+        table.add_column(f"GiB ({r.name})" if len(plan.ranks) > 1 else "GiB", justify="right", no_wrap=True,
+                         min_width=len(f"{d.total_bytes / GiB:.2f}"))
+    table.add_column("rule / source", overflow="ellipsis", no_wrap=True, style="dim")
 
     def row(label: str, values: list[int], rule: str = "", style: str | None = None) -> None:
         table.add_row(label, *[_g(v) for v in values], rule, style=style)
@@ -99,6 +101,7 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
     for t in plan.host_terms:
         table.add_section()
         table.add_row(t.label, *[_g(t.bytes)] * len(ranks), t.note, style="dim")
+    _fit_rule_column(table, console.width)
     console.print(table)
     console.print("[dim]* measured term: a model fitted to real startups (see README, accuracy)[/dim]")
 
@@ -120,6 +123,38 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
     console.print("[bold]vLLM would log[/bold] (rank " + r0.name + "):")
     for line in plan.log_lines:
         console.print("  " + line, style="dim", highlight=False, soft_wrap=True)
+    if plan.serving is not None:
+        render_serving(plan.serving, console)
+
+
+def _fit_rule_column(table, width: int) -> None:
+    """Give the citations the width the terms and the numbers leave, cutting them there (numbers are never cut)."""
+    cols = table.columns
+
+    def widths() -> list[int]:
+        return [max([*(len(h) for h in str(c.header).split("\n")), *(len(str(x)) for x in c._cells)])
+                for c in cols[:-1]]
+
+    need = widths()
+    borders = 3 * len(cols) + 1
+    room = width - borders - sum(need)
+    if room < 28 and len(cols) > 3:  # several ranks: their headers go on two lines
+        for c in cols[1:-1]:
+            c.header = str(c.header).replace(" (", "\n(")
+        need = widths()
+        room = width - borders - sum(need)
+    if room < 28:  # a narrow terminal: long term labels fold to leave the citations some room
+        cols[0].max_width = max(need[0] - (28 - room), 24)
+        room = width - borders - sum(need[1:]) - cols[0].max_width
+    cols[-1].max_width = max(room, 8)
+
+
+def render_serving(check, console: "Console") -> None:
+    """The serving check of one request shape, under the plan."""
+    console.print("\nServing check (one request):", highlight=False, markup=False)
+    for t in check.terms:
+        console.print(f"  {t.label:60s} {t.bytes / GiB:7.2f} GiB", highlight=False, markup=False, soft_wrap=True)
+    console.print("  " + check.verdict, highlight=False, markup=False, soft_wrap=True)
 
 
 def _extensible_rows(table, ranks, row) -> None:

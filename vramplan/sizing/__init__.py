@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..planner import Plan
+    from ..plan import Plan
 
 __all__ = ["finish"]
 

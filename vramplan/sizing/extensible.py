@@ -411,7 +411,7 @@ def _cite(rules: RuleSet, symbol: str, path: str = _SRC) -> str:
 
 
 def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: str):
-    from ..planner import Term
+    from ..plan import Term
 
     terms = []
     for t in r.terms:
@@ -457,7 +457,7 @@ def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: st
 
 def _sizing_terms(plan, s: Sizing, num_blocks: int):
     """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin."""
-    from ..planner import Term
+    from ..plan import Term
 
     r = plan.logged_rank
     strides = segment_strides(r.layout)

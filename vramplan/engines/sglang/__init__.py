@@ -41,7 +41,7 @@ def plan(
     :class:`SGLangArgs`, or as command-line flags (``flags=["--context-length", "32768"]`` or a whole
     ``["python", "-m", "sglang.launch_server", "--model-path", MODEL, ...]`` line).
     """
-    from ...api import load_model, resolve_device
+    from ...resolve import load_model, resolve_device
     from ...units import parse_size
 
     rules = rules_for(sglang_version)

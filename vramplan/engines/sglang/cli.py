@@ -125,18 +125,19 @@ def dispatch(ns: argparse.Namespace, tokens: list[str]) -> int:
 def add_cli(sub) -> None:
     """The ``compare`` subcommand."""
     c = sub.add_parser("compare", help="vLLM and SGLang side by side: KV tokens and concurrency on one device")
-    c.add_argument("model", nargs="?")
-    c.add_argument("--device", default=None)
-    c.add_argument("--device-memory-gib", default=None)
+    c.add_argument("model", nargs="?", help="catalog id (`vramplan models`), local folder with config.json, or Hub id")
+    c.add_argument("--device", default=None, help="device from the catalog (`vramplan devices`), default h100-80gb")
+    c.add_argument("--device-memory-gib", default=None,
+                   help="total memory the runtime reports, instead of (or overriding) the catalog's")
     c.add_argument("--tp", type=int, default=1, help="tensor-parallel size (both engines)")
     c.add_argument("--context", type=int, default=None,
                    help="context length (vLLM --max-model-len, SGLang --context-length); default: the model's")
     c.add_argument("--kv-cache-dtype", default="auto", choices=("auto", "fp8"), help="auto or fp8 (e4m3) in both")
     c.add_argument("--gpu-memory-utilization", type=float, default=None, help="vLLM's budget (default 0.9)")
     c.add_argument("--mem-fraction-static", type=float, default=None, help="SGLang's fraction (default: SGLang's)")
-    c.add_argument("--vllm-version", default=None)
-    c.add_argument("--sglang-version", default=None)
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--vllm-version", default=None, help="vLLM release whose rules to apply (default: the newest)")
+    c.add_argument("--sglang-version", default=None, help="SGLang release whose rules to apply (0.5.17, 0.5.23)")
+    c.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     c.set_defaults(handler=_cmd_compare)
 
 

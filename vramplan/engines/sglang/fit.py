@@ -96,13 +96,27 @@ def fit_sglang(make, *, concurrency: int = 1, context: int | None = None) -> Fit
     return FitResult(answer=answer, flags=flags, launch_line=line, plan=best)
 
 
+def _count(value, flag: str) -> int | None:
+    """A count as the CLI reads it (``8192``, ``8k``), or None; at least 1."""
+    from ...units import parse_human_int
+
+    if value is None:
+        return None
+    try:
+        n = value if isinstance(value, int) else parse_human_int(str(value))
+    except (ValueError, TypeError, InputError):
+        raise InputError(f"{flag} takes a whole number, got {value!r}", hint=f"e.g. {flag} 8192") from None
+    if n < 1:
+        raise InputError(f"{flag} must be at least 1, got {value!r}")
+    return n
+
+
 def cmd_fit(ns, tokens: list[str], plan_from) -> int:
     from .render import sglang_plan_to_dict
 
-    conc = getattr(ns, "concurrency", 1) or 1
-    if conc < 1:
-        raise InputError("--concurrency must be at least 1")
-    res = fit_sglang(lambda **kw: plan_from(ns, tokens, **kw), concurrency=conc, context=getattr(ns, "context", None))
+    conc = _count(getattr(ns, "concurrency", None), "--concurrency") or 1
+    ctx = _count(getattr(ns, "context", None), "--context")
+    res = fit_sglang(lambda **kw: plan_from(ns, tokens, **kw), concurrency=conc, context=ctx)
     if ns.json:
         print(json.dumps({"engine_name": "sglang", "answer": res.answer, "flags": res.flags,
                           "launch_line": res.launch_line, "plan": sglang_plan_to_dict(res.plan)}, indent=2))

@@ -24,7 +24,7 @@ from ...estimate.overheads import cudagraph, non_torch
 from ...inputs.devices import Device
 from ...model.description import ModelDescription
 from ...model.quant import parse_quant
-from ...planner import Term
+from ...plan import Term
 from ...rules.weights import WeightShares, weights_per_rank
 from ...units import GiB
 from . import messages as M

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from ...planner import Term
+from ...plan import Term
 from ...units import GiB
 from .planner import STANDIN, SGLangPlan
 

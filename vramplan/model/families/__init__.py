@@ -29,6 +29,8 @@ class Family:
     """``model_type`` values of a text sub-config that select this family inside a vision-language wrapper."""
     introduced: dict[str, tuple[tuple[int, int, int], str]] | None = None
     """architecture -> (first vLLM release known to register it, what was read): older releases refuse it."""
+    vision: Callable[[dict, str], Any] | None = None
+    """The family's own vision-tower builder (``(config, family) -> VisionSpec``), used by ``model/vision.py``."""
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -79,6 +81,13 @@ def family_for_text_type(model_type: str) -> str | None:
         if model_type in fam.text_model_types:
             return fam.name
     return None
+
+
+def vision_builder_for(name: str) -> Callable[[dict, str], Any] | None:
+    """The vision-tower builder a registered family brings, if any."""
+    _load()
+    fam = _FAMILIES.get(name)
+    return fam.vision if fam else None
 
 
 def builder_for(name: str) -> Callable[[Any], tuple] | None:

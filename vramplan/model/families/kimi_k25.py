@@ -102,6 +102,7 @@ def vision_spec(cfg: dict, family: str) -> VisionSpec:
 register(Family(
     name="kimi_k25",
     builder=_build,
+    vision=vision_spec,
     architectures={"KimiK25ForConditionalGeneration": True},
     # vllm/model_executor/models/registry.py: absent from 0.14.1, present in 0.15.0
     introduced={"KimiK25ForConditionalGeneration": ((0, 15, 0), "absent from 0.14.1, present in 0.15.0")},
