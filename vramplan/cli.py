@@ -65,7 +65,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub) -> None:
     """Subcommands whose modules register themselves (explain, fit, knobs, sweep, watch)."""
-    for name, module in (("explain", "vramplan.explain"), ("fit", "vramplan.fit"), ("watch", "vramplan.watch.cli")):
+    for name, module in (("explain", "vramplan.explain"), ("fit", "vramplan.fit"), ("watch", "vramplan.watch.cli"),
+                         ("serve", "vramplan.web.cli")):
         try:
             mod = __import__(module, fromlist=["add_cli"])
         except ImportError:
