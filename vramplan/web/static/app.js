@@ -122,11 +122,12 @@ function drawBar(el, ranks, title) {
       hovertemplate: `<b>${esc(first.label)}</b>: %{x:.2f} GiB<br>%{customdata}<extra>%{y}</extra>` };
   });
   const narrow = el.clientWidth < 560;
+  const height = (narrow ? 250 : 200) + 34 * ranks.length;
   Plotly.react(el, traces, {
     barmode: "stack", title: { text: title, font: { size: 13 }, x: 0, xanchor: "left" },
     xaxis: { rangemode: "tozero", ticksuffix: " GiB", automargin: true }, yaxis: { automargin: true, autorange: "reversed" },
-    legend: { orientation: "h", y: -0.08, yanchor: "top", traceorder: "normal", font: { size: 11 } }, margin: { l: 10, r: 10, t: 30, b: 10 },
-    height: Math.max(narrow ? 300 : 260, 120 + 40 * ranks.length + (narrow ? 90 : 0)), hoverlabel: { align: "left" },
+    legend: { orientation: "h", y: -30 / (height * 0.45), yanchor: "top", traceorder: "normal", font: { size: 11 } }, margin: { l: 10, r: 10, t: 30, b: 10 },
+    height, hoverlabel: { align: "left" },
   }, { displayModeBar: false, responsive: true });
 }
 
@@ -161,8 +162,8 @@ function renderPlan(p) {
   $("terms").innerHTML = rows;
   let after = "";
   const head = Object.entries(p.headroom_gib || {}), host = Object.entries(p.host_memory_gib || {});
-  if (head.length) after += `<h3>Allocated after the KV cache (must fit the room left)</h3><ul>${head.map(([k, g]) => `<li>${esc(k)}: ${fmt(g)} GiB</li>`).join("")}</ul>`;
-  if (host.length) after += `<h3>Host (CPU) memory</h3><ul>${host.map(([k, g]) => `<li>${esc(k)}: ${fmt(g)} GiB</li>`).join("")}</ul>`;
+  if (head.length) after += `<h3>Allocated after the KV cache (must fit the room left)</h3><ul>${head.map(([k, g]) => `<li>${esc(k.replace(/_/g, " "))}: ${fmt(g)} GiB</li>`).join("")}</ul>`;
+  if (host.length) after += `<h3>Host (CPU) memory</h3><ul>${host.map(([k, g]) => `<li>${esc(k.replace(/_/g, " "))}: ${fmt(g)} GiB</li>`).join("")}</ul>`;
   $("after").innerHTML = after;
   $("loglines").textContent = (p.log_lines || []).join("\n");
   const w = (p.warnings || []).map((x) => `<li>${esc(x)}</li>`).join("") +
@@ -219,8 +220,8 @@ async function runSweep() {
     if (window.Plotly) Plotly.react($("sweepchart"), traces, {
       title: { text: `--${s.flag}: failing region shaded`, font: { size: 13 }, x: 0, xanchor: "left" }, shapes,
       xaxis: { title: { text: `--${s.flag}` }, type: numeric ? (geometric ? "log" : "linear") : "category" },
-      yaxis: { title: { text: "KV tokens" }, rangemode: "tozero" },
-      yaxis2: { title: { text: "GiB" }, overlaying: "y", side: "right", rangemode: "tozero" },
+      yaxis: { title: { text: "KV tokens" }, rangemode: "tozero", automargin: true },
+      yaxis2: { title: { text: "GiB" }, overlaying: "y", side: "right", rangemode: "tozero", automargin: true },
       legend: { orientation: "h", y: -0.2, yanchor: "top" }, margin: { l: 10, r: 10, t: 30, b: 10 }, height: 340 },
       { displayModeBar: false, responsive: true });
     $("sweeptable").innerHTML = `<tr><th>--${esc(s.flag)}</th><th>verdict</th><th class="num">non-KV GiB</th><th class="num">KV GiB</th><th class="num">KV tokens</th><th class="num">concurrency</th></tr>` +
