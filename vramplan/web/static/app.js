@@ -212,16 +212,14 @@ async function runSweep() {
     const traces = [
       { x: xs, y: s.rows.map((r) => r.kv_cache_tokens), name: "KV cache tokens", mode: "lines+markers", line: { color: "#2e9d52" },
         text: s.rows.map((r) => r.verdict === "starts" ? "starts" : `fails: ${r.error_kind}`), hovertemplate: "%{x}: %{y:,} tokens<br>%{text}<extra></extra>" },
-      { x: xs, y: s.rows.map((r) => r.kv_cache_gib), name: "KV cache GiB", yaxis: "y2", mode: "lines+markers", line: { color: "#3b6fd8", dash: "dot" },
-        hovertemplate: "%{x}: %{y:.2f} GiB KV<extra></extra>" },
-      { x: xs, y: s.rows.map((r) => r.non_kv_gib), name: "non-KV GiB", yaxis: "y2", mode: "lines+markers", line: { color: "#e08a1e", dash: "dot" },
-        hovertemplate: "%{x}: %{y:.2f} GiB non-KV<extra></extra>" }];
+      { x: xs, y: s.rows.map((r) => r.max_concurrency), name: "max concurrency (requests at max-model-len)", yaxis: "y2",
+        mode: "lines+markers", line: { color: "#3b6fd8", dash: "dot" }, hovertemplate: "%{x}: %{y:.2f} requests at once<extra></extra>" }];
     const geometric = numeric && x.length > 2 && Number.isInteger(x[0]) && x[x.length - 1] / x[0] > 16;
     if (window.Plotly) Plotly.react($("sweepchart"), traces, {
       title: { text: `--${s.flag}: failing region shaded`, font: { size: 13 }, x: 0, xanchor: "left" }, shapes,
       xaxis: { title: { text: `--${s.flag}` }, type: numeric ? (geometric ? "log" : "linear") : "category" },
       yaxis: { title: { text: "KV tokens" }, rangemode: "tozero", automargin: true },
-      yaxis2: { title: { text: "GiB" }, overlaying: "y", side: "right", rangemode: "tozero", automargin: true },
+      yaxis2: { title: { text: "requests" }, overlaying: "y", side: "right", rangemode: "tozero", automargin: true },
       legend: { orientation: "h", y: -0.2, yanchor: "top" }, margin: { l: 10, r: 10, t: 30, b: 10 }, height: 340 },
       { displayModeBar: false, responsive: true });
     $("sweeptable").innerHTML = `<tr><th>--${esc(s.flag)}</th><th>verdict</th><th class="num">non-KV GiB</th><th class="num">KV GiB</th><th class="num">KV tokens</th><th class="num">concurrency</th></tr>` +
