@@ -329,3 +329,49 @@ def test_no_body_is_an_internal_error(client, body, path):
     assert r.status_code < 500, (body, r.text)
     if r.status_code >= 400:
         one_line_error(r, r.status_code)
+
+
+# ----- the serve command -------------------------------------------------------------------------
+
+
+def test_serve_warns_off_loopback_and_checks_its_port(monkeypatch, capsys):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    assert main(["serve"]) == 0
+    assert calls[-1][1]["host"] == "127.0.0.1" and calls[-1][1]["port"] == 8765
+    assert "warning" not in capsys.readouterr().err
+    assert main(["serve", "--host", "0.0.0.0", "--port", "9999"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: serving on 0.0.0.0" in err and "http://0.0.0.0:9999/" in err
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+    assert main(["serve", "--bogus"]) == 2
+
+
+def test_serve_starts_and_answers(tmp_path):
+    """The real command in a subprocess: it binds 127.0.0.1 and answers the API."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "vramplan", "serve", "--port", str(port)], cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline, body = time.time() + 30, None
+        while body is None and time.time() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/catalog", timeout=2) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.1)
+        assert body is not None and "Qwen/Qwen3-8B" in body["models"]
+    finally:
+        proc.terminate()
+        proc.wait(10)

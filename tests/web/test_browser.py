@@ -191,6 +191,8 @@ def test_seed000_plan_shows_the_apis_numbers(server, browser, tmp_path):
     # the stacked bar: every term but the non-KV total, then what the util holds back
     names = d.execute_script("return document.getElementById('bar').data.map(t => t.name)")
     assert "weights" in names and any("holds back" in n for n in names)
+    total = d.execute_script("return document.getElementById('bar').data.reduce((a, t) => a + t.x[0], 0)")
+    assert abs(total - p["device"]["total_gib"]) < 0.01  # the stack is the whole device
     assert text(d, "loglines").splitlines() == p["log_lines"]
     shot(d, tmp_path, "plan-seed000")
 
@@ -252,6 +254,31 @@ def test_no_request_leaves_the_machine(server, browser):
     urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert urls and all(u.startswith(server) or u.startswith("data:") for u in urls), urls
     assert d.execute_script("return typeof Plotly === 'object' && Plotly.version")
+
+
+def test_a_dropped_config_is_planned(server, browser, tmp_path):
+    d = browser
+    params = {"model": "my-upload", "max_model_len": "32768"}
+    open_page(d, server, params)
+    cfg = tmp_path / "config.json"
+    shutil.copy(ROOT / "vramplan" / "catalog" / "Qwen" / "Qwen3-8B" / "config.json", cfg)
+    d.find_element("id", "configfile").send_keys(str(cfg))
+    p = api(server, "/api/plan", {"model": "Qwen/Qwen3-8B", "args": {"max_model_len": "32768"}})
+    wait(d, "return document.getElementById('verdict').innerText.includes('my-upload')")
+    assert figure(d, "kv_cache_tokens") == shown(p["kv_cache_tokens"])
+    assert "config.json" in text(d, "confignote")
+    assert "config" not in d.current_url  # the file is not put in the link
+
+
+def test_an_uploaded_log_is_explained(server, browser, tmp_path):
+    d = browser
+    open_page(d, server, {"tab": "explain"})
+    log = tmp_path / "server.log"
+    shutil.copy(next((DATA / "seeds").glob("001_*.txt")), log)
+    d.find_element("id", "logfile").send_keys(str(log))
+    wait(d, "return document.getElementById('comparetable') !== null")
+    x = api(server, "/api/explain", {"log": log.read_text(), "compare": True})
+    assert " ".join(x["diagnosis"].split()) in " ".join(text(d, "explainout").split())
 
 
 # ----- the tabs ----------------------------------------------------------------------------------

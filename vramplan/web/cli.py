@@ -39,8 +39,18 @@ def _cmd_serve(ns: argparse.Namespace, extra: list[str]) -> int:
               "send requests (no authentication). Use the default --host 127.0.0.1 unless you mean it.",
               file=sys.stderr)
     app = create_app(loopback_only=local)
+    port = ns.port or _free_port(ns.host)
     shown = f"[{ns.host}]" if ":" in ns.host else ns.host
-    print(f"vramplan serve: http://{shown}:{ns.port}/  (API: /api/docs; Ctrl-C stops)", file=sys.stderr)
-    uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning", server_header=False,
+    print(f"vramplan serve: http://{shown}:{port}/  (API: /api/docs; Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(app, host=ns.host, port=port, log_level="warning", server_header=False,
                 limit_concurrency=64, timeout_keep_alive=5)
     return 0
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -86,7 +86,8 @@ function loadUrl() {
 // ----- plan --------------------------------------------------------------------------------------
 
 const SEGMENT_COLORS = { weights: "#3b6fd8", activation_peak: "#e08a1e", non_torch: "#8e5cc8", cudagraph_estimate: "#d24e8f",
-  encoder_cache: "#2aa1a1", kv_cache: "#2e9d52", held_back: "#c9ced6", others: "#7b8794" };
+  encoder_cache: "#2aa1a1", kv_cache: "#2e9d52", held_back: "#c9ced6", others: "#7b8794", context: "#9aa3ad",
+  graphs_after: "#e6a3c6", warmup: "#f2c98f", headroom: "#c9ced6" };
 const PALETTE = ["#5aa0a0", "#a0785a", "#6a8e3a", "#b0a030", "#4a5fa0"];
 
 function segmentsOf(plan) {
@@ -101,7 +102,22 @@ function segmentsOf(plan) {
     const requested = r.memory_gib.requested || 0;
     if (others > 0) segs.push({ key: "others", label: "held by other programs", gib: others, rule: "given (--used-by-others-gib)", kind: "given" });
     const held = total - requested - others;
-    if (held > 0.005) segs.push({ key: "held_back", label: "not requested (what --gpu-memory-utilization holds back)", gib: held,
+    const h = plan.headroom_gib || {};
+    if (h.outside_budget !== undefined && held > 0.005) {
+      // what the util holds back, split as the planner's headroom terms do (figures of the logged rank)
+      const before = held - h.outside_budget, warm = Math.max(h.sampler_warmup || 0, 0);
+      const graphs = Math.max(h.outside_budget - warm - h.headroom_left, 0);
+      const parts = [
+        ["context", "in use before vLLM's memory snapshot (runtime context)", before,
+          "device total − other programs − requested − what is left outside the budget"],
+        ["graphs_after", "CUDA graphs captured after the KV cache (beyond any estimate)", graphs,
+          "vLLM compile_or_warm_up_model → capture_model; outside_budget − warm-up − headroom left"],
+        ["warmup", "warm-up beyond the profile peak", warm,
+          "vLLM compile_or_warm_up_model (model + sampler warm-up), measured fit over data/truth"],
+        ["headroom", "headroom left (what the util holds back, still free)", Math.max(h.headroom_left, 0),
+          "outside_budget − graphs beyond their estimate − warm-up beyond the profile peak"]];
+      for (const [key, label, gib, rule] of parts) if (gib > 0.005) segs.push({ key, label, gib, rule, kind: "derived" });
+    } else if (held > 0.005) segs.push({ key: "held_back", label: "not requested (what --gpu-memory-utilization holds back)", gib: held,
       rule: "device total − requested − other programs; requested = the util's share, as vLLM's worker computes it", kind: "derived" });
     return { name: r.name, segs };
   });
