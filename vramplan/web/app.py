@@ -213,7 +213,7 @@ def create_app(*, loopback_only: bool = True) -> FastAPI:
                   description="Where accelerator memory goes when vLLM starts: each answer is the object "
                               "`vramplan <command> --json` prints for the same inputs. Errors are 4xx with "
                               "one line: {\"error\": \"...\"}.",
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")  # no Swagger UI: it loads from a CDN
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError):

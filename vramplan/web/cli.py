@@ -41,7 +41,7 @@ def _cmd_serve(ns: argparse.Namespace, extra: list[str]) -> int:
     app = create_app(loopback_only=local)
     port = ns.port or _free_port(ns.host)
     shown = f"[{ns.host}]" if ":" in ns.host else ns.host
-    print(f"vramplan serve: http://{shown}:{port}/  (API: /api/docs; Ctrl-C stops)", file=sys.stderr)
+    print(f"vramplan serve: http://{shown}:{port}/  (API: POST /api/plan ..., description at /api/openapi.json; Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=ns.host, port=port, log_level="warning", server_header=False,
                 limit_concurrency=64, timeout_keep_alive=5)
     return 0

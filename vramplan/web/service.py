@@ -38,14 +38,20 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._
 
 
 def check_model_name(name: str) -> str:
-    """A catalog id or a Hub id; anything that could name a file on this machine is refused."""
+    """A catalog id or a Hub id; anything that could name a file on this machine is refused.
+
+    A catalog id is read from the catalog whatever the server's working folder holds; any other
+    name that exists as a path there is refused rather than read.
+    """
     from pathlib import Path
 
     name = (name or "").strip()
     if not name:
         raise ConfigNotFound("no model given", hint="pick a model from the catalog, or drop its config.json")
+    from ..inputs.model_source import _catalog_lookup
+
     if (not _HUB_ID.match(name) or ".." in name or name.startswith(("/", "~", "."))
-            or "\\" in name or Path(name).exists()):
+            or "\\" in name or (_catalog_lookup(name) is None and Path(name).exists())):
         raise InputError(f"the web API does not read local paths ({name!r})",
                          hint="name a catalog id or a Hub id, or drop the model's config.json on the page")
     return name

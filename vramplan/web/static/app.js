@@ -299,7 +299,10 @@ async function runExplain() {
   const log = $("log").value;
   if (!log.trim()) { showError("paste a vLLM log first, or upload the file"); return; }
   try {
-    const x = await api("/api/explain", { log, compare: $("explain_compare").checked });
+    const req = { log, compare: $("explain_compare").checked };
+    if ($("explain_model").value.trim()) req.model = $("explain_model").value.trim();
+    if ($("explain_device").value) req.device = $("explain_device").value;
+    const x = await api("/api/explain", req);
     if (!x) return;
     showError("");
     const m = x.memory_gib;
@@ -317,7 +320,7 @@ async function runExplain() {
           const d = typeof r.predicted === "number" && typeof r.logged === "number" && r.logged ? r.predicted - r.logged : null;
           return `<tr><td>${esc(r.term)}</td><td class="num">${fmt(r.predicted)}</td><td class="num">${fmt(r.logged)}</td><td class="num">${d === null ? "" : (d >= 0 ? "+" : "") + fmt(d) + ` (${(100 * d / Math.abs(r.logged)).toFixed(1)}%)`}</td></tr>`;
         }).join("") + `</table></div>`;
-    } else if (x.compare && x.compare.unavailable) h += `<p class="note">predicted vs logged: ${esc(x.compare.unavailable)}</p>`;
+    } else if (x.compare && x.compare.unavailable) h += `<p class="note">predicted vs logged: ${esc(x.compare.unavailable.replace("pass --model", "name the model above"))}</p>`;
     $("explainout").innerHTML = h;
     const segs = [["weights", "weights", m.weights], ["activation_peak", "torch peak increase", m.activation_peak],
       ["non_torch", "non-torch increase", m.non_torch], ["cudagraph_estimate", "CUDA-graph estimate", m.cudagraph_estimate],
@@ -377,6 +380,7 @@ async function init() {
   $("vllm_version").innerHTML = `<option value="">${esc(c.default_vllm_version)}</option>` +
     c.vllm_versions.filter((v) => v !== c.default_vllm_version).map((v) => `<option>${esc(v)}</option>`).join("");
   $("device").innerHTML = c.devices.map((d) => `<option value="${esc(d.name)}"${d.name === "h100-80gb" ? " selected" : ""}>${esc(d.name)} · ${fmt(d.total_gib)} GiB</option>`).join("");
+  $("explain_device").innerHTML += c.devices.map((d) => `<option value="${esc(d.name)}">${esc(d.name)}</option>`).join("");
   $("sweep_flag").innerHTML = c.sweepable.map((f) => `<option>${esc(f)}</option>`).join("");
   loadUrl();
   for (const k of FORM_KEYS) $(k).addEventListener(($(k).tagName === "SELECT" || $(k).type === "checkbox") ? "change" : "input", changed);
