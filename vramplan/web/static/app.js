@@ -233,14 +233,14 @@ async function runSweep() {
     const geometric = numeric && x.length > 2 && Number.isInteger(x[0]) && x[x.length - 1] / x[0] > 16;
     if (window.Plotly) Plotly.react($("sweepchart"), traces, {
       title: { text: `--${s.flag}: failing region shaded`, font: { size: 13 }, x: 0, xanchor: "left" }, shapes,
-      xaxis: { title: { text: `--${s.flag}` }, type: numeric ? (geometric ? "log" : "linear") : "category" },
+      xaxis: { type: numeric ? (geometric ? "log" : "linear") : "category" },
       yaxis: { title: { text: "KV tokens" }, rangemode: "tozero", automargin: true },
       yaxis2: { title: { text: "requests" }, overlaying: "y", side: "right", rangemode: "tozero", automargin: true },
       legend: { orientation: "h", y: -0.2, yanchor: "top" }, margin: { l: 10, r: 10, t: 30, b: 10 }, height: 340 },
       { displayModeBar: false, responsive: true });
-    $("sweeptable").innerHTML = `<tr><th>--${esc(s.flag)}</th><th>verdict</th><th class="num">non-KV GiB</th><th class="num">KV GiB</th><th class="num">KV tokens</th><th class="num">concurrency</th></tr>` +
+    $("sweeptable").innerHTML = `<tr><th>--${esc(s.flag)}</th><th>verdict</th><th class="num wide">non-KV GiB</th><th class="num">KV GiB</th><th class="num">KV tokens</th><th class="num">concurrency</th></tr>` +
       s.rows.map((r) => `<tr class="${r.verdict}"><td>${esc(r.value)}</td><td>${esc(r.verdict)}${r.error_kind ? " (" + esc(r.error_kind) + ")" : ""}</td>` +
-        `<td class="num">${fmt(r.non_kv_gib)}</td><td class="num">${fmt(r.kv_cache_gib)}</td><td class="num">${fmt(r.kv_cache_tokens)}</td><td class="num">${fmt(r.max_concurrency)}</td></tr>`).join("");
+        `<td class="num wide">${fmt(r.non_kv_gib)}</td><td class="num">${fmt(r.kv_cache_gib)}</td><td class="num">${fmt(r.kv_cache_tokens)}</td><td class="num">${fmt(r.max_concurrency)}</td></tr>`).join("");
   } catch (e) { showError(e.message); }
 }
 
@@ -256,11 +256,11 @@ async function runKnobs() {
     if (!k) return;
     showError("");
     $("knobsbase").textContent = `baseline: ${k.baseline.verdict}, ${fmt(k.baseline.kv_cache_tokens)} KV tokens, non-KV ${fmt(k.baseline.non_kv_gib)} GiB per device`;
-    $("knobstable").innerHTML = `<tr><th>knob</th><th>change</th><th class="num">GiB freed</th><th class="num">KV tokens</th><th class="num">util needed</th><th>cost</th></tr>` +
+    $("knobstable").innerHTML = `<tr><th>knob</th><th>change</th><th class="num">GiB freed</th><th class="num">KV tokens</th><th class="num wide">util needed</th><th class="rule">cost</th></tr>` +
       k.knobs.map((x) => `<tr class="${x.verdict === "fails" ? "fails" : ""}"><td>${esc(x.knob)}</td><td><code>${esc(x.change)}</code></td>` +
         `<td class="num">${x.host_freed_gib ? "host " + fmt(x.host_freed_gib) : fmt(x.freed_gib)}</td>` +
         `<td class="num">${x.verdict === "fails" ? "fails" : (x.kv_tokens_added === null ? "–" : (x.kv_tokens_added > 0 ? "+" : "") + fmt(x.kv_tokens_added))}</td>` +
-        `<td class="num">${fmt(x.util_needed)}</td><td class="rule">${esc(x.cost)}</td></tr>`).join("");
+        `<td class="num wide">${fmt(x.util_needed)}</td><td class="rule">${esc(x.cost)}</td></tr>`).join("");
   } catch (e) { showError(e.message); }
 }
 
