@@ -375,3 +375,22 @@ def test_serve_starts_and_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_hub_id_is_asked_only_when_the_hub_answers(client, monkeypatch):
+    """Offline, a name outside the catalog is a 404 at once; online, it goes to the Hub loader."""
+    from vramplan.web import service
+
+    r = client.post("/api/plan", json={"model": "someorg/some-model"})
+    assert "Hub cannot be reached" in one_line_error(r, 404)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(service, "_HUB_CHECK", [1e18, True])  # "checked just now: it answers"
+    asked = []
+
+    def fake_load(name, revision=None):
+        asked.append(name)
+        raise service.ConfigNotFound(f"{name} is not on the Hub", hint="check the id")
+
+    monkeypatch.setattr("vramplan.api.load_model", fake_load)
+    r = client.post("/api/plan", json={"model": "someorg/some-model"})
+    assert "not on the Hub" in one_line_error(r, 404) and asked == ["someorg/some-model"]

@@ -66,7 +66,7 @@ def _load(name: str):
 
     found = ms._catalog_lookup(name)
     if found is None:
-        if not ms._hub_reachable():
+        if not _hub_answers():
             raise ConfigNotFound(f"{name} is not in the bundled catalog and the Hub cannot be reached",
                                  hint="pick a catalog model (GET /api/models), or drop its config.json")
         return load_model(name)
@@ -74,6 +74,26 @@ def _load(name: str):
     desc = describe_config(files.config, name=name, resolved=files.resolved, preprocessor=files.preprocessor,
                            source=f"{files.source}: {files.location} ({files.resolved_by})")
     return _with_vision(desc, files)
+
+
+_HUB_CHECK: list = [0.0, False]
+HUB_CHECK_TTL_S = 60.0
+
+
+def _hub_answers() -> bool:
+    """Whether the Hub can be asked, checked at most once a minute (a page may ask for many names)."""
+    import time
+
+    from ..inputs import model_source as ms
+
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").strip() not in ("0", "", "false", "False"):
+        return False
+    now = time.monotonic()
+    if now - _HUB_CHECK[0] > HUB_CHECK_TTL_S:
+        _HUB_CHECK[:] = [now, ms._hub_reachable()]
+    return bool(_HUB_CHECK[1])
 
 
 def _from_config(config: Any, name: str):

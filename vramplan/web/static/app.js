@@ -383,7 +383,13 @@ async function init() {
   $("explain_device").innerHTML += c.devices.map((d) => `<option value="${esc(d.name)}">${esc(d.name)}</option>`).join("");
   $("sweep_flag").innerHTML = c.sweepable.map((f) => `<option>${esc(f)}</option>`).join("");
   loadUrl();
-  for (const k of FORM_KEYS) $(k).addEventListener(($(k).tagName === "SELECT" || $(k).type === "checkbox") ? "change" : "input", changed);
+  for (const k of FORM_KEYS) {
+    if (k === "model") continue;
+    $(k).addEventListener(($(k).tagName === "SELECT" || $(k).type === "checkbox") ? "change" : "input", changed);
+  }
+  // a catalog id replans as it is typed; any other name (a Hub id) only when the field is left or Enter pressed
+  $("model").addEventListener("input", () => { if (c.models.includes($("model").value.trim())) changed(); });
+  $("model").addEventListener("change", changed);
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
   $("sweep_flag").addEventListener("change", () => { $("sweep_range").value = defaultRange($("sweep_flag").value); runSweep(); });
   $("sweep_go").addEventListener("click", runSweep);
