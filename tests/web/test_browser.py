@@ -219,9 +219,12 @@ def test_a_flag_change_replans_in_place_and_the_link_reproduces_it(server, brows
 
 def test_seed001_pasted_line(server, browser, tmp_path):
     d = browser
-    open_page(d, server, SEED001)
-    p = api(server, "/api/plan", request_of(SEED001))
-    assert p["tp"] == 2 and len(p["ranks"]) >= 1
+    params = {**SEED001, "image": "4096x3072"}  # and the seed's photo size, for image 29 of 60
+    open_page(d, server, params)
+    p = api(server, "/api/plan", {**request_of(SEED001), "image": "4096x3072", "images_per_request": 1})
+    assert p["tp"] == 2 and len(p["ranks"]) >= 1 and p["serving"]["fits"]
+    wait(d, "return document.getElementById('servingbox') !== null")
+    assert p["serving"]["verdict"] in text(d, "servingbox")
     wait(d, f"return document.querySelector('#figures [data-key=kv_cache_tokens] .v').innerText === "
             f"'{shown(p['kv_cache_tokens'])}'")
     assert figure(d, "num_gpu_blocks") == shown(p["num_gpu_blocks"])

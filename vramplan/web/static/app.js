@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const FORM_KEYS = ["model", "engine", "vllm_version", "device", "device_memory_gib", "used_by_others_gib",
   "max_model_len", "gpu_memory_utilization", "tensor_parallel_size", "max_num_seqs", "kv_cache_dtype",
-  "enforce_eager", "extra", "line"];
+  "enforce_eager", "extra", "line", "image", "images_per_request", "video"];
 const TAB_KEYS = ["sweep_flag", "sweep_range", "sweep_steps", "knobs_concurrency", "knobs_context",
   "fit_concurrency", "fit_context", "fit_images", "fit_image", "fit_budget"];
 const ARG_KEYS = ["max_model_len", "gpu_memory_utilization", "tensor_parallel_size", "max_num_seqs", "kv_cache_dtype"];
@@ -187,12 +187,25 @@ function renderPlan(p) {
   $("warnings").innerHTML = w ? `<h3>Warnings</h3><ul class="warn">${w}</ul>` : "";
 }
 
+const SERVING_LABELS = { request_encoder_peak: "encoder peak of the request", request_embeddings: "embeddings held until the LM consumes them",
+  room_in_budget: "room the profile peak reserved in the budget", room_outside: "free outside the budget after graphs and warm-up" };
+
+function renderServing(s) {
+  if (!s) { $("serving").innerHTML = ""; return; }
+  $("serving").innerHTML = `<div class="verdict ${s.fits ? "starts" : "fails"}" id="servingbox"><b>Serving check: ${esc(s.verdict)}</b><ul>` +
+    Object.entries(s.gib).map(([k, g]) => `<li>${esc(SERVING_LABELS[k] || k.replace(/_/g, " "))}: ${fmt(g)} GiB</li>`).join("") + "</ul></div>";
+}
+
 async function runPlan() {
+  const req = target();
+  for (const k of ["image", "video"]) if ($(k).value.trim()) req[k] = $(k).value.trim();
+  if (req.image || req.video) req.images_per_request = Number($("images_per_request").value.trim() || 1);
   try {
-    const p = await api("/api/plan", target());
+    const p = await api("/api/plan", req);
     if (!p) return;
     showError("");
     renderPlan(p);
+    renderServing(p.serving);
   } catch (e) {
     showError(e.message);
   }
