@@ -48,6 +48,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     add_compare(sub)
     parsers["compare"] = sub.choices["compare"]
+    from ..web.cli import add_cli as add_serve
+
+    add_serve(sub)
+    parsers["serve"] = sub.choices["serve"]
     return parser, parsers
 
 
