@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from .errors import InputError
 from .inputs.flags import EngineArgs
 from .planner import Plan, build_plan
 from .units import GiB
@@ -16,8 +17,22 @@ from .units import GiB
 __all__ = ["smallest_fix", "attach_fix", "largest_util_that_passes_check"]
 
 
+class _Refused:
+    """A candidate that vLLM refuses outright (an :class:`InputError` when planned): never a fix."""
+
+    starts = False
+    error_kind = "invalid_config"
+    estimated_max_model_len = None
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+
 def _replan(plan: Plan, args: EngineArgs) -> Plan:
-    return build_plan(plan.model, args, plan.device, plan.rules, used_by_others_bytes=plan.used_by_others_bytes)
+    try:
+        return build_plan(plan.model, args, plan.device, plan.rules, used_by_others_bytes=plan.used_by_others_bytes)
+    except InputError:  # e.g. a smaller --max-num-batched-tokens below max_model_len on vLLM 0.6
+        return _Refused(plan.engine)  # type: ignore[return-value]
 
 
 def largest_util_that_passes_check(plan: Plan) -> float:
@@ -105,7 +120,9 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
         if _replan(plan, replace(args, max_model_len=n)).starts:
             fix = f"lower --max-model-len to {n} (or less)"
             cap = largest_util_that_passes_check(plan)
-            if cap > args.gpu_memory_utilization:
+            # the util in force: the flag's value, or the engine's default when the flag was left out
+            util = args.gpu_memory_utilization if args.gpu_memory_utilization is not None else p.engine.gpu_memory_utilization
+            if cap > util:
                 top = _replan(plan, replace(args, gpu_memory_utilization=cap))
                 if top.error_kind == "max_model_len_exceeds_kv_cache" and top.estimated_max_model_len:
                     fix += (f"; raising --gpu-memory-utilization to the most free memory allows ({cap:.2f}) "
