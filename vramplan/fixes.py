@@ -98,6 +98,8 @@ def smallest_fix(plan: Plan) -> str | None:
             return f"raise --gpu-memory-utilization to {up:.2f} (the most free memory allows is {cap:.2f})"
         fixed = _fix_capacity(plan, plan.args)
         return fixed
+    if kind == "out_of_memory" and plan.error_phase == "weight_loading":
+        return _fix_weights(plan)
     if kind == "out_of_memory":
         best = _largest_util_that_starts(plan, round(util - 0.01, 2))
         if best is not None and plan.error_phase == "kv_allocation":
@@ -146,6 +148,44 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
         if _replan(plan, cand).starts:
             return f"lower --max-model-len to {n} and --max-num-batched-tokens to 2048"
     return "the model does not fit this device at these settings: try more GPUs (--tensor-parallel-size) or a quantized checkpoint (see `vramplan fit`)"
+
+
+def _fix_weights(plan: Plan) -> str:
+    """Weights that do not fit the device: more GPUs, a quantization, or a bigger device, each planned again
+    and offered only if that plan starts (util and every other flag as given)."""
+    from .inputs.devices import DEVICES
+
+    options: list[str] = []
+    tp = plan.engine.tp
+    for n in (2, 4, 8, 16):
+        if n <= tp:
+            continue
+        p = _replan(plan, replace(plan.args, tensor_parallel_size=n))
+        if p.starts:
+            options.append(f"--tensor-parallel-size {n} ({n * plan.engine.pp} GPUs, "
+                           f"{p.logged_rank.bytes_of('weights') / GiB:.2f} GiB of weights each)")
+            break
+    if plan.engine.quant is None and plan.args.quantization is None:
+        for method, words in (("fp8", "fp8 weights, quantized at load"), ("bitsandbytes", "4-bit bitsandbytes")):
+            p = _replan(plan, replace(plan.args, quantization=method))
+            if p.starts:
+                options.append(f"--quantization {method} ({words}: "
+                               f"{p.logged_rank.bytes_of('weights') / GiB:.2f} GiB of weights)")
+                break
+    bigger = sorted((d for d in DEVICES.values() if d.platform == plan.device.platform
+                     and d.total_bytes > plan.device.total_bytes), key=lambda d: d.total_bytes)
+    for dev in bigger:
+        try:
+            p = build_plan(plan.model, plan.args, dev, plan.rules, used_by_others_bytes=plan.used_by_others_bytes)
+        except InputError:
+            continue
+        if p.starts:
+            options.append(f"a device with more memory ({dev.name}, {dev.total_gib:.2f} GiB, starts with these flags)")
+            break
+    if not options:
+        return ("the weights do not fit this device: no larger --tensor-parallel-size, quantization or catalog device "
+                "tried starts with these flags (see `vramplan fit`)")
+    return "the weights do not fit: use " + "; or ".join(options)
 
 
 def attach_fix(plan: Plan) -> Plan:

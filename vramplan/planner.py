@@ -124,8 +124,8 @@ class Plan:
     log_lines: tuple[str, ...] = ()
     fix: str | None = None
     error_phase: str | None = None
-    """Where the startup fails, in ``explain``'s phase names: ``startup_check``, ``kv_sizing``,
-    ``kv_allocation``, ``graph_capture`` or ``warmup``."""
+    """Where the startup fails, in ``explain``'s phase names: ``startup_check``, ``weight_loading``,
+    ``kv_sizing``, ``kv_allocation``, ``graph_capture`` or ``warmup``."""
     ignored_flags: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -330,6 +330,14 @@ def build_plan(
     max_len = cfg.max_model_len
     num_blocks = tokens = conc = est_len = None
     inflight = cfg.max_in_flight_tokens
+    if error is None:
+        from .weights_oom import weights_oom
+
+        oom = weights_oom(ranks, device=device, free_before_load_bytes=free_at_init,
+                          used_by_others_bytes=used_by_others_bytes, context_bytes=over.before_snapshot_bytes,
+                          distributed=cfg.tp * cfg.pp > 1)
+        if oom is not None:
+            error = _Failure("out_of_memory", oom, phase="weight_loading")
     if error is None:
         try:
             num_blocks, max_len, est_len = _size_kv(ranks, cfg, rules)
@@ -558,6 +566,8 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
     r = ranks[-1]
     g = format_gib
     lines = []
+    if error and error.phase == "weight_loading":  # load_model never returns: no "Model loading took" line
+        return [error.message]
     if cfg.runner == "v2" and rules.version < (0, 33, 0):
         lines.append(f"Model loading took {g(r.bytes_of('weights'))} GiB and X.XX seconds")
     else:

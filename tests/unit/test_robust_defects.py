@@ -67,3 +67,90 @@ def test_llama4_scout_plans_on_every_device(device):
     plan = vramplan.plan("meta-llama/Llama-4-Scout-17B-16E-Instruct", device=device, tensor_parallel_size=4,
                          max_model_len=8192)
     assert plan.verdict in ("starts", "fails")
+
+
+# --- weights that do not fit: an out-of-memory failure in load_model, not no_kv_cache_memory ------------------------
+
+def _qwen3_14b_weight_bytes() -> int:
+    # Qwen3-14B config.json: hidden 5120, 40 layers, 40 heads, 8 KV heads, head_dim 128, intermediate 17408,
+    # vocab 151936, untied LM head, bfloat16. vLLM pads the vocabulary to a multiple of 64 (151936 already is).
+    h, layers, heads, kv, hd, inter, vocab = 5120, 40, 40, 8, 128, 17408, 151936
+    per_layer = (h * heads * hd + 2 * h * kv * hd + heads * hd * h   # q, k, v, o
+                 + 3 * h * inter                                     # gate, up, down
+                 + 2 * h + 2 * hd)                                   # two RMSNorms, q_norm and k_norm
+    params = layers * per_layer + 2 * vocab * h + h                  # + embed, lm_head, final norm
+    return params * 2
+
+
+def test_weights_larger_than_the_device_fail_while_loading():
+    plan = vramplan.plan("Qwen/Qwen3-14B", device="l4")
+    weights = _qwen3_14b_weight_bytes()
+    assert weights > 22.03 * 2**30  # 27.5 GiB on a 22.03 GiB card
+    assert plan.verdict == "fails"
+    assert plan.error_kind == "out_of_memory" and plan.error_phase == "weight_loading"
+    assert "CUDA out of memory" in plan.error_message and "Tried to allocate" in plan.error_message
+    assert "not predicted" in plan.error_message  # which tensor fails is not knowable: said, not invented
+    assert not any("Model loading took" in line for line in plan.log_lines)
+    assert plan.num_gpu_blocks is None and plan.kv_cache_tokens is None
+    assert abs(plan.logged_rank.bytes_of("weights") - weights) < 0.01 * 2**30
+
+
+def test_weights_oom_fix_is_checked_by_planning_it_again():
+    from vramplan.fixes import attach_fix
+
+    fix = attach_fix(vramplan.plan("Qwen/Qwen3-14B", device="l4")).fix
+    assert fix and "--tensor-parallel-size 2" in fix
+    # each option offered starts when planned again
+    assert vramplan.plan("Qwen/Qwen3-14B", device="l4", tensor_parallel_size=2).starts
+    assert "bitsandbytes" in fix and vramplan.plan("Qwen/Qwen3-14B", device="l4", quantization="bitsandbytes").starts
+    assert "a100-40gb" in fix and vramplan.plan("Qwen/Qwen3-14B", device="a100-40gb").starts
+
+
+def test_weights_oom_triggers_on_free_memory_not_on_util():
+    weights = vramplan.plan("Qwen/Qwen3-8B", device="h100-80gb", max_model_len=4096).logged_rank.bytes_of("weights")
+    ctx = vramplan.plan("Qwen/Qwen3-8B", device="h100-80gb", max_model_len=4096)
+    context = ctx.device.total_bytes - ctx.logged_rank.free_at_init_bytes  # what the runtime holds before loading
+    # a card 0.1 GiB too small for weights + context: out of memory while loading
+    small = (weights + context) / 2**30 - 0.1
+    p = vramplan.plan("Qwen/Qwen3-8B", device_memory_gib=small, max_model_len=4096, gpu_memory_utilization=0.5)
+    assert p.error_phase == "weight_loading"
+    # 0.1 GiB more than that: the weights load; the budget (util 0.5, below the weights) fails later, at sizing
+    big = (weights + context) / 2**30 + 0.1
+    p = vramplan.plan("Qwen/Qwen3-8B", device_memory_gib=big, max_model_len=4096, gpu_memory_utilization=0.5)
+    assert p.error_phase != "weight_loading" and p.error_kind == "no_kv_cache_memory"
+    # other programs' memory counts: the same big card with 0.2 GiB used by others cannot load
+    p = vramplan.plan("Qwen/Qwen3-8B", device_memory_gib=big, max_model_len=4096, gpu_memory_utilization=0.5,
+                      used_by_others_gib=0.2)
+    assert p.error_phase in ("weight_loading", "startup_check")
+
+
+def test_startup_check_comes_before_loading():
+    # util 0.99 on a card whose free memory is below 0.99 x total: the startup check refuses first
+    p = vramplan.plan("Qwen/Qwen3-14B", device="l4", gpu_memory_utilization=0.99)
+    assert p.error_kind == "free_memory_below_requested" and p.error_phase == "startup_check"
+
+
+def test_weights_oom_json_and_plot(tmp_path):
+    code, out, err = _cli("plan", "Qwen/Qwen3-14B", "--device", "l4", "--json")
+    obj = json.loads(out)
+    assert code == 0 and obj["error_kind"] == "out_of_memory" and obj["error_phase"] == "weight_loading"
+    pytest.importorskip("matplotlib")
+    from vramplan.render.plot import _stack, plot_plan
+
+    plan = vramplan.plan("Qwen/Qwen3-14B", device="l4")
+    stack = dict(_stack(plan))
+    assert "kv_cache" not in stack and sum(stack.values()) > 22.03  # the bar runs past the device, uncut
+    plot_plan(plan, str(tmp_path / "oom.png"))
+    assert (tmp_path / "oom.png").stat().st_size > 0
+
+
+def test_weights_oom_on_the_v0_engine():
+    p = vramplan.plan("Qwen/Qwen3-14B", device="t4", vllm_version="0.6.3", max_model_len=2048)
+    assert p.error_kind == "out_of_memory" and p.error_phase == "weight_loading"
+    assert not any(line.startswith("Loading model weights took") for line in p.log_lines)
+
+
+def test_explain_knows_the_weight_loading_phase():
+    from vramplan.inputs.vllm_log import ERROR_PHASES
+
+    assert "weight_loading" in ERROR_PHASES
