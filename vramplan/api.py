@@ -59,9 +59,13 @@ def resolve_device(device: str | Device | None = None, *, device_memory_gib: flo
     if isinstance(device, Device):
         return device
     if device_memory_gib is not None:
-        base = get_device(device) if device else None
-        plat = platform or (base.platform if base else "cuda")
-        return custom_device(device_memory_gib, platform=plat, label=base.label if base else "custom")
+        from .inputs.devices import ambiguous_platform
+
+        fuzzy = ambiguous_platform(device) if device else None  # "a100" + a size: the size settles it
+        base = get_device(device) if device and not fuzzy else None
+        plat = platform or (base.platform if base else fuzzy or "cuda")
+        return custom_device(device_memory_gib, platform=plat,
+                             label=base.label if base else (device if fuzzy else "custom"))
     return get_device(device or "h100-80gb")
 
 

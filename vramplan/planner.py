@@ -194,6 +194,9 @@ def build_plan(
     ignored_flags: tuple[str, ...] = (),
 ) -> Plan:
     """Predict one vLLM startup."""
+    from .validate import check_used_by_others
+
+    check_used_by_others(used_by_others_bytes, device)
     if rules.engine == "v0":
         from .planner_v0 import build_plan_v0
 
@@ -568,6 +571,9 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
     lines = []
     if error and error.phase == "weight_loading":  # load_model never returns: no "Model loading took" line
         return [error.message]
+    if error and error.kind == "free_memory_below_requested":
+        # vLLM v0.26.0/v0.33.0 vllm/v1/worker/gpu_worker.py:Worker.init_device checks before load_model runs
+        return [f"ValueError: {error.message}"]
     if cfg.runner == "v2" and rules.version < (0, 33, 0):
         lines.append(f"Model loading took {g(r.bytes_of('weights'))} GiB and X.XX seconds")
     else:

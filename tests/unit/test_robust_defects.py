@@ -154,3 +154,49 @@ def test_explain_knows_the_weight_loading_phase():
     from vramplan.inputs.vllm_log import ERROR_PHASES
 
     assert "weight_loading" in ERROR_PHASES
+
+
+# --- --used-by-others-gib beyond the device, and ambiguous device names ---------------------------------------------
+
+@pytest.mark.parametrize("others", ["30", "22.03", "21.7"])
+def test_used_by_others_beyond_the_device_is_refused(others):
+    # L4: 22.03 GiB reported, about 0.40 GiB of runtime context: 21.63 GiB is the most others can hold
+    code, out, err = _cli("plan", "Qwen/Qwen3-0.6B", "--device", "l4", "--used-by-others-gib", others)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--used-by-others-gib" in err
+    with pytest.raises(InputError):
+        vramplan.plan("Qwen/Qwen3-0.6B", device="l4", used_by_others_gib=float(others))
+
+
+def test_used_by_others_negative_is_refused():
+    with pytest.raises(InputError):
+        vramplan.plan("Qwen/Qwen3-0.6B", device="l4", used_by_others_gib=-1.0)
+    code, out, err = _cli("plan", "Qwen/Qwen3-0.6B", "--device", "l4", "--used-by-others-gib=-1", "--json")
+    assert code == 2 and "error" in json.loads(out)
+
+
+def test_used_by_others_within_the_device_is_planned():
+    p = vramplan.plan("Qwen/Qwen3-0.6B", device="l4", used_by_others_gib=21.0)
+    assert p.error_kind == "free_memory_below_requested"
+    # the startup check runs in init_device, before load_model: vLLM logs no "Model loading took" line
+    assert not any("Model loading took" in line for line in p.log_lines)
+
+
+@pytest.mark.parametrize("name,choices", [("a100", ("a100-80gb", "a100-40gb")), ("A100", ("a100-80gb", "a100-40gb")),
+                                          ("910b", ("ascend-910b3", "ascend-910b4"))])
+def test_ambiguous_device_names_are_refused_with_the_choices(name, choices):
+    code, out, err = _cli("plan", "Qwen/Qwen3-0.6B", "--device", name)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert all(c in err for c in choices)
+
+
+@pytest.mark.parametrize("name,expected", [("a100-80gb", "a100-80gb"), ("a100-40g", "a100-40gb"), ("A100_80G", "a100-80gb"),
+                                           ("h100", "h100-80gb"), ("4090", "rtx-4090"), ("910b4", "ascend-910b4")])
+def test_exact_names_and_unambiguous_aliases_still_work(name, expected):
+    from vramplan.inputs.devices import get_device
+
+    assert get_device(name).name == expected
+
+
+def test_ambiguous_name_with_a_size_is_fine():
+    p = vramplan.plan("Qwen/Qwen3-0.6B", device="a100", device_memory_gib=39.49)
+    assert abs(p.device.total_bytes - 39.49 * 2**30) < 2**20
