@@ -32,6 +32,15 @@ def load_model(model: str, revision: str | None = None) -> ModelDescription:
     files = load_model_files(model, revision=revision)
     desc = describe_config(files.config, name=model, resolved=files.resolved, preprocessor=files.preprocessor,
                            source=f"{files.source}: {files.location} ({files.resolved_by})")
+    from .model.config_checks import library_default_notes
+    from .model.from_config import text_config_of
+
+    notes = library_default_notes(text_config_of(files.config), text_config_of(files.resolved),
+                                  resolved_by=files.resolved_by, model_type=str(desc.text_model_type))
+    if notes:
+        from dataclasses import replace
+
+        desc = replace(desc, notes=desc.notes + notes)
     if files.checkpoint_bytes:
         from dataclasses import replace
 

@@ -205,7 +205,7 @@ def build_plan(
     cfg = resolve_engine(args, model, device, rules)
     total = device.total_bytes
     platform = device.platform
-    warnings: list[str] = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes)
+    warnings: list[str] = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes) + list(model.notes)
     weights_source, ckpt_warning = _weights_source(model, cfg)
     if ckpt_warning is not None:
         warnings.append(ckpt_warning)

@@ -55,7 +55,7 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
     cite = rules.cite
     total = device.total_bytes
     util = cfg.gpu_memory_utilization
-    warnings = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes)
+    warnings = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes) + list(model.notes)
     weights_source, ckpt_warning = _weights_source(model, cfg)
     if ckpt_warning is not None:
         warnings.append(ckpt_warning)
