@@ -197,6 +197,10 @@ def build_plan(
     from .validate import check_used_by_others
 
     check_used_by_others(used_by_others_bytes, device)
+    if args.hf_overrides:
+        from .model.overrides import apply_hf_overrides
+
+        model = apply_hf_overrides(model, args.hf_overrides)
     if rules.engine == "v0":
         from .planner_v0 import build_plan_v0
 

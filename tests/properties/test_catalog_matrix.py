@@ -47,6 +47,8 @@ FLAG_SETS: tuple[tuple[str, ...], ...] = (
     ("-tp", "2", "--kv-cache-dtype", "fp8", "--max-model-len", "auto", "--gpu-memory-utilization", "0.95"),
     ("--max-model-len", "4096", "--enforce-eager"),
     ("-tp", "4", "--max-model-len", "32k", "--max-num-seqs", "64"),
+    ("--hf-overrides", '{"max_position_embeddings": 8192}'),
+    ("--hf-overrides.num_hidden_layers", "4", "--max-model-len", "auto"),
 )
 # None: the platform's default rule set (vLLM on CUDA/ROCm, vllm-ascend on Ascend); then older releases
 VERSIONS: tuple[str | None, ...] = (None, "0.26.0", "0.19.0", "0.10.0", "0.9.1", "0.6.3")

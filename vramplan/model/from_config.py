@@ -267,6 +267,7 @@ def _describe(
         sliding_window=int(sliding) if isinstance(sliding, int) else None,
         rope_scaling=rope_scaling if isinstance(rope_scaling, dict) else None,
         hf_config=cfg,
+        raw_config=config,
         preprocessor_config=preprocessor,
         source=source,
     )
