@@ -200,7 +200,8 @@ def build_plan(
     if args.hf_overrides:
         from .model.overrides import apply_hf_overrides
 
-        model = apply_hf_overrides(model, args.hf_overrides)
+        # transformers 5 from vLLM 0.26 (its wheel requires transformers>=5.5.3; 0.19's requires <5)
+        model = apply_hf_overrides(model, args.hf_overrides, transformers5=rules.version >= (0, 26, 0))
     if rules.engine == "v0":
         from .planner_v0 import build_plan_v0
 

@@ -102,3 +102,13 @@ def test_the_fix_search_does_not_apply_overrides_twice():
     p = attach_fix(vramplan.plan("Qwen/Qwen3-8B", device="l4", hf_overrides={"max_position_embeddings": 131072}))
     assert p.verdict == "fails" and p.fix
     assert sum("--hf-overrides" in w for w in p.warnings) == 1
+
+
+def test_rope_scaling_override_on_transformers_4_releases():
+    # vLLM 0.19 runs on transformers < 5: patch_rope_parameters copies the file's RoPE (Qwen3-8B: default, no
+    # factor) into rope_parameters before the dict override sets rope_scaling, and max_model_len is derived from
+    # rope_parameters: still 40960. Overriding rope_parameters itself does reach it: yarn on 0.19 gives
+    # original_max_position_embeddings x factor = 131072.
+    assert vramplan.plan("Qwen/Qwen3-8B", vllm_version="0.19.0", hf_overrides={"rope_scaling": YARN4}).max_model_len == 40960
+    assert vramplan.plan("Qwen/Qwen3-8B", vllm_version="0.19.0",
+                         hf_overrides={"rope_parameters": YARN4}).max_model_len == 131072

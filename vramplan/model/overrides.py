@@ -1,6 +1,6 @@
 """``--hf-overrides``: change the model's config the way vLLM does, then describe the model again.
 
-vLLM v0.33.0 / v0.34.0 ``vllm/config/model.py:ModelConfig.__post_init__`` splits the overrides:
+vLLM v0.19.0 to v0.34.0 ``vllm/config/model.py:ModelConfig.__post_init__`` splits the overrides:
 
 * values that are not dicts go to ``get_config(hf_overrides_kw=...)``, which calls
   ``config.update(hf_overrides_kw)`` (``vllm/transformers_utils/config.py:get_config``): a
@@ -14,7 +14,8 @@ vLLM v0.33.0 / v0.34.0 ``vllm/config/model.py:ModelConfig.__post_init__`` splits
 Then ``patch_rope_parameters`` standardises RoPE, and ``hf_text_config`` (``get_hf_text_config``)
 and ``_get_and_verify_max_len`` derive max_model_len from the overridden config. With transformers 5
 setting ``rope_scaling`` sets ``rope_parameters`` (the property's setter), so both keys take the value
-here. vLLM also accepts a callable; the CLI and JSON cannot carry one.
+here (vLLM 0.26+ requires transformers 5; 0.19 requires transformers < 5, see :func:`merge_overrides`;
+the releases between were not read, and take the older behaviour). vLLM also accepts a callable; the CLI and JSON cannot carry one.
 
 Kept: the vision tower's description (overrides of ``vision_config`` are not re-read: said in a note)
 and the checkpoint headers.
@@ -64,8 +65,14 @@ def _update_nested(target: dict, updates: dict) -> None:
             target[key] = copy.deepcopy(value)
 
 
-def merge_overrides(config: dict, overrides: dict) -> dict:
-    """A copy of ``config`` (a config as a dict) with ``overrides`` applied as vLLM applies them."""
+def merge_overrides(config: dict, overrides: dict, *, transformers5: bool = True) -> dict:
+    """A copy of ``config`` (a config as a dict) with ``overrides`` applied as vLLM applies them.
+
+    ``transformers5``: whether the release runs on transformers 5, whose ``rope_scaling`` setter writes
+    ``rope_parameters``. On transformers 4 (vLLM <= 0.19 requires ``transformers<5``) a dict override of
+    ``rope_scaling`` is set after ``patch_rope_parameters`` already copied the file's RoPE into
+    ``rope_parameters``, which is what ``_get_and_verify_max_len`` reads: the override then changes nothing
+    there (override ``rope_parameters`` instead)."""
     out = copy.deepcopy(config)
     for key, value in overrides.items():
         if not isinstance(value, dict):
@@ -74,22 +81,39 @@ def merge_overrides(config: dict, overrides: dict) -> dict:
             _update_nested(out[key], value)  # _apply_dict_overrides: a nested config, updated recursively
         else:
             out[key] = copy.deepcopy(value)  # a dict-valued attribute: replaced whole
-    # transformers 5: the rope_scaling setter writes rope_parameters (PreTrainedConfig.rope_scaling property)
-    if isinstance(overrides.get("rope_scaling"), dict) and out.get("rope_parameters") is not None:
-        out["rope_parameters"] = copy.deepcopy(overrides["rope_scaling"])
+    _rope_setter(config, out, overrides, transformers5)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and _is_sub_config(key, config.get(key)):
+            _rope_setter(config[key], out[key], value, transformers5)
     return out
+
+
+def _rope_setter(before: dict, after: dict, overrides: dict, transformers5: bool) -> None:
+    """What a ``rope_scaling`` override does to ``rope_parameters`` (the key vLLM reads)."""
+    rope = overrides.get("rope_scaling")
+    if not isinstance(rope, dict) or "rope_parameters" in overrides:
+        return
+    if transformers5:
+        # transformers 5 PreTrainedConfig.rope_scaling setter: rope_parameters takes the value
+        after["rope_parameters"] = copy.deepcopy(rope)
+    else:
+        # vLLM v0.19.0 vllm/transformers_utils/config.py:patch_rope_parameters ran on the file's values first
+        patched = before.get("rope_parameters") or before.get("rope_scaling")
+        if patched is None and any(before.get(k) is not None for k in ("rope_theta", "rotary_emb_base")):
+            patched = {"rope_type": "default"}
+        after["rope_parameters"] = copy.deepcopy(patched) if patched is not None else {}
 
 
 _CACHE: dict[tuple[int, str], tuple[ModelDescription, ModelDescription]] = {}
 _APPLIED: dict[int, tuple[ModelDescription, str]] = {}
 
 
-def apply_hf_overrides(model: ModelDescription, overrides: Any) -> ModelDescription:
+def apply_hf_overrides(model: ModelDescription, overrides: Any, *, transformers5: bool = True) -> ModelDescription:
     """The model described again from its config with the overrides applied (memoised per model and overrides)."""
     overrides = normalise_overrides(overrides)
     if not overrides:
         return model
-    key = (id(model), json.dumps(overrides, sort_keys=True, default=str))
+    key = (id(model), json.dumps(overrides, sort_keys=True, default=str) + f"|t5={transformers5}")
     hit = _CACHE.get(key)
     if hit is not None and hit[0] is model:
         return hit[1]
@@ -101,8 +125,9 @@ def apply_hf_overrides(model: ModelDescription, overrides: Any) -> ModelDescript
     resolved = model.hf_config or model.raw_config
     raw = model.raw_config or resolved
     try:
-        new = describe_config(merge_overrides(raw, overrides), name=model.name,
-                              resolved=merge_overrides(resolved, overrides), preprocessor=model.preprocessor_config,
+        new = describe_config(merge_overrides(raw, overrides, transformers5=transformers5), name=model.name,
+                              resolved=merge_overrides(resolved, overrides, transformers5=transformers5),
+                              preprocessor=model.preprocessor_config,
                               source=model.source)
     except InputError as exc:
         raise FlagError(f"--hf-overrides leaves a config vLLM cannot build: {exc.message}",
