@@ -165,6 +165,13 @@ def _fix_weights(plan: Plan) -> str:
             options.append(f"--tensor-parallel-size {n} ({n * plan.engine.pp} GPUs, "
                            f"{p.logged_rank.bytes_of('weights') / GiB:.2f} GiB of weights each)")
             break
+        if isinstance(p, Plan) and p.error_phase not in ("weight_loading", None):
+            # the weights load at this TP but the startup fails later: offer TP with that plan's own fix
+            then = smallest_fix(p)
+            if then and not then.startswith("the model does not fit") and not then.startswith("the weights"):
+                options.append(f"--tensor-parallel-size {n} ({p.logged_rank.bytes_of('weights') / GiB:.2f} GiB of "
+                               f"weights each), and then {then}")
+                break
     if plan.engine.quant is None and plan.args.quantization is None:
         for method, words in (("fp8", "fp8 weights, quantized at load"), ("bitsandbytes", "4-bit bitsandbytes")):
             p = _replan(plan, replace(plan.args, quantization=method))

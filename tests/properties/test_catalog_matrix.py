@@ -114,7 +114,7 @@ def test_slice_plans_or_refuses_cleanly(model, device, flags):
     _check(model, device, flags)
 
 
-@settings(derandomize=True, max_examples=300, deadline=None, database=None,
+@settings(derandomize=True, max_examples=1000, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(model=st.sampled_from(MODELS), device=st.sampled_from(DEVICE_NAMES), flags=st.sampled_from(FLAG_SETS),
        version=st.sampled_from(VERSIONS), others=st.sampled_from(OTHERS_GIB))

@@ -200,3 +200,17 @@ def test_exact_names_and_unambiguous_aliases_still_work(name, expected):
 def test_ambiguous_name_with_a_size_is_fine():
     p = vramplan.plan("Qwen/Qwen3-0.6B", device="a100", device_memory_gib=39.49)
     assert abs(p.device.total_bytes - 39.49 * 2**30) < 2**20
+
+
+def test_weights_oom_fix_combines_tp_with_the_next_fix_and_both_start():
+    import re
+
+    from vramplan.fixes import attach_fix
+
+    # Llama 4 Scout (109B parameters, bf16) cannot load on one H100; at TP 4 it loads, and its 10M-token
+    # context then needs a shorter --max-model-len: the fix says both, and planning both starts
+    fix = attach_fix(vramplan.plan("meta-llama/Llama-4-Scout-17B-16E-Instruct", device="h100-80gb")).fix
+    m = re.search(r"--tensor-parallel-size (\d+).*--max-model-len to (\d+)", fix)
+    assert m, fix
+    assert vramplan.plan("meta-llama/Llama-4-Scout-17B-16E-Instruct", device="h100-80gb",
+                         tensor_parallel_size=int(m.group(1)), max_model_len=int(m.group(2))).starts
