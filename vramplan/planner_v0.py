@@ -126,7 +126,7 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
     # V0 loads before it profiles too; what the runtime holds by then is its measured non-torch memory
     oom = weights_oom(ranks, device=device, free_before_load_bytes=total - used_by_others_bytes - over.increase_bytes,
                       used_by_others_bytes=used_by_others_bytes, context_bytes=over.increase_bytes,
-                      distributed=cfg.tp * cfg.pp > 1)
+                      distributed=cfg.tp * cfg.pp > 1, loader="GPUModelRunnerBase.load_model")
     if oom is not None:
         kind, message = "out_of_memory", oom
     elif num_blocks <= 0:

@@ -36,7 +36,8 @@ def oom_word(platform: str) -> str:
 
 
 def weights_oom(ranks: Sequence["RankPlan"], *, device: "Device", free_before_load_bytes: int,
-                used_by_others_bytes: int, context_bytes: int, distributed: bool = False) -> str | None:
+                used_by_others_bytes: int, context_bytes: int, distributed: bool = False,
+                loader: str | None = None) -> str | None:
     """The out-of-memory message when the heaviest rank's weights exceed the free memory, else None."""
     heaviest = max(ranks, key=lambda r: r.bytes_of("weights"))
     weights = heaviest.bytes_of("weights")
@@ -46,8 +47,11 @@ def weights_oom(ranks: Sequence["RankPlan"], *, device: "Device", free_before_lo
     g = format_gib
     where = f" on {heaviest.name}" if len(ranks) > 1 else " on each rank" if distributed else ""
     ctx = "runtime context" + (" and communicators" if distributed else "")
-    return (f"{word} out of memory while loading the model weights (GPUModelRunner.load_model): torch raises "
-            f"\"torch.OutOfMemoryError: {word} out of memory. Tried to allocate ...\" at the first weight tensor "
+    ascend = device.platform == "ascend"
+    loader = loader or ("NPUModelRunner.load_model" if ascend else "GPUModelRunner.load_model")
+    raiser = "torch_npu raises \"" if ascend else "torch raises \"torch.OutOfMemoryError: "
+    return (f"{word} out of memory while loading the model weights ({loader}): {raiser}"
+            f"{word} out of memory. Tried to allocate ...\" at the first weight tensor "
             f"that does not fit (which tensor, and its size, depend on the load order and are not predicted). "
             f"The weights{where} take {g(weights)} GiB; {g(max(free_before_load_bytes, 0))} GiB is free when loading "
             f"starts ({g(device.total_bytes)} GiB total - {g(context_bytes)} GiB {ctx} - {g(used_by_others_bytes)} GiB "

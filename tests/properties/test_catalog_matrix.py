@@ -154,3 +154,19 @@ def test_cli_json_matches_the_api():
     code, obj = _cli_json(["plan", "meta-llama/Llama-3.1-70B-Instruct", "--device", "h100-80gb", "-tp", "2", "--json"])
     plan = vramplan.plan("meta-llama/Llama-3.1-70B-Instruct", device="h100-80gb", tensor_parallel_size=2)
     assert code == 0 and obj["verdict"] == plan.verdict and obj["error_kind"] == plan.error_kind
+
+
+@pytest.mark.parametrize("model,device,flags", [
+    ("Qwen/Qwen3-8B", "h100-80gb", ()),                                        # starts
+    ("meta-llama/Llama-3.1-70B-Instruct", "h100-80gb", ("-tp", "2")),         # fails at KV sizing
+    ("Qwen/Qwen3-14B", "l4", ()),                                              # fails loading the weights
+    ("Qwen/Qwen3-VL-8B-Instruct", "ascend-910b3", ("--max-model-len", "auto")),
+])
+def test_plot_sample(model, device, flags, tmp_path):
+    pytest.importorskip("matplotlib")
+    from vramplan.render.plot import plot_plan
+
+    plan = vramplan.plan(model, device=device, flags=list(flags))
+    out = tmp_path / "p.png"
+    plot_plan(plan, str(out))
+    assert out.stat().st_size > 1000
