@@ -224,6 +224,9 @@ def build_plan(
     global_budget = rules.non_kv_formula == "absolute_peak"
     requested = _requested(total, cfg.gpu_memory_utilization, rules, platform)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
+    from .validate import check_pipeline_stages
+
+    check_pipeline_stages(stages, model.num_hidden_layers)
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded,

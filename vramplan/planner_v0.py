@@ -63,6 +63,9 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
     # determine_num_available_blocks: total_gpu_memory * gpu_memory_utilization - peak_memory (a float)
     requested = int(total * util)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
+    from .validate import check_pipeline_stages
+
+    check_pipeline_stages(stages, model.num_hidden_layers)
     # vllm/worker/cache_engine.py:CacheEngine.get_cache_block_size: every attention layer, full pages
     specs = layer_specs(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                         model_dtype=cfg.model_dtype, disable_hybrid=True)

@@ -29,3 +29,16 @@ def check_used_by_others(used_by_others_bytes: int, device: "Device") -> None:
             f"{device.total_gib:.2f} GiB and its runtime context takes about {device.context_bytes / 2**30:.2f} GiB",
             hint=f"give what other programs hold on each device (below {room / 2**30:.2f} GiB), "
                  f"as nvidia-smi or npu-smi shows it")
+
+
+def check_pipeline_stages(stages: list[tuple[int, int]], num_layers: int) -> None:
+    """Every pipeline stage holds at least one decoder layer (``-pp`` above the layer count leaves some
+    empty: vLLM builds them with ``PPMissingLayer`` only, a case vramplan does not model)."""
+    empty = sum(1 for start, end in stages if end <= start)
+    if empty:
+        from .errors import UnsupportedError
+
+        raise UnsupportedError(
+            f"--pipeline-parallel-size {len(stages)} leaves {empty} pipeline stage(s) without a decoder layer "
+            f"(the model has {num_layers})",
+            hint=f"use at most {num_layers} stages (or a VLLM_PP_LAYER_PARTITION with no zero)")

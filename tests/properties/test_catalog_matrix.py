@@ -49,6 +49,8 @@ FLAG_SETS: tuple[tuple[str, ...], ...] = (
     ("-tp", "4", "--max-model-len", "32k", "--max-num-seqs", "64"),
     ("--hf-overrides", '{"max_position_embeddings": 8192}'),
     ("--hf-overrides.num_hidden_layers", "4", "--max-model-len", "auto"),
+    ("-pp", "2", "-tp", "2"),
+    ("-pp", "64"),                                        # more stages than most models have layers
 )
 # None: the platform's default rule set (vLLM on CUDA/ROCm, vllm-ascend on Ascend); then older releases
 VERSIONS: tuple[str | None, ...] = (None, "0.26.0", "0.19.0", "0.10.0", "0.9.1", "0.6.3")
@@ -170,3 +172,26 @@ def test_plot_sample(model, device, flags, tmp_path):
     out = tmp_path / "p.png"
     plot_plan(plan, str(out))
     assert out.stat().st_size > 1000
+
+
+# malformed or extreme values a user types: each gives a plan or one line and exit 2, with a JSON object
+ODD_FLAGS = [
+    ["--max-model-len", "abc"], ["-tp", "0"], ["-pp", "100"], ["-dp", "3"], ["--device-memory-gib", "-5"],
+    ["--device-memory-gib", "abc"], ["--device-memory-gib", "0.1"], ["--device-memory-gib", "1e30"],
+    ["--vllm-version", "0.1"], ["--vllm-version", "abc"], ["--vllm-version", "9.9.9"], ["--vllm-version", ""],
+    ["--plot", "/nonexistent/x.png"], ["--plot", "x.txt"], ["--image", "10x"], ["--video", "abc"],
+    ["--used-by-others-gib", "abc"], ["--used-by-others-gib", "1e30"], ["--used-by-others-gib=-1"],
+    ["--gpu-memory-utilization", "2"], ["--gpu-memory-utilization", "0"], ["--hf-overrides"],
+    ["--hf-overrides", "[1]"], ["--hf-overrides", '{"num_hidden_layers": 0}'], ["--device", "nope"], ["--device", ""],
+    ["--device", "a100"], ["--max-model-len", "0"], ["--max-model-len", "99999999999"], ["--kv-cache-dtype", "int3"],
+    ["--dtype", "int3"], ["--quantization", "awq"], ["--block-size", "7"], ["--max-num-seqs", "0"],
+    ["--cpu-offload-gb", "-1"], ["--cpu-offload-gb", "1000"], ["--limit-mm-per-prompt", "{bad"],
+    ["-cc.cudagraph_mode=BOGUS"], ["--image", "100000x100000"], ["--kv-cache-memory-bytes", "1"],
+    ["--num-gpu-blocks-override", "1"], ["--max-num-batched-tokens", "1"],
+]
+
+
+@pytest.mark.parametrize("model", ["Qwen/Qwen3-8B", "Qwen/Qwen3-VL-8B-Instruct"])
+@pytest.mark.parametrize("flags", ODD_FLAGS, ids=[" ".join(f) for f in ODD_FLAGS])
+def test_odd_values_through_the_cli(model, flags):
+    _cli_json(["plan", model, *flags, "--json"])

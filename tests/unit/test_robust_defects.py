@@ -214,3 +214,11 @@ def test_weights_oom_fix_combines_tp_with_the_next_fix_and_both_start():
     assert m, fix
     assert vramplan.plan("meta-llama/Llama-4-Scout-17B-16E-Instruct", device="h100-80gb",
                          tensor_parallel_size=int(m.group(1)), max_model_len=int(m.group(2))).starts
+
+
+def test_more_pipeline_stages_than_layers_is_one_line():
+    # Qwen3-8B has 36 layers: -pp 100 left 64 stages empty and divided by zero sizing their KV cache
+    with pytest.raises(InputError) as info:
+        vramplan.plan("Qwen/Qwen3-8B", pipeline_parallel_size=100)
+    assert "36" in info.value.one_line()
+    assert vramplan.plan("Qwen/Qwen3-8B", pipeline_parallel_size=36, max_model_len=4096).verdict in ("starts", "fails")
