@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from .errors import InputError
 from .inputs.flags import EngineArgs
 from .planner import Plan, build_plan
 from .units import GiB
@@ -16,8 +17,22 @@ from .units import GiB
 __all__ = ["smallest_fix", "attach_fix", "largest_util_that_passes_check"]
 
 
+class _Refused:
+    """A candidate that vLLM refuses outright (an :class:`InputError` when planned): never a fix."""
+
+    starts = False
+    error_kind = "invalid_config"
+    estimated_max_model_len = None
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+
 def _replan(plan: Plan, args: EngineArgs) -> Plan:
-    return build_plan(plan.model, args, plan.device, plan.rules, used_by_others_bytes=plan.used_by_others_bytes)
+    try:
+        return build_plan(plan.model, args, plan.device, plan.rules, used_by_others_bytes=plan.used_by_others_bytes)
+    except InputError:  # e.g. a smaller --max-num-batched-tokens below max_model_len on vLLM 0.6
+        return _Refused(plan.engine)  # type: ignore[return-value]
 
 
 def largest_util_that_passes_check(plan: Plan) -> float:
@@ -85,6 +100,8 @@ def smallest_fix(plan: Plan) -> str | None:
             return f"raise --gpu-memory-utilization to {up:.2f} (the most free memory allows is {cap:.2f})"
         fixed = _fix_capacity(plan, plan.args)
         return fixed
+    if kind == "out_of_memory" and plan.error_phase == "weight_loading":
+        return _fix_weights(plan)
     if kind == "out_of_memory":
         best = _largest_util_that_starts(plan, round(util - 0.01, 2))
         if best is not None and plan.error_phase == "kv_allocation":
@@ -121,7 +138,10 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
                     fix += (f"; leaving --gpu-memory-utilization unset (1.0, the extensible KV cache) gives up to "
                             f"{top.max_model_len}")
                 return fix
-            if cap > (args.gpu_memory_utilization or 0):
+            # the util in force: the flag's value, or the engine's default when the flag was left out
+            util = (args.gpu_memory_utilization if args.gpu_memory_utilization is not None
+                    else plan.engine.gpu_memory_utilization)
+            if cap > util:
                 top = _replan(plan, replace(args, gpu_memory_utilization=cap))
                 if top.error_kind == "max_model_len_exceeds_kv_cache" and top.estimated_max_model_len:
                     fix += (f"; raising --gpu-memory-utilization to the most free memory allows ({cap:.2f}) "
@@ -145,6 +165,51 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
         if _replan(plan, cand).starts:
             return f"lower --max-model-len to {n} and --max-num-batched-tokens to 2048"
     return "the model does not fit this device at these settings: try more GPUs (--tensor-parallel-size) or a quantized checkpoint (see `vramplan fit`)"
+
+
+def _fix_weights(plan: Plan) -> str:
+    """Weights that do not fit the device: more GPUs, a quantization, or a bigger device, each planned again
+    and offered only if that plan starts (util and every other flag as given)."""
+    from .inputs.devices import DEVICES
+
+    options: list[str] = []
+    tp = plan.engine.tp
+    for n in (2, 4, 8, 16):
+        if n <= tp:
+            continue
+        p = _replan(plan, replace(plan.args, tensor_parallel_size=n))
+        if p.starts:
+            options.append(f"--tensor-parallel-size {n} ({n * plan.engine.pp} GPUs, "
+                           f"{p.logged_rank.bytes_of('weights') / GiB:.2f} GiB of weights each)")
+            break
+        if isinstance(p, Plan) and p.error_phase not in ("weight_loading", None):
+            # the weights load at this TP but the startup fails later: offer TP with that plan's own fix
+            then = smallest_fix(p)
+            if then and not then.startswith("the model does not fit") and not then.startswith("the weights"):
+                options.append(f"--tensor-parallel-size {n} ({p.logged_rank.bytes_of('weights') / GiB:.2f} GiB of "
+                               f"weights each), and then {then}")
+                break
+    if plan.engine.quant is None and plan.args.quantization is None:
+        for method, words in (("fp8", "fp8 weights, quantized at load"), ("bitsandbytes", "4-bit bitsandbytes")):
+            p = _replan(plan, replace(plan.args, quantization=method))
+            if p.starts:
+                options.append(f"--quantization {method} ({words}: "
+                               f"{p.logged_rank.bytes_of('weights') / GiB:.2f} GiB of weights)")
+                break
+    bigger = sorted((d for d in DEVICES.values() if d.platform == plan.device.platform
+                     and d.total_bytes > plan.device.total_bytes), key=lambda d: d.total_bytes)
+    for dev in bigger:
+        try:
+            p = build_plan(plan.model, plan.args, dev, plan.rules, used_by_others_bytes=plan.used_by_others_bytes)
+        except InputError:
+            continue
+        if p.starts:
+            options.append(f"a device with more memory ({dev.name}, {dev.total_gib:.2f} GiB, starts with these flags)")
+            break
+    if not options:
+        return ("the weights do not fit this device: no larger --tensor-parallel-size, quantization or catalog device "
+                "tried starts with these flags (see `vramplan fit`)")
+    return "the weights do not fit: use " + "; or ".join(options)
 
 
 def attach_fix(plan: Plan) -> Plan:

@@ -106,8 +106,8 @@ class Plan:
     log_lines: tuple[str, ...] = ()
     fix: str | None = None
     error_phase: str | None = None
-    """Where the startup fails, in ``explain``'s phase names: ``startup_check``, ``kv_sizing``,
-    ``kv_allocation``, ``graph_capture`` or ``warmup``."""
+    """Where the startup fails, in ``explain``'s phase names: ``startup_check``, ``weight_loading``,
+    ``kv_sizing``, ``kv_allocation``, ``graph_capture`` or ``warmup``."""
     ignored_flags: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
     serving: Any = None

@@ -100,6 +100,14 @@ def build_plan(
     ignored_flags: tuple[str, ...] = (),
 ) -> Plan:
     """Predict one vLLM startup."""
+    from .validate import check_used_by_others
+
+    check_used_by_others(used_by_others_bytes, device)
+    if args.hf_overrides:
+        from .model.overrides import apply_hf_overrides
+
+        # transformers 5 from vLLM 0.26 (its wheel requires transformers>=5.5.3; 0.19's requires <5)
+        model = apply_hf_overrides(model, args.hf_overrides, transformers5=rules.version >= (0, 26, 0))
     if rules.engine == "v0":
         from .planner_v0 import build_plan_v0
 
@@ -108,7 +116,7 @@ def build_plan(
     cfg = resolve_engine(args, model, device, rules)
     total = device.total_bytes
     platform = device.platform
-    warnings: list[str] = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes)
+    warnings: list[str] = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes) + list(model.notes)
     weights_source, ckpt_warning = _weights_source(model, cfg)
     if ckpt_warning is not None:
         warnings.append(ckpt_warning)
@@ -124,6 +132,9 @@ def build_plan(
     global_budget = rules.non_kv_formula == "absolute_peak"
     requested = _requested(total, cfg.gpu_memory_utilization, rules, platform)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
+    from .validate import check_pipeline_stages
+
+    check_pipeline_stages(stages, model.num_hidden_layers)
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded,
@@ -251,6 +262,14 @@ def build_plan(
     max_len = cfg.max_model_len
     num_blocks = tokens = conc = est_len = None
     inflight = cfg.max_in_flight_tokens
+    if error is None:
+        from .weights_oom import weights_oom
+
+        oom = weights_oom(ranks, device=device, free_before_load_bytes=free_at_init,
+                          used_by_others_bytes=used_by_others_bytes, context_bytes=over.before_snapshot_bytes,
+                          distributed=cfg.tp * cfg.pp > 1)
+        if oom is not None:
+            error = _Failure("out_of_memory", oom, phase="weight_loading")
     if error is None:
         try:
             num_blocks, max_len, est_len = _size_kv(ranks, cfg, rules)
@@ -446,6 +465,11 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
     r = ranks[-1]
     g = format_gib
     lines = []
+    if error and error.phase == "weight_loading":  # load_model never returns: no "Model loading took" line
+        return [error.message]
+    if error and error.kind == "free_memory_below_requested":
+        # vLLM v0.26.0/v0.33.0 vllm/v1/worker/gpu_worker.py:Worker.init_device checks before load_model runs
+        return [f"ValueError: {error.message}"]
     if cfg.runner == "v2" and rules.version < (0, 33, 0):
         lines.append(f"Model loading took {g(r.bytes_of('weights'))} GiB and X.XX seconds")
     else:

@@ -57,7 +57,7 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
     cite = rules.cite
     total = device.total_bytes
     util = cfg.gpu_memory_utilization
-    warnings = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes)
+    warnings = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes) + list(model.notes)
     weights_source, ckpt_warning = _weights_source(model, cfg)
     if ckpt_warning is not None:
         warnings.append(ckpt_warning)
@@ -65,6 +65,9 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
     # determine_num_available_blocks: total_gpu_memory * gpu_memory_utilization - peak_memory (a float)
     requested = int(total * util)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
+    from .validate import check_pipeline_stages
+
+    check_pipeline_stages(stages, model.num_hidden_layers)
     # vllm/worker/cache_engine.py:CacheEngine.get_cache_block_size: every attention layer, full pages
     specs = layer_specs(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                         model_dtype=cfg.model_dtype, disable_hybrid=True)
@@ -123,12 +126,21 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
     tokens = num_blocks * cfg.block_size
     conc = tokens / max_len
     kind = message = None
-    if num_blocks <= 0:
+    from .weights_oom import weights_oom
+
+    # V0 loads before it profiles too; what the runtime holds by then is its measured non-torch memory
+    oom = weights_oom(ranks, device=device, free_before_load_bytes=total - used_by_others_bytes - over.increase_bytes,
+                      used_by_others_bytes=used_by_others_bytes, context_bytes=over.increase_bytes,
+                      distributed=cfg.tp * cfg.pp > 1, loader="GPUModelRunnerBase.load_model")
+    if oom is not None:
+        kind, message = "out_of_memory", oom
+    elif num_blocks <= 0:
         kind, message = "no_kv_cache_memory", _no_kv_message()
     elif max_len > tokens:
         kind, message = "max_model_len_exceeds_kv_cache", _max_len_message(max_len, tokens)
     swap_blocks = int(4 * GiB // ranks[-1].layout.bytes_per_block) if ranks[-1].layout.bytes_per_block else 0
-    logs = _log_lines(ranks[-1], total, util, used_by_others_bytes, num_blocks, swap_blocks, max_len, conc, message)
+    logs = ([message] if kind == "out_of_memory" else
+            _log_lines(ranks[-1], total, util, used_by_others_bytes, num_blocks, swap_blocks, max_len, conc, message))
     host = (Term(key="swap_space", label="swap space (pinned host RAM)", bytes=4 * GiB * cfg.tp * cfg.pp,
                  rule=cite("vllm/config.py", "CacheConfig") + " (swap_space 4 GiB per GPU: the CPU blocks)",
                  note="CPU memory, not on the device"),)
@@ -140,11 +152,11 @@ def build_plan_v0(model: ModelDescription, args: EngineArgs, device: Device, rul
         vllm_version=".".join(map(str, rules.requested)), rules=rules, model=model, device=device,
         device_count=cfg.tp * cfg.pp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
         ranks=tuple(ranks), verdict="fails" if kind else "starts", error_kind=kind, error_message=message,
-        error_phase="kv_sizing" if kind else None,
+        error_phase=("weight_loading" if kind == "out_of_memory" else "kv_sizing") if kind else None,
         # V0 logs the blocks and the concurrency before its check refuses them (gpu_executor.initialize_cache)
-        num_gpu_blocks=None if kind == "no_kv_cache_memory" else num_blocks,
-        kv_cache_tokens=None if kind == "no_kv_cache_memory" else tokens,
-        max_concurrency=None if kind == "no_kv_cache_memory" else conc,
+        num_gpu_blocks=None if kind in ("no_kv_cache_memory", "out_of_memory") else num_blocks,
+        kv_cache_tokens=None if kind in ("no_kv_cache_memory", "out_of_memory") else tokens,
+        max_concurrency=None if kind in ("no_kv_cache_memory", "out_of_memory") else conc,
         # V0 states the most tokens the cache holds; that is the longest max_model_len it accepts
         estimated_max_model_len=tokens if kind == "max_model_len_exceeds_kv_cache" else None,
         max_model_len=max_len, host_terms=host, warnings=tuple(warnings), log_lines=tuple(logs),

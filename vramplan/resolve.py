@@ -22,6 +22,13 @@ def load_model(model: str, revision: str | None = None) -> ModelDescription:
     files = load_model_files(model, revision=revision)
     desc = describe_config(files.config, name=model, resolved=files.resolved, preprocessor=files.preprocessor,
                            source=f"{files.source}: {files.location} ({files.resolved_by})")
+    from .model.config_checks import library_default_notes
+    from .model.from_config import text_config_of
+
+    notes = library_default_notes(text_config_of(files.config), text_config_of(files.resolved),
+                                  resolved_by=files.resolved_by, model_type=str(desc.text_model_type))
+    if notes:
+        desc = replace(desc, notes=desc.notes + notes)
     if files.checkpoint_bytes:
         desc = replace(desc, checkpoint_bytes=files.checkpoint_bytes,
                        checkpoint_source=f"{'Hub' if files.source == 'hub' else 'local'} safetensors headers")
@@ -43,7 +50,11 @@ def resolve_device(device: str | Device | None = None, *, device_memory_gib: flo
     if isinstance(device, Device):
         return device
     if device_memory_gib is not None:
-        base = get_device(device) if device else None
-        plat = platform or (base.platform if base else "cuda")
-        return custom_device(device_memory_gib, platform=plat, label=base.label if base else "custom")
+        from .inputs.devices import ambiguous_platform
+
+        fuzzy = ambiguous_platform(device) if device else None  # "a100" + a size: the size settles it
+        base = get_device(device) if device and not fuzzy else None
+        plat = platform or (base.platform if base else fuzzy or "cuda")
+        return custom_device(device_memory_gib, platform=plat,
+                             label=base.label if base else (device if fuzzy else "custom"))
     return get_device(device or "h100-80gb")

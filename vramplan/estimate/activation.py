@@ -125,7 +125,7 @@ def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: i
         elif layer.kind is LayerKind.MLA:
             # MLA prefill materialises per-head K (nope + rope) and V from the latent
             heads = cdiv(model.num_attention_heads, tp)
-            t = model.hf_config.get("text_config", model.hf_config)
+            t = model.hf_config.get("text_config") or model.hf_config
             qk = int(t.get("qk_nope_head_dim", 128)) + int(t.get("qk_rope_head_dim", 64))
             v = int(t.get("v_head_dim", 128))
             attn = stream + heads * (2 * qk + 2 * v) * b

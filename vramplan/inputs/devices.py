@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..errors import DeviceError
 from ..units import GiB, MiB, parse_size
 
-__all__ = ["Device", "DEVICES", "get_device", "custom_device", "device_names"]
+__all__ = ["Device", "DEVICES", "get_device", "custom_device", "device_names", "ambiguous_platform"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,11 +81,27 @@ DEVICES: dict[str, Device] = {
 
 _ALIASES = {
     "h100": "h100-80gb", "h100-sxm": "h100-80gb", "h100-80g": "h100-80gb", "h100-sxm5": "h100-80gb",
-    "h200-141gb": "h200", "a100": "a100-80gb", "a100-80g": "a100-80gb", "a100-40g": "a100-40gb",
+    "h200-141gb": "h200", "a100-80g": "a100-80gb", "a100-40g": "a100-40gb", "a100-sxm4-80gb": "a100-80gb",
+    "a100-sxm4-40gb": "a100-40gb",
     "4090": "rtx-4090", "rtx4090": "rtx-4090", "3090": "rtx-3090", "rtx3090": "rtx-3090",
     "910b1": "ascend-910b1", "910b2": "ascend-910b2", "910b3": "ascend-910b3", "910b4": "ascend-910b4",
-    "910b": "ascend-910b3", "ascend-910b": "ascend-910b3", "mi300": "mi300x",
+    "mi300": "mi300x",
 }
+# Names that fit cards of different memory sizes: refused with the choices rather than guessed.
+# (``h100`` stays an alias: the SXM and PCIe H100 report the same 80 GB.)
+_AMBIGUOUS = {
+    "a100": ("a100-80gb", "a100-40gb"),
+    "910b": ("ascend-910b1", "ascend-910b2", "ascend-910b3", "ascend-910b4"),
+    "ascend-910b": ("ascend-910b1", "ascend-910b2", "ascend-910b3", "ascend-910b4"),
+}
+
+
+def ambiguous_platform(name: str) -> str | None:
+    """The platform of an ambiguous device name (``a100``), or None if the name is not ambiguous; with
+    ``--device-memory-gib`` such a name is fine (the size is given)."""
+    key = re.sub(r"[\s_]+", "-", name.strip().lower())
+    choices = _AMBIGUOUS.get(key)
+    return DEVICES[choices[0]].platform if choices else None
 
 
 def device_names() -> tuple[str, ...]:
@@ -94,6 +110,11 @@ def device_names() -> tuple[str, ...]:
 
 def get_device(name: str) -> Device:
     key = re.sub(r"[\s_]+", "-", name.strip().lower())
+    if key in _AMBIGUOUS:
+        choices = _AMBIGUOUS[key]
+        raise DeviceError(
+            f"device {name!r} is ambiguous: " + ", ".join(f"{c} ({DEVICES[c].total_gib:.2f} GiB)" for c in choices),
+            hint="name one of them, or give --device-memory-gib")
     key = _ALIASES.get(key, key)
     if key in DEVICES:
         return DEVICES[key]

@@ -101,6 +101,8 @@ class EngineArgs:
     """vLLM 0.34 ``--enable-extensible-kv-cache`` / ``--no-enable-extensible-kv-cache`` (None: the release's default)."""
     enable_elastic_ep: bool = False
     kv_transfer_config: dict | None = None
+    hf_overrides: dict | None = None
+    """``--hf-overrides``: merged into the model's config as vLLM does (``vramplan.model.overrides``)."""
     usage_context: str = "serve"
     """``serve`` (``vllm serve``, the OpenAI server) or ``llm`` (the offline ``LLM`` class): defaults differ."""
     env: tuple[tuple[str, str], ...] = ()
@@ -156,6 +158,35 @@ def _json(value: str) -> dict:
     if not isinstance(data, dict):
         raise ValueError(value)
     return data
+
+
+def _json_object(value: str, flag: str) -> dict:
+    """A flag vLLM reads with ``json.loads`` (vLLM v0.33.0 vllm/engine/arg_utils.py:_compute_kwargs, dict fields)."""
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise FlagError(f"{flag} takes a JSON object, got {value!r} ({exc.msg})",
+                        hint=f"""e.g. {flag} '{{"max_position_embeddings": 131072}}' (mind the shell quotes)""") from None
+    if not isinstance(data, dict):
+        raise FlagError(f"{flag} takes a JSON object, got a JSON {type(data).__name__}",
+                        hint=f"""e.g. {flag} '{{"max_position_embeddings": 131072}}'""")
+    return data
+
+
+def _set_dotted(values: dict, dest: str, path: list[str], raw: str) -> None:
+    """``--hf-overrides.rope_scaling.factor 4``: vLLM's FlexibleArgumentParser nests dotted keys into the
+    flag's JSON object, each value read as JSON when it parses (else kept as text)."""
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    node = values.setdefault(dest, {})
+    for part in path[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[path[-1]] = value
 
 
 def _int_or_auto(value: str) -> int:
@@ -224,6 +255,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "enable-extensible-kv-cache": ("enable_extensible_kv_cache", _bool, False),
     "enable-elastic-ep": ("enable_elastic_ep", _bool, False),
     "kv-transfer-config": ("kv_transfer_config", _json, True),
+    "hf-overrides": ("hf_overrides", lambda v: _json_object(v, "--hf-overrides"), True),
 }
 _SHORT = {"-tp": "tensor-parallel-size", "-pp": "pipeline-parallel-size", "-dp": "data-parallel-size",
           "-q": "quantization", "-ep": "enable-expert-parallel"}
@@ -311,6 +343,15 @@ def parse_flags(argv: list[str], *, environ: dict[str, str] | None = None,
                 continue
             _compilation(values, "", val)
             continue
+        if name.startswith(("--hf-overrides.", "--hf_overrides.")):
+            path = name.split(".")[1:]
+            val = inline if has_inline else (tokens[i] if i < len(tokens) else "")
+            if not has_inline:
+                i += 1
+            if not all(path):
+                raise FlagError(f"cannot read {name}", hint="e.g. --hf-overrides.max_position_embeddings 131072")
+            _set_dotted(values, "hf_overrides", path, val)
+            continue
         long = _SHORT.get(name, name)
         key = long.lstrip("-").replace("_", "-")
         negated = False
@@ -336,7 +377,10 @@ def parse_flags(argv: list[str], *, environ: dict[str, str] | None = None,
                 else:
                     raw = "false" if negated else "true"
             try:
-                values[dest] = conv(raw)
+                got = conv(raw)
+                if dest == "hf_overrides" and isinstance(values.get(dest), dict):  # with dotted keys given before
+                    got = {**values[dest], **got}
+                values[dest] = got
             except FlagError:
                 raise
             except (ValueError, TypeError):

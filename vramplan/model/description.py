@@ -291,6 +291,8 @@ class ModelDescription:
     """Bytes of the checkpoint's tensors from its safetensors headers, when they could be read (Hub or local)."""
     checkpoint_source: str = ""
     notes: tuple[str, ...] = ()
+    raw_config: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """config.json as written (before library defaults); ``--hf-overrides`` re-describes from it."""
 
     @property
     def is_moe(self) -> bool:

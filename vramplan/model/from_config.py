@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import ConfigError, UnsupportedError
+from ..errors import ConfigError, UnsupportedError, VramplanError
 from ..memo import by_identity
 from .description import (
     REMOVED_FROM_VLLM,
@@ -161,7 +161,38 @@ def describe_config(
     preprocessor: dict | None = None,
     source: str = "",
 ) -> ModelDescription:
-    """Describe a model from its config.json (``resolved``: the same with transformers' defaults)."""
+    """Describe a model from its config.json (``resolved``: the same with transformers' defaults).
+
+    A config that cannot be read as its architecture raises one :class:`ConfigError` (never a
+    ``ValueError``/``TypeError`` from the arithmetic)."""
+    from .config_checks import check_config_values, check_top_level
+
+    if not isinstance(config, dict) or (resolved is not None and not isinstance(resolved, dict)):
+        raise ConfigError(f"{name}: config.json is not a JSON object", hint="a model config is a JSON object")
+    for c in (config, resolved) if resolved is not None else (config,):
+        check_top_level(c, f"{name} config")
+    check_config_values(text_config_of(resolved or config), f"{name} config")
+    try:
+        return _describe(config, name=name, resolved=resolved, preprocessor=preprocessor, source=source)
+    except VramplanError:
+        raise
+    except KeyError as exc:
+        raise ConfigError(f"{name} config has no {exc.args[0]!r}, which its architecture needs",
+                          hint="the config is incomplete; compare it with the model's Hub config.json") from None
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError, IndexError, OverflowError) as exc:
+        raise ConfigError(f"{name} config cannot be read as its architecture ({type(exc).__name__}: {exc})",
+                          hint="a value has the wrong type or size; compare config.json with the model's Hub "
+                               "config.json") from None
+
+
+def _describe(
+    config: dict,
+    *,
+    name: str,
+    resolved: dict | None = None,
+    preprocessor: dict | None = None,
+    source: str = "",
+) -> ModelDescription:
     cfg = resolved or config
     archs = cfg.get("architectures") or config.get("architectures") or []
     if not archs:
@@ -246,6 +277,7 @@ def describe_config(
         sliding_window=int(sliding) if isinstance(sliding, int) else None,
         rope_scaling=rope_scaling if isinstance(rope_scaling, dict) else None,
         hf_config=cfg,
+        raw_config=config,
         preprocessor_config=preprocessor,
         source=source,
     )

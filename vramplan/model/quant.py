@@ -22,6 +22,8 @@ DTYPE_BYTES: dict[str, float] = {
     "bfloat16": 2, "float16": 2, "half": 2, "fp16": 2, "bf16": 2,
     "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1, "fp8_ds_mla": 1, "int8": 1, "uint8": 1,
     "int32": 4, "int64": 8,
+    # torch dtypes of buffers some modules register (Llama 4's vision rotary cache is complex64)
+    "float64": 8, "double": 8, "complex64": 8, "complex128": 16, "int16": 2, "bool": 1,
 }
 
 

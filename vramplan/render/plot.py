@@ -52,6 +52,9 @@ def _stack(plan: "Plan") -> list[tuple[str, float]]:
     others = plan.used_by_others_bytes
     context = total - others - r.free_at_init_bytes
     parts = [("others", others), ("context", context)]
+    if plan.error_phase == "weight_loading":  # loading fails: only the weights exist, whole, past the device's end
+        parts.append(("weights", r.bytes_of("weights")))
+        return [(k, v / GiB) for k, v in parts]
     keys = ("weights", "activation_peak", "non_torch", "cudagraph_estimate")
     if r.term("reserved_bound") is not None:  # vLLM 0.34's extensible KV cache: sized after warm-up
         keys = ("weights", "non_torch", "cudagraph_pool", "warmup_transient_peak", "kv_margin")
@@ -120,12 +123,20 @@ def plot_plan(plan: "Plan", path: str) -> None:
         left += gib
     req = plan.logged_rank.requested_bytes / GiB
     base = stack[0][1] + stack[1][1]
-    ax.axvline(base + req, color="black", linestyle="--", linewidth=1)
-    ax.text(base + req, 0.45, f" requested = {plan.engine.gpu_memory_utilization} x total", fontsize=8, va="bottom")
-    ax.set_xlim(0, plan.device.total_bytes / GiB)
+    if plan.error_phase != "weight_loading":  # util plays no part while the weights load
+        ax.axvline(base + req, color="black", linestyle="--", linewidth=1)
+        ax.text(base + req, 0.45, f" requested = {plan.engine.gpu_memory_utilization} x total", fontsize=8,
+                va="bottom")
+    total_gib = plan.device.total_bytes / GiB
+    if left > total_gib:  # weights that do not fit: show the overflow instead of cutting the bar
+        ax.axvspan(total_gib, left, color="red", alpha=0.15, hatch="//", label=f"beyond the device {left - total_gib:.2f}")
+        ax.axvline(total_gib, color="red", linewidth=2)
+        ax.text(total_gib, -0.45, f" device total {total_gib:.2f} GiB", color="red", fontsize=8, va="top")
+    ax.set_xlim(0, max(total_gib, left * 1.02))
     ax.set_yticks([])
     ax.set_xlabel("GiB")
-    verdict = "starts" if plan.starts else f"fails: {plan.error_kind}"
+    verdict = "starts" if plan.starts else f"fails: {plan.error_kind}" + (
+        f" ({plan.error_phase})" if plan.error_phase == "weight_loading" else "")
     ax.set_title(f"{plan.model.name} on {plan.device.label}, vLLM {plan.vllm_version} rules: {verdict}", fontsize=10)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, fontsize=8, frameon=False)
     _save(fig, path)

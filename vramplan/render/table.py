@@ -76,18 +76,28 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
         ("worker.py:Worker.determine_num_available_blocks" if plan.rules.engine == "v0" else
          "worker_v1.py:NPUWorker.determine_available_memory") if no_snapshot else
         _short_rule(plan.rules.cite("vllm/v1/worker/utils.py", "request_memory")), style="bold")
+    # weights that do not fit: loading fails before profiling, so no later term exists
+    loading_oom = plan.error_phase == "weight_loading"
     for key in ("weights", "activation_peak", "non_torch", "cudagraph_estimate"):
         t = r0.term(key)
-        if t is None:
+        if t is None or (loading_oom and key != "weights"):
             continue
         label = "  " + t.label + (" *" if t.kind == "measured" else "")
         row(label, [r.bytes_of(key) for r in ranks], _short_rule(t.rule))
         if verbose:
             for name, b in t.parts:
                 table.add_row("      " + name, *[_g(b)] + [""] * (len(ranks) - 1), "", style="dim")
-    row("  = non-KV total", [r.bytes_of("non_kv_total") for r in ranks],
-        "weights + peak + non-torch" + (" (+ graph estimate)" if e.estimate_cudagraphs else ""))
-    if r0.term("reserved_bound") is not None:  # vLLM 0.34's extensible KV cache (vramplan/sizing/extensible.py)
+    if loading_oom:
+        row("  free when loading starts", [r.free_at_init_bytes for r in ranks],
+            "total - other programs - runtime context (util plays no part while loading)")
+        row("  short by", [max(r.bytes_of("weights") - r.free_at_init_bytes, 0) for r in ranks],
+            "weights - free: out of memory in load_model", style="bold red")
+    else:
+        row("  = non-KV total", [r.bytes_of("non_kv_total") for r in ranks],
+            "weights + peak + non-torch" + (" (+ graph estimate)" if e.estimate_cudagraphs else ""))
+    if loading_oom:
+        pass
+    elif r0.term("reserved_bound") is not None:  # vLLM 0.34's extensible KV cache (vramplan/sizing/extensible.py)
         _extensible_rows(table, ranks, row)
     else:
         row("  KV cache", [r.available_kv_bytes for r in ranks],
