@@ -33,6 +33,7 @@ _BY_ARCH: dict[str, Family] = {}
 
 # Family modules, imported once on first lookup (each calls register()).
 _MODULES: tuple[str, ...] = (
+    "qwen3_5",
 )
 _loaded = False
 
