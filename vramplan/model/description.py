@@ -109,6 +109,11 @@ class MambaSpec:
     head_v_dim: int
     state_dtype: str | None = None
     """dtype of the SSM state (GDN keeps it in float32 by default in some versions); None: model dtype."""
+    n_groups: int = 0
+    """Mamba-2: B/C groups (``n_groups``); when TP does not divide them vLLM replicates them up to TP
+    (``MambaStateShapeCalculator.extra_groups_for_head_shards``). 0: not a Mamba-2 layer."""
+    state_size: int = 0
+    """Mamba-2: ``ssm_state_size`` (the N of the B/C groups in the conv channels)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -167,8 +167,12 @@ def describe_config(
     if not archs:
         raise ConfigError(f"{name}: config.json lists no 'architectures'", hint="vLLM needs it to pick the model class")
     arch = archs[0]
+    from .families import config_fix_for, family_for_architecture
+
+    fix = config_fix_for(arch)
+    if fix is not None:
+        cfg = fix(config, cfg)
     text = text_config_of(cfg)
-    from .families import family_for_architecture
 
     registered = family_for_architecture(arch)
     if registered is not None:
@@ -228,7 +232,7 @@ def describe_config(
         layer_params=layer_params,
         embed_params=embed,
         head_params=tuple(head),
-        buffer_params=_rope_buffers(ctx, layers),
+        buffer_params=_buffers(ctx, layers),
         moe=moe,
         is_multimodal=multimodal,
         model_type=str(cfg.get("model_type", "")),
@@ -560,6 +564,14 @@ _FAMILY_BUILDERS = {
     "qwen3_next": _qwen3_next_layers,
     "llama4": _llama4_layers,
 }
+
+
+def _buffers(ctx: _Ctx, layers: tuple[LayerSpec, ...]) -> tuple[Param, ...]:
+    """A registered family's own buffers when it declares them, else the rotary caches."""
+    from .families import buffers_for
+
+    own = buffers_for(ctx.family)
+    return own(ctx, layers) if own is not None else _rope_buffers(ctx, layers)
 
 
 def _rope_buffers(ctx: _Ctx, layers: tuple[LayerSpec, ...]) -> tuple[Param, ...]:

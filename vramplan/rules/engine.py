@@ -327,7 +327,11 @@ def _align_hybrid(v, model: ModelDescription, device: Device, *, tp: int, block_
     page = _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=None)
     conv = page - _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=None, conv_only=False,
                                      ssm_only=True)
-    hopper = device.compute_capability is not None and device.compute_capability[0] == 9
+    # Only GDN layers export prefill checkpoints (vLLM v0.33.0 vllm/model_executor/layers/mamba/abstract.py:
+    # MambaBase.get_prefill_checkpoint_alignment is None; qwen_gdn_linear_attn.py overrides it with the FlashInfer
+    # alignment), and get_mamba_prefill_checkpoint_alignment is None unless every mamba layer declares one.
+    hopper = (device.compute_capability is not None and device.compute_capability[0] == 9
+              and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
     bs, padded = d.hybrid_attention_block_size(
         v, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
         mamba_cache_mode=mamba_mode, platform=device.platform,

@@ -26,6 +26,12 @@ class Family:
     """architecture name -> whether that architecture is multimodal."""
     text_model_types: tuple[str, ...] = ()
     """``model_type`` values of a text sub-config that select this family inside a vision-language wrapper."""
+    config_fix: Callable[[dict, dict], dict] | None = None
+    """``config_fix(raw, resolved) -> resolved``: restore what a transformers release drops from ``to_dict()``
+    but vLLM reads (e.g. Nemotron-H's ``hybrid_override_pattern``), before the description reads it."""
+    buffers: Callable[[Any, tuple], tuple] | None = None
+    """``buffers(ctx, layers) -> params``: the family's init-time buffers instead of the default rotary caches
+    (e.g. none for a model without rotary embeddings)."""
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -34,6 +40,7 @@ _BY_ARCH: dict[str, Family] = {}
 # Family modules, imported once on first lookup (each calls register()).
 _MODULES: tuple[str, ...] = (
     "qwen3_5",
+    "nemotron_h",
 )
 _loaded = False
 
@@ -73,6 +80,18 @@ def builder_for(name: str) -> Callable[[Any], tuple] | None:
     _load()
     fam = _FAMILIES.get(name)
     return fam.builder if fam else None
+
+
+def config_fix_for(arch: str) -> Callable[[dict, dict], dict] | None:
+    _load()
+    fam = _BY_ARCH.get(arch)
+    return fam.config_fix if fam else None
+
+
+def buffers_for(name: str) -> Callable[[Any, tuple], tuple] | None:
+    _load()
+    fam = _FAMILIES.get(name)
+    return fam.buffers if fam else None
 
 
 def registered_architectures() -> tuple[str, ...]:
