@@ -166,6 +166,13 @@ class QuantSpec:
     """The loaded mxfp4 scales stay allocated next to the swizzled ones (vLLM 0.14-0.24 Triton path)."""
     moe_scale_pad_k: int = 1
     """Scale groups padded to this multiple before the Hopper swizzle (4 from vLLM 0.26)."""
+    weight_format: str = ""
+    """``nvfp4``: e2m1 weights packed 2 per byte, fp8 scales per 16, fp32 global scales (ModelOpt NVFP4 and the
+    compressed-tensors ``nvfp4-pack-quantized`` format); empty for the other formats."""
+    per_module: tuple[tuple[str, str], ...] = ()
+    """ModelOpt ``MIXED_PRECISION``: (module path inside a decoder layer, or ``lm_head``; quant_algo) from
+    ``quantized_layers``. Modules not listed stay unquantized (vLLM v0.34.0
+    vllm/model_executor/layers/quantization/modelopt.py:ModelOptMixedPrecisionConfig.get_quant_method)."""
     raw: dict = field(default_factory=dict, compare=False, hash=False)
 
 
