@@ -41,6 +41,7 @@ _BY_ARCH: dict[str, Family] = {}
 _MODULES: tuple[str, ...] = (
     "qwen3_5",
     "nemotron_h",
+    "minimax_m2",
 )
 _loaded = False
 
