@@ -42,6 +42,7 @@ _MODULES: tuple[str, ...] = (
     "qwen3_5",
     "nemotron_h",
     "minimax_m2",
+    "mimo_v2",
 )
 _loaded = False
 
