@@ -206,6 +206,11 @@ def describe_config(
     layers, layer_params, moe = _layers(ctx)
 
     embed = (Param(name="embed_tokens.weight", shape=(vocab, hidden), shard=Shard.VOCAB, part="embed"),)
+    from .families import extra_params_for
+
+    extra = extra_params_for(family)
+    if extra is not None:
+        embed += tuple(extra(ctx, cfg))
     head: list[Param] = [_norm("norm", hidden, family, layernorm=family == "phi")]
     if not tie:
         head.append(Param(name="lm_head.weight", shape=(vocab, hidden), shard=Shard.VOCAB, part="lm_head"))

@@ -29,6 +29,9 @@ class Family:
     config_fix: Callable[[dict, dict], dict] | None = None
     """``config_fix(raw, resolved) -> resolved``: restore what a transformers release drops from ``to_dict()``
     but vLLM reads (e.g. Nemotron-H's ``hybrid_override_pattern``), before the description reads it."""
+    extra_params: Callable[[Any, dict], tuple] | None = None
+    """``extra_params(ctx, config) -> params`` loaded with the embeddings on the first stage (e.g. a vision tower that
+    vramplan does not profile as a vision family: its weights still count)."""
     buffers: Callable[[Any, tuple], tuple] | None = None
     """``buffers(ctx, layers) -> params``: the family's init-time buffers instead of the default rotary caches
     (e.g. none for a model without rotary embeddings)."""
@@ -43,6 +46,7 @@ _MODULES: tuple[str, ...] = (
     "nemotron_h",
     "minimax_m2",
     "mimo_v2",
+    "gemma4",
 )
 _loaded = False
 
@@ -88,6 +92,12 @@ def config_fix_for(arch: str) -> Callable[[dict, dict], dict] | None:
     _load()
     fam = _BY_ARCH.get(arch)
     return fam.config_fix if fam else None
+
+
+def extra_params_for(name: str) -> Callable[[Any, dict], tuple] | None:
+    _load()
+    fam = _FAMILIES.get(name)
+    return fam.extra_params if fam else None
 
 
 def buffers_for(name: str) -> Callable[[Any, tuple], tuple] | None:
