@@ -218,7 +218,7 @@ def build_plan(
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
-                            mamba_page_padded=cfg.mamba_page_padded,
+                            mamba_page_padded=cfg.mamba_page_padded, mamba_ssm_dtype=cfg.mamba_ssm_dtype,
                             disable_hybrid=cfg.disable_hybrid_kv_cache_manager)
     graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
                        estimates=cfg.estimate_runs, num_layers=stages[-1][1] - stages[-1][0],

@@ -114,6 +114,9 @@ class MambaSpec:
     (``MambaStateShapeCalculator.extra_groups_for_head_shards``). 0: not a Mamba-2 layer."""
     state_size: int = 0
     """Mamba-2: ``ssm_state_size`` (the N of the B/C groups in the conv channels)."""
+    state_dtype_by_release: tuple[tuple[tuple[int, int, int], str], ...] = ()
+    """When the config states no SSM dtype: (first vLLM release, dtype) pairs, the newest at or below the planned
+    release applies (NemotronH's fallback moved from float16 to float32); empty: ``state_dtype``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,8 +20,8 @@ layer is a single mixer behind one RMSNorm:
 - MTP: ``hf_to_vllm_mapper`` maps ``mtp`` to None: the next-token layers are not loaded without speculative
   decoding.
 - SSM state dtype: vLLM v0.34.0 vllm/model_executor/models/config.py:NemotronHForCausalLMConfig sets
-  ``mamba_ssm_cache_dtype`` from the config's key, else float32 (from v0.26; v0.19 fell back to float16, a
-  difference not modelled for configs that do not state the key).
+  ``mamba_ssm_cache_dtype`` from the config's key, else float32 (from v0.26; v0.18 and v0.19 fall back to
+  float16: selected by release, see ``MambaSpec.state_dtype_by_release``).
 """
 
 from __future__ import annotations
@@ -81,9 +81,13 @@ def build(ctx):
                   part="attention"),
             Param(name="mixer.out_proj.bias", shape=(h,), part="attention"),
         ]
-    ssm = t.get("mamba_ssm_cache_dtype") or "float32"
+    ssm = t.get("mamba_ssm_cache_dtype")
+    # NemotronHForCausalLMConfig: the config's key, else float16 (vLLM v0.19.0 / v0.18.0) or float32 (v0.26.0 on,
+    # DEFAULT_MAMBA_SSM_CACHE_DTYPE; the releases between were not checked, so the switch is placed at 0.26)
     mamba = MambaSpec(kind="mamba2", conv_dim=conv_dim, conv_kernel=kernel, num_heads=heads, head_k_dim=hd,
-                      head_v_dim=n, state_dtype=str(ssm).replace("torch.", ""), n_groups=groups, state_size=n)
+                      head_v_dim=n, state_dtype=str(ssm).replace("torch.", "") if ssm else None,
+                      state_dtype_by_release=() if ssm else (((0, 0, 0), "float16"), ((0, 26, 0), "float32")),
+                      n_groups=groups, state_size=n)
     attn_params = [p for p in _qkv(ctx, bias=False)] + _o_proj(ctx, bias=False)
     attn_params = [Param(name=p.name.replace("self_attn", "mixer"), shape=p.shape, shard=p.shard, part=p.part,
                          quantizable=p.quantizable) for p in attn_params]
@@ -156,9 +160,13 @@ def _no_buffers(ctx, layers) -> tuple:
 def _fix(raw: dict, resolved: dict) -> dict:
     """transformers 5.x ``NemotronHConfig.to_dict()`` turns ``hybrid_override_pattern`` into ``layers_block_type``
     and drops ``num_hidden_layers``; vLLM's nemotron_h.py reads both from the config, as config.json states them."""
-    if resolved is raw or ("hybrid_override_pattern" in resolved and "num_hidden_layers" in resolved):
+    if resolved is raw:
         return resolved
     out = dict(resolved)
+    if "mamba_ssm_cache_dtype" not in raw:
+        # transformers 5.x's NemotronHConfig fills in float32; the file states nothing, so vLLM's own fallback
+        # (float16 until the 0.2x releases, float32 after) decides, by release
+        out.pop("mamba_ssm_cache_dtype", None)
     for key in ("hybrid_override_pattern", "num_hidden_layers", "head_dim", "attention_head_dim"):
         if key in raw and out.get(key) is None:
             out[key] = raw[key]
