@@ -87,3 +87,19 @@ def test_qwen3_5_plans_start(model_id, tp, device):
     p = vramplan.plan(model_id, device=device, tensor_parallel_size=tp, max_model_len=32768, max_num_seqs=128)
     assert p.verdict == "starts", (p.error_kind, p.error_message)
     assert p.num_gpu_blocks and p.num_gpu_blocks > 0
+
+
+def test_mamba_blocks_check_and_its_fix():
+    # vLLM's default max_num_seqs on H100 (1024) exceeds the blocks left for 27B on one GPU: vLLM's
+    # "max_num_seqs (1024) exceeds available Mamba cache blocks (N)" and its advice, lower max_num_seqs to N
+    p = vramplan.plan("Qwen/Qwen3.5-27B", device="h100-80gb", vllm_version="0.33.0", max_model_len=32768)
+    assert p.verdict == "fails" and "exceeds available Mamba cache blocks" in p.error_message
+    import re
+
+    n = int(re.search(r"Mamba cache blocks \((\d+)\)", p.error_message).group(1))
+    from vramplan.fixes import smallest_fix
+
+    assert smallest_fix(p).startswith(f"lower --max-num-seqs to {n}")
+    fixed = vramplan.plan("Qwen/Qwen3.5-27B", device="h100-80gb", vllm_version="0.33.0", max_model_len=32768,
+                          max_num_seqs=n)
+    assert fixed.verdict == "starts"
