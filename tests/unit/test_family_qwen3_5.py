@@ -99,7 +99,16 @@ def test_mamba_blocks_check_and_its_fix():
     n = int(re.search(r"Mamba cache blocks \((\d+)\)", p.error_message).group(1))
     from vramplan.fixes import smallest_fix
 
-    assert smallest_fix(p).startswith(f"lower --max-num-seqs to {n}")
+    fix = smallest_fix(p)
+    # fewer sequences also capture fewer CUDA graphs, so the fix may settle a block or two below vLLM's N
+    m = int(re.match(r"lower --max-num-seqs to (\d+)", fix).group(1))
+    assert n - 3 <= m <= n
     fixed = vramplan.plan("Qwen/Qwen3.5-27B", device="h100-80gb", vllm_version="0.33.0", max_model_len=32768,
-                          max_num_seqs=n)
+                          max_num_seqs=m)
     assert fixed.verdict == "starts"
+
+
+def test_qwen3_5_rope_cache_is_not_enlarged_without_pruning():
+    # vLLM 0.33/0.34: mrope_positions_factor is 1 unless multimodal pruning: 262144 positions x (256 x 0.25) bf16
+    m = load_model("Qwen/Qwen3.5-27B")
+    assert [p.shape for p in m.buffer_params] == [(262144, 64)]  # the vision tower's own buffers are apart

@@ -105,9 +105,25 @@ def build(ctx):
     return tuple(specs), tuple(params), moe
 
 
+def _rope(ctx, layers) -> tuple:
+    """One M-RoPE cache of (max_position x factor, head_dim x partial_rotary_factor) in the model dtype.
+
+    vLLM v0.33.0 / v0.34.0 vllm/model_executor/models/qwen3_5.py (and the CUDA model in vllm/models/qwen3_5) build
+    Qwen3NextAttention with ``mrope_positions_factor(vllm_config)`` (qwen3_vl.py): 1, or 4 with multimodal
+    pruning; MRotaryEmbedding.cache_max_position_num = max_position x factor. (v0.18-v0.26 hard-coded x4: 3 x the
+    cache more there, not modelled by release.)
+    """
+    t = ctx.text
+    params = t.get("rope_parameters") or t.get("rope_scaling") or {}
+    factor = float(t.get("partial_rotary_factor") or (params.get("partial_rotary_factor") if isinstance(params, dict)
+                                                      else None) or 0.25)
+    return (Param(name="rotary_emb.cos_sin_cache", shape=(ctx.max_pos, int(ctx.head_dim * factor)), part="buffer"),)
+
+
 register(Family(
     name="qwen3_5",
     builder=build,
+    buffers=_rope,
     architectures={
         "Qwen3_5ForConditionalGeneration": True,
         "Qwen3_5MoeForConditionalGeneration": True,
