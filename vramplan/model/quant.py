@@ -56,7 +56,6 @@ def parse_quant(qcfg: dict | None, flag: str | None = None) -> QuantSpec | None:
     method = _modelopt_method(qcfg) or str(qcfg.get("quant_method", "")).lower().replace("compressed_tensors",
                                                                                        "compressed-tensors")
     ignored = tuple(str(x) for x in (qcfg.get("modules_to_not_convert") or qcfg.get("ignore") or qcfg.get("ignored_layers") or []))
-    kv = None
     if method in ("fp8", "fbgemm_fp8"):
         block = qcfg.get("weight_block_size")
         return QuantSpec(method="fp8", weight_bits=8, block=tuple(block) if block else None,
@@ -84,13 +83,6 @@ def parse_quant(qcfg: dict | None, flag: str | None = None) -> QuantSpec | None:
         return _compressed_tensors(qcfg, ignored)
     if method in ("modelopt", "modelopt_fp4", "modelopt_mixed"):
         return _modelopt(qcfg)
-    if method in ("modelopt_legacy",):
-        algo = str(qcfg.get("quantization", {}).get("quant_algo", qcfg.get("quant_algo", "FP8")))
-        if "FP4" in algo.upper():
-            return QuantSpec(method="modelopt_fp4", weight_bits=4, group_size=16, scale_dtype="fp8", ignored=ignored, raw=qcfg)
-        kv_algo = qcfg.get("quantization", {}).get("kv_cache_quant_algo") or qcfg.get("kv_cache_quant_algo")
-        kv = "fp8" if kv_algo else None
-        return QuantSpec(method="modelopt", weight_bits=8, group_size=-1, ignored=ignored, kv_cache_dtype=kv, raw=qcfg)
     raise UnsupportedError(
         f"quantization method {method!r} is not modelled",
         hint="modelled: fp8, compressed-tensors, gptq, awq, auto-round, mxfp4, bitsandbytes, modelopt",
