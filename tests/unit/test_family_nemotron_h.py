@@ -91,3 +91,14 @@ def test_bad_pattern_is_a_clear_error():
     cfg["hybrid_override_pattern"] = "MX" + cfg["hybrid_override_pattern"][2:]
     with pytest.raises(ConfigError, match="unknown layer type 'X'"):
         describe_config(cfg, name="bad")
+
+
+def test_mixer_activation_per_token_by_hand():
+    from vramplan.estimate.activation import _mixer_per_token
+
+    m = next(layer.mamba for layer in load_model(NANO).layers if layer.mamba)
+    # Mamba-2, TP 2: in_proj out 2I + 2GN + H = 8192 + 2048 + 64, conv out I + 2GN = 6144, SSM out I = 4096
+    assert _mixer_per_token(m, 2) == (8192 + 2048 + 64 + 6144 + 4096) // 2
+    g = next(layer.mamba for layer in load_model("Qwen/Qwen3.5-27B").layers if layer.mamba)
+    # GDN, TP 1: qkvz 2K + 2V = 16384, ba 2 x 48, conv out 10240, core out V = 6144
+    assert _mixer_per_token(g, 1) == 16384 + 96 + 10240 + 6144

@@ -188,8 +188,7 @@ def mixed_algo(quant: QuantSpec, param_name: str) -> str | None:
     if is_ignored(quant, param_name):
         return None
     per = dict(quant.per_module)
-    module = param_name.rsplit(".", 1)[0] if not param_name.endswith(("w13_weight", "w2_weight")) else \
-        param_name.rsplit(".", 1)[0]
+    module = param_name.rsplit(".", 1)[0]  # "mlp.experts.w13_weight" -> "mlp.experts"
     if param_name.startswith("lm_head"):
         return per.get("lm_head")
     candidates = [module]
