@@ -137,7 +137,7 @@ def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: i
         # TP=1); Ascend's HCCL all-reduce does not (seed 001's profile peak is the encoder's)
         stream = (8 if tp > 1 and allreduce_copies else 4) * h * b
         if layer.attention is not None and layer.kind is not LayerKind.MLA:
-            q = cdiv(model.num_attention_heads, tp) * model.head_dim
+            q = cdiv(model.num_attention_heads, tp) * layer.attention.head_size  # per layer (Gemma 4: 256 / 512)
             attn = stream + 2 * q * b + 2 * max(1, layer.attention.num_kv_heads // tp) * layer.attention.head_size * b
         elif layer.kind is LayerKind.MLA:
             # MLA prefill materialises per-head K (nope + rope) and V from the latent
