@@ -24,6 +24,7 @@ from .estimate.overheads import cudagraph, load_workspaces, non_torch, post_kv_w
 from .inputs.devices import Device
 from .inputs.flags import EngineArgs
 from .model.description import ModelDescription
+from .model.families import adapt_for_release
 from .rules.engine import EngineConfig, resolve_engine
 from .rules.kv import (
     KVLayout,
@@ -184,6 +185,7 @@ def _max_len_message(max_len: int, needed: int, available: int, estimate: int) -
             f"See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details.")
 
 
+
 def build_plan(
     model: ModelDescription,
     args: EngineArgs,
@@ -235,7 +237,8 @@ def build_plan(
     ranks: list[RankPlan] = []
     for pp_rank, (start, end) in enumerate(stages):
         last = pp_rank == cfg.pp - 1
-        shares = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant, tp=cfg.tp, pp=cfg.pp,
+        shares = weights_per_rank(adapt_for_release(model, cfg.version), dtype=cfg.model_dtype, quant=cfg.quant,
+                                  tp=cfg.tp, pp=cfg.pp,
                                   pp_rank=pp_rank, dp=cfg.dp, expert_parallel=cfg.expert_parallel,
                                   pp_partition=cfg.pp_partition,
                                   vision_replicated=(args.mm_encoder_tp_mode == "data" and model.vision is not None
@@ -520,7 +523,7 @@ def _weights_source(model: ModelDescription, cfg: EngineConfig) -> tuple[str, st
     ckpt = model.checkpoint_bytes
     if not ckpt:
         return base + "; checkpoint headers not read (catalog or offline)", None
-    full = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant)
+    full = weights_per_rank(adapt_for_release(model, cfg.version), dtype=cfg.model_dtype, quant=cfg.quant)
     config_bytes = full.total_bytes - full.part("buffer")
     diff = (config_bytes - ckpt) / ckpt
     note = (f"{base}; {model.checkpoint_source}: {ckpt / GiB:.2f} GiB in the checkpoint vs "

@@ -39,3 +39,22 @@ def test_qwen3_6_35b_a3b_nvfp4_rtx5090_v0240(kv_gib, tokens, concurrency):
     assert p.engine.block_size == 2096
     assert p.kv_cache_tokens == tokens
     assert round(p.max_concurrency, 2) == concurrency
+
+
+def test_qwen3_5_35b_a3b_fp8_gb10_weights():
+    # The same report logged "Model loading took 34.22 GiB" for Qwen3.5-35B-A3B-FP8 (block FP8 128 x 128). That
+    # config is not at hand: with the Qwen FP8 convention (lm_head, the vision tower, routers, the shared-expert gate
+    # and in_proj_ba unquantized: "ba_proj doesn't support blockwise fp8") the description gives the logged figure,
+    # with vLLM 0.18's M-RoPE cache of 4 x 262144 positions x 64 (x1 from 0.32: mrope_positions_factor)
+    from vramplan.api import load_model
+    from vramplan.model.families import adapt_for_release
+    from vramplan.model.quant import parse_quant
+    from vramplan.rules.weights import weights_per_rank
+
+    m = load_model("Qwen/Qwen3.5-35B-A3B")
+    q = parse_quant({"quant_method": "fp8", "weight_block_size": [128, 128], "activation_scheme": "dynamic",
+                     "modules_to_not_convert": ["lm_head", "visual", "mlp.gate", "shared_expert_gate", "in_proj_ba"]})
+    old = weights_per_rank(adapt_for_release(m, (0, 18, 1)), dtype="bfloat16", quant=q)
+    new = weights_per_rank(adapt_for_release(m, (0, 33, 0)), dtype="bfloat16", quant=q)
+    assert round(old.total_bytes / GiB, 2) == 34.22
+    assert old.total_bytes - new.total_bytes == 3 * 262144 * 64 * 2

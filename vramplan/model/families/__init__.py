@@ -10,6 +10,7 @@ line in :data:`_MODULES`.
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -32,6 +33,9 @@ class Family:
     extra_params: Callable[[Any, dict], tuple] | None = None
     """``extra_params(ctx, config) -> params`` loaded with the embeddings on the first stage (e.g. a vision tower that
     vramplan does not profile as a vision family: its weights still count)."""
+    for_release: Callable[[Any, tuple], Any] | None = None
+    """``for_release(model, version) -> model``: the description as one vLLM release allocates it, where a rule of
+    the family changed between releases (applied to the weights by the planner)."""
     buffers: Callable[[Any, tuple], tuple] | None = None
     """``buffers(ctx, layers) -> params``: the family's init-time buffers instead of the default rotary caches
     (e.g. none for a model without rotary embeddings)."""
@@ -98,6 +102,16 @@ def extra_params_for(name: str) -> Callable[[Any, dict], tuple] | None:
     _load()
     fam = _FAMILIES.get(name)
     return fam.extra_params if fam else None
+
+
+@lru_cache(maxsize=512)
+def adapt_for_release(model: Any, version: tuple) -> Any:
+    """The family's ``for_release`` view of a model at a vLLM release (the model itself when none applies)."""
+    _load()
+    fam = _FAMILIES.get(getattr(model, "family", ""))
+    if fam is None or fam.for_release is None:
+        return model
+    return fam.for_release(model, tuple(version[:3]))
 
 
 def buffers_for(name: str) -> Callable[[Any, tuple], tuple] | None:

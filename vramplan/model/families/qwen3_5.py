@@ -110,8 +110,8 @@ def _rope(ctx, layers) -> tuple:
 
     vLLM v0.33.0 / v0.34.0 vllm/model_executor/models/qwen3_5.py (and the CUDA model in vllm/models/qwen3_5) build
     Qwen3NextAttention with ``mrope_positions_factor(vllm_config)`` (qwen3_vl.py): 1, or 4 with multimodal
-    pruning; MRotaryEmbedding.cache_max_position_num = max_position x factor. (v0.18-v0.26 hard-coded x4: 3 x the
-    cache more there, not modelled by release.)
+    pruning; MRotaryEmbedding.cache_max_position_num = max_position x factor. Releases before 0.32 hard-coded x4:
+    ``_for_release``.
     """
     t = ctx.text
     params = t.get("rope_parameters") or t.get("rope_scaling") or {}
@@ -120,10 +120,24 @@ def _rope(ctx, layers) -> tuple:
     return (Param(name="rotary_emb.cos_sin_cache", shape=(ctx.max_pos, int(ctx.head_dim * factor)), part="buffer"),)
 
 
+def _for_release(model, version: tuple):
+    """Before vLLM 0.32.0 MRotaryEmbedding hard-coded ``cache_max_position_num = max_position x 4`` (v0.19.0,
+    v0.26.0, v0.31.0 vllm/model_executor/layers/rotary_embedding/mrope.py); 0.32.0 made it
+    ``max_position x mrope_positions_factor`` (1 here)."""
+    if version >= (0, 32, 0):
+        return model
+    from dataclasses import replace
+
+    bufs = tuple(replace(p, shape=(p.shape[0] * 4,) + p.shape[1:], name=p.name + "[x4]")
+                 if p.name == "rotary_emb.cos_sin_cache" else p for p in model.buffer_params)
+    return replace(model, buffer_params=bufs)
+
+
 register(Family(
     name="qwen3_5",
     builder=build,
     buffers=_rope,
+    for_release=_for_release,
     architectures={
         "Qwen3_5ForConditionalGeneration": True,
         "Qwen3_5MoeForConditionalGeneration": True,
