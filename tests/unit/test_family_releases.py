@@ -11,10 +11,10 @@ from vramplan.errors import UnsupportedError
 
 
 @pytest.mark.parametrize("model_id, version", [
-    ("Qwen/Qwen3.5-9B", "0.16.0"),  # 0.16.0's registry has no Qwen3_5ForConditionalGeneration (0.18.0 has)
+    ("Qwen/Qwen3.5-9B", "0.16.0"),  # 0.16.0's registry has no Qwen3_5ForConditionalGeneration (0.17.0 has)
     ("google/gemma-4-26B-A4B", "0.18.0"),  # 0.18.0 lacks Gemma4ForConditionalGeneration (0.19.0 has)
-    ("XiaomiMiMo/MiMo-V2-Flash", "0.12.0"),  # added between 0.12.0 and 0.14.1
-    ("MiniMaxAI/MiniMax-M2.7", "0.10.2"),  # added between 0.10.2 and 0.12.0
+    ("XiaomiMiMo/MiMo-V2-Flash", "0.13.0"),  # added between 0.13.0 and 0.14.1
+    ("MiniMaxAI/MiniMax-M2.7", "0.11.0"),  # added between 0.11.0 and 0.12.0
 ])
 def test_release_without_the_architecture_is_refused_in_vllms_words(model_id, version):
     with pytest.raises(UnsupportedError, match=r"Model architectures \['\w+'\] are not supported for now"):
@@ -22,8 +22,11 @@ def test_release_without_the_architecture_is_refused_in_vllms_words(model_id, ve
 
 
 def test_release_inside_the_unchecked_gap_plans_with_a_warning():
-    p = vramplan.plan("Qwen/Qwen3.5-9B", vllm_version="0.17.0", max_model_len=32768, max_num_seqs=64)
+    # MiniMax-M2: 0.11.0 lacks it, 0.12.0 has it; 0.11.1 was not read
+    p = vramplan.plan("MiniMaxAI/MiniMax-M2.7", vllm_version="0.11.1", tensor_parallel_size=4, max_model_len=32768)
     assert any("was not checked" in w for w in p.warnings)
+    q = vramplan.plan("Qwen/Qwen3.5-9B", vllm_version="0.17.0", max_model_len=32768, max_num_seqs=64)
+    assert not any("was not checked" in w for w in q.warnings)
 
 
 def _nemotron_block(version, **kw):
@@ -32,13 +35,13 @@ def _nemotron_block(version, **kw):
 
 
 def test_nemotron_ssm_dtype_fallback_by_release():
-    # Nemotron-H-56B states no mamba_ssm_cache_dtype: float16 in v0.19.0, float32 from v0.26.0 (config.py:
+    # Nemotron-H-56B states no mamba_ssm_cache_dtype: float16 in v0.19.0, float32 from v0.20.0 (config.py:
     # NemotronHForCausalLMConfig). TP 4: H 256 / 4 = 64 heads x 64 x N 256; conv (16384 + 2 x 8 x 256) / 4 x 3 x 2;
     # attention 8 / 4 = 2 kv heads x 256 x 2 = 1024 B/token; block = 16 x cdiv(state, 16 x 1024)
     conv = (16384 + 2 * 8 * 256) // 4 * 3 * 2
     f16 = conv + 64 * 64 * 256 * 2
     f32 = conv + 64 * 64 * 256 * 4
-    old, new = _nemotron_block("0.19.0"), _nemotron_block("0.26.0")
+    old, new = _nemotron_block("0.19.0"), _nemotron_block("0.21.0")
     assert old.mamba_ssm_dtype == "float16" and new.mamba_ssm_dtype == "float32"
     assert old.block_size == 16 * -(-f16 // (16 * 1024))
     assert new.block_size == 16 * -(-f32 // (16 * 1024))

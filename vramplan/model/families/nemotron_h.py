@@ -20,7 +20,7 @@ layer is a single mixer behind one RMSNorm:
 - MTP: ``hf_to_vllm_mapper`` maps ``mtp`` to None: the next-token layers are not loaded without speculative
   decoding.
 - SSM state dtype: vLLM v0.34.0 vllm/model_executor/models/config.py:NemotronHForCausalLMConfig sets
-  ``mamba_ssm_cache_dtype`` from the config's key, else float32 (from v0.26; v0.18 and v0.19 fall back to
+  ``mamba_ssm_cache_dtype`` from the config's key, else float32 (from v0.20.0; v0.18 and v0.19 fall back to
   float16: selected by release, see ``MambaSpec.state_dtype_by_release``).
 """
 
@@ -82,11 +82,11 @@ def build(ctx):
             Param(name="mixer.out_proj.bias", shape=(h,), part="attention"),
         ]
     ssm = t.get("mamba_ssm_cache_dtype")
-    # NemotronHForCausalLMConfig: the config's key, else float16 (vLLM v0.19.0 / v0.18.0) or float32 (v0.26.0 on,
-    # DEFAULT_MAMBA_SSM_CACHE_DTYPE; the releases between were not checked, so the switch is placed at 0.26)
+    # NemotronHForCausalLMConfig: the config's key, else float16 (vLLM v0.18.0, v0.19.0) or float32 from v0.20.0
+    # (DEFAULT_MAMBA_SSM_CACHE_DTYPE, read in the 0.20.0 wheel)
     mamba = MambaSpec(kind="mamba2", conv_dim=conv_dim, conv_kernel=kernel, num_heads=heads, head_k_dim=hd,
                       head_v_dim=n, state_dtype=str(ssm).replace("torch.", "") if ssm else None,
-                      state_dtype_by_release=() if ssm else (((0, 0, 0), "float16"), ((0, 26, 0), "float32")),
+                      state_dtype_by_release=() if ssm else (((0, 0, 0), "float16"), ((0, 20, 0), "float32")),
                       n_groups=groups, state_size=n)
     attn_params = [p for p in _qkv(ctx, bias=False)] + _o_proj(ctx, bias=False)
     attn_params = [Param(name=p.name.replace("self_attn", "mixer"), shape=p.shape, shard=p.shard, part=p.part,
@@ -165,7 +165,7 @@ def _fix(raw: dict, resolved: dict) -> dict:
     out = dict(resolved)
     if "mamba_ssm_cache_dtype" not in raw:
         # transformers 5.x's NemotronHConfig fills in float32; the file states nothing, so vLLM's own fallback
-        # (float16 until the 0.2x releases, float32 after) decides, by release
+        # (float16 to 0.19, float32 from 0.20) decides, by release
         out.pop("mamba_ssm_cache_dtype", None)
     for key in ("hybrid_override_pattern", "num_hidden_layers", "head_dim", "attention_head_dim"):
         if key in raw and out.get(key) is None:

@@ -17,12 +17,13 @@ Version = tuple[int, int, int]
 
 # architecture -> (newest release checked WITHOUT it, oldest release checked WITH it); None: none checked lacks it
 ARCH_RELEASES: dict[str, tuple[Version | None, Version]] = {
-    # registries read: 0.10.2, 0.12.0, 0.14.1, 0.15.0, 0.16.0, 0.18.0, 0.19.0, 0.26.0, 0.33.0, 0.34.0
+    # registries read: 0.10.2, 0.11.0, 0.12.0, 0.13.0, 0.14.1, 0.15.0, 0.16.0, 0.17.0, 0.18.0, 0.19.0, 0.26.0,
+    # 0.33.0, 0.34.0
     "NemotronHForCausalLM": (None, (0, 10, 2)),
-    "MiniMaxM2ForCausalLM": ((0, 10, 2), (0, 12, 0)),
-    "MiMoV2FlashForCausalLM": ((0, 12, 0), (0, 14, 1)),
-    "Qwen3_5ForConditionalGeneration": ((0, 16, 0), (0, 18, 0)),
-    "Qwen3_5MoeForConditionalGeneration": ((0, 16, 0), (0, 18, 0)),
+    "MiniMaxM2ForCausalLM": ((0, 11, 0), (0, 12, 0)),
+    "MiMoV2FlashForCausalLM": ((0, 13, 0), (0, 14, 1)),
+    "Qwen3_5ForConditionalGeneration": ((0, 16, 0), (0, 17, 0)),
+    "Qwen3_5MoeForConditionalGeneration": ((0, 16, 0), (0, 17, 0)),
     "Gemma4ForConditionalGeneration": ((0, 18, 0), (0, 19, 0)),
     "Gemma4ForCausalLM": ((0, 18, 0), (0, 19, 0)),
 }
