@@ -201,6 +201,9 @@ def build_plan(
 
         return build_plan_v0(model, args, device, rules, used_by_others_bytes=used_by_others_bytes,
                              ignored_flags=ignored_flags)
+    # a family rule that changed between releases (families/<name>.py: for_release); the plan keeps the model given
+    base_model = model
+    model = adapt_for_release(model, rules.requested if rules.requested != (0, 0, 0) else rules.version)
     cfg = resolve_engine(args, model, device, rules)
     total = device.total_bytes
     platform = device.platform
@@ -237,8 +240,7 @@ def build_plan(
     ranks: list[RankPlan] = []
     for pp_rank, (start, end) in enumerate(stages):
         last = pp_rank == cfg.pp - 1
-        shares = weights_per_rank(adapt_for_release(model, cfg.version), dtype=cfg.model_dtype, quant=cfg.quant,
-                                  tp=cfg.tp, pp=cfg.pp,
+        shares = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant, tp=cfg.tp, pp=cfg.pp,
                                   pp_rank=pp_rank, dp=cfg.dp, expert_parallel=cfg.expert_parallel,
                                   pp_partition=cfg.pp_partition,
                                   vision_replicated=(args.mm_encoder_tp_mode == "data" and model.vision is not None
@@ -388,7 +390,7 @@ def build_plan(
     logs = _log_lines(rules, cfg, ranks, num_blocks, tokens, conc, max_len, graphs, error, free_at_init, requested,
                       total, enc_line)
     return Plan(
-        vllm_version=".".join(map(str, rules.requested)), rules=rules, model=model, device=device,
+        vllm_version=".".join(map(str, rules.requested)), rules=rules, model=base_model, device=device,
         device_count=cfg.tp * cfg.pp * cfg.dp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
         ranks=tuple(ranks), verdict="fails" if error else "starts", error_kind=error.kind if error else None,
         error_message=error.message if error else None, error_phase=error.phase if error else None,
@@ -523,7 +525,7 @@ def _weights_source(model: ModelDescription, cfg: EngineConfig) -> tuple[str, st
     ckpt = model.checkpoint_bytes
     if not ckpt:
         return base + "; checkpoint headers not read (catalog or offline)", None
-    full = weights_per_rank(adapt_for_release(model, cfg.version), dtype=cfg.model_dtype, quant=cfg.quant)
+    full = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant)
     config_bytes = full.total_bytes - full.part("buffer")
     diff = (config_bytes - ckpt) / ckpt
     note = (f"{base}; {model.checkpoint_source}: {ckpt / GiB:.2f} GiB in the checkpoint vs "

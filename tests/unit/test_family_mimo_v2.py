@@ -43,3 +43,13 @@ def test_mimo_v2_kv_pages_and_groups():
 def test_mimo_v2_plans_start_tp8():
     p = vramplan.plan(MIMO, device="h100-80gb", tensor_parallel_size=8, max_model_len=131072)
     assert p.verdict == "starts", (p.error_kind, p.error_message)
+
+
+def test_mimo_v2_v_padded_before_0_20():
+    # v0.19.0 pads V to the K head (192) before attention; v0.20.0 stores V at 128 (head_size_v). TP 8: full layers
+    # 1 kv head, sliding 1 kv head -> 0.19: 16 x (192 + 192) x 2 = 12288 B per 16-token page; 0.20: 16 x 320 x 2 = 10240
+    old = vramplan.plan(MIMO, device="h100-80gb", vllm_version="0.19.0", tensor_parallel_size=8, max_model_len=32768)
+    new = vramplan.plan(MIMO, device="h100-80gb", vllm_version="0.21.0", tensor_parallel_size=8, max_model_len=32768)
+    assert old.logged_rank.layout.page_bytes == 16 * 384 * 2
+    assert new.logged_rank.layout.page_bytes == 16 * 320 * 2
+    assert old.model is new.model  # the plan keeps the description it was given

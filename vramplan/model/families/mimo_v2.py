@@ -9,7 +9,8 @@ vllm/model_executor/models/mimo_v2.py.
   0: full attention (``num_key_value_heads``, ``head_dim`` / ``v_head_dim``, sinks when
   ``add_full_attention_sink_bias``).
 - MiMoV2Attention: QKVParallelLinear with ``v_head_size`` (K rows head_dim, V rows v_head_dim), o_proj over
-  heads x v_head_dim; KV pages hold K and V of their own sizes (``head_size_v``).
+  heads x v_head_dim; KV pages hold K and V of their own sizes (``head_size_v``) from vLLM 0.20; before, V was padded
+  to the K head size (``_for_release``).
 - ``moe_layer_freq[i]``: MiMoV2MoE (GateLinear router in ``moe_router_dtype``, float32 by default, float32
   ``e_score_correction_bias``, gated FusedMoE, no shared expert) or MiMoV2MLP (``intermediate_size``).
 - MTP: checkpoint names containing ``mtp`` are skipped by MiMoV2Model.load_weights; no MTP layer is built.
@@ -119,9 +120,23 @@ def _ropes(ctx, layers) -> tuple:
     return tuple(out)
 
 
+def _for_release(model, version: tuple):
+    """Before vLLM 0.20.0 MiMoV2Attention padded V to the K head size before attention (v0.18.0 / v0.19.0
+    mimo_v2_flash.py: ``torch.nn.functional.pad(v, [0, head_dim - v_head_dim])``), so the KV cache held V at 192;
+    0.20.0 gives Attention ``head_size_v`` (the DiffKV backend) and the cache holds V at 128."""
+    if version >= (0, 20, 0):
+        return model
+    from dataclasses import replace
+
+    layers = tuple(replace(layer, attention=replace(layer.attention, head_size_v=None)) if layer.attention else layer
+                   for layer in model.layers)
+    return replace(model, layers=layers)
+
+
 register(Family(
     name="mimo_v2",
     builder=build,
+    for_release=_for_release,
     architectures={"MiMoV2FlashForCausalLM": False, "MiMoV2ForCausalLM": False},
     buffers=_ropes,
 ))

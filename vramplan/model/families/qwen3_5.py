@@ -129,7 +129,7 @@ def _for_release(model, version: tuple):
     from dataclasses import replace
 
     bufs = tuple(replace(p, shape=(p.shape[0] * 4,) + p.shape[1:], name=p.name + "[x4]")
-                 if p.name == "rotary_emb.cos_sin_cache" else p for p in model.buffer_params)
+                 if p.name == "rotary_emb.cos_sin_cache" else p for p in model.buffer_params)  # idempotent: renamed
     return replace(model, buffer_params=bufs)
 
 
