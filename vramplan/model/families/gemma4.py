@@ -79,8 +79,9 @@ def build(ctx):
         moe_block += [_norm(f"{x}", h, "gemma4") for x in ("post_feedforward_layernorm_1",
                                                              "post_feedforward_layernorm_2",
                                                              "pre_feedforward_layernorm_2")]
+        # the dense Gemma4MLP runs beside the experts in every layer, like a shared expert (activation estimate)
         moe = MoESpec(num_experts=e, top_k=int(_get(t, "top_k_experts", "num_experts_per_tok", default=8)),
-                      intermediate_size=inter)
+                      intermediate_size=inter, num_shared_experts=1, shared_intermediate_size=ctx.inter)
     norms = [_norm(x, h, "gemma4") for x in ("input_layernorm", "post_attention_layernorm",
                                               "pre_feedforward_layernorm", "post_feedforward_layernorm")]
     scalar = [Param(name="layer_scalar", shape=(1,), part="buffer")]
