@@ -123,3 +123,16 @@ def test_nemotron_super_fp8_hf_quant_config():
     assert p.engine.quant is not None and p.engine.quant.method == "modelopt"
     assert p.engine.block_size == 16 * -(-2_127_872 // (16 * 256)) == 8320
     assert p.verdict == "starts"
+
+
+def test_modelopt_fp8_llama_hf_quant_config():
+    # ModelOpt 0.23 FP8 (hf_quant_config.json): per-tensor FP8 linears (+ weight and input scales), FP8 KV,
+    # lm_head excluded. Llama-3.1-70B TP 4: qkv (64/4 + 2 x 8/4) x 128 x 8192, o 8192 x 2048; MLP 2 x 28672/4 x 8192
+    # and 8192 x 7168; each linear 1 byte per weight + 8 bytes of scales
+    m = load_model("nvidia/Llama-3.1-70B-Instruct-FP8")
+    q = parse_quant(m.hf_config["quantization_config"])
+    assert q.method == "modelopt" and q.kv_cache_dtype == "fp8"
+    w = weights_per_rank(m, dtype="bfloat16", quant=q, tp=4)
+    assert w.part("attention") == 80 * ((16 + 4) * 128 * 8192 + 8 + 8192 * 2048 + 8)
+    assert w.part("mlp") == 80 * (2 * 7168 * 8192 + 8 + 8192 * 7168 + 8)
+    assert w.part("lm_head") == 128256 // 4 * 8192 * 2
