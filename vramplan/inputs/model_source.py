@@ -357,6 +357,13 @@ def _with_hf_quant_config(folder: Path, config: dict, resolved: dict) -> tuple[d
     qcfg = _read_optional(folder, "hf_quant_config.json")
     if not isinstance(qcfg, dict):
         return config, resolved
+    from ..model.quant import _modelopt_method
+
+    # vLLM v0.34.0 vllm/transformers_utils/model_arch_config_convertor.py:_normalize_quantization_config names the
+    # method of a ModelOpt producer (modelopt, modelopt_fp4, modelopt_mixed), which the KV dtype rule then reads
+    method = _modelopt_method(qcfg)
+    if method and "quant_method" not in qcfg:
+        qcfg = {**qcfg, "quant_method": method}
     return {**config, "quantization_config": qcfg}, {**resolved, "quantization_config": qcfg}
 
 
