@@ -92,6 +92,10 @@ def smallest_fix(plan: Plan) -> str | None:
                 f" (it starts from {lower:.2f})" if lower is not None and lower < best else "")
         fixed = _fix_capacity(plan, replace(plan.args, gpu_memory_utilization=cap))
         return f"{head}; at {cap:.2f} it still needs more: {fixed}" if fixed else head + ", and the model does not fit below it"
+    if kind == "no_kv_cache_memory" and "Mamba cache blocks" in (plan.error_message or ""):
+        mamba = _fix_mamba_blocks(plan)
+        if mamba is not None:
+            return mamba
     if kind in ("no_kv_cache_memory", "max_model_len_exceeds_kv_cache"):
         up = _util_that_starts(plan, round(util + 0.01, 2), cap) if cap > util else None
         if up is not None:
@@ -111,6 +115,29 @@ def smallest_fix(plan: Plan) -> str | None:
             return (f"lower --gpu-memory-utilization to {best:.2f} so CUDA graphs and the warm-up fit outside "
                     f"the budget (or --enforce-eager, or fewer --max-num-seqs)")
         return _fix_capacity(plan, plan.args)
+    return None
+
+
+def _fix_mamba_blocks(plan: Plan) -> str | None:
+    """vLLM's own advice for its Mamba-blocks check (vLLM v0.33.0 vllm/v1/worker/gpu_model_runner.py: "Please lower
+    max_num_seqs to at most N or increase gpu_memory_utilization"): the largest --max-num-seqs that starts (fewer
+    sequences also capture fewer CUDA graphs, so the blocks are recounted), else None."""
+    import re
+
+    found = re.search(r"available Mamba cache blocks \((\d+)\)", plan.error_message or "")
+    n = int(found.group(1)) if found else (plan.num_gpu_blocks or 0) - 1
+    for _ in range(4):
+        if n < 1:
+            return None
+        p = _replan(plan, replace(plan.args, max_num_seqs=n))
+        if p.starts:
+            return (f"lower --max-num-seqs to {n} (each decode sequence needs one Mamba cache block; "
+                    f"{n} blocks are left)")
+        again = re.search(r"available Mamba cache blocks \((\d+)\)", p.error_message or "")
+        left = int(again.group(1)) if again else ((p.num_gpu_blocks or 0) - 1)
+        if left >= n:
+            return None
+        n = left
     return None
 
 

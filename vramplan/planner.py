@@ -25,6 +25,7 @@ from .estimate.overheads import cudagraph, load_workspaces, non_torch, post_kv_w
 from .inputs.devices import Device
 from .inputs.flags import EngineArgs
 from .model.description import ModelDescription
+from .model.families import adapt_for_release
 from .rules.engine import EngineConfig, resolve_engine
 from .rules.kv import (
     KVLayout,
@@ -90,6 +91,7 @@ def _max_len_message(max_len: int, needed: int, available: int, estimate: int) -
             f"See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details.")
 
 
+
 def build_plan(
     model: ModelDescription,
     args: EngineArgs,
@@ -113,6 +115,9 @@ def build_plan(
 
         return build_plan_v0(model, args, device, rules, used_by_others_bytes=used_by_others_bytes,
                              ignored_flags=ignored_flags)
+    # a family rule that changed between releases (families/<name>.py: for_release); the plan keeps the model given
+    base_model = model
+    model = adapt_for_release(model, rules.requested if rules.requested != (0, 0, 0) else rules.version)
     cfg = resolve_engine(args, model, device, rules)
     total = device.total_bytes
     platform = device.platform
@@ -137,7 +142,7 @@ def build_plan(
     check_pipeline_stages(stages, model.num_hidden_layers)
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
-                            mamba_page_padded=cfg.mamba_page_padded,
+                            mamba_page_padded=cfg.mamba_page_padded, mamba_ssm_dtype=cfg.mamba_ssm_dtype,
                             disable_hybrid=cfg.disable_hybrid_kv_cache_manager)
     graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
                        estimates=cfg.estimate_runs, num_layers=stages[-1][1] - stages[-1][0],
@@ -325,7 +330,7 @@ def build_plan(
     logs = _log_lines(rules, cfg, ranks, num_blocks, tokens, conc, max_len, graphs, error, free_at_init, requested,
                       total, enc_line)
     return finish_sizing(Plan(
-        vllm_version=".".join(map(str, rules.requested)), rules=rules, model=model, device=device,
+        vllm_version=".".join(map(str, rules.requested)), rules=rules, model=base_model, device=device,
         device_count=cfg.tp * cfg.pp * cfg.dp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
         ranks=tuple(ranks), verdict="fails" if error else "starts", error_kind=error.kind if error else None,
         error_message=error.message if error else None, error_phase=error.phase if error else None,

@@ -108,6 +108,23 @@ class Components:
 
 
 @lru_cache(maxsize=1024)
+def _mixer_per_token(m, tp: int) -> int:
+    """Elements per token live inside a recurrent mixer at its peak, on one rank.
+
+    Gated delta-net (vLLM v0.34.0 vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py:
+    QwenGatedDeltaNetAttention.forward): in_proj_qkvz output (2K + 2V) and in_proj_ba (2 x nv), the conv output
+    (conv_dim) and the core attention output (V). Mamba-2 (mamba_mixer2.py:MambaMixer2.forward): in_proj output
+    (2I + 2GN + H), the conv output (I + 2GN) and the SSM output (I). Read from source; not fitted.
+    """
+    if m.kind == "gdn":
+        value = m.num_heads * m.head_v_dim
+        return (m.conv_dim + value + 2 * m.num_heads + m.conv_dim + value) // tp
+    if m.kind == "mamba2":
+        inner = m.num_heads * m.head_k_dim
+        return (m.conv_dim + inner + m.num_heads + m.conv_dim + inner) // tp
+    return m.conv_dim // tp
+
+
 def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: int, stop: int,
                persistent_moe_ws: bool = True, allreduce_copies: bool = True) -> Components:
     h = model.hidden_size
@@ -120,7 +137,7 @@ def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: i
         # TP=1); Ascend's HCCL all-reduce does not (seed 001's profile peak is the encoder's)
         stream = (8 if tp > 1 and allreduce_copies else 4) * h * b
         if layer.attention is not None and layer.kind is not LayerKind.MLA:
-            q = cdiv(model.num_attention_heads, tp) * model.head_dim
+            q = cdiv(model.num_attention_heads, tp) * layer.attention.head_size  # per layer (Gemma 4: 256 / 512)
             attn = stream + 2 * q * b + 2 * max(1, layer.attention.num_kv_heads // tp) * layer.attention.head_size * b
         elif layer.kind is LayerKind.MLA:
             # MLA prefill materialises per-head K (nope + rope) and V from the latent
@@ -129,6 +146,8 @@ def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: i
             qk = int(t.get("qk_nope_head_dim", 128)) + int(t.get("qk_rope_head_dim", 64))
             v = int(t.get("v_head_dim", 128))
             attn = stream + heads * (2 * qk + 2 * v) * b
+        elif layer.kind is LayerKind.MAMBA and layer.mamba is not None:
+            attn = stream + _mixer_per_token(layer.mamba, tp) * b
         else:
             attn = stream
         if layer.is_moe and model.moe is not None:

@@ -139,6 +139,7 @@ def _load_folder(folder: Path, *, name: str, source: str, config_name: str = "co
     config = _read_json(cfg_path, "config.json")
     _check_config(config, cfg_path)
     resolved, resolved_by = _resolved_for(folder, config, source)
+    config, resolved = _with_hf_quant_config(folder, config, resolved)
     return ModelFiles(
         name=name,
         source=source,
@@ -329,9 +330,10 @@ def _load_hub(repo_id: str, *, revision: str | None) -> ModelFiles:
     folder = cfg_path.parent
     config = _read_json(cfg_path, "config.json")
     _check_config(config, f"{repo_id}/config.json")
-    for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json", "hf_quant_config.json"):
         fetch(name, False)
     resolved, by = _resolved_for(folder, config, "hub")
+    config, resolved = _with_hf_quant_config(folder, config, resolved)
     params = _safetensors_params(repo_id, revision)
     return ModelFiles(
         name=repo_id,
@@ -344,6 +346,25 @@ def _load_hub(repo_id: str, *, revision: str | None) -> ModelFiles:
         video_preprocessor=_read_optional(folder, "video_preprocessor_config.json"),
         safetensors_params=params,
     )
+
+
+def _with_hf_quant_config(folder: Path, config: dict, resolved: dict) -> tuple[dict, dict]:
+    """ModelOpt checkpoints up to 0.29 keep their quantization in ``hf_quant_config.json`` next to config.json:
+    vLLM reads it as the ``quantization_config`` when config.json has none (vLLM v0.34.0
+    vllm/transformers_utils/config.py:get_config)."""
+    if config.get("quantization_config") is not None or resolved.get("quantization_config") is not None:
+        return config, resolved
+    qcfg = _read_optional(folder, "hf_quant_config.json")
+    if not isinstance(qcfg, dict):
+        return config, resolved
+    from ..model.quant import _modelopt_method
+
+    # vLLM v0.34.0 vllm/transformers_utils/model_arch_config_convertor.py:_normalize_quantization_config names the
+    # method of a ModelOpt producer (modelopt, modelopt_fp4, modelopt_mixed), which the KV dtype rule then reads
+    method = _modelopt_method(qcfg)
+    if method and "quant_method" not in qcfg:
+        qcfg = {**qcfg, "quant_method": method}
+    return {**config, "quantization_config": qcfg}, {**resolved, "quantization_config": qcfg}
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

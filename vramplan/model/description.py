@@ -142,6 +142,14 @@ class MambaSpec:
     head_v_dim: int
     state_dtype: str | None = None
     """dtype of the SSM state (GDN keeps it in float32 by default in some versions); None: model dtype."""
+    n_groups: int = 0
+    """Mamba-2: B/C groups (``n_groups``); when TP does not divide them vLLM replicates them up to TP
+    (``MambaStateShapeCalculator.extra_groups_for_head_shards``). 0: not a Mamba-2 layer."""
+    state_size: int = 0
+    """Mamba-2: ``ssm_state_size`` (the N of the B/C groups in the conv channels)."""
+    state_dtype_by_release: tuple[tuple[tuple[int, int, int], str], ...] = ()
+    """When the config states no SSM dtype: (first vLLM release, dtype) pairs, the newest at or below the planned
+    release applies (NemotronH's fallback moved from float16 to float32); empty: ``state_dtype``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,6 +204,13 @@ class QuantSpec:
     """Scale groups padded to this multiple before the Hopper swizzle (4 from vLLM 0.26)."""
     expert_quant: QuantSpec | None = None
     """A second scheme for the routed experts only (DeepSeek-V4: MXFP4 experts in an FP8 block checkpoint)."""
+    weight_format: str = ""
+    """``nvfp4``: e2m1 weights packed 2 per byte, fp8 scales per 16, fp32 global scales (ModelOpt NVFP4 and the
+    compressed-tensors ``nvfp4-pack-quantized`` format); empty for the other formats."""
+    per_module: tuple[tuple[str, str], ...] = ()
+    """ModelOpt ``MIXED_PRECISION``: (module path inside a decoder layer, or ``lm_head``; quant_algo) from
+    ``quantized_layers``. Modules not listed stay unquantized (vLLM v0.34.0
+    vllm/model_executor/layers/quantization/modelopt.py:ModelOptMixedPrecisionConfig.get_quant_method)."""
     raw: dict = field(default_factory=dict, compare=False, hash=False)
 
 

@@ -198,8 +198,12 @@ def _describe(
     if not archs:
         raise ConfigError(f"{name}: config.json lists no 'architectures'", hint="vLLM needs it to pick the model class")
     arch = archs[0]
+    from .families import config_fix_for, family_for_architecture
+
+    fix = config_fix_for(arch)
+    if fix is not None:
+        cfg = fix(config, cfg)
     text = text_config_of(cfg)
-    from .families import family_for_architecture
 
     registered = family_for_architecture(arch)
     if registered is not None:
@@ -241,6 +245,11 @@ def _describe(
     extra: dict = built[3] if len(built) > 3 else {}
 
     embed = (Param(name="embed_tokens.weight", shape=(vocab, hidden), shard=Shard.VOCAB, part="embed"),)
+    from .families import extra_params_for
+
+    extra_fn = extra_params_for(family)
+    if extra_fn is not None:
+        embed += tuple(extra_fn(ctx, cfg))
     head: list[Param] = [_norm("norm", hidden, family, layernorm=family == "phi")]
     if not tie:
         head.append(Param(name="lm_head.weight", shape=(vocab, hidden), shard=Shard.VOCAB, part="lm_head"))
@@ -267,7 +276,7 @@ def _describe(
         layer_params=layer_params,
         embed_params=embed,
         head_params=tuple(head),
-        buffer_params=(tuple(extra["buffer_params"]) if "buffer_params" in extra else _rope_buffers(ctx, layers))
+        buffer_params=(tuple(extra["buffer_params"]) if "buffer_params" in extra else _buffers(ctx, layers))
         + _extra_rope_copies(ctx, extra),
         token_buffers=tuple(extra.get("token_buffers", ())),
         moe=moe,
@@ -602,6 +611,14 @@ _FAMILY_BUILDERS = {
     "qwen3_next": _qwen3_next_layers,
     "llama4": _llama4_layers,
 }
+
+
+def _buffers(ctx: _Ctx, layers: tuple[LayerSpec, ...]) -> tuple[Param, ...]:
+    """A registered family's own buffers when it declares them, else the rotary caches."""
+    from .families import buffers_for
+
+    own = buffers_for(ctx.family)
+    return own(ctx, layers) if own is not None else _rope_buffers(ctx, layers)
 
 
 def _rope_buffers(ctx: _Ctx, layers: tuple[LayerSpec, ...]) -> tuple[Param, ...]:

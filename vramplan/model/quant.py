@@ -55,9 +55,9 @@ def parse_quant(qcfg: dict | None, flag: str | None = None) -> QuantSpec | None:
             f"--quantization {flag} needs a checkpoint quantized with {flag}",
             hint="online quantization is modelled for fp8 and bitsandbytes only",
         )
-    method = str(qcfg.get("quant_method", "")).lower()
+    method = _modelopt_method(qcfg) or str(qcfg.get("quant_method", "")).lower().replace("compressed_tensors",
+                                                                                       "compressed-tensors")
     ignored = tuple(str(x) for x in (qcfg.get("modules_to_not_convert") or qcfg.get("ignore") or qcfg.get("ignored_layers") or []))
-    kv = None
     if method in ("fp8", "fbgemm_fp8"):
         block = qcfg.get("weight_block_size")
         return QuantSpec(method="fp8", weight_bits=8, block=tuple(block) if block else None,
@@ -83,17 +83,134 @@ def parse_quant(qcfg: dict | None, flag: str | None = None) -> QuantSpec | None:
                          ignored=ignored, raw=qcfg)
     if method == "compressed-tensors":
         return _compressed_tensors(qcfg, ignored)
-    if method in ("modelopt", "modelopt_fp4"):
-        algo = str(qcfg.get("quantization", {}).get("quant_algo", qcfg.get("quant_algo", "FP8")))
-        if "FP4" in algo.upper():
-            return QuantSpec(method="modelopt_fp4", weight_bits=4, group_size=16, scale_dtype="fp8", ignored=ignored, raw=qcfg)
-        kv_algo = qcfg.get("quantization", {}).get("kv_cache_quant_algo") or qcfg.get("kv_cache_quant_algo")
-        kv = "fp8" if kv_algo else None
-        return QuantSpec(method="modelopt", weight_bits=8, group_size=-1, ignored=ignored, kv_cache_dtype=kv, raw=qcfg)
+    if method in ("modelopt", "modelopt_fp4", "modelopt_mixed"):
+        return _modelopt(qcfg)
     raise UnsupportedError(
         f"quantization method {method!r} is not modelled",
         hint="modelled: fp8, compressed-tensors, gptq, awq, auto-round, mxfp4, bitsandbytes, modelopt",
     )
+
+
+_MODELOPT_FP8 = {"FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO"}
+_MODELOPT_FP4 = {"NVFP4", "W4A16_NVFP4"}
+
+
+def _modelopt_method(qcfg: dict) -> str | None:
+    """vLLM's method name for a ModelOpt config that names its producer (or keeps the legacy ``quantization``
+    block of ``hf_quant_config.json``).
+
+    vLLM v0.34.0 vllm/transformers_utils/model_arch_config_convertor.py:_normalize_quantization_config: with
+    ``producer.name == "modelopt"`` the legacy ``quantization.quant_algo`` selects modelopt (FP8 kinds),
+    modelopt_fp4 (NVFP4) or modelopt_mixed (MIXED_PRECISION). A copy without ``producer`` (every ModelOpt export
+    writes one; trimmed copies drop it) is read the same way here.
+    """
+    legacy = qcfg.get("quantization")
+    producer = (qcfg.get("producer") or {}).get("name") if isinstance(qcfg.get("producer"), dict) else None
+    if not isinstance(legacy, dict) or (producer not in (None, "modelopt") and "modelopt_quant_config" not in legacy):
+        return None
+    algo = legacy.get("quant_algo")
+    if algo is None:
+        return None
+    algo = str(algo).upper()
+    if algo in _MODELOPT_FP8:
+        return "modelopt"
+    if algo == "NVFP4":
+        return "modelopt_fp4"
+    if algo == "MIXED_PRECISION":
+        return "modelopt_mixed"
+    raise UnsupportedError(f"vLLM: Unknown ModelOpt quant algo: {algo}",
+                           hint="vLLM reads FP8, NVFP4 and MIXED_PRECISION ModelOpt checkpoints")
+
+
+_LAYER_PREFIX = re.compile(r"^(?:.*?\.)?layers\.\d+\.")
+
+
+def _module_key(name: str) -> str:
+    """A checkpoint module path as this description names it: the part inside a decoder layer, or ``lm_head``."""
+    m = _LAYER_PREFIX.match(name)
+    if m:
+        return name[m.end():]
+    return "lm_head" if name.endswith("lm_head") else name
+
+
+def _modelopt_ignore(patterns: list) -> tuple[str, ...]:
+    """``exclude_modules`` / ``ignore`` as patterns over this description's param names (``self_attn.qkv_proj.weight``):
+    the layer prefix dropped (a per-layer list becomes one pattern), a trailing ``*`` a prefix, else the module
+    and its ``.`` children (so ``mlp.gate`` does not match ``mlp.gate_up_proj``)."""
+    out: list[str] = []
+    for pat in patterns:
+        key = _module_key(str(pat))
+        if key.endswith("*"):
+            rx = "re:^" + re.escape(key.rstrip("*"))
+        else:
+            rx = "re:^" + re.escape(key) + r"(\.|_|$)" if key.endswith("experts") else "re:^" + re.escape(key) + r"\."
+        if rx not in out:
+            out.append(rx)
+    return tuple(out)
+
+
+def _modelopt(qcfg: dict) -> QuantSpec:
+    """ModelOpt FP8 / NVFP4 / MIXED_PRECISION (vLLM v0.34.0 vllm/model_executor/layers/quantization/modelopt.py:
+    ModelOptQuantConfigBase.from_config reads the legacy ``quantization`` block or the top-level keys)."""
+    legacy = qcfg.get("quantization") if isinstance(qcfg.get("quantization"), dict) else None
+    src = legacy if legacy is not None else qcfg
+    algo = str(src.get("quant_algo") or "FP8").upper()
+    if legacy is not None:
+        kv_algo = legacy.get("kv_cache_quant_algo")
+        excl = legacy.get("exclude_modules") or []
+    else:
+        scheme = qcfg.get("kv_cache_scheme")
+        kv_algo = qcfg.get("kv_cache_quant_algo") or (
+            "FP8" if isinstance(scheme, dict) and scheme.get("type") == "float" and scheme.get("num_bits") == 8
+            else None)
+        excl = qcfg.get("ignore", qcfg.get("exclude_modules", [])) or []
+    kv = "fp8" if kv_algo and "FP8" in str(kv_algo).upper() else None
+    ignored = _modelopt_ignore(list(excl))
+    if algo == "MIXED_PRECISION":
+        layers = src.get("quantized_layers") or qcfg.get("quantized_layers") or {}
+        per: dict[str, str] = {}
+        for name, sub in layers.items():
+            if isinstance(sub, dict) and sub.get("quant_algo"):
+                per.setdefault(_module_key(str(name)), str(sub["quant_algo"]).upper())
+        return QuantSpec(method="modelopt_mixed", weight_bits=4, group_size=16, scale_dtype="fp8", ignored=ignored,
+                         kv_cache_dtype=kv, per_module=tuple(sorted(per.items())), weight_format="nvfp4", raw=qcfg)
+    if algo in _MODELOPT_FP4 or "FP4" in algo:
+        return QuantSpec(method="modelopt_fp4", weight_bits=4, group_size=int(src.get("group_size") or 16),
+                         scale_dtype="fp8", ignored=ignored, kv_cache_dtype=kv, weight_format="nvfp4", raw=qcfg)
+    return QuantSpec(method="modelopt", weight_bits=8, group_size=-1, ignored=ignored, kv_cache_dtype=kv, raw=qcfg)
+
+
+# Fused params of this description -> the first checkpoint module vLLM's packed_modules_mapping fuses into them.
+_UNFUSED = (("qkv_proj", "q_proj"), ("gate_up_proj", "gate_proj"), ("in_proj_qkvz", "in_proj_qkv"),
+            ("in_proj_ba", "in_proj_b"))
+
+
+def mixed_algo(quant: QuantSpec, param_name: str) -> str | None:
+    """The ModelOpt MIXED_PRECISION algorithm of one param (None: not listed, so unquantized)."""
+    if is_ignored(quant, param_name):
+        return None
+    per = dict(quant.per_module)
+    module = param_name.rsplit(".", 1)[0]  # "mlp.experts.w13_weight" -> "mlp.experts"
+    if param_name.startswith("lm_head"):
+        return per.get("lm_head")
+    candidates = [module]
+    for fused, first in _UNFUSED:
+        if module.endswith(fused):
+            candidates.append(module[: -len(fused)] + first)
+    for c in candidates:
+        if c in per:
+            return per[c]
+    return None
+
+
+def algo_spec(quant: QuantSpec, algo: str) -> QuantSpec:
+    """The per-tensor FP8 or NVFP4 spec a MIXED_PRECISION module uses."""
+    if algo in _MODELOPT_FP4:
+        return QuantSpec(method="modelopt_fp4", weight_bits=4, group_size=16, scale_dtype="fp8", weight_format="nvfp4")
+    if algo in _MODELOPT_FP8:
+        return QuantSpec(method="modelopt", weight_bits=8, group_size=-1)
+    raise UnsupportedError(f"ModelOpt MIXED_PRECISION module algorithm {algo} is not modelled",
+                           hint="modelled: FP8, NVFP4, W4A16_NVFP4")
 
 
 def _compressed_tensors(qcfg: dict, ignored: tuple[str, ...]) -> QuantSpec:
@@ -107,6 +224,12 @@ def _compressed_tensors(qcfg: dict, ignored: tuple[str, ...]) -> QuantSpec:
     kvs = qcfg.get("kv_cache_scheme")
     if isinstance(kvs, dict) and int(kvs.get("num_bits", 16)) == 8:
         kv = "fp8"
+    if bits == 4 and str(weights.get("type", "int")) == "float":
+        # NVFP4 (format nvfp4-pack-quantized): vLLM v0.34.0 vllm/model_executor/layers/quantization/
+        # compressed_tensors/schemes/compressed_tensors_w4a4_nvfp4.py (and _w4a16_nvfp4.py):create_weights:
+        # weight_packed (out, in/2) uint8, weight_scale (out, in/16) fp8, weight_global_scale (+ input_global_scale)
+        return QuantSpec(method="compressed-tensors", weight_bits=4, group_size=int(gsize or 16), scale_dtype="fp8",
+                         ignored=ignored, kv_cache_dtype=kv, weight_format="nvfp4", raw=qcfg)
     if strategy == "group" and gsize:
         group_size = int(gsize)
     elif strategy == "tensor":
@@ -144,6 +267,12 @@ def quantized_weight_bytes(shape: tuple[int, ...], quant: QuantSpec, model_dtype
     n = math.prod(lead) if lead else 1
     numel = n * out_f * in_f
     m = quant.method
+    if quant.weight_format == "nvfp4":
+        # vLLM v0.34.0 vllm/model_executor/layers/quantization/modelopt.py:KNvfp4Static.create_weights: packed e2m1
+        # (out, in/2) uint8 + fp8 block scales (out, in/16) + fp32 global scales; the Marlin repack on Hopper
+        # (utils/marlin_utils_fp4.py:prepare_fp4_layer_for_marlin) keeps both sizes for tile-aligned shapes
+        g = quant.group_size or 16
+        return numel // 2 + n * out_f * cdiv(in_f, g) + n * 4 * 2
     if m in ("fp8", "modelopt") or (m == "compressed-tensors" and quant.weight_bits == 8):
         if quant.block:
             bo, bi = quant.block

@@ -75,6 +75,10 @@ _FAMILY_BY_MODEL_TYPE: dict[str, str] = {
     "qwen2_5_vl": "qwen2_5_vl",
     "qwen3_vl": "qwen3_vl",
     "qwen3_vl_moe": "qwen3_vl_moe",
+    # Qwen3.5 / 3.6 use the Qwen3-VL tower (vLLM v0.34.0 vllm/models/qwen3_5/nvidia/model.py:
+    # Qwen3_5ForConditionalGeneration builds Qwen3_VisionTransformer)
+    "qwen3_5": "qwen3_vl",
+    "qwen3_5_moe": "qwen3_vl_moe",
     "gemma3": "gemma3",
     "llava": "llava",
     "llava_next": "llava_next",

@@ -65,6 +65,8 @@ class EngineConfig:
     """The vLLM version the defaults were taken from."""
     mamba_page_padded: int | None = None
     """Hybrid models: the mamba page after padding to the attention page."""
+    mamba_ssm_dtype: str | None = None
+    """dtype of the recurrent (SSM) state: ``--mamba-ssm-cache-dtype``, else the model's rule (None: as the spec)."""
     sampler_path: str = "fitted"
     """The dummy sampler's top-k/top-p path (engine_defaults.dummy_sampler_path)."""
     notes: tuple[str, ...] = ()
@@ -162,10 +164,11 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         if sparse_block is not None and not args.block_size:
             block_size, reason = sparse_block, "sparse MLA + indexer backends (64 on CUDA)"
     mamba_page_padded = None
+    ssm_dtype = _mamba_ssm_dtype(args, model, v) if has_mamba else None
     if has_mamba and any(layer.attention for layer in model.layers):
         block_size, mamba_page_padded, reason = _align_hybrid(v, model, device, tp=tp, block_size=block_size,
                                                                kv_dtype=kv_dtype, model_dtype=model_dtype,
-                                                               mamba_mode=mamba_mode)
+                                                               mamba_mode=mamba_mode, ssm_dtype=ssm_dtype)
     eager = args.enforce_eager
     mode = d.default_cudagraph_mode(v, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
     if platform == "ascend" and mode != "NONE":
@@ -209,7 +212,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         mamba_cache_mode=mamba_mode, kv_cache_memory_bytes=args.kv_cache_memory_bytes,
         num_gpu_blocks_override=args.num_gpu_blocks_override,
         pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
-        mamba_page_padded=mamba_page_padded, notes=tuple(notes),
+        mamba_page_padded=mamba_page_padded, mamba_ssm_dtype=ssm_dtype, notes=tuple(notes),
         sampler_path=d.dummy_sampler_path(v, env, sort_sampler=rules.sort_sampler),
         extensible_kv_cache=extensible,
     )
@@ -253,6 +256,9 @@ def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, v
                     env: dict[str, str], notes: list[str]) -> _ModelSettings:
     """What every engine settles first: the parallel checks, dtype, quantization, KV dtype and max_model_len
     (``EngineArgs.create_engine_config`` -> ``ModelConfig``), each rule from engine_defaults by version."""
+    from ..model.families.releases import check_architecture
+
+    check_architecture(model.architecture, v, notes)  # registry.py: is the architecture in this release?
     text = text_config_of(model.hf_config)
     d.validate_parallel(v, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
                         vocab_size=model.vocab_size, tp=args.tensor_parallel_size, pp=args.pipeline_parallel_size,
@@ -387,8 +393,21 @@ def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], v: tuple[
     return quant
 
 
+def _mamba_ssm_dtype(args: EngineArgs, model: ModelDescription, v: tuple[int, int, int]) -> str | None:
+    """The SSM state dtype: ``--mamba-ssm-cache-dtype`` when given (vLLM's CacheConfig; the Qwen3.5 and NemotronH
+    config hooks only fill it in while it is ``auto``), else the model's own (config key, or its release fallback);
+    None keeps each spec's dtype."""
+    flag = getattr(args, "mamba_ssm_cache_dtype", None)
+    if flag not in (None, "", "auto"):
+        return str(flag)
+    spec = next((layer.mamba for layer in model.layers if layer.mamba), None)
+    if spec is None or spec.state_dtype or not spec.state_dtype_by_release:
+        return None
+    return [dt for since, dt in spec.state_dtype_by_release if tuple(v[:3]) >= since][-1]
+
+
 def _align_hybrid(v, model: ModelDescription, device: Device, *, tp: int, block_size: int, kv_dtype: str,
-                  model_dtype: str, mamba_mode: str) -> tuple[int, int | None, str]:
+                  model_dtype: str, mamba_mode: str, ssm_dtype: str | None = None) -> tuple[int, int | None, str]:
     """Raise the attention block size so one attention page holds at least one mamba state, and pad the
     mamba page to match (vLLM v0.26.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size;
     vllm-ascend: patch_mamba_config.verify_and_update_config)."""
@@ -401,10 +420,14 @@ def _align_hybrid(v, model: ModelDescription, device: Device, *, tp: int, block_
     heads = kv_heads_per_rank(attn.num_kv_heads, tp)
     per_token = int(heads * (attn.head_size + (attn.head_size_v or attn.head_size)) * kv_b)
     k_per_token = int(heads * attn.head_size * kv_b)
-    page = _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=None)
-    conv = page - _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=None, conv_only=False,
+    page = _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=ssm_dtype)
+    conv = page - _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=ssm_dtype, conv_only=False,
                                      ssm_only=True)
-    hopper = device.compute_capability is not None and device.compute_capability[0] == 9
+    # Only GDN layers export prefill checkpoints (vLLM v0.33.0 vllm/model_executor/layers/mamba/abstract.py:
+    # MambaBase.get_prefill_checkpoint_alignment is None; qwen_gdn_linear_attn.py overrides it with the FlashInfer
+    # alignment), and get_mamba_prefill_checkpoint_alignment is None unless every mamba layer declares one.
+    hopper = (device.compute_capability is not None and device.compute_capability[0] == 9
+              and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
     bs, padded = d.hybrid_attention_block_size(
         v, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
         mamba_cache_mode=mamba_mode, platform=device.platform,

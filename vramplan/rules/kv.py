@@ -219,10 +219,17 @@ def _mamba_state_bytes(m, *, tp: int, model_dtype: str, ssm_dtype: str | None, c
     Gated delta-net (vLLM v0.26.0 vllm/model_executor/layers/mamba/mamba_utils.py:
     MambaStateShapeCalculator.gated_delta_net_state_shape): conv state
     ``(conv_dim / tp, kernel - 1)`` and temporal state ``(num_v_heads / tp, head_k, head_v)``.
+    Mamba-2 (``mamba2_state_shape``): conv ``((I + 2 G' N) / tp, kernel - 1)``, temporal
+    ``(num_heads / tp, head_dim, N)`` (here head_k_dim = head_dim, head_v_dim = N).
     """
     from ..model.quant import dtype_bytes
 
-    conv = (m.conv_dim // tp) * (m.conv_kernel - 1) * dtype_bytes(model_dtype)
+    conv_dim = m.conv_dim
+    if m.kind == "mamba2" and m.n_groups and m.n_groups % tp:
+        # vLLM v0.34.0 vllm/model_executor/layers/mamba/mamba_utils.py:MambaStateShapeCalculator.mamba2_state_shape:
+        # groups not divisible by TP are extended to TP (extra_groups_for_head_shards), conv_dim = I + 2 x G' x N
+        conv_dim += 2 * (tp - m.n_groups) * m.state_size
+    conv = (conv_dim // tp) * (m.conv_kernel - 1) * dtype_bytes(model_dtype)
     state_dtype = ssm_dtype or m.state_dtype or model_dtype
     ssm = (m.num_heads // tp) * m.head_k_dim * m.head_v_dim * dtype_bytes(state_dtype)
     if conv_only:

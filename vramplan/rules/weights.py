@@ -109,6 +109,14 @@ def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtyp
         if p.quantizable:
             return _triton_hopper_expert_bytes(shape, quant)
         return int(math.prod(shape) * 4)  # biases turned to float32 for the kernel
+    if quant is not None and quant.method == "modelopt_mixed":
+        # ModelOpt MIXED_PRECISION: each listed module (the LM head included) has its own algorithm
+        from ..model.quant import algo_spec, mixed_algo
+
+        algo = mixed_algo(quant, p.name) if (p.quantizable or p.name.startswith("lm_head")) else None
+        if algo is not None:
+            return quantized_weight_bytes(shape, algo_spec(quant, algo), dtype)
+        return int(math.prod(shape) * dtype_bytes(p.dtype or dtype))
     if quant is not None and p.quantizable and not is_ignored(quant, p.name):
         if quant.method != "mxfp4" or p.part == "moe":  # gpt-oss: only the experts are mxfp4
             return quantized_weight_bytes(shape, quant, dtype)

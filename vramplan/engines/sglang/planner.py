@@ -241,6 +241,10 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                             "SGLang's extra_buffer strategy, chosen where the model supports it, adds 1-2 slots: "
                             "not modelled).")
             mrr = cap
+        if cap < 1 and failure is None:  # not one request's state slots fit: nothing can run
+            failure = ("no_kv_cache_memory", M.not_enough_memory(r.mem_fraction_static)
+                       + f" (the mamba state cache holds {last.mamba_cache_size} slot(s), fewer than the {ratio} one "
+                       "request takes)", "kv_sizing")
     if a.max_running_requests is not None and mrr is not None and mrr < a.max_running_requests:
         warnings.append(f"max_running_requests was reduced from the requested {a.max_running_requests} to {mrr} "
                         "(per dp worker) due to the available KV cache capacity.")

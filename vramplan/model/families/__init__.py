@@ -10,6 +10,7 @@ line in :data:`_MODULES`.
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,6 +32,18 @@ class Family:
     """architecture -> (first vLLM release known to register it, what was read): older releases refuse it."""
     vision: Callable[[dict, str], Any] | None = None
     """The family's own vision-tower builder (``(config, family) -> VisionSpec``), used by ``model/vision.py``."""
+    config_fix: Callable[[dict, dict], dict] | None = None
+    """``config_fix(raw, resolved) -> resolved``: restore what a transformers release drops from ``to_dict()``
+    but vLLM reads (e.g. Nemotron-H's ``hybrid_override_pattern``), before the description reads it."""
+    extra_params: Callable[[Any, dict], tuple] | None = None
+    """``extra_params(ctx, config) -> params`` loaded with the embeddings on the first stage (e.g. a vision tower that
+    vramplan does not profile as a vision family: its weights still count)."""
+    for_release: Callable[[Any, tuple], Any] | None = None
+    """``for_release(model, version) -> model``: the description as one vLLM release allocates it, where a rule of
+    the family changed between releases (applied to the weights by the planner)."""
+    buffers: Callable[[Any, tuple], tuple] | None = None
+    """``buffers(ctx, layers) -> params``: the family's init-time buffers instead of the default rotary caches
+    (e.g. none for a model without rotary embeddings)."""
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -48,6 +61,11 @@ _MODULES: tuple[str, ...] = (
     "deepseek_v32",
     "kimi_k25",
     "deepseek_v4",
+    "qwen3_5",
+    "nemotron_h",
+    "minimax_m2",
+    "mimo_v2",
+    "gemma4",
 )
 _loaded = False
 
@@ -94,6 +112,34 @@ def builder_for(name: str) -> Callable[[Any], tuple] | None:
     _load()
     fam = _FAMILIES.get(name)
     return fam.builder if fam else None
+
+
+def config_fix_for(arch: str) -> Callable[[dict, dict], dict] | None:
+    _load()
+    fam = _BY_ARCH.get(arch)
+    return fam.config_fix if fam else None
+
+
+def extra_params_for(name: str) -> Callable[[Any, dict], tuple] | None:
+    _load()
+    fam = _FAMILIES.get(name)
+    return fam.extra_params if fam else None
+
+
+@lru_cache(maxsize=512)
+def adapt_for_release(model: Any, version: tuple) -> Any:
+    """The family's ``for_release`` view of a model at a vLLM release (the model itself when none applies)."""
+    _load()
+    fam = _FAMILIES.get(getattr(model, "family", ""))
+    if fam is None or fam.for_release is None:
+        return model
+    return fam.for_release(model, tuple(version[:3]))
+
+
+def buffers_for(name: str) -> Callable[[Any, tuple], tuple] | None:
+    _load()
+    fam = _FAMILIES.get(name)
+    return fam.buffers if fam else None
 
 
 def registered_architectures() -> tuple[str, ...]:
