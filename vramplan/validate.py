@@ -22,11 +22,15 @@ def check_used_by_others(used_by_others_bytes: int, device: "Device") -> None:
     if used_by_others_bytes < 0:
         raise FlagError(f"--used-by-others-gib must not be negative (got {g:.2f})",
                         hint="give what other programs hold on each device, e.g. 0 or 2.5")
-    room = device.total_bytes - device.context_bytes
+    from .estimate.overheads import non_torch
+
+    # the smallest context the planner counts before vLLM's snapshot (one GPU, no communicators)
+    context = non_torch(device.platform, tp=1, nvlink=device.nvlink).before_snapshot_bytes
+    room = device.total_bytes - context
     if used_by_others_bytes >= room:
         raise FlagError(
             f"--used-by-others-gib {g:.2f} leaves nothing for vLLM: the {device.label} holds "
-            f"{device.total_gib:.2f} GiB and its runtime context takes about {device.context_bytes / 2**30:.2f} GiB",
+            f"{device.total_gib:.2f} GiB and its runtime context takes about {context / 2**30:.2f} GiB",
             hint=f"give what other programs hold on each device (below {room / 2**30:.2f} GiB), "
                  f"as nvidia-smi or npu-smi shows it")
 

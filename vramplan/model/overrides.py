@@ -130,7 +130,7 @@ def apply_hf_overrides(model: ModelDescription, overrides: Any, *, transformers5
                               preprocessor=model.preprocessor_config,
                               source=model.source)
     except InputError as exc:
-        raise FlagError(f"--hf-overrides leaves a config vLLM cannot build: {exc.message}",
+        raise FlagError(f"with --hf-overrides applied: {exc.message}",
                         hint="check the keys and values given to --hf-overrides") from None
     shown = json.dumps(overrides, sort_keys=True)
     notes = model.notes + (f"--hf-overrides applied to the config as vLLM does: {shown if len(shown) < 200 else shown[:197] + '...'}",)
