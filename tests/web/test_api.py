@@ -418,6 +418,25 @@ def test_no_body_is_an_internal_error(client, body, path):
         one_line_error(r, r.status_code)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(st.sampled_from(["device", "device_memory_gib", "used_by_others_gib", "sglang_version",
+                                             "flags", "args", "concurrency", "context", "vary", "steps"]),
+                            _values, max_size=4),
+       args=st.dictionaries(st.sampled_from(["context_length", "mem_fraction_static", "tp_size", "kv_cache_dtype",
+                                             "max_running_requests", "disable_cuda_graph"]),
+                            st.one_of(st.integers(-5, 10**6), st.floats(-1, 2), st.sampled_from(["fp8_e4m3", "auto", "x"]),
+                                      st.booleans()), max_size=3),
+       path=st.sampled_from(["/api/plan", "/api/fit", "/api/knobs", "/api/sweep"]))
+def test_no_sglang_body_is_an_internal_error(client, body, args, path):
+    body = {**body, "engine": "sglang", "model": "Qwen/Qwen3-8B"}
+    if args:
+        body["args"] = args
+    r = client.post(path, json=body)
+    assert r.status_code < 500, (body, r.text)
+    if r.status_code >= 400:
+        one_line_error(r, r.status_code)
+
+
 # ----- the serve command -------------------------------------------------------------------------
 
 

@@ -176,6 +176,8 @@ def test_seed000_plan_shows_the_apis_numbers(server, browser, tmp_path):
     assert p["verdict"] == "fails"
     wait(d, "return document.getElementById('verdict').classList.contains('fails')")
     v = text(d, "verdict")
+    # no release picked: the release select names the one planned for an Ascend device (the plan's rules)
+    assert d.execute_script("return document.getElementById('vllm_version').options[0].text") == p["vllm_version"]
     assert "vLLM does not start" in v and p["error_message"][:80] in " ".join(v.split())
     assert p["fix"] in " ".join(v.split())
     for key, val in (("kv_cache", p["memory_gib"]["kv_cache"]), ("non_kv_total", p["memory_gib"]["non_kv_total"]),
@@ -233,7 +235,7 @@ def test_seed001_pasted_line(server, browser, tmp_path):
 
 
 
-def test_engine_select_switches_releases_flags_and_plan(server, browser):
+def test_engine_select_switches_releases_flags_and_plan(server, browser, tmp_path):
     """Picking SGLang lists SGLang's releases, names the fields with SGLang's flags and plans with SGLang;
     back to vLLM, vLLM's releases come back. The figures shown are the API's."""
     from vramplan.engines.sglang.rules import DEFAULT_VERSION as SGL_DEFAULT
@@ -262,6 +264,7 @@ def test_engine_select_switches_releases_flags_and_plan(server, browser):
     # the stacked bar is the whole device (context, weights, pool, request table, what the fraction leaves)
     total = d.execute_script("return document.getElementById('bar').data.reduce((a, t) => a + t.x[0], 0)")
     assert abs(total - p["device"]["total_gib"]) < 0.02
+    shot(d, tmp_path, "plan-sglang")
     # the link reproduces it; an older SGLang release is picked from the list
     d.get(d.current_url + "&vllm_version=0.5.17")
     wait(d, "return document.body.dataset.ready === '1'")

@@ -1,6 +1,6 @@
 """The ASGI app of ``vramplan serve``: the page, its static files and the JSON API.
 
-FastAPI is imported here only (the ``web`` extra); the CLI imports this module inside ``serve``.
+FastAPI is imported here only; the CLI imports this module inside ``serve`` (start-up stays light).
 Every answer comes from :mod:`vramplan.web.service`; this module maps requests and errors.
 
 Safety: request bodies are capped (:data:`BODY_LIMITS`) before they are read whole; a log is

@@ -397,7 +397,15 @@ def catalog_json() -> dict:
         "default_vllm_version": DEFAULT_VERSION,
         "engines": list(ENGINES),
         "sweepable": list(SWEEPABLE),
-        "releases": {"vllm": {"versions": vllm_versions, "default": DEFAULT_VERSION},
+        "releases": {"vllm": {"versions": vllm_versions, "default": DEFAULT_VERSION,
+                              "default_by_platform": _default_by_platform({d.platform for d in DEVICES.values()})},
                      "sglang": {"versions": sglang_versions, "default": sglang_rules.DEFAULT_VERSION}},
         "sweepable_by_engine": {"vllm": list(SWEEPABLE), "sglang": list(SGLANG_SWEEPABLE)},
     }
+
+
+def _default_by_platform(platforms: set[str]) -> dict[str, str]:
+    """The vLLM release planned when none is picked, per platform (Ascend's newest rule set is older)."""
+    from ..rules.versions import for_version
+
+    return {p: ".".join(map(str, for_version(None, platform=p).version)) for p in sorted(platforms)}

@@ -75,10 +75,17 @@ function saveUrl() {
   history.replaceState(null, "", q.toString() ? `?${q}` : location.pathname);
 }
 
+function defaultRelease(engine) {
+  // the release planned when none is picked: per platform for vLLM (the device's)
+  const c = state.catalog, rel = c.releases[engine] || c.releases.vllm;
+  const dev = c.devices.find((d) => d.name === ($("device").value || "h100-80gb"));
+  return (rel.default_by_platform && dev && rel.default_by_platform[dev.platform]) || rel.default;
+}
+
 function setEngine(engine) {
   // the release list, the flags' names and the sweepable flags are the engine's
   const c = state.catalog, rel = c.releases[engine] || c.releases.vllm, sel = $("vllm_version"), cur = sel.value;
-  sel.innerHTML = `<option value="">${esc(rel.default)}</option>` +
+  sel.innerHTML = `<option value="">${esc(defaultRelease(engine))}</option>` +
     rel.versions.filter((v) => v !== rel.default).map((v) => `<option>${esc(v)}</option>`).join("");
   if (rel.versions.includes(cur)) sel.value = cur;
   const sgl = engine === "sglang";
@@ -376,7 +383,7 @@ async function runFit() {
 
 async function runExplain() {
   const log = $("log").value;
-  if (!log.trim()) { showError("paste a vLLM log first, or upload the file"); return; }
+  if (!log.trim()) { showError("paste a vLLM or SGLang log first, or upload the file"); return; }
   try {
     const req = { log, compare: $("explain_compare").checked };
     if ($("explain_model").value.trim()) req.model = $("explain_model").value.trim();
@@ -476,6 +483,8 @@ async function init() {
   $("explain_device").innerHTML += c.devices.map((d) => `<option value="${esc(d.name)}">${esc(d.name)}</option>`).join("");
   setEngine("vllm");
   loadUrl();
+  $("vllm_version").options[0].text = defaultRelease($("engine").value); // the device may have come with the link
+  $("device").addEventListener("change", () => { $("vllm_version").options[0].text = defaultRelease($("engine").value); });
   $("engine").addEventListener("change", () => { setEngine($("engine").value); if (!$("sweep_range").value) $("sweep_range").value = defaultRange($("sweep_flag").value); });
   for (const k of FORM_KEYS) {
     if (k === "model") continue;
