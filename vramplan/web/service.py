@@ -143,7 +143,8 @@ def flags_of(req: dict) -> list[str]:
         except ValueError as exc:
             raise InputError(f"cannot split the command line: {exc}", hint="check its quotes") from None
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise InputError("flags must be a list of strings or one command line", hint='e.g. ["--max-model-len", "32768"]')
+        raise InputError("flags must be a list of strings or one command line",
+                         hint='e.g. ["--max-model-len", "32768"]')
     out = list(raw)
     args = req.get("args") or {}
     if not isinstance(args, dict):
