@@ -19,8 +19,13 @@ __all__ = ["load_model", "resolve_device"]
 @lru_cache(maxsize=128)
 def load_model(model: str, revision: str | None = None) -> ModelDescription:
     """Read a model's config (catalog id, local folder or Hub id) into a :class:`ModelDescription`."""
-    files = load_model_files(model, revision=revision)
-    desc = describe_config(files.config, name=model, resolved=files.resolved, preprocessor=files.preprocessor,
+    return describe_files(load_model_files(model, revision=revision), model)
+
+
+def describe_files(files, name: str) -> ModelDescription:
+    """The :class:`ModelDescription` of config files already read (``load_model``'s second half; the web app
+    reads catalog files itself, never a local path, and hands the result to the API)."""
+    desc = describe_config(files.config, name=name, resolved=files.resolved, preprocessor=files.preprocessor,
                            source=f"{files.source}: {files.location} ({files.resolved_by})")
     from .model.config_checks import library_default_notes
     from .model.from_config import text_config_of

@@ -164,11 +164,96 @@ def test_sweep_has_a_failing_region(client):
     assert verdicts[0] == "starts" and verdicts[-1] == "fails"
 
 
+
+# ----- SGLang: engine "sglang" equals `vramplan <command> --engine sglang --json` -------------------------
+
+SGLANG_LOGS = ROOT / "tests" / "fixtures" / "sglang_logs"
+SGLANG_PLAN_CASES = [
+    ({"engine": "sglang", "model": "Qwen/Qwen3-8B"}, ["plan", "Qwen/Qwen3-8B", "--engine", "sglang"]),
+    ({"engine": "sglang", "model": "Qwen/Qwen3-8B", "device": "a100-40gb", "sglang_version": "0.5.17",
+      "used_by_others_gib": 2, "args": {"context_length": 32768, "mem_fraction_static": 0.8, "tp_size": 2}},
+     ["plan", "Qwen/Qwen3-8B", "--engine", "sglang", "--device", "a100-40gb", "--sglang-version", "0.5.17",
+      "--used-by-others-gib", "2", "--context-length", "32768", "--mem-fraction-static", "0.8", "--tp-size", "2"]),
+    # a pasted launch line, the model named in it; an unknown-to-memory flag is listed as ignored
+    ({"engine": "sglang", "flags": "python -m sglang.launch_server --model-path Qwen/Qwen3-VL-8B-Instruct "
+                                   "--kv-cache-dtype fp8_e4m3 --chunked-prefill-size 4096 --port 30000"},
+     ["plan", "--engine", "sglang", "--", "python", "-m", "sglang.launch_server", "--model-path",
+      "Qwen/Qwen3-VL-8B-Instruct", "--kv-cache-dtype", "fp8_e4m3", "--chunked-prefill-size", "4096", "--port",
+      "30000"]),
+    # does not start: the fraction leaves no room (SGLang's words, the fix)
+    ({"engine": "sglang", "model": "Qwen/Qwen3-8B", "device": "rtx-4090", "args": {"mem_fraction_static": 0.3}},
+     ["plan", "Qwen/Qwen3-8B", "--engine", "sglang", "--device", "rtx-4090", "--mem-fraction-static", "0.3"]),
+    ({"engine": "sglang", "model": "Qwen/Qwen3-8B", "device_memory_gib": 40},
+     ["plan", "Qwen/Qwen3-8B", "--engine", "sglang", "--device-memory-gib", "40"]),
+]
+
+
+@pytest.mark.parametrize("body,argv", SGLANG_PLAN_CASES)
+def test_sglang_plan_equals_cli_json(client, capsys, body, argv):
+    status, got = post(client, "/api/plan", body)
+    assert status == 200, got
+    assert got["engine_name"] == "sglang"
+    assert got == cli_json(capsys, *argv)
+
+
+def test_sglang_plan_figures_are_sglangs(client):
+    """KV tokens = the pool's bytes over the cell's bytes per token (SGLang's max_total_num_tokens), checked
+    from the answer's own figures; the release picked is the one applied."""
+    for version in ("0.5.17", "0.5.23"):
+        status, p = post(client, "/api/plan", {"engine": "sglang", "model": "Qwen/Qwen3-8B", "sglang_version": version})
+        assert status == 200 and p["engine_version"] == version and p["vllm_version"] is None
+        r = p["ranks"][0]
+        # Qwen3-8B: 36 layers x 8 KV heads x 128 dims x (K and V) x 2 bytes (bf16) = 147,456 bytes per token
+        assert r["cell_bytes_per_token"] == 36 * 8 * 128 * 2 * 2
+        assert r["tokens"] <= r["kv_budget_bytes"] // r["cell_bytes_per_token"]
+
+
+def test_sglang_fit_knobs_sweep_equal_cli_json(client, capsys):
+    base = {"engine": "sglang", "model": "Qwen/Qwen3-8B", "device": "a100-80gb"}
+    argv = ["Qwen/Qwen3-8B", "--engine", "sglang", "--device", "a100-80gb"]
+    status, got = post(client, "/api/fit", {**base, "concurrency": 8, "context": 16384})
+    assert status == 200, got
+    assert got == cli_json(capsys, "fit", *argv, "--concurrency", "8", "--context", "16384")
+    assert got["launch_line"].startswith("python -m sglang.launch_server")
+    status, got = post(client, "/api/knobs", base)
+    assert status == 200, got
+    assert got == cli_json(capsys, "knobs", *argv)
+    status, got = post(client, "/api/sweep", {**base, "vary": "mem-fraction-static=0.5:0.9", "steps": 5})
+    assert status == 200, got
+    assert got == cli_json(capsys, "sweep", *argv, "--vary", "mem-fraction-static=0.5:0.9", "--steps", "5")
+
+
+@pytest.mark.parametrize("log", sorted(SGLANG_LOGS.glob("*.synthetic.log"))[:3], ids=lambda p: p.name)
+def test_sglang_log_explain_equals_cli_json(client, capsys, log):
+    for extra in ([], ["--compare"]):
+        status, got = post(client, "/api/explain", {"log": log.read_text(), "compare": bool(extra)})
+        assert status == 200, got
+        assert got == cli_json(capsys, "explain", str(log), *extra)
+
+
+def test_sglang_bad_input_is_one_line(client):
+    for body, words in (({"engine": "sglang", "model": "Qwen/Qwen3-8B", "sglang_version": "0.1.0"}, "older"),
+                        ({"engine": "sglang", "model": "Qwen/Qwen3-8B", "args": {"kv_cache_dtype": "nvfp4"}}, "nvfp4"),
+                        ({"engine": "sglang", "model": "Qwen/Qwen3-VL-8B-Instruct", "image": "640x480"}, "vLLM only"),
+                        ({"engine": "sglang", "model": "/etc"}, "local paths"),
+                        ({"engine": "sglang", "model": "Qwen/Qwen3-8B",
+                          "flags": "python -m sglang.launch_server --model-path Qwen/Qwen3-14B"}, "two models")):
+        assert words in one_line_error(client.post("/api/plan", json=body), 422)
+    assert "cannot sweep" in one_line_error(client.post("/api/sweep", json={
+        "engine": "sglang", "model": "Qwen/Qwen3-8B", "vary": "max-model-len=1024:2048"}), 422)
+
 def test_catalog_lists_what_the_pickers_need(client):
     c = client.get("/api/catalog").json()
-    assert "Qwen/Qwen3-8B" in c["models"] and c["engines"] == ["vllm"]
+    assert "Qwen/Qwen3-8B" in c["models"] and c["engines"] == ["vllm", "sglang"]
     assert any(d["name"] == "h100-80gb" for d in c["devices"])
     assert c["default_vllm_version"] in c["vllm_versions"] and "max-model-len" in c["sweepable"]
+    from vramplan.engines.sglang.rules import DEFAULT_VERSION, SUPPORTED
+    from vramplan.rules.versions import DEFAULT_VERSION as VLLM_DEFAULT
+
+    assert c["releases"]["vllm"]["default"] == VLLM_DEFAULT == c["default_vllm_version"]
+    assert sorted(c["releases"]["sglang"]["versions"]) == sorted(SUPPORTED)
+    assert c["releases"]["sglang"]["default"] == DEFAULT_VERSION
+    assert "mem-fraction-static" in c["sweepable_by_engine"]["sglang"]
 
 
 def test_openapi_describes_every_endpoint(client):
@@ -257,6 +342,23 @@ def test_explain_compare_never_reads_the_logs_local_folder(client, tmp_path):
     assert r.status_code == 200 and "local paths" in r.json()["compare"]["unavailable"]
 
 
+def test_a_one_line_log_is_text_never_a_path(client):
+    """The API reads a string without a newline as a path; the web hands it the text, so a log that names a
+    file on the server is parsed as a (useless) log, never opened."""
+    for text in ("/etc/passwd", str(ROOT / "README.md"), "-"):
+        err = one_line_error(client.post("/api/explain", json={"log": text}), 422)
+        assert "in 1 line" in err  # the one line given, not the file's lines (nor standard input)
+
+
+def test_a_dropped_config_plans_with_sglang(client, capsys):
+    cfg = json.loads((ROOT / "vramplan" / "catalog" / "Qwen" / "Qwen3-8B" / "config.json").read_text())
+    status, got = post(client, "/api/plan", {"engine": "sglang", "config": cfg, "model": "my-qwen"})
+    assert status == 200, got
+    ref = cli_json(capsys, "plan", "Qwen/Qwen3-8B", "--engine", "sglang")
+    assert got["model"] == "my-qwen" and got["kv_cache_tokens"] == ref["kv_cache_tokens"]
+    assert got["memory_gib"]["weights"] == ref["memory_gib"]["weights"]
+
+
 def test_oversize_bodies_are_413(client):
     big = {"model": "Qwen/Qwen3-8B", "flags": ["--x" * (DEFAULT_BODY_LIMIT // 3)]}
     assert "request body over" in one_line_error(client.post("/api/plan", json=big), 413)
@@ -276,8 +378,10 @@ def test_bad_requests_of_every_endpoint(client):
     assert "log" in one_line_error(client.post("/api/explain", json={}), 422)
     assert "no log" in one_line_error(client.post("/api/explain", json={"log": "   "}), 422)
     assert "vary" in one_line_error(client.post("/api/sweep", json={"model": "Qwen/Qwen3-8B"}), 422)
+    assert "sweep" in one_line_error(client.post("/api/sweep", json={"model": "Qwen/Qwen3-8B",
+                                                                     "vary": "model=1:2"}), 422)
     assert "cannot sweep" in one_line_error(client.post("/api/sweep", json={"model": "Qwen/Qwen3-8B",
-                                                                            "vary": "model=1:2"}), 422)
+                                                                            "vary": "no-such-flag=1:2"}), 422)
     one_line_error(client.post("/api/sweep", json={"model": "Qwen/Qwen3-8B", "vary": "max-model-len=1:2",
                                                    "steps": 10_000}), 422)
     assert "concurrency" in one_line_error(client.post("/api/fit", json={"model": "Qwen/Qwen3-8B",
@@ -325,6 +429,25 @@ _values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**7), st.floats
        path=st.sampled_from(["/api/plan", "/api/fit", "/api/knobs", "/api/sweep"]))
 def test_no_body_is_an_internal_error(client, body, path):
     body.setdefault("model", "Qwen/Qwen3-8B")
+    r = client.post(path, json=body)
+    assert r.status_code < 500, (body, r.text)
+    if r.status_code >= 400:
+        one_line_error(r, r.status_code)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(st.sampled_from(["device", "device_memory_gib", "used_by_others_gib", "sglang_version",
+                                             "flags", "args", "concurrency", "context", "vary", "steps"]),
+                            _values, max_size=4),
+       args=st.dictionaries(st.sampled_from(["context_length", "mem_fraction_static", "tp_size", "kv_cache_dtype",
+                                             "max_running_requests", "disable_cuda_graph"]),
+                            st.one_of(st.integers(-5, 10**6), st.floats(-1, 2), st.booleans(),
+                                      st.sampled_from(["fp8_e4m3", "auto", "x"])), max_size=3),
+       path=st.sampled_from(["/api/plan", "/api/fit", "/api/knobs", "/api/sweep"]))
+def test_no_sglang_body_is_an_internal_error(client, body, args, path):
+    body = {**body, "engine": "sglang", "model": "Qwen/Qwen3-8B"}
+    if args:
+        body["args"] = args
     r = client.post(path, json=body)
     assert r.status_code < 500, (body, r.text)
     if r.status_code >= 400:

@@ -176,6 +176,8 @@ def test_seed000_plan_shows_the_apis_numbers(server, browser, tmp_path):
     assert p["verdict"] == "fails"
     wait(d, "return document.getElementById('verdict').classList.contains('fails')")
     v = text(d, "verdict")
+    # no release picked: the release select names the one planned for an Ascend device (the plan's rules)
+    assert d.execute_script("return document.getElementById('vllm_version').options[0].text") == p["vllm_version"]
     assert "vLLM does not start" in v and p["error_message"][:80] in " ".join(v.split())
     assert p["fix"] in " ".join(v.split())
     for key, val in (("kv_cache", p["memory_gib"]["kv_cache"]), ("non_kv_total", p["memory_gib"]["non_kv_total"]),
@@ -231,6 +233,50 @@ def test_seed001_pasted_line(server, browser, tmp_path):
     assert figure(d, "max_concurrency") == shown(p["max_concurrency"])
     shot(d, tmp_path, "plan-seed001")
 
+
+
+def test_engine_select_switches_releases_flags_and_plan(server, browser, tmp_path):
+    """Picking SGLang lists SGLang's releases, names the fields with SGLang's flags and plans with SGLang;
+    back to vLLM, vLLM's releases come back. The figures shown are the API's."""
+    from vramplan.engines.sglang.rules import DEFAULT_VERSION as SGL_DEFAULT
+    from vramplan.engines.sglang.rules import SUPPORTED as SGL_SUPPORTED
+    from vramplan.rules.versions import DEFAULT_VERSION
+
+    d = browser
+    open_page(d, server, {"model": "Qwen/Qwen3-8B", "max_model_len": "32768"})
+    releases = "return [...document.getElementById('vllm_version').options].map(o => o.text)"
+    assert d.execute_script(releases)[0] == DEFAULT_VERSION
+    d.execute_script("const e = document.getElementById('engine'); e.value = 'sglang';"
+                     "e.dispatchEvent(new Event('change'))")
+    wait(d, "return document.getElementById('verdict').innerText.includes('SGLang')")
+    assert sorted(d.execute_script(releases)) == sorted(SGL_SUPPORTED)
+    assert d.execute_script(releases)[0] == SGL_DEFAULT
+    labels = d.execute_script("return document.getElementById('form').innerText")
+    assert "--context-length" in labels and "--mem-fraction-static" in labels and "--max-model-len" not in labels
+    assert d.execute_script("return document.getElementById('servingset').hidden")
+    assert "engine=sglang" in d.current_url
+    p = api(server, "/api/plan", {"engine": "sglang", "model": "Qwen/Qwen3-8B", "args": {"context_length": "32768"}})
+    assert p["engine_name"] == "sglang" and p["context_length"] == 32768
+    wait(d, f"return document.querySelector('#figures [data-key=kv_cache_tokens] .v').innerText === "
+            f"'{shown(p['kv_cache_tokens'])}'")
+    assert figure(d, "max_running_requests") == shown(p["max_running_requests"])
+    assert text(d, "loglines").splitlines() == p["log_lines"]
+    # the stacked bar is the whole device (context, weights, pool, request table, what the fraction leaves)
+    total = d.execute_script("return document.getElementById('bar').data.reduce((a, t) => a + t.x[0], 0)")
+    assert abs(total - p["device"]["total_gib"]) < 0.02
+    shot(d, tmp_path, "plan-sglang")
+    # the link reproduces it; an older SGLang release is picked from the list
+    d.get(d.current_url + "&vllm_version=0.5.17")
+    wait(d, "return document.body.dataset.ready === '1'")
+    p = api(server, "/api/plan", {"engine": "sglang", "model": "Qwen/Qwen3-8B", "sglang_version": "0.5.17",
+                                  "args": {"context_length": "32768"}})
+    wait(d, "return document.getElementById('verdict').innerText.includes('SGLang 0.5.17')")
+    assert figure(d, "kv_cache_tokens") == shown(p["kv_cache_tokens"])
+    d.execute_script("const e = document.getElementById('engine'); e.value = 'vllm';"
+                     "e.dispatchEvent(new Event('change'))")
+    wait(d, "return document.getElementById('verdict').innerText.includes('vLLM')")
+    assert d.execute_script(releases)[0] == DEFAULT_VERSION
+    assert "--max-model-len" in d.execute_script("return document.getElementById('form').innerText")
 
 def test_hover_shows_the_rule(server, browser):
     from selenium.webdriver.common.action_chains import ActionChains
@@ -301,6 +347,45 @@ def test_sweep_tab_shades_the_failing_region(server, browser, tmp_path):
     assert failing and d.execute_script("return document.getElementById('sweepchart').layout.shapes.length") == failing
     shot(d, tmp_path, "sweep-seed000")
 
+
+
+def test_sglang_tabs_show_the_apis_answers(server, browser):
+    """Sweep, knobs, fit and explain with engine sglang: the page shows the SGLang engine's answers."""
+    d = browser
+    target = {"engine": "sglang", "model": "Qwen/Qwen3-8B", "device": "a100-80gb"}
+    open_page(d, server, {**target, "tab": "sweep", "sweep_flag": "mem-fraction-static", "sweep_range": "0.1:0.9",
+                          "sweep_steps": "8"})
+    s = api(server, "/api/sweep", {**target, "vary": "mem-fraction-static=0.1:0.9", "steps": 8})
+    wait(d, f"return document.querySelectorAll('#sweeptable tr').length === {len(s['rows']) + 1}")
+    cells = d.execute_script("return [...document.querySelectorAll('#sweeptable tr')].slice(1).map(r => "
+                             "[r.cells[0].innerText, r.cells[4].innerText])")
+    assert cells == [[str(r["value"]), shown(r["kv_cache_tokens"])] for r in s["rows"]]
+    # 0.1 does not hold the weights, 0.9 leaves no room for graphs and the prefill peak: both ends fail
+    assert s["rows"][0]["verdict"] != "starts" and any(r["verdict"] == "starts" for r in s["rows"])
+    failing = sum(r["verdict"] != "starts" for r in s["rows"])
+    assert d.execute_script("return document.getElementById('sweepchart').layout.shapes.length") == failing
+    d.find_element("css selector", "#tabs button[data-tab=knobs]").click()
+    k = api(server, "/api/knobs", target)
+    wait(d, f"return document.querySelectorAll('#knobstable tr').length === {len(k['knobs']) + 1}")
+    assert shown(k["baseline"]["kv_tokens"]) in text(d, "knobsbase")
+    assert "--kv-cache-dtype fp8_e4m3" in text(d, "knobstable")
+    d.find_element("css selector", "#tabs button[data-tab=fit]").click()
+    d.execute_script("document.getElementById('fit_concurrency').value = '8';"
+                     "document.getElementById('fit_context').value = '16384'")
+    d.find_element("id", "fit_go").click()
+    f = api(server, "/api/fit", {**target, "concurrency": 8, "context": 16384})
+    wait(d, "return document.getElementById('fitline') !== null")
+    assert text(d, "fitline") == f["launch_line"]
+    d.find_element("css selector", "#tabs button[data-tab=explain]").click()
+    log = (ROOT / "tests" / "fixtures" / "sglang_logs" / "qwen3-8b-h100-default.synthetic.log").read_text()
+    d.execute_script("document.getElementById('log').value = arguments[0];"
+                     "document.getElementById('explain_compare').checked = true", log)
+    d.find_element("id", "explain_go").click()
+    wait(d, "return document.getElementById('comparetable') !== null")
+    x = api(server, "/api/explain", {"log": log, "compare": True})
+    assert "SGLang started" in text(d, "explainout")
+    shown_rows = d.execute_script("return document.querySelectorAll('#comparetable tr').length")
+    assert shown_rows == len(x["compare"]["rows"]) + 1
 
 def test_knobs_tab_is_the_apis_table(server, browser, tmp_path):
     d = browser

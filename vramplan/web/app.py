@@ -1,6 +1,6 @@
 """The ASGI app of ``vramplan serve``: the page, its static files and the JSON API.
 
-FastAPI is imported here only (the ``web`` extra); the CLI imports this module inside ``serve``.
+FastAPI is imported here only; the CLI imports this module inside ``serve`` (start-up stays light).
 Every answer comes from :mod:`vramplan.web.service`; this module maps requests and errors.
 
 Safety: request bodies are capped (:data:`BODY_LIMITS`) before they are read whole; a log is
@@ -49,16 +49,19 @@ class Target(BaseModel):
     model: Optional[str] = Field(None, description="catalog id (GET /api/models) or Hub id; never a local path",
                                  examples=["Qwen/Qwen3-8B"])
     config: Optional[dict[str, Any]] = Field(None, description="a model's config.json, instead of `model`")
-    engine: Optional[str] = Field("vllm", description="serving engine (vllm)")
+    engine: Optional[str] = Field("vllm", description="serving engine: vllm, or sglang (flags and args then take "
+                                                      "SGLang's names: context_length, mem_fraction_static, tp_size)")
     device: Optional[str] = Field(None, description="device from the catalog (default h100-80gb)",
                                   examples=["h100-80gb"])
     device_memory_gib: Optional[Num] = Field(None, description="total memory the runtime reports, GiB")
     used_by_others_gib: Optional[Num] = Field(None, description="memory other programs hold on each device, GiB")
     vllm_version: Optional[str] = Field(None, description="vLLM release whose rules apply (default newest)")
+    sglang_version: Optional[str] = Field(None, description="SGLang release whose rules apply (engine sglang)")
     flags: Optional[Union[list[str], str]] = Field(
         None, description="vLLM flags as a list, or one pasted `vllm serve MODEL ...` line",
         examples=[["--max-model-len", "32768"]])
-    args: Optional[dict[str, Any]] = Field(None, description="vLLM engine arguments by name (max_model_len: 32768)")
+    args: Optional[dict[str, Any]] = Field(None, description="engine arguments by name (vLLM: max_model_len: 32768; "
+                                                             "SGLang: context_length: 32768)")
 
 
 class PlanRequest(Target):
@@ -210,7 +213,7 @@ def _headers(extra: dict | None = None) -> dict:
 
 def create_app(*, loopback_only: bool = True) -> FastAPI:
     app = FastAPI(title="vramplan", version=__version__,
-                  description="Where accelerator memory goes when vLLM starts: each answer is the object "
+                  description="Where accelerator memory goes when vLLM (or SGLang) starts: each answer is the object "
                               "`vramplan <command> --json` prints for the same inputs. Errors are 4xx with "
                               "one line: {\"error\": \"...\"}.",
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")  # no Swagger UI: it loads from a CDN
@@ -254,7 +257,7 @@ def create_app(*, loopback_only: bool = True) -> FastAPI:
     def api_sweep(req: SweepRequest):
         return JSONResponse(service.sweep_json(_body(req)))
 
-    @app.get("/api/catalog", summary="models, devices, vLLM releases, engines, sweepable flags")
+    @app.get("/api/catalog", summary="models, devices, releases per engine, engines, sweepable flags")
     def api_catalog():
         return JSONResponse(service.catalog_json())
 

@@ -17,7 +17,8 @@ from ...errors import InputError, NoFittingFlags
 from ...units import GiB
 from .planner import SGLangPlan
 
-__all__ = ["FitResult", "fit_sglang", "cmd_fit", "cmd_knobs", "cmd_sweep", "SWEEPABLE"]
+__all__ = ["FitResult", "fit_sglang", "fit_dict", "knobs_dict", "sweep_dict", "cmd_fit", "cmd_knobs", "cmd_sweep",
+           "SWEEPABLE"]
 
 SWEEPABLE = {"mem-fraction-static": ("mem_fraction_static", float), "context-length": ("context_length", int),
              "chunked-prefill-size": ("chunked_prefill_size", int),
@@ -111,18 +112,24 @@ def _count(value, flag: str) -> int | None:
     return n
 
 
-def cmd_fit(ns, tokens: list[str], plan_from) -> int:
+def fit_dict(make, *, concurrency=1, context=None) -> dict:
+    """``vramplan fit --engine sglang --json``'s object; ``make(**server_args) -> SGLangPlan``."""
     from .render import sglang_plan_to_dict
 
-    conc = _count(getattr(ns, "concurrency", None), "--concurrency") or 1
-    ctx = _count(getattr(ns, "context", None), "--context")
-    res = fit_sglang(lambda **kw: plan_from(ns, tokens, **kw), concurrency=conc, context=ctx)
+    res = fit_sglang(make, concurrency=_count(concurrency, "--concurrency") or 1,
+                     context=_count(context, "--context"))
+    return {"engine_name": "sglang", "answer": res.answer, "flags": res.flags, "launch_line": res.launch_line,
+            "plan": sglang_plan_to_dict(res.plan)}
+
+
+def cmd_fit(ns, tokens: list[str], plan_from) -> int:
+    obj = fit_dict(lambda **kw: plan_from(ns, tokens, **kw), concurrency=getattr(ns, "concurrency", None),
+                   context=getattr(ns, "context", None))
     if ns.json:
-        print(json.dumps({"engine_name": "sglang", "answer": res.answer, "flags": res.flags,
-                          "launch_line": res.launch_line, "plan": sglang_plan_to_dict(res.plan)}, indent=2))
+        print(json.dumps(obj, indent=2))
         return 0
-    print(res.answer)
-    print("\n  " + res.launch_line)
+    print(obj["answer"])
+    print("\n  " + obj["launch_line"])
     return 0
 
 
@@ -144,12 +151,13 @@ def _knob_list(p: SGLangPlan) -> list[tuple[str, dict, str]]:
     return out
 
 
-def cmd_knobs(ns, tokens: list[str], plan_from) -> int:
-    base = plan_from(ns, tokens)
+def knobs_dict(make) -> dict:
+    """``vramplan knobs --engine sglang --json``'s object; ``make(**server_args) -> SGLangPlan``."""
+    base = make()
     rows = []
     for name, kw, cost in _knob_list(base):
         try:
-            p = plan_from(ns, tokens, **kw)
+            p = make(**kw)
         except InputError as exc:
             rows.append({"knob": name, "change": kw, "verdict": "refused", "kv_tokens": None, "kv_tokens_added": None,
                          "cost": exc.one_line()})
@@ -159,13 +167,19 @@ def cmd_knobs(ns, tokens: list[str], plan_from) -> int:
         rows.append({"knob": name, "change": {k: v for k, v in kw.items()}, "verdict": p.verdict,
                      "kv_tokens": p.max_total_num_tokens, "kv_tokens_added": added,
                      "mem_fraction_static": p.resolved.mem_fraction_static, "cost": cost})
+    return {"engine_name": "sglang", "baseline": {"verdict": base.verdict, "kv_tokens": base.max_total_num_tokens,
+                                                  "mem_fraction_static": base.resolved.mem_fraction_static},
+            "knobs": rows}
+
+
+def cmd_knobs(ns, tokens: list[str], plan_from) -> int:
+    obj = knobs_dict(lambda **kw: plan_from(ns, tokens, **kw))
     if ns.json:
-        print(json.dumps({"engine_name": "sglang", "baseline": {"verdict": base.verdict,
-                          "kv_tokens": base.max_total_num_tokens,
-                          "mem_fraction_static": base.resolved.mem_fraction_static}, "knobs": rows}, indent=2))
+        print(json.dumps(obj, indent=2))
         return 0
-    print(f"baseline: {base.verdict}, {base.max_total_num_tokens or 0:,} KV tokens at --mem-fraction-static "
-          f"{base.resolved.mem_fraction_static:.4g}")
+    base, rows = obj["baseline"], obj["knobs"]
+    print(f"baseline: {base['verdict']}, {base['kv_tokens'] or 0:,} KV tokens at --mem-fraction-static "
+          f"{base['mem_fraction_static']:.4g}")
     print(f"{'knob':24s} {'change':44s} {'verdict':8s} {'KV tokens':>12s}")
     for r in rows:
         change = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in r["change"].items())
@@ -196,12 +210,13 @@ def parse_vary_sglang(text: str, steps: int) -> tuple[str, str, list]:
     return flag, field, vals
 
 
-def cmd_sweep(ns, tokens: list[str], plan_from) -> int:
-    flag, field, values = parse_vary_sglang(ns.vary, ns.steps)
+def sweep_dict(make, vary: str, steps: int) -> dict:
+    """``vramplan sweep --engine sglang --json``'s object; ``make(**server_args) -> SGLangPlan``."""
+    flag, field, values = parse_vary_sglang(vary, steps)
     rows = []
     for v in values:
         try:
-            p = plan_from(ns, tokens, **{field: v})
+            p = make(**{field: v})
             rows.append({"value": v, "verdict": p.verdict, "error_kind": p.error_kind,
                          "kv_cache_tokens": p.max_total_num_tokens, "max_running_requests": p.max_running_requests,
                          "max_concurrency": None if p.max_concurrency is None else round(p.max_concurrency, 2),
@@ -211,10 +226,16 @@ def cmd_sweep(ns, tokens: list[str], plan_from) -> int:
             rows.append({"value": v, "verdict": "refused", "error_kind": "invalid_config", "kv_cache_tokens": None,
                          "max_running_requests": None, "max_concurrency": None, "kv_cache_gib": None,
                          "mem_fraction_static": None, "error_message": exc.one_line()})
+    return {"engine_name": "sglang", "flag": flag, "rows": rows}
+
+
+def cmd_sweep(ns, tokens: list[str], plan_from) -> int:
+    obj = sweep_dict(lambda **kw: plan_from(ns, tokens, **kw), ns.vary, ns.steps)
     if ns.json:
-        print(json.dumps({"engine_name": "sglang", "flag": flag, "rows": rows}, indent=2))
+        print(json.dumps(obj, indent=2))
         return 0
-    print(f"{flag:>26s} | verdict | fraction | KV GiB | KV tokens | running | full-length")
+    rows = obj["rows"]
+    print(f"{obj['flag']:>26s} | verdict | fraction | KV GiB | KV tokens | running | full-length")
     for r in rows:
         frac = "-" if r["mem_fraction_static"] is None else f"{r['mem_fraction_static']:.4g}"
         kvg = "-" if r["kv_cache_gib"] is None else f"{r['kv_cache_gib']:.2f}"

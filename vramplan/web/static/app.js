@@ -10,6 +10,11 @@ const TAB_KEYS = ["sweep_flag", "sweep_range", "sweep_steps", "knobs_concurrency
   "fit_concurrency", "fit_context", "fit_images", "fit_image", "fit_budget"];
 const ARG_KEYS = ["max_model_len", "gpu_memory_utilization", "tensor_parallel_size", "max_num_seqs", "kv_cache_dtype"];
 const LOG_LIMIT = 8 * 1024 * 1024;
+// with engine sglang the same fields are SGLang's flags (its names, sent as args by SGLang's names)
+const SGLANG_ARGS = { max_model_len: "context_length", gpu_memory_utilization: "mem_fraction_static",
+  tensor_parallel_size: "tp_size", max_num_seqs: "max_running_requests", kv_cache_dtype: "kv_cache_dtype" };
+const ENGINE_NAMES = { vllm: "vLLM", sglang: "SGLang" };
+const engineName = (p) => ENGINE_NAMES[p.engine_name] || "vLLM";
 const state = { tab: "plan", config: null, configName: null, catalog: null, seq: {}, lastPlan: null };
 
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -43,16 +48,18 @@ function target() {
   const req = { engine: v("engine") || "vllm" };
   const line = v("line");
   const model = v("model");
-  const lineModel = /(?:^|\s)serve\s+([^\s-]\S*)/.exec(line);
+  const lineModel = /(?:^|\s)serve\s+([^\s-]\S*)/.exec(line) || /(?:^|\s)--model(?:-path)?[=\s]+\S/.exec(line);
+  const sgl = req.engine === "sglang";
   if (state.config) req.config = state.config;
   if (model && !lineModel && !state.config) req.model = model;
   if (state.config && model) req.model = model;
-  for (const k of ["device", "device_memory_gib", "used_by_others_gib", "vllm_version"]) if (v(k)) req[k] = v(k);
+  for (const k of ["device", "device_memory_gib", "used_by_others_gib"]) if (v(k)) req[k] = v(k);
+  if (v("vllm_version")) req[sgl ? "sglang_version" : "vllm_version"] = v("vllm_version"); // the release select
   const flags = [line, v("extra")].filter(Boolean).join(" ");
   if (flags) req.flags = flags;
   const args = {};
-  for (const k of ARG_KEYS) if (v(k)) args[k] = v(k);
-  if (v("enforce_eager")) args.enforce_eager = true;
+  for (const k of ARG_KEYS) if (v(k)) args[sgl ? SGLANG_ARGS[k] : k] = sgl && k === "kv_cache_dtype" && v(k) === "fp8" ? "fp8_e4m3" : v(k);
+  if (v("enforce_eager")) args[sgl ? "disable_cuda_graph" : "enforce_eager"] = true;
   if (Object.keys(args).length) req.args = args;
   return req;
 }
@@ -68,8 +75,32 @@ function saveUrl() {
   history.replaceState(null, "", q.toString() ? `?${q}` : location.pathname);
 }
 
+function defaultRelease(engine) {
+  // the release planned when none is picked: per platform for vLLM (the device's)
+  const c = state.catalog, rel = c.releases[engine] || c.releases.vllm;
+  const dev = c.devices.find((d) => d.name === ($("device").value || "h100-80gb"));
+  return (rel.default_by_platform && dev && rel.default_by_platform[dev.platform]) || rel.default;
+}
+
+function setEngine(engine) {
+  // the release list, the flags' names and the sweepable flags are the engine's
+  const c = state.catalog, rel = c.releases[engine] || c.releases.vllm, sel = $("vllm_version"), cur = sel.value;
+  sel.innerHTML = `<option value="">${esc(defaultRelease(engine))}</option>` +
+    rel.versions.filter((v) => v !== rel.default).map((v) => `<option>${esc(v)}</option>`).join("");
+  if (rel.versions.includes(cur)) sel.value = cur;
+  const sgl = engine === "sglang";
+  for (const e of document.querySelectorAll("[data-sglang]")) e.textContent = sgl ? e.dataset.sglang : e.dataset.vllm;
+  for (const e of document.querySelectorAll("[data-ph-sglang]")) e.placeholder = sgl ? e.dataset.phSglang : e.dataset.phVllm;
+  $("servingset").hidden = sgl;
+  const flag = $("sweep_flag").value, flags = c.sweepable_by_engine[engine] || c.sweepable;
+  $("sweep_flag").innerHTML = flags.map((f) => `<option>${esc(f)}</option>`).join("");
+  if (flags.includes(flag)) $("sweep_flag").value = flag;
+  else $("sweep_range").value = "";
+}
+
 function loadUrl() {
   const q = new URLSearchParams(location.search);
+  if (q.has("engine") && state.catalog.engines.includes(q.get("engine"))) { $("engine").value = q.get("engine"); setEngine(q.get("engine")); }
   for (const k of FORM_KEYS.concat(TAB_KEYS)) {
     if (!q.has(k)) continue;
     const el = $(k);
@@ -87,10 +118,28 @@ function loadUrl() {
 
 const SEGMENT_COLORS = { weights: "#3b6fd8", activation_peak: "#e08a1e", non_torch: "#8e5cc8", cudagraph_estimate: "#d24e8f",
   encoder_cache: "#2aa1a1", kv_cache: "#2e9d52", held_back: "#c9ced6", others: "#7b8794", context: "#9aa3ad",
-  graphs_after: "#e6a3c6", warmup: "#f2c98f", headroom: "#c9ced6" };
+  graphs_after: "#e6a3c6", warmup: "#f2c98f", headroom: "#c9ced6",
+  cudagraph_decode: "#d24e8f", cudagraph_prefill: "#e6a3c6", req_to_token: "#2aa1a1", non_torch_increase: "#b59bd9" };
 const PALETTE = ["#5aa0a0", "#a0785a", "#6a8e3a", "#b0a030", "#4a5fa0"];
 
+function segmentsOfSGLang(plan) {
+  // SGLang: the context, the weights, the KV pool and the request table, then what the fraction leaves after the
+  // pool, split into what startup still takes from it (workspaces, graphs, the prefill peak) and what stays free
+  const t = plan.terms, inside = ["non_torch_increase", "cudagraph_decode", "cudagraph_prefill", "activation_peak"];
+  const segs = [], seg = (key, tm, gib) => segs.push({ key, label: tm.label, gib: Math.max(gib ?? tm.gib ?? 0, 0),
+    rule: tm.rule, kind: tm.kind, note: tm.note });
+  for (const [k, tm] of Object.entries(t)) if (k !== "headroom" && !inside.includes(k)) seg(k, tm);
+  const others = plan.memory_gib.used_by_others || 0;
+  if (others > 0) segs.push({ key: "others", label: "held by other programs", gib: others, rule: "given (--used-by-others-gib)", kind: "given" });
+  let left = t.headroom ? t.headroom.gib : 0;
+  for (const k of inside) if (t[k]) { seg(k, t[k]); left -= t[k].gib || 0; }
+  if (t.headroom) seg("headroom", { ...t.headroom, label: "still free after startup (what the fraction leaves, less the above)",
+    rule: `${t.headroom.rule}; less the terms taken from it after the pool` }, left);
+  return plan.ranks.map((r) => ({ name: r.name, segs }));
+}
+
 function segmentsOf(plan) {
+  if (plan.engine_name === "sglang") return segmentsOfSGLang(plan);
   // per rank: every term but the non-KV total (it is their sum), then what the util holds back and other programs
   const total = plan.device.total_gib, others = plan.memory_gib.used_by_others || 0;
   return plan.ranks.map((r) => {
@@ -148,9 +197,9 @@ function drawBar(el, ranks, title) {
 }
 
 function verdictHtml(p) {
-  const ok = p.verdict === "starts";
-  let h = `<h2>${ok ? "vLLM starts" : "vLLM does not start"}</h2>`;
-  if (!ok && p.error_message) h += `<div>vLLM's words${p.error_kind ? ` (${esc(p.error_kind)})` : ""}:</div><blockquote>${esc(p.error_message)}</blockquote>`;
+  const ok = p.verdict === "starts", eng = engineName(p);
+  let h = `<h2>${ok ? `${eng} starts` : `${eng} does not start`}</h2>`;
+  if (!ok && p.error_message) h += `<div>${eng}'s words${p.error_kind ? ` (${esc(p.error_kind)})` : ""}:</div><blockquote>${esc(p.error_message)}</blockquote>`;
   if (p.fix) h += `<div class="fix">Fix: ${esc(p.fix)}</div>`;
   return h;
 }
@@ -160,16 +209,18 @@ function renderPlan(p) {
   const v = $("verdict");
   v.className = `verdict ${p.verdict}`;
   v.innerHTML = verdictHtml(p) + `<div class="note">${esc(p.model)} · ${esc(p.device.label)} × ${p.device.count} ` +
-    `(${fmt(p.device.total_gib)} GiB each) · vLLM ${esc(p.vllm_version)} rules${p.rules_version !== p.vllm_version ? " " + esc(p.rules_version) : ""}` +
+    `(${fmt(p.device.total_gib)} GiB each) · ` + (p.engine_name === "sglang" ? `SGLang ${esc(p.engine_version)} rules` :
+    `vLLM ${esc(p.vllm_version)} rules${p.rules_version !== p.vllm_version ? " " + esc(p.rules_version) : ""}`) +
     ` · tp ${p.tp} pp ${p.pp}</div>`;
   const figs = [["KV cache tokens", p.kv_cache_tokens, "kv_cache_tokens"],
     [`max concurrency at ${fmt(p.max_model_len)} tokens`, p.max_concurrency, "max_concurrency"],
-    ["KV blocks", p.num_gpu_blocks, "num_gpu_blocks"], ["KV cache GiB", p.memory_gib.kv_cache, "kv_cache"],
+    p.engine_name === "sglang" ? ["max running requests", p.max_running_requests, "max_running_requests"] :
+      ["KV blocks", p.num_gpu_blocks, "num_gpu_blocks"], ["KV cache GiB", p.memory_gib.kv_cache, "kv_cache"],
     ["non-KV GiB", p.memory_gib.non_kv_total, "non_kv_total"], ["requested GiB", p.memory_gib.requested, "requested"]];
   if (p.verdict !== "starts" && p.estimated_max_model_len) figs.push(["longest max-model-len that fits", p.estimated_max_model_len, "estimated_max_model_len"]);
   $("figures").innerHTML = figs.map(([k, val, id]) => `<div class="fig" data-key="${id}"><div class="v">${fmt(val)}</div><div class="k">${esc(k)}</div></div>`).join("");
   drawBar($("bar"), segmentsOf(p), "Memory per device (stacked; hover for the rule)");
-  const r0 = p.ranks[0];
+  const r0 = { terms: p.ranks[0].terms || p.terms };
   let rows = `<tr><th>term</th><th class="num">GiB</th><th>kind</th><th class="rule">rule</th></tr>`;
   for (const [key, t] of Object.entries(r0.terms)) {
     rows += `<tr data-key="${esc(key)}" title="${esc(t.rule)}"><td>${esc(t.label)}</td><td class="num">${fmt(t.gib)}</td>` +
@@ -198,7 +249,7 @@ function renderServing(s) {
 
 async function runPlan() {
   const req = target();
-  for (const k of ["image", "video"]) if ($(k).value.trim()) req[k] = $(k).value.trim();
+  if (req.engine !== "sglang") for (const k of ["image", "video"]) if ($(k).value.trim()) req[k] = $(k).value.trim();
   if (req.image || req.video) req.images_per_request = Number($("images_per_request").value.trim() || 1);
   try {
     const p = await api("/api/plan", req);
@@ -217,7 +268,10 @@ function defaultRange(flag) {
   const mml = state.lastPlan ? state.lastPlan.max_model_len : 32768;
   return ({ "max-model-len": `2048:${mml}`, "max-num-seqs": "16:1024", "max-num-batched-tokens": "2048:65536",
     "gpu-memory-utilization": "0.3:0.95", "tensor-parallel-size": "1,2,4,8", "pipeline-parallel-size": "1,2,4",
-    "block-size": "16,32,64,128", "kv-cache-dtype": "auto,fp8", "used-by-others-gib": "0:40" })[flag] || "";
+    "block-size": "16,32,64,128", "kv-cache-dtype": "auto,fp8", "used-by-others-gib": "0:40",
+    "mem-fraction-static": "0.5:0.95", "context-length": `2048:${mml}`, "chunked-prefill-size": "1024,2048,4096,8192,16384",
+    "cuda-graph-max-bs-decode": "8,16,32,64,128,256", "cuda-graph-max-bs": "8,16,32,64,128,256",
+    "max-running-requests": "16,64,256,1024,4096", "max-total-tokens": "50000:400000", "tp-size": "1,2,4,8" })[flag] || "";
 }
 
 async function runSweep() {
@@ -251,9 +305,10 @@ async function runSweep() {
       yaxis2: { title: { text: "requests" }, overlaying: "y", side: "right", rangemode: "tozero", automargin: true },
       legend: { orientation: "h", y: -0.2, yanchor: "top" }, margin: { l: 10, r: 10, t: 30, b: 10 }, height: 340 },
       { displayModeBar: false, responsive: true });
-    $("sweeptable").innerHTML = `<tr><th>--${esc(s.flag)}</th><th>verdict</th><th class="num wide">non-KV GiB</th><th class="num">KV GiB</th><th class="num">KV tokens</th><th class="num">concurrency</th></tr>` +
+    const sgl = s.engine_name === "sglang", third = sgl ? "mem_fraction_static" : "non_kv_gib";
+    $("sweeptable").innerHTML = `<tr><th>--${esc(s.flag)}</th><th>verdict</th><th class="num wide">${sgl ? "fraction" : "non-KV GiB"}</th><th class="num">KV GiB</th><th class="num">KV tokens</th><th class="num">concurrency</th></tr>` +
       s.rows.map((r) => `<tr class="${r.verdict}"><td>${esc(r.value)}</td><td>${esc(r.verdict)}${r.error_kind ? " (" + esc(r.error_kind) + ")" : ""}</td>` +
-        `<td class="num wide">${fmt(r.non_kv_gib)}</td><td class="num">${fmt(r.kv_cache_gib)}</td><td class="num">${fmt(r.kv_cache_tokens)}</td><td class="num">${fmt(r.max_concurrency)}</td></tr>`).join("");
+        `<td class="num wide">${fmt(r[third], sgl ? 3 : 2)}</td><td class="num">${fmt(r.kv_cache_gib)}</td><td class="num">${fmt(r.kv_cache_tokens)}</td><td class="num">${fmt(r.max_concurrency)}</td></tr>`).join("");
   } catch (e) { showError(e.message); }
 }
 
@@ -268,6 +323,7 @@ async function runKnobs() {
     const k = await api("/api/knobs", req);
     if (!k) return;
     showError("");
+    if (k.engine_name === "sglang") { renderKnobsSGLang(k); return; }
     $("knobsbase").textContent = `baseline: ${k.baseline.verdict}, ${fmt(k.baseline.kv_cache_tokens)} KV tokens, non-KV ${fmt(k.baseline.non_kv_gib)} GiB per device`;
     $("knobstable").innerHTML = `<tr><th>knob</th><th>change</th><th class="num">GiB freed</th><th class="num">KV tokens</th><th class="num wide">util needed</th><th class="rule">cost</th></tr>` +
       k.knobs.map((x) => `<tr class="${x.verdict === "fails" ? "fails" : ""}"><td>${esc(x.knob)}</td><td><code>${esc(x.change)}</code></td>` +
@@ -275,6 +331,16 @@ async function runKnobs() {
         `<td class="num">${x.verdict === "fails" ? "fails" : (x.kv_tokens_added === null ? "–" : (x.kv_tokens_added > 0 ? "+" : "") + fmt(x.kv_tokens_added))}</td>` +
         `<td class="num wide">${fmt(x.util_needed)}</td><td class="rule">${esc(x.cost)}</td></tr>`).join("");
   } catch (e) { showError(e.message); }
+}
+
+const flagText = (change) => Object.entries(change).map(([f, v]) => `--${f.replace(/_/g, "-")}${v === true ? "" : " " + v}`).join(" ");
+
+function renderKnobsSGLang(k) {
+  $("knobsbase").textContent = `baseline: ${k.baseline.verdict}, ${fmt(k.baseline.kv_tokens)} KV tokens at --mem-fraction-static ${fmt(k.baseline.mem_fraction_static, 3)}`;
+  $("knobstable").innerHTML = `<tr><th>knob</th><th>change</th><th class="num">KV tokens</th><th class="num wide">fraction</th><th class="rule">cost</th></tr>` +
+    k.knobs.map((x) => `<tr class="${x.verdict === "starts" ? "" : "fails"}"><td>${esc(x.knob)}</td><td><code>${esc(flagText(x.change))}</code></td>` +
+      `<td class="num">${x.verdict !== "starts" ? esc(x.verdict) : (x.kv_tokens_added === null ? "–" : (x.kv_tokens_added > 0 ? "+" : "") + fmt(x.kv_tokens_added))}</td>` +
+      `<td class="num wide">${fmt(x.mem_fraction_static, 3)}</td><td class="rule">${esc(x.cost)}</td></tr>`).join("");
 }
 
 // ----- fit ---------------------------------------------------------------------------------------
@@ -294,6 +360,13 @@ async function runFit() {
     showError("");
     const p = f.plan;
     let h = `<div class="answer">${esc(f.answer)}</div>`;
+    if (f.engine_name === "sglang") {
+      h += `<h3>The command <button class="copy" data-copy="fitline" type="button">copy</button></h3><pre id="fitline">${esc(f.launch_line)}</pre>`;
+      if (p.kv_cache_tokens) h += `<p>KV pool: <b>${fmt(p.kv_cache_tokens)}</b> tokens, ${fmt(p.max_concurrency)} requests of ${fmt(p.max_model_len)} tokens</p>`;
+      $("fitout").innerHTML = h + `<div id="fitbar" class="chart"></div>`;
+      drawBar($("fitbar"), segmentsOf(p), "The answer's memory per device");
+      return;
+    }
     if (f.lower_fails) h += `<div class="note">one step lower: ${esc(f.lower_fails)}</div>`;
     h += `<h3>The command <button class="copy" data-copy="fitline" type="button">copy</button></h3><pre id="fitline">${esc(f.serve_line)}</pre>`;
     if (f.kv_cache_memory_bytes) h += `<h3>Deterministic alternative (fixes the KV size)</h3><pre>${esc(f.serve_line_kv_cache_memory_bytes)}</pre>`;
@@ -310,7 +383,7 @@ async function runFit() {
 
 async function runExplain() {
   const log = $("log").value;
-  if (!log.trim()) { showError("paste a vLLM log first, or upload the file"); return; }
+  if (!log.trim()) { showError("paste a vLLM or SGLang log first, or upload the file"); return; }
   try {
     const req = { log, compare: $("explain_compare").checked };
     if ($("explain_model").value.trim()) req.model = $("explain_model").value.trim();
@@ -318,6 +391,7 @@ async function runExplain() {
     const x = await api("/api/explain", req);
     if (!x) return;
     showError("");
+    if (x.engine_name === "sglang") { renderExplainSGLang(x); return; }
     const m = x.memory_gib;
     let h = `<div class="verdict ${x.verdict || ""}"><h2>${x.verdict === "fails" ? "vLLM did not start" : (x.verdict === "starts" ? "vLLM started" : "the log stops before the KV cache")}</h2>` +
       `<div>${esc(x.diagnosis)}</div>${x.error_message ? `<blockquote>${esc(x.error_message)}</blockquote>` : ""}` +
@@ -327,13 +401,7 @@ async function runExplain() {
       .map(([k, v]) => `<div class="fig"><div class="v">${fmt(v)}</div><div class="k">${esc(k)}</div></div>`).join("")}</div>`;
     h += `<div id="explainbar" class="chart"></div>`;
     if ((x.budget_checks || []).length) h += `<h3>The budget, as logged</h3><ul>${x.budget_checks.map((c) => `<li>${c.holds === false ? "✗" : (c.holds ? "✓" : "–")} ${esc(c.check)}: ${esc(c.arithmetic)}</li>`).join("")}</ul>`;
-    if (x.compare && x.compare.rows) {
-      h += `<h3>Predicted (vramplan) vs logged (vLLM)</h3><div class="tablewrap"><table id="comparetable"><tr><th>term</th><th class="num">predicted</th><th class="num">logged</th><th class="num">difference</th></tr>` +
-        x.compare.rows.map((r) => {
-          const d = typeof r.predicted === "number" && typeof r.logged === "number" && r.logged ? r.predicted - r.logged : null;
-          return `<tr><td>${esc(r.term)}</td><td class="num">${fmt(r.predicted)}</td><td class="num">${fmt(r.logged)}</td><td class="num">${d === null ? "" : (d >= 0 ? "+" : "") + fmt(d) + ` (${(100 * d / Math.abs(r.logged)).toFixed(1)}%)`}</td></tr>`;
-        }).join("") + `</table></div>`;
-    } else if (x.compare && x.compare.unavailable) h += `<p class="note">predicted vs logged: ${esc(x.compare.unavailable.replace("pass --model", "name the model above"))}</p>`;
+    h += compareTable(x, "vLLM");
     $("explainout").innerHTML = h;
     const segs = [["weights", "weights", m.weights], ["activation_peak", "torch peak increase", m.activation_peak],
       ["non_torch", "non-torch increase", m.non_torch], ["cudagraph_estimate", "CUDA-graph estimate", m.cudagraph_estimate],
@@ -341,6 +409,27 @@ async function runExplain() {
       .map(([key, label, gib]) => ({ key, label, gib, rule: "as logged by vLLM", kind: "logged" }));
     if (segs.length) drawBar($("explainbar"), [{ name: "logged", segs }], "Memory per device, as the log reports it");
   } catch (e) { showError(e.message); }
+}
+
+function compareTable(x, who) {
+  if (x.compare && x.compare.rows) {
+    return `<h3>Predicted (vramplan) vs logged (${who})</h3><div class="tablewrap"><table id="comparetable"><tr><th>term</th><th class="num">predicted</th><th class="num">logged</th><th class="num">difference</th></tr>` +
+      x.compare.rows.map((r) => {
+        const d = typeof r.predicted === "number" && typeof r.logged === "number" && r.logged ? r.predicted - r.logged : null;
+        return `<tr><td>${esc(r.term)}</td><td class="num">${fmt(r.predicted)}</td><td class="num">${fmt(r.logged)}</td><td class="num">${d === null ? "" : (d >= 0 ? "+" : "") + fmt(d) + ` (${(100 * d / Math.abs(r.logged)).toFixed(1)}%)`}</td></tr>`;
+      }).join("") + `</table></div>`;
+  }
+  return x.compare && x.compare.unavailable ? `<p class="note">predicted vs logged: ${esc(x.compare.unavailable.replace("pass --model", "name the model above"))}</p>` : "";
+}
+
+function renderExplainSGLang(x) {
+  const m = x.memory_gb || {};
+  let h = `<div class="verdict ${x.verdict || ""}"><h2>${x.verdict === "fails" ? "SGLang did not start" : (x.verdict === "starts" ? "SGLang started" : "the log stops before the KV pool")}</h2>` +
+    `${x.error_message ? `<blockquote>${esc(x.error_message)}</blockquote>` : ""}<div class="note">SGLang ${esc(x.engine_version || "(version not logged)")} log${x.model ? " · " + esc(x.model) : ""}</div></div>`;
+  h += `<div class="figures">${[["KV cache tokens", x.kv_cache_tokens], ["max running requests", x.max_running_requests], ["mem-fraction-static", x.mem_fraction_static],
+    ["KV cache GB", m.kv_cache], ["weights GB", m.weights], ["free before loading GB", m.free_before_load]]
+    .map(([k, v]) => `<div class="fig"><div class="v">${fmt(v)}</div><div class="k">${esc(k)}</div></div>`).join("")}</div>`;
+  $("explainout").innerHTML = h + compareTable(x, "SGLang");
 }
 
 // ----- wiring ------------------------------------------------------------------------------------
@@ -389,13 +478,14 @@ async function init() {
   try { state.catalog = await api("/api/catalog"); } catch (e) { showError(e.message); return; }
   const c = state.catalog;
   $("models").innerHTML = c.models.map((m) => `<option value="${esc(m)}">`).join("");
-  $("engine").innerHTML = c.engines.map((e) => `<option value="${esc(e)}">${esc(e)}</option>`).join("");
-  $("vllm_version").innerHTML = `<option value="">${esc(c.default_vllm_version)}</option>` +
-    c.vllm_versions.filter((v) => v !== c.default_vllm_version).map((v) => `<option>${esc(v)}</option>`).join("");
+  $("engine").innerHTML = c.engines.map((e) => `<option value="${esc(e)}">${esc(ENGINE_NAMES[e] || e)}</option>`).join("");
   $("device").innerHTML = c.devices.map((d) => `<option value="${esc(d.name)}"${d.name === "h100-80gb" ? " selected" : ""}>${esc(d.name)} · ${fmt(d.total_gib)} GiB</option>`).join("");
   $("explain_device").innerHTML += c.devices.map((d) => `<option value="${esc(d.name)}">${esc(d.name)}</option>`).join("");
-  $("sweep_flag").innerHTML = c.sweepable.map((f) => `<option>${esc(f)}</option>`).join("");
+  setEngine("vllm");
   loadUrl();
+  $("vllm_version").options[0].text = defaultRelease($("engine").value); // the device may have come with the link
+  $("device").addEventListener("change", () => { $("vllm_version").options[0].text = defaultRelease($("engine").value); });
+  $("engine").addEventListener("change", () => { setEngine($("engine").value); if (!$("sweep_range").value) $("sweep_range").value = defaultRange($("sweep_flag").value); });
   for (const k of FORM_KEYS) {
     if (k === "model") continue;
     $(k).addEventListener(($(k).tagName === "SELECT" || $(k).type === "checkbox") ? "change" : "input", changed);
