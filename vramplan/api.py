@@ -144,6 +144,9 @@ def plan(
     if engine == "sglang":
         from .engines.sglang import plan as _sglang_plan
 
+        if vllm_version is not None:
+            raise FlagError("vllm_version applies to vLLM plans", hint="give sglang_version='0.5.23' (or 0.5.17)")
+
         return _sglang_plan(model, device=device, device_memory_gib=device_memory_gib, args=None, flags=flags,
                             used_by_others_gib=used_by_others_gib, **engine_kwargs)  # type: ignore[return-value]
     if engine != "vllm":

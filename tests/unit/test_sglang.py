@@ -278,3 +278,32 @@ def test_fix_for_no_room_holds_one_request():
     assert p.error_kind == "no_kv_cache_memory" and p.fix.startswith("--mem-fraction-static ")
     f = float(p.fix.split()[1])
     assert sglang.plan("Qwen/Qwen3-8B", mem_fraction_static=f).max_total_num_tokens >= 40960
+
+
+def test_api_plan_sglang_has_the_json_and_refuses_mixed_inputs():
+    # the composer's contract: every result has to_dict() (= the CLI's --json) and a short repr
+    import json
+
+    import vramplan
+    from vramplan.errors import FlagError
+
+    p = vramplan.plan("Qwen/Qwen3-8B", engine="sglang")
+    d = p.to_dict()
+    assert d["engine_name"] == "sglang" and d["kv_cache_tokens"] == p.kv_cache_tokens == p.max_total_num_tokens
+    assert json.loads(p.to_json()) == d and len(repr(p)) < 200
+    with pytest.raises(FlagError):
+        vramplan.plan("Qwen/Qwen3-8B", engine="sglang", vllm_version="0.34")
+    with pytest.raises(FlagError):
+        vramplan.plan("Qwen/Qwen3-8B", engine="sglang",
+                      flags=["python", "-m", "sglang.launch_server", "--model-path", "Qwen/Qwen3-14B"])
+
+
+def test_fit_finds_the_window_when_the_lowest_fraction_does_not_start():
+    # Qwen3-8B (15.27 GiB of weights) on an L40S (44.5 GiB): a fraction of 0.30 does not even hold the weights,
+    # so starting is a window in the fraction; fit must search from a fraction that starts (here the default)
+    from vramplan.engines import sglang
+    from vramplan.engines.sglang.fit import fit_sglang
+
+    assert not sglang.plan("Qwen/Qwen3-8B", device="l40s", mem_fraction_static=0.30).starts
+    res = fit_sglang(lambda **kw: sglang.plan("Qwen/Qwen3-8B", device="l40s", **kw), concurrency=4, context=8192)
+    assert res.plan.starts and res.flags["mem-fraction-static"] > 0.30

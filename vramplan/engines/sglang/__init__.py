@@ -57,6 +57,8 @@ def plan(
                         hint="use SGLang's names, e.g. mem_fraction_static, context_length, tp_size")
     if server_args:
         base = base.with_(**server_args)
+    if model is not None and base.model_path and isinstance(model, str) and base.model_path != model:
+        raise FlagError(f"two models given: {model} and {base.model_path}", hint="name one")
     if model is None:
         model = base.model_path
         if not model:

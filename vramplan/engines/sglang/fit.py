@@ -58,7 +58,12 @@ def fit_sglang(make, *, concurrency: int = 1, context: int | None = None) -> Fit
     def starts_at(th: int) -> bool:
         return make(mem_fraction_static=th / 1000).starts
 
-    hi = _search_max(300, 990, starts_at)
+    # starting is a window in the fraction (too low: the weights or the pool do not fit; too high: graphs and the
+    # prefill chunk do not): find a fraction that starts (the default first, then a 0.01 scan), then the largest
+    default = round(base.resolved.mem_fraction_static * 1000)
+    start = default if 300 <= default <= 990 and base.starts else next(
+        (th for th in range(300, 991, 10) if starts_at(th)), None)
+    hi = _search_max(start, 990, starts_at) if start is not None else None
     if hi is None:
         raise NoFittingFlags("no --mem-fraction-static from 0.30 to 0.99 starts",
                              hint="more GPUs (--tp-size), a quantized checkpoint or a larger device")
@@ -75,8 +80,8 @@ def fit_sglang(make, *, concurrency: int = 1, context: int | None = None) -> Fit
         answer = (f"{concurrency} x {ctx} tokens ({need:,}) do not fit: at --mem-fraction-static {hi / 1000} the pool "
                   f"holds {tokens:,} tokens, so --context-length {fit_ctx} serves {concurrency} requests at once")
     else:
-        low = _search_max(300, hi, lambda th: (make(mem_fraction_static=th / 1000).max_total_num_tokens or 0) < need)
-        low_f = (low + 1) / 1000 if low is not None else 0.3
+        low = _search_max(start, hi, lambda th: (make(mem_fraction_static=th / 1000).max_total_num_tokens or 0) < need)
+        low_f = (low + 1) / 1000 if low is not None else start / 1000
         flags["max-total-tokens"] = need
         answer = (f"fits: --mem-fraction-static between {low_f:.3f} (holds {need:,} tokens) and {hi / 1000:.3f} "
                   f"(the largest that leaves room for CUDA graphs and a prefill chunk; {tokens:,} tokens)")

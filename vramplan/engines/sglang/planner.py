@@ -92,6 +92,27 @@ class SGLangPlan:
     notes: tuple[str, ...] = ()
     engine: str = "sglang"
 
+    def __repr__(self) -> str:
+        state = f"fails ({self.error_kind})" if self.error_kind else f"starts, {self.max_total_num_tokens or 0:,} KV tokens"
+        return (f"SGLangPlan({self.model.name!r} on {self.args.tp_size}x {self.device.name}, SGLang "
+                f"{self.engine_version}: {state})")
+
+    @property
+    def kv_cache_tokens(self) -> int | None:
+        """The pool's tokens under the name vLLM plans use (``max_total_num_tokens``)."""
+        return self.max_total_num_tokens
+
+    def to_dict(self) -> dict:
+        """The ``vramplan plan --engine sglang --json`` object (``engines/sglang/render.py``)."""
+        from .render import sglang_plan_to_dict
+
+        return sglang_plan_to_dict(self)
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=2)
+
     @property
     def starts(self) -> bool:
         return self.verdict == "starts"
