@@ -2,9 +2,11 @@
 
 Every function takes plain values and the :class:`~vramplan.rules.versions.RuleSet` of the release (its
 ``version`` argument; a bare tuple such as ``(0, 26, 0)`` is looked up with ``for_version``). What changed
-between releases is read from the rule set's named switches, never from the version number. The rules were read in the wheels of v0.19.0, v0.26.0 and v0.33.0; where a rule
-changed between two of those, the intermediate wheels (0.19.1 ... 0.32.0) were read too, so the
-switch points below are exact releases, not guesses (docs/vllm-rules.md gives the evidence).
+between releases is read from the rule set's named switches, never from the version number.
+
+The rules were read in the wheels of v0.19.0, v0.26.0 and v0.33.0; where a rule changed between two of those,
+the intermediate wheels (0.19.1 ... 0.32.0) were read too, so the switch points (the rule files
+``rules/v0_NN.py``) are exact releases, not guesses (docs/vllm-rules.md gives the evidence).
 
 Platforms are named ``cuda``, ``rocm``, ``ascend`` (vllm-ascend, NPU), ``tpu``, ``cpu``, ``xpu``.
 Usage contexts: ``llm`` (the ``LLM`` class), ``serve`` (``vllm serve``, the OpenAI server) and
@@ -213,7 +215,8 @@ def default_batch_limits(
         if not enable_chunked_prefill:
             mnbt = max(max_model_len, mnbt)
         # vLLM v0.22.0+ vllm/engine/arg_utils.py:EngineArgs._get_min_mm_batched_tokens (prefix-LM MM models)
-        if mm_prefix_lm_min_tokens is not None and _rules(version).mm_prefix_lm_min_batched_tokens and mm_prefix_lm_min_tokens > mnbt:
+        if (mm_prefix_lm_min_tokens is not None and _rules(version).mm_prefix_lm_min_batched_tokens
+                and mm_prefix_lm_min_tokens > mnbt):
             mnbt = mm_prefix_lm_min_tokens
         mnbt = min(mns * max_model_len, mnbt)
     if user_mns is None:
@@ -1473,7 +1476,8 @@ def sliding_window_blocks_per_request(
     """
     # vLLM v0.19.0 vllm/v1/kv_cache_interface.py:SlidingWindowSpec.max_memory_usage_bytes
     # vLLM v0.26.0 vllm/v1/kv_cache_interface.py:SlidingWindowSpec.max_admission_blocks_per_request
-    in_flight = max_num_batched_tokens * (max_concurrent_batches if _rules(version).admission_counts_concurrent_batches else 1)
+    concurrent = max_concurrent_batches if _rules(version).admission_counts_concurrent_batches else 1
+    in_flight = max_num_batched_tokens * concurrent
     extra = extra_retained_tokens if _rules(version).sliding_window_extra_retained else 0
     num_tokens = min(sliding_window - 1 + extra + in_flight, max_model_len)
     return cdiv(num_tokens, block_size) + 1
@@ -1490,7 +1494,8 @@ def chunked_local_blocks_per_request(
 ) -> int:
     """``ChunkedLocalAttentionSpec``: ``cdiv(min(chunk + in_flight, max_model_len), block_size)``."""
     # vLLM v0.19.0 / v0.26.0 vllm/v1/kv_cache_interface.py:ChunkedLocalAttentionSpec
-    in_flight = max_num_batched_tokens * (max_concurrent_batches if _rules(version).admission_counts_concurrent_batches else 1)
+    concurrent = max_concurrent_batches if _rules(version).admission_counts_concurrent_batches else 1
+    in_flight = max_num_batched_tokens * concurrent
     return cdiv(min(attention_chunk_size + in_flight, max_model_len), block_size)
 
 

@@ -4,6 +4,11 @@ Each supported version is a :class:`RuleSet` (a frozen record of switches) defin
 its own module (``v0_19``, ``v0_26``, ``v0_33``); a later module starts from the earlier
 one and changes only what vLLM changed, saying where. :func:`for_version` picks the
 newest rule set not newer than the version asked for (as rich picks Unicode tables).
+
+Every change point is a named :class:`RuleSet` field (default: the older behaviour; its docstring cites the vLLM
+file and function and the first release), switched in the rule file of the release that introduced it. Planning
+code reads the fields, never the release number (tests/unit/test_version_mechanism.py). Adding a release: one
+``v0_NN.py`` plus its tests (docs/vllm-rules.md, "Adding a release").
 """
 
 from __future__ import annotations
