@@ -109,7 +109,7 @@ def build_plan(
         from .model.overrides import apply_hf_overrides
 
         # transformers 5 from vLLM 0.26 (its wheel requires transformers>=5.5.3; 0.19's requires <5)
-        model = apply_hf_overrides(model, args.hf_overrides, transformers5=rules.version >= (0, 26, 0))
+        model = apply_hf_overrides(model, args.hf_overrides, transformers5=rules.transformers5)
     if rules.engine == "v0":
         from .planner_v0 import build_plan_v0
 
@@ -475,7 +475,7 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
     if error and error.kind == "free_memory_below_requested":
         # vLLM v0.26.0/v0.33.0 vllm/v1/worker/gpu_worker.py:Worker.init_device checks before load_model runs
         return [f"ValueError: {error.message}"]
-    if cfg.runner == "v2" and rules.version < (0, 33, 0):
+    if cfg.runner == "v2" and not rules.v2_load_log_says_memory:
         lines.append(f"Model loading took {g(r.bytes_of('weights'))} GiB and X.XX seconds")
     else:
         lines.append(f"Model loading took {g(r.bytes_of('weights'))} GiB memory and X.XX seconds")
@@ -486,6 +486,7 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
         lines.append(enc_line)
     if rules.non_kv_formula == "absolute_peak":
         # vllm-ascend 0.12.0rc1 / 0.13.0 NPUWorker.determine_available_memory (0.9 logs no memory line)
+        # a vllm-ascend log line, keyed by the vllm-ascend release inside the v0_9 span (0.9-0.13)
         if rules.requested >= (0, 12, 0):
             lines.append(f"Available memory: {max(r.available_kv_bytes, 0)}, total memory: {total}")
         lines.append(f"Available KV cache memory: {g(r.available_kv_bytes)} GiB (not logged by vllm-ascend "

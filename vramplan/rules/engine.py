@@ -93,12 +93,12 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     v = rules.requested if rules.requested != (0, 0, 0) else rules.version
     _check_introduced(model, v)
     if rules.engine == "v0":
-        return _resolve_v0(args, model, device, v)
+        return _resolve_v0(args, model, device, rules)
     env = dict(args.env)
     notes: list[str] = []
     tp, pp, dp = args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size
     platform = device.platform
-    m = _model_settings(args, model, device, v, rules.engine, env, notes)
+    m = _model_settings(args, model, device, rules, rules.engine, env, notes)
     model_dtype, quant, kv_dtype, max_len, auto, derived = (m.model_dtype, m.quant, m.kv_dtype, m.max_len, m.auto,
                                                             m.derived)
     # model runner
@@ -106,21 +106,21 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     if not rules.v1_model_runner and platform != "ascend":
         _v2_only_env(env, notes)
     runner = "v2" if (not rules.v1_model_runner and platform != "ascend") or d.uses_v2_model_runner(
-        v, architecture=model.architecture, is_moe=model.is_moe, is_hybrid=model.is_hybrid,
+        rules, architecture=model.architecture, is_moe=model.is_moe, is_hybrid=model.is_hybrid,
         is_multimodal=model.is_multimodal, is_pooling=False, env=env, is_quantized=is_quantized,
         platform=platform) else "v1"
     # chunked prefill / prefix caching (EngineArgs._set_default_chunked_prefill_and_prefix_caching_args)
     chunked = True if args.enable_chunked_prefill is None else args.enable_chunked_prefill
     prefix = (args.enable_prefix_caching if args.enable_prefix_caching is not None
-              else d.default_enable_prefix_caching(v, is_hybrid=model.is_hybrid))
+              else d.default_enable_prefix_caching(rules, is_hybrid=model.is_hybrid))
     # scheduler limits (EngineArgs._set_default_max_num_seqs_and_batched_tokens_args)
     mnbt, mns = d.default_batch_limits(
-        v, usage_context=args.usage_context, device_total_bytes=device.total_bytes, device_name=device.label,
+        rules, usage_context=args.usage_context, device_total_bytes=device.total_bytes, device_name=device.label,
         platform=platform, enable_chunked_prefill=chunked, max_model_len=max_len,
         max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
         performance_mode=args.performance_mode or "balanced", world_size=tp * pp,
         device_capability=device.compute_capability)
-    d.validate_scheduler(v, max_num_batched_tokens=mnbt, max_num_seqs=mns, max_model_len=max_len,
+    d.validate_scheduler(rules, max_num_batched_tokens=mnbt, max_num_seqs=mns, max_model_len=max_len,
                          enable_chunked_prefill=chunked)
     from ..sizing.extensible import resolve_extensible_kv_cache
 
@@ -128,13 +128,13 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     if ext_note:
         notes.append(ext_note)
     # vLLM v0.34.0 vllm/config/cache.py:CacheConfig.resolved_gpu_memory_utilization (1.0 under the extensible cache)
-    util = args.gpu_memory_utilization or (1.0 if extensible else d.default_gpu_memory_utilization(v, platform))
+    util = args.gpu_memory_utilization or (1.0 if extensible else d.default_gpu_memory_utilization(rules, platform))
     has_mamba = LayerKind.MAMBA in model.layer_kinds
-    mamba_mode = args.mamba_cache_mode or (d.default_mamba_cache_mode(v, enable_prefix_caching=prefix)
+    mamba_mode = args.mamba_cache_mode or (d.default_mamba_cache_mode(rules, enable_prefix_caching=prefix)
                                            if has_mamba else "none")
     head = model.max_attention_head_size
     block_size = d.default_block_size(
-        v, platform, use_mla=model.uses_mla, device_capability=device.compute_capability,
+        rules, platform, use_mla=model.uses_mla, device_capability=device.compute_capability,
         user_block_size=args.block_size, is_hybrid=has_mamba, enable_prefix_caching=prefix,
         enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head, kv_cache_dtype=kv_dtype,
         default=rules.default_block_size)
@@ -166,15 +166,15 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     mamba_page_padded = None
     ssm_dtype = _mamba_ssm_dtype(args, model, v) if has_mamba else None
     if has_mamba and any(layer.attention for layer in model.layers):
-        block_size, mamba_page_padded, reason = _align_hybrid(v, model, device, tp=tp, block_size=block_size,
+        block_size, mamba_page_padded, reason = _align_hybrid(rules, model, device, tp=tp, block_size=block_size,
                                                                kv_dtype=kv_dtype, model_dtype=model_dtype,
                                                                mamba_mode=mamba_mode, ssm_dtype=ssm_dtype)
     eager = args.enforce_eager
-    mode = d.default_cudagraph_mode(v, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
+    mode = d.default_cudagraph_mode(rules, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
     if platform == "ascend" and mode != "NONE":
         notes.append("vllm-ascend captures ACL graphs after the KV cache; vramplan sizes them like CUDA graphs")
     sizes = () if mode == "NONE" else tuple(d.cudagraph_capture_sizes(
-        v, max_num_seqs=mns, max_num_batched_tokens=mnbt, cudagraph_mode=mode, tp_size=tp, platform=platform,
+        rules, max_num_seqs=mns, max_num_batched_tokens=mnbt, cudagraph_mode=mode, tp_size=tp, platform=platform,
         device_capability=device.compute_capability, user_capture_sizes=args.cudagraph_capture_sizes,
         user_max_capture_size=args.max_cudagraph_capture_size, runner=runner,
         performance_mode=args.performance_mode or "balanced"))
@@ -189,16 +189,16 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
             decode_request_sizes=args.decode_cudagraph_capture_request_sizes,
             max_decode_requests=args.max_decode_cudagraph_capture_requests,
             max_decode_tokens=args.max_decode_cudagraph_capture_tokens))
-    estimate_runs = d.cudagraph_estimate_runs(v, platform=platform, runner=runner, cudagraph_mode=mode,
+    estimate_runs = d.cudagraph_estimate_runs(rules, platform=platform, runner=runner, cudagraph_mode=mode,
                                               enforce_eager=eager)
-    estimate = estimate_runs and d.estimate_cudagraphs_enabled(v, env)
+    estimate = estimate_runs and d.estimate_cudagraphs_enabled(rules, env)
     if rules.cudagraph_estimate_only_when_applied:
         # vLLM v0.34.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory runs the estimate only when
         # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS applies it; under the extensible cache it is 0
         # (vllm/v1/worker/gpu/model_runner.py:GPUModelRunner.profile_cudagraph_memory)
         estimate = estimate_runs = estimate and not extensible
     async_sched = True if args.async_scheduling is None else args.async_scheduling
-    concurrent = d.max_concurrent_batches(v, pp=pp, async_scheduling=async_sched, v2_runner=runner == "v2")
+    concurrent = d.max_concurrent_batches(rules, pp=pp, async_scheduling=async_sched, v2_runner=runner == "v2")
     return EngineConfig(
         tp=tp, pp=pp, dp=dp, expert_parallel=args.enable_expert_parallel,
         max_model_len=max_len, auto_max_model_len=auto, derived_max_model_len=int(derived or max_len),
@@ -213,7 +213,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         num_gpu_blocks_override=args.num_gpu_blocks_override,
         pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
         mamba_page_padded=mamba_page_padded, mamba_ssm_dtype=ssm_dtype, notes=tuple(notes),
-        sampler_path=d.dummy_sampler_path(v, env, sort_sampler=rules.sort_sampler),
+        sampler_path=d.dummy_sampler_path(rules, env, sort_sampler=rules.sort_sampler),
         extensible_kv_cache=extensible,
     )
 
@@ -252,20 +252,21 @@ class _ModelSettings:
     derived: int | float | None
 
 
-def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, v: tuple[int, int, int], engine: str,
+def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, rules: RuleSet, engine: str,
                     env: dict[str, str], notes: list[str]) -> _ModelSettings:
     """What every engine settles first: the parallel checks, dtype, quantization, KV dtype and max_model_len
     (``EngineArgs.create_engine_config`` -> ``ModelConfig``), each rule from engine_defaults by version."""
     from ..model.families.releases import check_architecture
 
+    v = d._release(rules)  # the release asked for: the architecture registry and the messages name it
     check_architecture(model.architecture, v, notes)  # registry.py: is the architecture in this release?
     text = text_config_of(model.hf_config)
-    d.validate_parallel(v, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
+    d.validate_parallel(rules, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
                         vocab_size=model.vocab_size, tp=args.tensor_parallel_size, pp=args.pipeline_parallel_size,
                         dp=args.data_parallel_size, num_layers=model.num_hidden_layers, platform=device.platform,
                         intermediate_size=model.intermediate_size, use_mla=model.uses_mla,
                         tie_word_embeddings=model.tie_word_embeddings)
-    model_dtype = d.resolve_dtype(v, model.dtype, device.platform, device.label, model.text_model_type,
+    model_dtype = d.resolve_dtype(rules, model.dtype, device.platform, device.label, model.text_model_type,
                                   requested=args.dtype or "auto", device_capability=device.compute_capability)
     qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
     quant = parse_quant(qcfg, args.quantization)
@@ -273,39 +274,39 @@ def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, v
         if engine == "v0":
             raise UnsupportedError("mxfp4 checkpoints arrived in vLLM 0.10",
                                    hint="plan it with --vllm-version 0.19 or newer")
-        quant = _mxfp4_backend(quant, device, notes, v, env)
-    kv_dtype = d.resolve_kv_cache_dtype(v, args.kv_cache_dtype or "auto", qcfg)
+        quant = _mxfp4_backend(quant, device, notes, rules, env)
+    kv_dtype = d.resolve_kv_cache_dtype(rules, args.kv_cache_dtype or "auto", qcfg)
     if engine != "v0" and kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
         kv_dtype = quant.kv_cache_dtype
     # max_model_len (vllm/config/model.py:_get_and_verify_max_len)
-    derived, key, default_len = _max_len_defaults(text, v)
+    derived, key, default_len = _max_len_defaults(text, rules)
     auto = args.max_model_len == -1
     asked = ".".join(map(str, v))
-    if auto and not d.supports_auto_max_model_len(v, engine=engine):
+    if auto and not d.supports_auto_max_model_len(rules, engine=engine):
         raise UnsupportedError(f"--max-model-len auto arrived in vLLM 0.14 (asked for {asked})",
                                hint="give a number of tokens")
-    if args.kv_cache_memory_bytes and not d.supports_kv_cache_memory_bytes(v, engine=engine):
+    if args.kv_cache_memory_bytes and not d.supports_kv_cache_memory_bytes(rules, engine=engine):
         raise UnsupportedError(f"--kv-cache-memory-bytes arrived in vLLM 0.11 (asked for {asked})",
                                hint="size the KV cache with --gpu-memory-utilization")
-    max_len = d.verify_max_model_len(v, None if auto else args.max_model_len, derived, env, max_len_key=key,
+    max_len = d.verify_max_model_len(rules, None if auto else args.max_model_len, derived, env, max_len_key=key,
                                      default=default_len)
     return _ModelSettings(model_dtype=model_dtype, quant=quant, kv_dtype=kv_dtype, max_len=max_len, auto=auto,
                           derived=derived)
 
 
 @by_identity(maxsize=512)
-def _max_len_defaults(text: dict, v: tuple[int, int, int]) -> tuple:
+def _max_len_defaults(text: dict, rules: RuleSet) -> tuple:
     """``(derived max_model_len, its key, default max_model_len)`` for one text config (configs are never
     mutated; a plan sweep asks for the same config thousands of times)."""
-    derived, key = d.derived_max_model_len_and_key(v, text)
-    return derived, key, d.default_max_model_len(v, text)
+    derived, key = d.derived_max_model_len_and_key(rules, text)
+    return derived, key, d.default_max_model_len(rules, text)
 
 
 # vLLM v0.6.4.post1 vllm/worker/model_runner.py:_BATCH_SIZES_TO_CAPTURE
 _V0_CAPTURE_SIZES = (1, 2, 4) + tuple(8 * i for i in range(1, 33))
 
 
-def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, v: tuple[int, int, int]) -> EngineConfig:
+def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, rules: RuleSet) -> EngineConfig:
     """The V0 engine's defaults (vLLM v0.6.4.post1 vllm/engine/arg_utils.py:EngineArgs.create_engine_config).
 
     What V0 did not have is refused here rather than planned with rules it never followed: hybrid
@@ -319,7 +320,7 @@ def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, v: tu
         raise UnsupportedError(f"vLLM 0.6 rules are modelled for CUDA and ROCm, not {device.platform}",
                                hint="plan it with --vllm-version 0.19 or newer")
     tp, pp, dp = args.tensor_parallel_size, args.pipeline_parallel_size, args.data_parallel_size
-    m = _model_settings(args, model, device, v, "v0", dict(args.env), [])
+    m = _model_settings(args, model, device, rules, "v0", dict(args.env), [])
     max_len = m.max_len
     sliding = any(layer.attention is not None and layer.attention.sliding_window for layer in model.layers)
     # EngineArgs.create_engine_config: chunked prefill on by itself only past 32K tokens, on CUDA, text-only,
@@ -332,7 +333,7 @@ def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, v: tu
     if args.max_num_batched_tokens is None and model.is_multimodal:
         mnbt = max(mnbt, 5120)  # _MULTIMODAL_MODEL_MAX_NUM_BATCHED_TOKENS
     mns = args.max_num_seqs or 256
-    d.validate_scheduler(v, max_num_batched_tokens=mnbt, max_num_seqs=mns, max_model_len=max_len,
+    d.validate_scheduler(rules, max_num_batched_tokens=mnbt, max_num_seqs=mns, max_model_len=max_len,
                          enable_chunked_prefill=chunked)
     eager = args.enforce_eager
     # vllm/worker/model_runner.py:GPUModelRunnerBase.capture_model: decode batch sizes up to max_num_seqs
@@ -352,11 +353,11 @@ def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, v: tu
         max_concurrent_batches=1, enable_prefix_caching=bool(args.enable_prefix_caching),
         enable_chunked_prefill=chunked, disable_hybrid_kv_cache_manager=True, mamba_cache_mode="none",
         kv_cache_memory_bytes=None, num_gpu_blocks_override=args.num_gpu_blocks_override,
-        pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=device.platform, version=v,
+        pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=device.platform, version=d._release(rules),
         notes=tuple(notes))
 
 
-def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], v: tuple[int, ...],
+def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], rules: RuleSet,
                    env: dict[str, str]) -> QuantSpec:
     """gpt-oss MoE kernels and the expert layout each converts the checkpoint to.
 
@@ -377,19 +378,20 @@ def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], v: tuple[
     if device.platform != "cuda" or cc is None:
         return quant
     marlin_env = env.get("VLLM_MXFP4_USE_MARLIN", "").strip().lower() in ("1", "true")
-    if cc < (9, 0) or (cc < (11, 0) and (marlin_env or v < (0, 14, 0))):
+    # triton_kernels arrived inside the v0_10 span (0.10-0.16), which one rule set covers: kept by release
+    if cc < (9, 0) or (cc < (11, 0) and (marlin_env or d._release(rules) < (0, 14, 0))):
         why = ("VLLM_MXFP4_USE_MARLIN=1" if marlin_env and cc >= (9, 0) else
                "no native FP4 on this GPU" if cc < (9, 0) else "triton_kernels not bundled before vLLM 0.14")
         notes.append(f"mxfp4 experts run on the Marlin kernel ({why}): expert weights padded "
                      f"(hidden to 256, intermediate to 128)")
         return _replace(quant, moe_pad=(256, 128), moe_layout="marlin")
     if cc < (10, 0):
-        copy = v < (0, 25, 0)
+        copy = not rules.mxfp4_triton_drops_loaded_scales
         if copy:
             notes.append("mxfp4 experts on the Triton kernel keep their loaded scales next to the swizzled ones "
                          "(vLLM before 0.25): about 1/16 of the expert bytes more")
         return _replace(quant, moe_layout="triton_hopper", moe_scale_copy=copy,
-                        moe_scale_pad_k=4 if v >= (0, 26, 0) else 1)
+                        moe_scale_pad_k=4 if rules.mxfp4_scale_pad_k4 else 1)
     return quant
 
 
@@ -406,7 +408,7 @@ def _mamba_ssm_dtype(args: EngineArgs, model: ModelDescription, v: tuple[int, in
     return [dt for since, dt in spec.state_dtype_by_release if tuple(v[:3]) >= since][-1]
 
 
-def _align_hybrid(v, model: ModelDescription, device: Device, *, tp: int, block_size: int, kv_dtype: str,
+def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp: int, block_size: int, kv_dtype: str,
                   model_dtype: str, mamba_mode: str, ssm_dtype: str | None = None) -> tuple[int, int | None, str]:
     """Raise the attention block size so one attention page holds at least one mamba state, and pad the
     mamba page to match (vLLM v0.26.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size;
@@ -429,7 +431,7 @@ def _align_hybrid(v, model: ModelDescription, device: Device, *, tp: int, block_
     hopper = (device.compute_capability is not None and device.compute_capability[0] == 9
               and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
     bs, padded = d.hybrid_attention_block_size(
-        v, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
+        rules, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
         mamba_cache_mode=mamba_mode, platform=device.platform,
         prefill_checkpoint_alignment=64 if hopper else None,
         ssm_page_bytes=page - conv, conv_page_bytes=conv, attn_k_bytes_per_token=k_per_token)

@@ -1,10 +1,12 @@
 """vLLM's version-dependent engine defaults and config-time validations, as pure functions.
 
-Every function takes plain values (no vramplan classes) and a vLLM ``version`` tuple such as
-``(0, 26, 0)``. The rules were read in the wheels of v0.19.0, v0.26.0 and v0.33.0; where a rule
-changed between two of those, the intermediate wheels (0.19.1 ... 0.32.0) were read too, so the
-switch points below are exact releases, not guesses (docs/vllm-rules.md gives the evidence).
-A version newer than 0.33 uses the 0.33 rule.
+Every function takes plain values and the :class:`~vramplan.rules.versions.RuleSet` of the release (its
+``version`` argument; a bare tuple such as ``(0, 26, 0)`` is looked up with ``for_version``). What changed
+between releases is read from the rule set's named switches, never from the version number.
+
+The rules were read in the wheels of v0.19.0, v0.26.0 and v0.33.0; where a rule changed between two of those,
+the intermediate wheels (0.19.1 ... 0.32.0) were read too, so the switch points (the rule files
+``rules/v0_NN.py``) are exact releases, not guesses (docs/vllm-rules.md gives the evidence).
 
 Platforms are named ``cuda``, ``rocm``, ``ascend`` (vllm-ascend, NPU), ``tpu``, ``cpu``, ``xpu``.
 Usage contexts: ``llm`` (the ``LLM`` class), ``serve`` (``vllm serve``, the OpenAI server) and
@@ -23,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 from ..errors import InvalidConfig, UnsupportedError
 from ..units import GiB, cdiv, format_gib, round_up
+from .versions import RuleSet, for_version
 
 __all__ = [
     "Version",
@@ -65,8 +68,24 @@ __all__ = [
 Version = tuple[int, int, int]
 
 def _at_least(version: Sequence[int], since: Version) -> bool:
-    """True when ``version`` is ``since`` or newer (tuples compare element-wise)."""
+    """True when ``version`` is ``since`` or newer. Used only for the few checks that are not vLLM change
+    points of a rule set (tests/unit/test_version_mechanism.py lists them with their reasons)."""
     return tuple(version[:3]) >= since
+
+
+def _rules(rules: RuleSet | Sequence[int]) -> RuleSet:
+    """The rule set whose switches a function reads: ``rules`` itself, or, for a bare release tuple (the unit
+    tests' shorthand), the rule set :func:`~vramplan.rules.versions.for_version` picks for it."""
+    if isinstance(rules, RuleSet):
+        return rules
+    return for_version(tuple(rules[:3]), allow_older=True)
+
+
+def _release(rules: RuleSet | Sequence[int]) -> Version:
+    """The release asked for, for the checks that stay keyed by release (see :func:`_at_least`)."""
+    if isinstance(rules, RuleSet):
+        return rules.requested if rules.requested != (0, 0, 0) else rules.version
+    return tuple(rules[:3])  # type: ignore[return-value]
 
 
 def _norm_platform(platform: str) -> str:
@@ -117,8 +136,8 @@ def _batch_table(
         # NotImplementedError; get_batch_defaults catches it and uses memory 0 -> small tier.
         device_total_bytes, device_name = 0, ""
     name = device_name.lower()
-    is_gb10 = _at_least(version, (0, 33, 0)) and device_capability == (12, 1)
-    if _at_least(version, (0, 28, 0)) and device_total_bytes >= 160 * GiB:
+    is_gb10 = _rules(version).gb10_small_batch_tier and device_capability == (12, 1)
+    if _rules(version).large_batch_tier and device_total_bytes >= 160 * GiB:
         mnbt = {"llm": 16384, "serve": 16384}
         mns = {"llm": 1024, "serve": 1024}
     elif device_total_bytes >= 70 * GiB and "a100" not in name and not is_gb10:
@@ -178,7 +197,7 @@ def default_batch_limits(
 
     user_mnbt, user_mns = max_num_batched_tokens, max_num_seqs
     if user_mnbt is None:
-        if use_batched_dp_moe and _at_least(version, (0, 20, 0)):
+        if use_batched_dp_moe and _rules(version).batched_dp_moe_batch_default:
             mnbt = _BATCHED_DP_MNBT
         else:
             mnbt = mnbt_table.get(ctx, _DEFAULT_MNBT)
@@ -196,7 +215,8 @@ def default_batch_limits(
         if not enable_chunked_prefill:
             mnbt = max(max_model_len, mnbt)
         # vLLM v0.22.0+ vllm/engine/arg_utils.py:EngineArgs._get_min_mm_batched_tokens (prefix-LM MM models)
-        if mm_prefix_lm_min_tokens is not None and _at_least(version, (0, 22, 0)) and mm_prefix_lm_min_tokens > mnbt:
+        if (mm_prefix_lm_min_tokens is not None and _rules(version).mm_prefix_lm_min_batched_tokens
+                and mm_prefix_lm_min_tokens > mnbt):
             mnbt = mm_prefix_lm_min_tokens
         mnbt = min(mns * max_model_len, mnbt)
     if user_mns is None:
@@ -261,7 +281,7 @@ def default_gpu_memory_utilization(version: Version, platform: str = "cuda") -> 
     _norm_platform(platform)
     # vLLM v0.19.0 vllm/config/cache.py:CacheConfig.gpu_memory_utilization Field(default=0.9)
     # vLLM v0.20.0 .. v0.33.0 vllm/config/cache.py:CacheConfig.gpu_memory_utilization Field(default=0.92)
-    return 0.92 if _at_least(version, (0, 20, 0)) else 0.9
+    return _rules(version).default_gpu_memory_utilization
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,7 +413,7 @@ def default_block_size(
         raise UnsupportedError("TPU block sizes are set by tpu-inference, not modelled", hint="pass --block-size")
     if user_block_size is not None:
         return user_block_size
-    if is_hybrid and not _at_least(version, (0, 20, 0)):
+    if is_hybrid and not _rules(version).hybrid_block_from_backend:
         # vLLM v0.19.0 vllm/platforms/interface.py:Platform.update_block_size_for_backend: hybrid -> DEFAULT (16)
         return default
     cc_major = device_capability[0] if device_capability else None
@@ -405,11 +425,11 @@ def default_block_size(
         # FLASHMLA (vllm/platforms/cuda.py:_get_backend_priorities), whose kernel block is 64
         backend = "FLASHMLA"
     if backend == "FLASH_ATTN":
-        if p == "xpu" and _at_least(version, (0, 26, 0)):
+        if p == "xpu" and _rules(version).flash_attn_xpu_block_64:
             # vLLM v0.26.0 vllm/v1/attention/backends/flash_attn.py:FlashAttentionBackend.get_preferred_block_size
             return max(default, 64)
         if (
-            _at_least(version, (0, 33, 0)) and cc_major in (10, 11) and head_size == 256
+            _rules(version).fa4_head256_block and cc_major in (10, 11) and head_size == 256
         ):  # [I] assumes FA4 is the FA version picked (no softcap/sinks/quantized KV)
             # vLLM v0.33.0 vllm/v1/attention/backends/flash_attn.py:_get_fa4_hd256_block_size (FA4_HD256_PAGE_SIZE)
             return max(default, 128)
@@ -456,7 +476,8 @@ def hybrid_attention_block_size(
     p = _norm_platform(platform)
     if mamba_page_bytes == 0:
         return block_size, None
-    if p == "ascend" and not _at_least(version, (0, 14, 0)):
+    # vllm-ascend's own patch, keyed by the vllm-ascend release (which follows vLLM's numbering), not a vLLM rule
+    if p == "ascend" and not _at_least(_release(version), (0, 14, 0)):
         # vllm-ascend 0.12.0rc1 / 0.13.0 vllm_ascend/patch/platform/patch_mamba_config.py:verify_and_update_config:
         # a multiple of 128 tokens whose K+V page holds the whole mamba state, the mamba page padded to it
         attn_block = 128 * cdiv(mamba_page_bytes, 128 * attn_page_bytes_per_token)
@@ -475,16 +496,16 @@ def hybrid_attention_block_size(
         bs = attn_block if block_size < attn_block else block_size
         return bs, bs * attn_page_bytes_per_token + conv_page_bytes
 
-    if not _at_least(version, (0, 20, 0)):
+    if not _rules(version).hybrid_align_kernel_block:
         # vLLM v0.19.0 vllm/model_executor/models/config.py:HybridAttentionMambaModelConfig.verify_and_update_config
         align = (128 if use_cutlass_mla else 64) if use_mla else 16
     else:
         # vLLM v0.26.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size
         align = max(kernel_block_alignment, block_size)
-        if _at_least(version, (0, 33, 0)) and use_mla:
+        if _rules(version).hybrid_mla_align_128 and use_mla:
             # vLLM v0.33.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size (TRTLLM/FlashInfer MLA)
             align = max(align, 128)
-    mode_all_exists = not _at_least(version, (0, 32, 0))
+    mode_all_exists = not _rules(version).mamba_cache_mode_all_removed
     if mamba_cache_mode == "all" and mode_all_exists:
         base_chunk = user_mamba_block_size or mamba_chunk_size
         if base_chunk is None:
@@ -492,7 +513,7 @@ def hybrid_attention_block_size(
         chunk = math.lcm(base_chunk, align)
         attn_block = chunk * cdiv(cdiv(mamba_page_bytes, attn_page_bytes_per_token), chunk)
     else:
-        if _at_least(version, (0, 33, 0)) and mamba_cache_mode == "align" and prefill_checkpoint_alignment:
+        if _rules(version).prefill_checkpoint_blocks and mamba_cache_mode == "align" and prefill_checkpoint_alignment:
             # vLLM v0.33.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size (prefill checkpoints)
             align = math.lcm(align, prefill_checkpoint_alignment)
         attn_block = align * cdiv(mamba_page_bytes, align * attn_page_bytes_per_token)
@@ -618,10 +639,10 @@ def cudagraph_capture_sizes(
         max_cap = min(max_num_seqs * q, 512)
     else:
         cap_major = device_capability[0] if device_capability else None
-        default_max = 1024 if (_at_least(version, (0, 28, 0)) and cap_major in (10, 11)) else 512
+        default_max = 1024 if (_rules(version).sm100_capture_max_1024 and cap_major in (10, 11)) else 512
         # vLLM v0.19.0/v0.26.0 vllm/config/vllm.py:VllmConfig._set_cudagraph_sizes
         max_cap = min(max_num_seqs * q * 2, default_max)
-        if _at_least(version, (0, 29, 0)):
+        if _rules(version).uniform_decode_capture_sizes:
             # vLLM v0.33.0 vllm/config/vllm.py:VllmConfig._set_cudagraph_sizes (uniform_decode_sizes)
             if q > 1:
                 reqs = min(max_num_seqs, default_max)
@@ -647,25 +668,25 @@ def cudagraph_capture_sizes(
             sizes += list(range(8, min(max_cap + 1, 256), 8))
         if max_cap >= 256:
             sizes += list(range(256, max_cap + 1, 16))
-        if _at_least(version, (0, 21, 0)) and max_tokens <= max_cap and max_tokens not in sizes:
+        if _rules(version).capture_max_num_tokens and max_tokens <= max_cap and max_tokens not in sizes:
             # vLLM v0.26.0 vllm/config/vllm.py:VllmConfig._set_cudagraph_sizes ("ensure max_num_tokens is captured")
             sizes.append(max_tokens)
         sizes += [s for s in uniform_decode if s <= max_tokens]
         sizes = sorted(set(sizes))
 
-    if tp_size > 1 and enable_sp and not _at_least(version, (0, 32, 0)):
+    if tp_size > 1 and enable_sp and not _rules(version).sp_capture_sizes_unchanged:
         # vLLM v0.26.0 vllm/config/vllm.py:VllmConfig.update_sizes_for_sequence_parallelism
         sizes = [s for s in sizes if s % tp_size == 0]
 
     mode = cudagraph_mode.upper()
     # v0.19: V1 runner only, separate decode routine only; v0.20-v0.24: any runner; v0.25+: not V2
-    rounds = runner == "v1" or not _at_least(version, (0, 25, 0))
+    rounds = runner == "v1" or not _rules(version).decode_rounds_skip_v2
     if rounds and _decode(mode) == "FULL" and q > 1:
-        v019 = not _at_least(version, (0, 20, 0))
+        v019 = not _rules(version).spec_decode_rounding_any_runner
         if (not v019 or mode in ("FULL_AND_PIECEWISE", "FULL_DECODE_ONLY")) and not (v019 and runner != "v1"):
             # vLLM v0.26.0 vllm/config/compilation.py:CompilationConfig.adjust_cudagraph_sizes_for_spec_decode
             multiple = q
-            if tp_size > 1 and enable_sp and not _at_least(version, (0, 32, 0)):
+            if tp_size > 1 and enable_sp and not _rules(version).sp_capture_sizes_unchanged:
                 multiple = max(q, tp_size)
             top = sizes[-1] if sizes else 0
             rounded = sorted({round_up(s, multiple) for s in sizes if round_up(s, multiple) <= top})
@@ -804,7 +825,7 @@ def estimate_cudagraphs_enabled(version: Version, env: Mapping[str, str]) -> boo
     (whose log line says "default since v0.21.0"). Parsed with ``bool(int(.))``.
     """
     # vLLM v0.19.0 vllm/envs.py ("0"); vLLM v0.20.0 .. v0.33.0 vllm/envs.py ("1")
-    default = "1" if _at_least(version, (0, 20, 0)) else "0"
+    default = "1" if _rules(version).estimate_cudagraphs_default else "0"
     return _env_int_flag(env, "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS", default)
 
 
@@ -827,15 +848,15 @@ def cudagraph_estimate_runs(
         return False
     if enforce_eager or cudagraph_mode.upper() == "NONE":
         return False
-    if runner == "v2" and not _at_least(version, (0, 29, 0)):
+    if runner == "v2" and not _rules(version).v2_runner_estimates_graphs:
         # vLLM v0.19.0/v0.26.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner.profile_cudagraph_memory returns 0
         return False
-    if not _at_least(version, (0, 21, 0)):
+    if not _rules(version).graph_estimate_on_rocm:
         # vLLM v0.19.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory (skip on ROCm)
         return p == "cuda"
     if p == "xpu":
         # vLLM v0.33.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory (is_xpu added)
-        return _at_least(version, (0, 33, 0))
+        return _rules(version).graph_estimate_on_xpu
     return p in ("cuda", "rocm")
 
 
@@ -843,29 +864,7 @@ def cudagraph_estimate_runs(
 # 5. V1 vs V2 model runner
 # ---------------------------------------------------------------------------------------------
 
-_V2_ARCHS = {
-    (0, 22, 0): frozenset({"Qwen3ForCausalLM"}),
-    (0, 23, 0): frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}),
-    (0, 24, 0): frozenset({
-        "Qwen3ForCausalLM", "DeepseekV2ForCausalLM", "Qwen2MoeForCausalLM", "GraniteMoeForCausalLM",
-        "LlamaForCausalLM", "MistralForCausalLM",
-    }),
-    (0, 25, 0): frozenset({"DeepseekV2ForCausalLM", "Qwen2MoeForCausalLM", "GraniteMoeForCausalLM"}),
-    (0, 26, 0): frozenset({
-        "DeepseekV2ForCausalLM", "GraniteMoeForCausalLM", "InklingForCausalLM",
-        "InklingForConditionalGeneration", "LongcatFlashNgramForCausalLM", "Qwen2MoeForCausalLM",
-    }),
-    (0, 27, 0): frozenset({
-        "DeepseekV2ForCausalLM", "GraniteMoeForCausalLM", "InklingForCausalLM",
-        "InklingForConditionalGeneration", "KimiK3ForConditionalGeneration", "LongcatFlashNgramForCausalLM",
-        "Qwen2MoeForCausalLM",
-    }),
-    (0, 28, 0): frozenset({
-        "DeepseekV2ForCausalLM", "DeepseekV4ForCausalLM", "GraniteMoeForCausalLM", "InklingForCausalLM",
-        "InklingForConditionalGeneration", "KimiK3ForConditionalGeneration", "LongcatFlashNgramForCausalLM",
-        "Qwen2MoeForCausalLM",
-    }),
-}
+# The automatic V2-runner architectures per release are RuleSet.v2_default_archs (rules/v0_22.py .. v0_28.py).
 
 
 def uses_v2_model_runner(
@@ -899,7 +898,8 @@ def uses_v2_model_runner(
         return False
     if p in ("tpu", "cpu"):
         return False
-    if not _at_least(version, (0, 22, 0)):
+    r = _rules(version)
+    if not r.v2_runner_auto:
         # vLLM v0.19.0 vllm/envs.py: bool(int(os.getenv("VLLM_USE_V2_MODEL_RUNNER", "0")))
         return _env_int_flag(env, "VLLM_USE_V2_MODEL_RUNNER", "0")
     raw = env.get("VLLM_USE_V2_MODEL_RUNNER")
@@ -908,20 +908,19 @@ def uses_v2_model_runner(
         return _env_int_flag(env, "VLLM_USE_V2_MODEL_RUNNER", raw)
     if unsupported_features:
         return False
-    if _at_least(version, (0, 29, 0)):
+    if r.v2_runner_every_model:
         # vLLM v0.33.0 vllm/config/vllm.py:VllmConfig.use_v2_model_runner
-        if p == "rocm" and not _at_least(version, (0, 32, 0)):
+        if p == "rocm" and not r.v2_runner_rocm_dsa:
             if architecture in ("DeepseekV32ForCausalLM", "DeepseekV4ForCausalLM"):
                 return False
         return True
     # vLLM v0.26.0 vllm/config/vllm.py:VllmConfig._is_default_v2_model_runner_model
     if is_pooling:
         return False
-    key = max(k for k in _V2_ARCHS if _at_least(version, k))
-    archs = _V2_ARCHS[key]
-    if key < (0, 24, 0):
+    archs = r.v2_default_archs
+    if r.v2_default_rule == "dense_unquantized":
         return architecture in archs and not is_moe and not is_quantized
-    if key == (0, 24, 0):
+    if r.v2_default_rule == "listed":
         return architecture in archs
     if is_hybrid or is_attention_free:
         return False
@@ -941,7 +940,7 @@ def default_enable_prefix_caching(version: Version, *, is_hybrid: bool, is_pooli
     if is_pooling or attn_type in ("attention_free", "encoder_decoder", "encoder_only"):
         return False
     if is_hybrid:
-        return _at_least(version, (0, 28, 0))
+        return _rules(version).hybrid_prefix_caching_default
     return True
 
 
@@ -956,7 +955,7 @@ def default_mamba_cache_mode(version: Version, *, enable_prefix_caching: bool,
     # vLLM v0.33.0 vllm/model_executor/models/config.py:MambaModelConfig.verify_and_update_config
     if not enable_prefix_caching:
         return "none"
-    if supports_mamba_prefix_caching and not _at_least(version, (0, 32, 0)):
+    if supports_mamba_prefix_caching and not _rules(version).mamba_cache_mode_all_removed:
         return "all"
     return "align"
 
@@ -1020,13 +1019,15 @@ def dummy_sampler_path(version: Version, env: Mapping[str, str], *, sort_sampler
 def supports_auto_max_model_len(version: Version, *, engine: str = "v1") -> bool:
     """``--max-model-len auto`` / ``-1``: vLLM 0.14.0 vllm/v1/core/kv_cache_utils.py:_auto_fit_max_model_len
     (absent from 0.13.0 and from the V0 engine)."""
-    return engine == "v1" and _at_least(version, (0, 14, 0))
+    # a release inside the v0_10 span (0.10-0.16), which one rule set covers
+    return engine == "v1" and _at_least(_release(version), (0, 14, 0))
 
 
 def supports_kv_cache_memory_bytes(version: Version, *, engine: str = "v1") -> bool:
     """``--kv-cache-memory-bytes``: vLLM 0.11.0 vllm/engine/arg_utils.py:EngineArgs.kv_cache_memory_bytes
     (absent from 0.10.1 and from the V0 engine)."""
-    return engine == "v1" and _at_least(version, (0, 11, 0))
+    # a release inside the v0_10 span (0.10-0.16) and the Ascend v0_9 span, which one rule set each covers
+    return engine == "v1" and _at_least(_release(version), (0, 11, 0))
 
 
 def derived_max_model_len_and_key(
@@ -1069,7 +1070,7 @@ def derived_max_model_len_and_key(
     model_type = str(hf_text_config.get("model_type", ""))
     sets = _rope_parameter_sets(hf_text_config)
     if sets and "gemma3" not in model_type:
-        new_rule = _at_least(version, (0, 30, 0))
+        new_rule = _rules(version).rope_scaling_factor_not_applied
         no_factor = {"su", "longrope", "llama3"}
         if new_rule:
             no_factor |= {"yarn", "deepseek_yarn", "deepseek_llama_scaling"}
@@ -1332,7 +1333,7 @@ def resolve_dtype(
     else:
         platform_dtypes = ["bfloat16", "float16", "float32"]
     unsupported = set(_FP16_UNSUPPORTED)
-    if _at_least(version, (0, 27, 0)):
+    if _rules(version).plamo2_fp16:
         unsupported.discard("plamo2")  # vLLM v0.33.0 vllm/config/model.py:_FLOAT16_NOT_SUPPORTED_MODELS
     cfg = _CONFIG_DTYPE.get(str(config_dtype).lower(), None) if config_dtype is not None else "float32"
     if cfg is None:
@@ -1374,9 +1375,9 @@ _KV_DTYPES_V033 = _KV_DTYPES_V019 + (
 def valid_kv_cache_dtypes(version: Version) -> tuple[str, ...]:
     """``--kv-cache-dtype`` choices (``CacheDType`` literal). Intermediate versions use the older list."""
     # vLLM v0.19.0 / v0.26.0 / v0.33.0 vllm/config/cache.py:CacheDType
-    if _at_least(version, (0, 33, 0)):
+    if _rules(version).kv_dtypes_v033:
         return _KV_DTYPES_V033
-    if _at_least(version, (0, 26, 0)):
+    if _rules(version).kv_dtypes_v026:
         return _KV_DTYPES_V026
     return _KV_DTYPES_V019
 
@@ -1401,7 +1402,7 @@ def resolve_kv_cache_dtype(version: Version, requested: str, quantization_config
     if isinstance(algo, Mapping):
         if algo.get("dynamic") is False and algo.get("num_bits") == 8 and algo.get("type") == "float":
             algo = "fp8"
-        elif _at_least(version, (0, 26, 0)) and algo.get("num_bits") == 4 and algo.get("type") == "float":
+        elif _rules(version).modelopt_nvfp4_kv and algo.get("num_bits") == 4 and algo.get("type") == "float":
             algo = "nvfp4"
         else:
             return "auto"
@@ -1475,8 +1476,9 @@ def sliding_window_blocks_per_request(
     """
     # vLLM v0.19.0 vllm/v1/kv_cache_interface.py:SlidingWindowSpec.max_memory_usage_bytes
     # vLLM v0.26.0 vllm/v1/kv_cache_interface.py:SlidingWindowSpec.max_admission_blocks_per_request
-    in_flight = max_num_batched_tokens * (max_concurrent_batches if _at_least(version, (0, 26, 0)) else 1)
-    extra = extra_retained_tokens if _at_least(version, (0, 28, 0)) else 0
+    concurrent = max_concurrent_batches if _rules(version).admission_counts_concurrent_batches else 1
+    in_flight = max_num_batched_tokens * concurrent
+    extra = extra_retained_tokens if _rules(version).sliding_window_extra_retained else 0
     num_tokens = min(sliding_window - 1 + extra + in_flight, max_model_len)
     return cdiv(num_tokens, block_size) + 1
 
@@ -1492,7 +1494,8 @@ def chunked_local_blocks_per_request(
 ) -> int:
     """``ChunkedLocalAttentionSpec``: ``cdiv(min(chunk + in_flight, max_model_len), block_size)``."""
     # vLLM v0.19.0 / v0.26.0 vllm/v1/kv_cache_interface.py:ChunkedLocalAttentionSpec
-    in_flight = max_num_batched_tokens * (max_concurrent_batches if _at_least(version, (0, 26, 0)) else 1)
+    concurrent = max_concurrent_batches if _rules(version).admission_counts_concurrent_batches else 1
+    in_flight = max_num_batched_tokens * concurrent
     return cdiv(min(attention_chunk_size + in_flight, max_model_len), block_size)
 
 
@@ -1510,14 +1513,14 @@ def mamba_blocks_per_request(
     """
     # vLLM v0.19.0 / v0.26.0 / v0.33.0 vllm/v1/kv_cache_interface.py:MambaSpec.max_memory_usage_bytes
     if mamba_cache_mode == "all":
-        if _at_least(version, (0, 32, 0)):
+        if _rules(version).mamba_cache_mode_all_removed:
             raise InvalidConfig("mamba_cache_mode 'all' does not exist in this vLLM version", hint="use align")
         if max_model_len is None or block_size is None:
             raise InvalidConfig("mode 'all' needs max_model_len and block_size")
-        spec = num_speculative_blocks if _at_least(version, (0, 26, 0)) else 0
+        spec = num_speculative_blocks if _rules(version).mamba_all_counts_spec_blocks else 0
         return cdiv(max_model_len, block_size) + spec
     if mamba_cache_mode == "align":
-        ckpt = num_prefill_checkpoint_blocks if _at_least(version, (0, 33, 0)) else 0
+        ckpt = num_prefill_checkpoint_blocks if _rules(version).prefill_checkpoint_blocks else 0
         return 2 + num_speculative_blocks + ckpt
     return 1 + num_speculative_blocks
 
@@ -1566,7 +1569,7 @@ def kv_cache_capacity(
     # vLLM v0.26.0 vllm/v1/core/kv_cache_utils.py:get_kv_cache_capacity; v0.33.0 update_kv_cache_capacity
     total = sum(blocks_per_request)
     concurrency = num_blocks / total if total else 0.0
-    if _at_least(version, (0, 21, 0)):
+    if _rules(version).kv_tokens_from_concurrency:
         tokens = int(concurrency * max_model_len)
     else:
         tokens = num_blocks // len(blocks_per_request) * min_block_size
@@ -1580,7 +1583,7 @@ def no_kv_cache_memory_message(version: Version) -> str:
     """
     # vLLM v0.19.0 vllm/v1/core/kv_cache_utils.py:_check_enough_kv_cache_memory
     # vLLM v0.26.0 vllm/v1/core/kv_cache_utils.py:_check_enough_kv_cache_memory; v0.33.0 kv_cache_planning.py
-    if _at_least(version, (0, 22, 0)):
+    if _rules(version).kv_no_memory_text_cpu_note:
         return (
             "No available memory for the cache blocks. "
             "Try increasing `gpu_memory_utilization` when initializing the engine "
@@ -1615,7 +1618,7 @@ def not_enough_kv_cache_message(
         f"the estimated maximum model length is {estimated_max_len}. "
         if estimated_max_len > 0 else ""
     )
-    if _at_least(version, (0, 22, 0)):
+    if _rules(version).kv_no_memory_text_cpu_note:
         return (
             f"To serve at least one request with the model's max seq len "
             f"({max_model_len}), ({format_gib(needed_bytes)} GiB KV "

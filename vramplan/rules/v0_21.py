@@ -8,4 +8,8 @@ from dataclasses import replace
 from .v0_20 import RULES as _PREVIOUS
 
 RULES = replace(_PREVIOUS, version=(0, 21, 0), kv_tokens_from_concurrency=True, override_in_check=True,
-                models_typo=True)
+                models_typo=True,
+                # vLLM v0.21.0 vllm/config/vllm.py:VllmConfig._set_cudagraph_sizes ("ensure max_num_tokens is captured")
+                capture_max_num_tokens=True,
+                # vLLM v0.21.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory (ROCm no longer skipped)
+                graph_estimate_on_rocm=True)

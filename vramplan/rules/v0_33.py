@@ -3,12 +3,24 @@ handles are created in ``Worker.init_device`` before the snapshot (so their work
 outside the budget); the custom all-reduce's staging buffer grows to 16 MiB, it adds a
 multicast-only symmetric-memory buffer, and FlashInfer's all-reduce is on by default (rules/comm.py
 ``COMM_V033``); GB10 stays on the small batch tier; the YaRN factor is no longer applied
-to ``max_position_embeddings`` (v0.30); ``mamba_cache_mode="all"`` is gone (v0.32)."""
+to ``max_position_embeddings`` (v0.30, rules/v0_30.py); ``mamba_cache_mode="all"`` is gone (v0.32, rules/v0_32.py)."""
 
 from dataclasses import replace
 
 from .comm import COMM_V033
-from .v0_29 import RULES as _PREVIOUS
+from .v0_32 import RULES as _PREVIOUS
 
 RULES = replace(_PREVIOUS, version=(0, 33, 0), cublas_handles_in_init_device=True,
-                comm=COMM_V033)
+                comm=COMM_V033,
+                # vLLM v0.33.0 vllm/engine/arg_utils.py:EngineArgs.get_batch_defaults (GB10)
+                gb10_small_batch_tier=True,
+                # vLLM v0.33.0 vllm/v1/attention/backends/flash_attn.py:FlashAttentionBackend.get_preferred_block_size
+                fa4_head256_block=True,
+                # vLLM v0.33.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size
+                hybrid_mla_align_128=True, prefill_checkpoint_blocks=True,
+                # vLLM v0.33.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory (is_xpu)
+                graph_estimate_on_xpu=True,
+                # vLLM v0.33.0 vllm/config/cache.py:CacheDType
+                kv_dtypes_v033=True,
+                # vLLM v0.33.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner.load_model
+                v2_load_log_says_memory=True)

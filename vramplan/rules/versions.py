@@ -4,6 +4,11 @@ Each supported version is a :class:`RuleSet` (a frozen record of switches) defin
 its own module (``v0_19``, ``v0_26``, ``v0_33``); a later module starts from the earlier
 one and changes only what vLLM changed, saying where. :func:`for_version` picks the
 newest rule set not newer than the version asked for (as rich picks Unicode tables).
+
+Every change point is a named :class:`RuleSet` field (default: the older behaviour; its docstring cites the vLLM
+file and function and the first release), switched in the rule file of the release that introduced it. Planning
+code reads the fields, never the release number (tests/unit/test_version_mechanism.py). Adding a release: one
+``v0_NN.py`` plus its tests (docs/vllm-rules.md, "Adding a release").
 """
 
 from __future__ import annotations
@@ -26,10 +31,16 @@ SUPPORTED: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("v0_19", (0, 19, 0)),
     ("v0_20", (0, 20, 0)),
     ("v0_21", (0, 21, 0)),
+    ("v0_22", (0, 22, 0)),
+    ("v0_23", (0, 23, 0)),
+    ("v0_24", (0, 24, 0)),
+    ("v0_25", (0, 25, 0)),
     ("v0_26", (0, 26, 0)),
     ("v0_27", (0, 27, 0)),
     ("v0_28", (0, 28, 0)),
     ("v0_29", (0, 29, 0)),
+    ("v0_30", (0, 30, 0)),
+    ("v0_32", (0, 32, 0)),
     ("v0_33", (0, 33, 0)),
     ("v0_34", (0, 34, 0)),
 )
@@ -132,6 +143,125 @@ class RuleSet:
     kv_memory_hint_in_errors: bool = False
     """The KV-memory errors end with ``_more_kv_cache_memory_hint`` and "Decreasing `max_model_len` also reduces
     what is needed." (v0.34 ``kv_cache_planning._check_enough_kv_cache_memory``)."""
+    # ---- change points of the general V1 line (0.20 and later). Each defaults to the older behaviour and is
+    # switched in the rule file of the release that introduced it (docs/vllm-rules.md, "Where the rules changed").
+    batched_dp_moe_batch_default: bool = False
+    """Batched data-parallel MoE gets its own ``max_num_batched_tokens`` default (v0.20: vllm/engine/arg_utils.py
+    ``EngineArgs._set_default_max_num_seqs_and_batched_tokens_args``)."""
+    hybrid_block_from_backend: bool = False
+    """Hybrid models take the attention backend's preferred block size instead of 16 (v0.20:
+    vllm/platforms/interface.py ``Platform.update_block_size_for_backend``)."""
+    hybrid_align_kernel_block: bool = False
+    """The hybrid attention block aligns to ``max(kernel block alignment, block size)`` (v0.20:
+    vllm/platforms/interface.py ``Platform._align_hybrid_block_size``); before, 16 or the MLA kernel's 64/128
+    (v0.19 vllm/model_executor/models/config.py ``HybridAttentionMambaModelConfig.verify_and_update_config``)."""
+    spec_decode_rounding_any_runner: bool = False
+    """Capture sizes are rounded to the speculative query length for every FULL decode mode and runner (v0.20:
+    vllm/config/compilation.py ``CompilationConfig.adjust_cudagraph_sizes_for_spec_decode``); v0.19 only for the
+    V1 runner's separate decode routine."""
+    capture_max_num_tokens: bool = False
+    """``max_num_batched_tokens`` is added to the capture sizes when it fits (v0.21: vllm/config/vllm.py
+    ``VllmConfig._set_cudagraph_sizes``, "ensure max_num_tokens is captured")."""
+    graph_estimate_on_rocm: bool = False
+    """``profile_cudagraph_memory`` also runs on ROCm (v0.21: vllm/v1/worker/gpu_worker.py
+    ``Worker.determine_available_memory``; v0.19-v0.20 skip it there)."""
+    mm_prefix_lm_min_batched_tokens: bool = False
+    """Prefix-LM multimodal models raise ``max_num_batched_tokens`` to their minimum (v0.22:
+    vllm/engine/arg_utils.py ``EngineArgs._get_min_mm_batched_tokens``)."""
+    v2_runner_auto: bool = False
+    """``VLLM_USE_V2_MODEL_RUNNER`` unset means automatic (v0.22: vllm/envs.py, vllm/config/vllm.py
+    ``VllmConfig.use_v2_model_runner``); before, unset means 0."""
+    v2_default_archs: frozenset[str] = frozenset()
+    """The architectures the automatic rule puts on the V2 runner (vllm/config/vllm.py
+    ``VllmConfig._is_default_v2_model_runner_model``: v0.22 Qwen3; v0.23 Llama/Mistral/Qwen3; v0.24 a list with
+    MoE models; v0.25 a short MoE list for the MoE case)."""
+    v2_default_rule: str = "dense_unquantized"
+    """How ``v2_default_archs`` is applied: ``dense_unquantized`` (v0.22-v0.23: listed, dense, unquantized),
+    ``listed`` (v0.24: listed), ``generate_non_hybrid`` (v0.25: any non-hybrid, not attention-free model that is
+    dense or listed)."""
+    kv_no_memory_text_cpu_note: bool = False
+    """The KV-memory errors carry the v0.22 wording (the CPU-backend note, no "models's" typo;
+    vllm/v1/core/kv_cache_utils.py ``_check_enough_kv_cache_memory``)."""
+    decode_rounds_skip_v2: bool = False
+    """The spec-decode capture-size rounding no longer applies to the V2 runner (v0.25:
+    vllm/config/compilation.py ``CompilationConfig.adjust_cudagraph_sizes_for_spec_decode``)."""
+    flash_attn_xpu_block_64: bool = False
+    """FlashAttention on XPU prefers 64-token blocks (v0.26: vllm/v1/attention/backends/flash_attn.py
+    ``FlashAttentionBackend.get_preferred_block_size``)."""
+    modelopt_nvfp4_kv: bool = False
+    """A ModelOpt ``kv_cache_scheme`` of 4-bit floats means an ``nvfp4`` KV cache (v0.26: vllm/config/cache.py /
+    ModelOpt config normalisation)."""
+    admission_counts_concurrent_batches: bool = False
+    """Sliding-window and chunked-local admission count ``max_concurrent_batches x max_num_batched_tokens``
+    in-flight tokens (v0.26: vllm/v1/kv_cache_interface.py ``max_admission_blocks_per_request``)."""
+    mamba_all_counts_spec_blocks: bool = False
+    """``mamba_cache_mode="all"`` adds the speculative blocks per request (v0.26: vllm/v1/kv_cache_interface.py
+    ``MambaSpec.max_memory_usage_bytes``)."""
+    transformers5: bool = False
+    """The release pins transformers 5, whose config classes read ``--hf-overrides`` differently (v0.26:
+    requirements/common.txt)."""
+    plamo2_fp16: bool = False
+    """PLaMo 2 leaves the float16-unsupported list (v0.27: vllm/config/model.py ``_FLOAT16_NOT_SUPPORTED_MODELS``)."""
+    large_batch_tier: bool = False
+    """A >= 160 GiB device gets the large batch-default tier (v0.28: vllm/engine/arg_utils.py
+    ``EngineArgs.get_batch_defaults``)."""
+    sm100_capture_max_1024: bool = False
+    """SM100/SM110 devices capture up to 1024 (v0.28: vllm/config/vllm.py ``VllmConfig._set_cudagraph_sizes``)."""
+    hybrid_prefix_caching_default: bool = False
+    """Hybrid (attention + mamba/GDN) models default to prefix caching (v0.28: vllm/engine/arg_utils.py
+    ``EngineArgs._set_default_chunked_prefill_and_prefix_caching_args``)."""
+    sliding_window_extra_retained: bool = False
+    """Sliding-window admission adds the extra retained tokens (v0.28: vllm/v1/kv_cache_interface.py
+    ``SlidingWindowSpec.max_admission_blocks_per_request``)."""
+    uniform_decode_capture_sizes: bool = False
+    """Uniform-decode capture sizes are added for speculative decoding (v0.29: vllm/config/vllm.py
+    ``VllmConfig._set_cudagraph_sizes``)."""
+    v2_runner_estimates_graphs: bool = False
+    """The V2 runner's ``profile_cudagraph_memory`` measures instead of returning 0 (v0.29:
+    vllm/v1/worker/gpu/model_runner.py ``GPUModelRunner.profile_cudagraph_memory``)."""
+    v2_runner_every_model: bool = False
+    """Automatic V2 runner for every model unless a feature is unsupported (v0.29: vllm/config/vllm.py
+    ``VllmConfig.use_v2_model_runner``)."""
+    rope_scaling_factor_not_applied: bool = False
+    """YaRN-family rope scaling no longer multiplies ``max_position_embeddings`` (v0.30: vllm/config/model.py
+    ``_get_and_verify_max_len``)."""
+    sp_capture_sizes_unchanged: bool = False
+    """Sequence parallelism no longer filters or rounds the capture sizes to the TP size (v0.32: vllm/config/vllm.py
+    ``VllmConfig.update_sizes_for_sequence_parallelism`` removed)."""
+    mamba_cache_mode_all_removed: bool = False
+    """``mamba_cache_mode="all"`` no longer exists (v0.32: vllm/config/cache.py, vllm/model_executor/models/config.py
+    ``MambaModelConfig.verify_and_update_config``)."""
+    v2_runner_rocm_dsa: bool = False
+    """DeepSeek-V3.2/V4 run on the V2 runner on ROCm too (v0.32: vllm/config/vllm.py
+    ``VllmConfig.use_v2_model_runner``)."""
+    gb10_small_batch_tier: bool = False
+    """GB10 (SM 12.1) keeps the small batch-default tier (v0.33: vllm/engine/arg_utils.py
+    ``EngineArgs.get_batch_defaults``)."""
+    fa4_head256_block: bool = False
+    """FlashAttention 4 on SM100/SM110 with head size 256 prefers a larger block (v0.33:
+    vllm/v1/attention/backends/flash_attn.py ``FlashAttentionBackend.get_preferred_block_size``)."""
+    hybrid_mla_align_128: bool = False
+    """MLA hybrids align their attention block to at least 128 (v0.33: vllm/platforms/interface.py
+    ``Platform._align_hybrid_block_size``, TRTLLM/FlashInfer MLA)."""
+    prefill_checkpoint_blocks: bool = False
+    """Mamba ``align`` mode aligns to and reserves prefill checkpoint blocks (v0.33: vllm/platforms/interface.py
+    ``Platform._align_hybrid_block_size``; vllm/v1/kv_cache_interface.py ``MambaSpec.max_memory_usage_bytes``)."""
+    graph_estimate_on_xpu: bool = False
+    """``profile_cudagraph_memory`` also runs on XPU (v0.33: vllm/v1/worker/gpu_worker.py
+    ``Worker.determine_available_memory``, ``is_xpu`` added)."""
+    kv_dtypes_v026: bool = False
+    """``--kv-cache-dtype`` takes the v0.26 choices (vllm/config/cache.py ``CacheDType``)."""
+    kv_dtypes_v033: bool = False
+    """``--kv-cache-dtype`` takes the v0.33 choices (vllm/config/cache.py ``CacheDType``)."""
+    mxfp4_triton_drops_loaded_scales: bool = False
+    """mxfp4 experts on the Hopper Triton kernel no longer keep their loaded scales beside the swizzled ones
+    (v0.25: vllm/model_executor/layers/quantization/mxfp4.py ``Mxfp4MoEMethod.process_weights_after_loading``)."""
+    mxfp4_scale_pad_k4: bool = False
+    """The Hopper Triton mxfp4 scales are padded to a multiple of 4 along K (v0.26:
+    vllm/model_executor/layers/quantization/utils/mxfp4_utils.py ``_swizzle_mxfp4``)."""
+    v2_load_log_says_memory: bool = False
+    """The V2 runner's "Model loading took N GiB memory" line says "memory" (v0.33:
+    vllm/v1/worker/gpu/model_runner.py ``GPUModelRunner.load_model``)."""
     newer_than_read: bool = False
     """True when the requested release is newer than the newest rule set (these rules stand in for it)."""
 
