@@ -88,3 +88,7 @@ def scheduler_line(tokens: int, cps: int, max_prefill: int, mrr: int, ctx: int, 
     """sglang 0.5.17/0.5.23 srt/managers/scheduler.py:Scheduler.init_model_worker (the 'Print debug info' line)."""
     return (f"max_total_num_tokens={tokens}, chunked_prefill_size={cps}, max_prefill_tokens={max_prefill}, "
             f"max_running_requests={mrr}, context_len={ctx}, available_gpu_mem={avail_gb:.2f} GB")
+
+
+STANDIN = "vLLM-fitted, not measured on SGLang"
+"""The label of the terms SGLang does not budget and vramplan takes from its vLLM fits (activations, graphs)."""

@@ -35,7 +35,7 @@ from .rules import SGLangRules
 
 __all__ = ["StagePlan", "SGLangPlan", "build_sglang_plan", "STANDIN"]
 
-STANDIN = "vLLM-fitted, not measured on SGLang"
+from .messages import STANDIN  # noqa: E402  (re-exported: the label of the vLLM-fitted stand-in terms)
 _DT = {"bfloat16": 2, "float16": 2, "float32": 4}
 
 

@@ -4,11 +4,14 @@ terminal table."""
 from __future__ import annotations
 
 import json
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ...plan import Term
 from ...units import GiB
-from .planner import STANDIN, SGLangPlan
+from .messages import STANDIN
+
+if TYPE_CHECKING:  # pragma: no cover - types only: SGLangPlan.to_dict imports this module
+    from .planner import SGLangPlan
 
 __all__ = ["sglang_plan_to_dict", "render_sglang_plan", "dumps"]
 
