@@ -25,7 +25,7 @@ attention, dense (``qwen3_5_text``) or sparse-MoE with a gated shared expert (``
 from __future__ import annotations
 
 from ..description import AttentionSpec, LayerKind, LayerSpec, MambaSpec, MoESpec, Param, Shard
-from ..from_config import _experts, _gated_mlp, _get, _layer_types, _norm, _o_proj, _qkv, _router
+from ._common import _experts, _gated_mlp, _get, _layer_types, _norm, _o_proj, _qkv, _router
 from . import Family, register
 
 
