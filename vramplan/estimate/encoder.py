@@ -41,6 +41,7 @@ from typing import Any
 from ..errors import FlagError, UnsupportedError
 from ..memo import by_identity
 from ..model.description import VisionSpec
+from ..model.families import vision_tower
 
 __all__ = ["PeakPart", "EncoderPeak", "RequestEncoderPeak", "encoder_peak", "profile_peak", "request_peak",
            "ATTN_IMPLS"]
@@ -226,8 +227,6 @@ def _vit_stages(spec: VisionSpec, impl: str, b: int, tp: int, ar: bool) -> tuple
 
 
 def _tower(spec: VisionSpec) -> Any:
-    from ..model.families import vision_tower
-
     return vision_tower(spec.family)
 
 

@@ -27,6 +27,7 @@ from .families._common import _get, _need, _norm, _rope_buffers, _rope_positions
 
 __all__ = ["describe_config", "supported_architectures", "text_config_of"]
 
+
 def supported_architectures() -> tuple[str, ...]:
     from .families import registered_architectures, wrapper_architectures
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, FlagError, UnsupportedError
+from .families import vision_tower
 from .vision import resolve_config, vision_family
 
 __all__ = [
@@ -280,8 +281,6 @@ def video_smart_resize(num_frames: int, height: int, width: int, *, temporal_fac
 
 def _tower(fam: str) -> Any:
     """The registered vision tower of a vision family (its token rules), else None."""
-    from .families import vision_tower
-
     return vision_tower(fam)
 
 

@@ -55,6 +55,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .description import Param, Shard, VisionSpec
+from .families import vision_tower, vision_tower_for
 
 __all__ = [
     "describe_vision",
@@ -81,8 +82,6 @@ def __getattr__(name: str) -> Any:
 
 def vision_family(hf_config: Mapping[str, Any]) -> str | None:
     """The vision family of a config, or None for a text-only model."""
-    from .families import vision_tower_for
-
     tower = vision_tower_for(str(hf_config.get("model_type") or ""), tuple(hf_config.get("architectures") or ()))
     return tower.name if tower is not None else None
 
@@ -119,8 +118,6 @@ def resolve_config(hf_config: Mapping[str, Any]) -> dict:
 def _looks_complete(cfg: Mapping[str, Any]) -> bool:
     """True when the keys the builders read are already there (a resolved config): then
     transformers is not imported at all (keeps ``vramplan plan`` light)."""
-    from .families import vision_tower_for
-
     tower = vision_tower_for(str(cfg.get("model_type") or ""))
     vc = cfg.get("vision_config")
     if not isinstance(vc, Mapping):
@@ -220,8 +217,6 @@ def describe_vision(hf_config: Mapping[str, Any], preprocessor_config: Mapping[s
     family = vision_family(hf_config)
     if family is None:
         return None
-    from .families import vision_tower
-
     cfg = resolve_config(hf_config)
     tower = vision_tower(family)
     assert tower is not None  # vision_family names registered towers only

@@ -162,6 +162,8 @@ def register(family: Family) -> Family:
 
 def register_vision(tower: VisionTower) -> VisionTower:
     _TOWERS[tower.name] = tower
+    vision_tower.cache_clear()
+    vision_tower_for.cache_clear()
     for mt in tower.model_types:
         _TOWER_BY_TYPE[mt] = tower
     for arch in tower.architectures:
@@ -169,13 +171,15 @@ def register_vision(tower: VisionTower) -> VisionTower:
     return tower
 
 
+@lru_cache(maxsize=256)
 def vision_tower(name: str) -> VisionTower | None:
-    """The registered vision tower of that vision family name, else None."""
+    """The registered vision tower of that vision family name, else None (memoised: asked several times a plan)."""
     _load()
     return _TOWERS.get(name)
 
 
-def vision_tower_for(model_type: str, architectures: tuple | list = ()) -> VisionTower | None:
+@lru_cache(maxsize=256)
+def vision_tower_for(model_type: str, architectures: tuple = ()) -> VisionTower | None:
     """The vision tower a config selects: by its ``model_type``, else by its first registered architecture."""
     _load()
     tower = _TOWER_BY_TYPE.get(model_type)

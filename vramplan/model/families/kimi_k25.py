@@ -4,7 +4,7 @@ Read in vLLM v0.34.0 ``vllm/model_executor/models/kimi_k25.py:KimiK25ForConditio
 
 - the language model is ``init_vllm_registered_model(text_config, architectures=["DeepseekV2ForCausalLM"])``: the
   DeepSeek-V2/V3 decoder (MLA, ``DeepseekV2MoE`` with shared experts, ``noaux_tc`` bias) priced by
-  ``model/from_config.py:_deepseek_layers``; ``num_nextn_predict_layers`` is 0 in the public config;
+  ``model/families/deepseek_v2.py:build``; ``num_nextn_predict_layers`` is 0 in the public config;
 - ``vision_tower`` = ``kimi_k25_vit.py:MoonViT3dPretrainedModel`` and ``mm_projector`` =
   ``KimiK25MultiModalProjector`` (patchmerger: LayerNorm + two ReplicatedLinear with bias), both in the model
   dtype: ``_maybe_ignore_quant_config`` drops a compressed-tensors quantization for them;
