@@ -100,3 +100,38 @@ def test_architecture_maps_to_its_family() -> None:
                   "deepseek_v2": "deepseek_v2", "deepseek_v3": "deepseek_v2", "gemma2": "gemma2"}
     for mt, fam in text_types.items():
         assert families.family_for_text_type(mt) == fam, mt
+
+
+def test_vision_towers_by_model_type_and_architecture() -> None:
+    """Hand-written expectations (the tables that used to live in model/vision.py)."""
+    from vramplan.model import vision
+
+    by_type = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl",
+               "qwen3_vl_moe": "qwen3_vl_moe", "qwen3_5": "qwen3_vl", "qwen3_5_moe": "qwen3_vl_moe", "gemma3": "gemma3",
+               "llava": "llava", "llava_next": "llava_next", "mistral3": "mistral3", "internvl_chat": "internvl",
+               "kimi_vl": "kimi_vl", "kimi_k25": "kimi_k25", "llama4": "llama4", "mllama": "mllama"}
+    for mt, fam in by_type.items():
+        assert vision.vision_family({"model_type": mt}) == fam, mt
+    by_arch = {"Qwen2VLForConditionalGeneration": "qwen2_vl", "Qwen2_5_VLForConditionalGeneration": "qwen2_5_vl",
+               "Qwen3VLForConditionalGeneration": "qwen3_vl", "Qwen3VLMoeForConditionalGeneration": "qwen3_vl_moe",
+               "Gemma3ForConditionalGeneration": "gemma3", "LlavaForConditionalGeneration": "llava",
+               "LlavaNextForConditionalGeneration": "llava_next", "Mistral3ForConditionalGeneration": "mistral3",
+               "InternVLChatModel": "internvl", "KimiVLForConditionalGeneration": "kimi_vl",
+               "KimiK25ForConditionalGeneration": "kimi_k25", "Llama4ForConditionalGeneration": "llama4",
+               "MllamaForConditionalGeneration": "mllama"}
+    for arch, fam in by_arch.items():
+        assert vision.vision_family({"model_type": "unknown", "architectures": [arch]}) == fam, arch
+    assert vision.vision_family({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}) is None
+    assert vision.FAMILIES == tuple(sorted(set(by_type.values())))
+
+
+def test_token_rules_per_tower() -> None:
+    """Which towers count video, which refuse, and which have no token rules (as before the move)."""
+    from vramplan.model.mm_tokens import supported_modalities
+
+    for fam in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"):
+        assert supported_modalities(fam) == ("image", "video")
+    for fam in ("gemma3", "llava", "llava_next", "mistral3", "internvl", "kimi_vl", "llama4", "kimi_k25"):
+        assert supported_modalities(fam) == ("image",)
+    assert families.vision_tower("mllama").refusal is not None
+    assert families.vision_tower("kimi_k25").item is None  # no token rules: the planner says so in one line
