@@ -24,6 +24,16 @@ from .description import (
     removed_from_vllm_message,
 )
 from .families._common import _get, _need, _norm, _rope_buffers, _rope_positions
+# Re-exported for family modules written against the old layout (other branches): new code imports ._common.
+from .families._common import (  # noqa: F401
+    _attention_kind,
+    _experts,
+    _gated_mlp,
+    _layer_types,
+    _o_proj,
+    _qkv,
+    _router,
+)
 
 __all__ = ["describe_config", "supported_architectures", "text_config_of"]
 
@@ -280,3 +290,10 @@ def param_count(params: tuple[Param, ...]) -> int:
         else:
             total += math.prod(p.shape)
     return total
+
+
+def _deepseek_layers(ctx: _Ctx):
+    """DeepSeek V2/V3 decoder layers, now in model/families/deepseek_v2.py (kept for older imports)."""
+    from .families.deepseek_v2 import build
+
+    return build(ctx)

@@ -56,6 +56,8 @@ from typing import Any
 
 from .description import Param, Shard, VisionSpec
 from .families import vision_tower, vision_tower_for
+# Re-exported for family modules written against the old layout (other branches): new code imports families._vit.
+from .families._vit import _encoder_layers, _linear, _need, _norm, _p, _qkv, _text_hidden, _tower  # noqa: F401
 
 __all__ = [
     "describe_vision",
