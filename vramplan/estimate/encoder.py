@@ -41,6 +41,7 @@ from typing import Any
 from ..errors import FlagError, UnsupportedError
 from ..memo import by_identity
 from ..model.description import VisionSpec
+from ..model.families import vision_tower
 
 __all__ = ["PeakPart", "EncoderPeak", "RequestEncoderPeak", "encoder_peak", "profile_peak", "request_peak",
            "ATTN_IMPLS"]
@@ -121,7 +122,8 @@ def _qwen_stages(spec: VisionSpec, impl: str, b: int, tp: int, ar: bool) -> tupl
     D, H = spec.hidden_size, spec.num_heads
     I = spec.intermediate_size  # noqa: E741
     d = spec.extra.get("head_dim") or D // H
-    qwen3 = spec.family.startswith("qwen3")
+    tower = _tower(spec)
+    qwen3 = tower is not None and "pos_embeds" in tower.encoder_traits
     gated = spec.extra.get("mlp") == "gated"
     rms = spec.extra.get("norm") == "rms"
     f = _F32
@@ -224,22 +226,18 @@ def _vit_stages(spec: VisionSpec, impl: str, b: int, tp: int, ar: bool) -> tuple
     return res, st
 
 
+def _tower(spec: VisionSpec) -> Any:
+    return vision_tower(spec.family)
+
+
 def _projector_stage(spec: VisionSpec, b: int, tp: int, patches_per_out: float) -> _Stage:
-    """The merger / projector after the last layer, bytes per patch."""
+    """The merger / projector after the last layer, bytes per patch (the family's own, else one linear)."""
+    tower = _tower(spec)
+    if tower is not None and tower.encoder_projector is not None:
+        name, per_patch = tower.encoder_projector(spec, b, tp, patches_per_out)
+        return _Stage(name, per_patch)
     D = spec.hidden_size
     out = spec.out_hidden_size or D
-    fam = spec.family
-    if fam.startswith("qwen"):
-        # Patch merger: norm [T, D], then [T/m^2, m^2 D] fc1 and GELU (each b*D per patch), fc2 -> out.
-        return _Stage("merger", {"x": b * D, "merger_norm": b * D, "merger_fc1": b * _sh(D, tp),
-                                 "merger_act": b * _sh(D, tp), "merger_out": b * out / patches_per_out})
-    if fam == "gemma3":
-        # gemma3_mm.py:Gemma3MultiModalProjector: reshape(..).contiguous() copy, then pooled (1/k^2).
-        return _Stage("projector", {"x": b * D, "post_layernorm": b * D, "pool_input_copy": b * D})
-    if fam in ("llava", "llava_next", "mistral3"):
-        # LlavaMultiModalProjector: linear_1 [.., text_hidden/tp], act, linear_2 [.., text_hidden].
-        return _Stage("projector", {"x": b * D, "linear_1": b * _sh(out, tp) / patches_per_out,
-                                    "act": b * _sh(out, tp) / patches_per_out, "linear_2": b * out / patches_per_out})
     return _Stage("projector", {"x": b * D, "projector_in": b * D, "projector_out": b * out / patches_per_out})
 
 
@@ -295,14 +293,11 @@ def _encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, dtype
     merge2 = spec.spatial_merge_size ** 2
     embed_dim = int(spec.extra.get("embed_dim_per_token") or spec.out_hidden_size or spec.hidden_size)
     if tokens_per_item is None:
-        if spec.family == "gemma3":
-            tokens_per_item = patches_per_item // (spec.extra.get("pool_kernel", 4) ** 2)
-        elif spec.family in ("llava", "llava_next") and spec.extra.get("seq_per_crop"):
-            # one token per patch; the "default" strategy drops each crop's class token
-            crops = max(1, patches_per_item // spec.extra["seq_per_crop"])
-            drop = 1 if spec.extra.get("arch") == "clip" and spec.extra.get("vision_feature_select_strategy") == "default" else 0
-            tokens_per_item = patches_per_item - drop * crops
-        elif spec.extra.get("tokens_per_tile") and spec.extra.get("seq_per_crop"):
+        tower = _tower(spec)
+        if tower is not None and tower.encoder_tokens is not None:
+            tokens_per_item = tower.encoder_tokens(spec, patches_per_item)
+    if tokens_per_item is None:
+        if spec.extra.get("tokens_per_tile") and spec.extra.get("seq_per_crop"):
             tokens_per_item = patches_per_item // spec.extra["seq_per_crop"] * spec.extra["tokens_per_tile"]
         else:
             tokens_per_item = patches_per_item // merge2
@@ -384,7 +379,8 @@ def _encoder_peak(spec: VisionSpec, num_items: int, patches_per_item: int, dtype
     if include_outputs:
         # The outputs exist at the end: Qwen3 concatenates merger + deepstack into one tensor.
         end = {"x": b * spec.hidden_size, "outputs": output_bytes / max(T, 1) if not data else 0}
-        if spec.family.startswith("qwen3") and attn_impl.startswith("vllm"):
+        tower = _tower(spec)
+        if tower is not None and "concat_outputs" in tower.encoder_traits and attn_impl.startswith("vllm"):
             end["merger_out_and_deepstack"] = (1 + len(ds_idx)) * ds_per_patch
         consider("outputs", end, {}, output_bytes if data else 0, "all_gathered_outputs" if data else "")
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, FlagError, UnsupportedError
-from .description import removed_from_vllm_message
+from .families import vision_tower
 from .vision import resolve_config, vision_family
 
 __all__ = [
@@ -54,21 +54,19 @@ __all__ = [
 ]
 
 Version = tuple[int, ...]
+_MOVED = ("QWEN3_VL_IMAGE_SIZE", "QWEN3_VL_VIDEO_SIZE", "QWEN2_VL_IMAGE_SIZE")
+
+
+def __getattr__(name: str) -> Any:
+    """The Qwen-VL processor defaults, which live with their family (model/families/qwen_vl.py)."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__package__}.families.qwen_vl"), name)
+    raise AttributeError(name)
 DEFAULT_LIMIT_PER_PROMPT = 999
 """vLLM v0.26.0 vllm/config/multimodal.py:MultiModalConfig.get_limit_per_prompt (unspecified -> 999)."""
 
-QWEN3_VL_IMAGE_SIZE = {"shortest_edge": 65536, "longest_edge": 16777216}
-"""Qwen3-VL checkpoints' ``preprocessor_config.json`` ``size`` (catalog copy; used when none is given)."""
-QWEN3_VL_VIDEO_SIZE = {"shortest_edge": 4096, "longest_edge": 25165824}
-"""Qwen3-VL checkpoints' ``video_preprocessor_config.json`` ``size`` (research note §2.5, corpus copies;
-used when no video preprocessor config is given; transformers' class default is 131072/786432)."""
-QWEN2_VL_IMAGE_SIZE = {"shortest_edge": 3136, "longest_edge": 12845056}
-"""Qwen2-VL / Qwen2.5-VL checkpoints' ``preprocessor_config.json`` ``min_pixels`` / ``max_pixels``
-(catalog copy of Qwen2.5-VL-3B; used when no preprocessor config is given)."""
-_QWEN2_IMAGE_SIZE = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 1280}
-"""transformers Qwen2VLImageProcessor.size default (used when a preprocessor config names no size)."""
-_QWEN2_MAX_FRAMES_PER_VIDEO = 14
-"""vLLM v0.26.0 vllm/model_executor/models/qwen2_vl.py:_MAX_FRAMES_PER_VIDEO."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,17 +183,16 @@ def _family(family: str | None, hf_config: Mapping[str, Any]) -> str:
     fam = family or vision_family(hf_config)
     if fam is None:
         raise ConfigError("not a multimodal config", hint="Give a vision-language model's config.json.")
-    if fam == "mllama":
-        raise UnsupportedError(removed_from_vllm_message("MllamaForConditionalGeneration"),
-                               hint="Llama 3.2 Vision needs an older vLLM, or pick another vision model.")
+    tower = _tower(fam)
+    if tower is not None and tower.refusal is not None:
+        raise UnsupportedError(tower.refusal[0], hint=tower.refusal[1])
     return fam
 
 
 def supported_modalities(family: str) -> tuple[str, ...]:
     """``get_supported_mm_limits`` keys (InternVL video exists only with a video token; not modelled)."""
-    if family.startswith("qwen"):
-        return ("image", "video")
-    return ("image",)
+    tower = _tower(family)
+    return tower.modalities if tower is not None else ("image",)
 
 
 # --------------------------------------------------------------------------- Qwen rules
@@ -239,380 +236,73 @@ def video_smart_resize(num_frames: int, height: int, width: int, *, temporal_fac
     return h_bar, w_bar
 
 
-@dataclass(frozen=True, slots=True)
-class _Qwen:
-    qwen3: bool
-    patch: int
-    merge: int
-    temporal: int
-    image_size: dict
-    video_size: dict
-
-    @property
-    def unit(self) -> int:
-        return self.patch * self.merge
 
 
-def _qwen(fam: str, cfg: Mapping[str, Any], pre: Mapping[str, Any] | None, video_pre: Mapping[str, Any] | None) -> _Qwen:
-    vc = cfg.get("vision_config") or {}
-    qwen3 = fam.startswith("qwen3")
-    patch = int(vc.get("patch_size") or vc.get("spatial_patch_size") or (16 if qwen3 else 14))
-    merge = int(vc.get("spatial_merge_size") or 2)
-    temporal = int(vc.get("temporal_patch_size") or 2)
-    if pre is None:
-        image_default = QWEN3_VL_IMAGE_SIZE if qwen3 else QWEN2_VL_IMAGE_SIZE
-    else:
-        image_default = _QWEN2_IMAGE_SIZE
-    image_size = _processor_size(pre, image_default)
-    if qwen3:
-        video_size = _processor_size(video_pre, QWEN3_VL_VIDEO_SIZE)
-        if video_pre is not None and video_pre.get("temporal_patch_size"):
-            temporal = int(video_pre["temporal_patch_size"])
-    else:
-        video_size = image_size  # Qwen2/2.5 video uses the image processor's size in vLLM
-    return _Qwen(qwen3, patch, merge, temporal, image_size, video_size)
 
 
-def _closest_factor_pair(n: int) -> tuple[int, int]:
-    for d in range(math.isqrt(n), 0, -1):
-        if n % d == 0:
-            return d, n // d
-    return 1, n
 
 
-def _qwen_most_features(q: _Qwen, max_pixels: int) -> ImageSize:
-    """vLLM v0.26.0 vllm/model_executor/models/qwen2_vl.py:Qwen2VLProcessingInfo.get_image_size_with_most_features."""
-    max_seq_len = max_pixels // (q.unit * q.unit)
-    h_f, w_f = 1, max_seq_len
-    for seq_len in range(max_seq_len, 0, -1):
-        h_f, w_f = _closest_factor_pair(seq_len)
-        if w_f / h_f <= 200:
-            break
-    return ImageSize(width=q.unit * w_f, height=q.unit * h_f)
 
 
-def _qwen_vision_info(q: _Qwen, *, width: int, height: int, num_frames: int, size: Mapping[str, int],
-                      video: bool, version: Version) -> tuple[ImageSize, int, int, int]:
-    """``_get_vision_info`` -> (resized size, tokens, grid_t, patches_per_frame)."""
-    if q.qwen3 and video:
-        rh, rw = video_smart_resize(num_frames, height, width, temporal_factor=q.temporal, factor=q.unit,
-                                    min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
-    else:
-        rh, rw = smart_resize(height, width, factor=q.unit, min_pixels=size["shortest_edge"],
-                              max_pixels=size["longest_edge"])
-    if q.qwen3:
-        padded = -(-num_frames // q.temporal) * q.temporal  # round_up
-    elif _v(version) >= (0, 33, 0):
-        padded = num_frames + (-num_frames % q.temporal)
-    else:
-        padded = num_frames + num_frames % q.temporal
-    grid_t = max(padded // q.temporal, 1)
-    per_frame = (rh // q.patch) * (rw // q.patch)
-    return ImageSize(width=rw, height=rh), grid_t * per_frame // (q.merge ** 2), grid_t, per_frame
 
 
-def _qwen_item(q: _Qwen, modality: str, *, width: int, height: int, num_frames: int, size: Mapping[str, int],
-               version: Version) -> MMItem:
-    video = modality == "video"
-    frames = num_frames if video else 1
-    rs, tokens, grid_t, per_frame = _qwen_vision_info(q, width=width, height=height, num_frames=frames, size=size,
-                                                      video=video, version=version)
-    return MMItem(modality=modality, width=rs.width, height=rs.height, num_frames=frames, num_tokens=tokens,
-                  num_patches=grid_t * per_frame, attn_seq_lens=(per_frame,) * grid_t, num_crops=grid_t,
-                  input_width=width, input_height=height)
 
 
-def _qwen_max_frames(q: _Qwen, seq_len: int, target: ImageSize, size: Mapping[str, int], version: Version,
-                     start: int = 1) -> int:
-    """``_get_max_video_frames``: count up while the video fits ``seq_len`` tokens."""
-    frames = start
-    while True:
-        nxt = frames + 1
-        _, tokens, _, _ = _qwen_vision_info(q, width=target.width, height=target.height, num_frames=nxt, size=size,
-                                            video=True, version=version)
-        if tokens > seq_len:
-            return frames
-        frames = nxt
 
 
-def _qwen_dummy(q: _Qwen, modality: str, *, max_model_len: int, kw_image: Mapping[str, Any],
-                kw_video: Mapping[str, Any], version: Version, num_videos: int = 1) -> MMItem:
-    image_size = _size_from(q.image_size, kw_image)
-    if modality == "image":
-        target = _qwen_most_features(q, image_size["longest_edge"])
-        return _qwen_item(q, "image", width=target.width, height=target.height, num_frames=1, size=image_size,
-                          version=version)
-    if not q.qwen3:
-        # vLLM v0.26.0 qwen2_vl.py:get_max_video_tokens / Qwen2VLDummyInputsBuilder.get_dummy_mm_data
-        video_size = _size_from(q.image_size, kw_video)
-        target = _qwen_most_features(q, image_size["longest_edge"])
-        total = _qwen_max_frames(q, max_model_len, target, video_size, version)
-        frames = max(min(total // max(num_videos, 1), _QWEN2_MAX_FRAMES_PER_VIDEO), 1)
-        return _qwen_item(q, "video", width=target.width, height=target.height, num_frames=frames, size=video_size,
-                          version=version)
-    # Qwen3-VL: vLLM v0.26.0 qwen3_vl.py:Qwen3VLProcessingInfo.get_max_video_tokens (2 frames)
-    if _v(version) >= (0, 33, 0):
-        target_size = _size_from(q.video_size, kw_video)
-    else:
-        target_size = dict(kw_video["size"]) if kw_video.get("size") else dict(q.video_size)
-    temporal = int(kw_video.get("temporal_patch_size") or q.temporal)
-    target = _qwen_most_features(q, target_size["longest_edge"] // temporal)
-    resize_size = _size_from(q.video_size, kw_video)
-    return _qwen_item(q, "video", width=target.width, height=target.height, num_frames=2, size=resize_size,
-                      version=version)
 
 
 # --------------------------------------------------------------------------- tiled families
 
 
-def _clip_positions(vc: Mapping[str, Any]) -> int:
-    return (int(vc["image_size"]) // int(vc["patch_size"])) ** 2
 
 
-def _select(num: int, strategy: str) -> int:
-    # vLLM v0.26.0 vllm/model_executor/models/vision.py:get_num_selected_vision_tokens
-    if strategy == "class":
-        return 1
-    if strategy == "default":
-        return num - 1
-    return num
 
 
-def _tower_seq(vc: Mapping[str, Any]) -> int:
-    """Positions per crop: CLIP adds a class token; SigLIP does not."""
-    n = _clip_positions(vc)
-    return n + 1 if "clip" in str(vc.get("model_type") or "clip") else n
 
 
-def _llava_tokens_per_crop(cfg: Mapping[str, Any]) -> int:
-    vc = cfg["vision_config"]
-    return _select(_tower_seq(vc), str(cfg.get("vision_feature_select_strategy") or "default"))
 
 
-def _select_best_resolution(size: tuple[int, int], possible: list) -> tuple[int, int]:
-    """transformers ``image_processing_utils.select_best_resolution``; size = (height, width)."""
-    oh, ow = size
-    best, best_eff, best_waste = None, 0, float("inf")
-    for h, w in possible:
-        scale = min(w / ow, h / oh)
-        dw, dh = int(ow * scale), int(oh * scale)
-        eff = min(dw * dh, ow * oh)
-        waste = w * h - eff
-        if eff > best_eff or (eff == best_eff and waste < best_waste):
-            best, best_eff, best_waste = (h, w), eff, waste
-    return best
 
 
-def _llava_next_tokens(cfg: Mapping[str, Any], width: int, height: int) -> tuple[int, int]:
-    """vLLM v0.26.0 llava_next.py:LlavaNextProcessingInfo.get_num_image_tokens -> (tokens, crops)."""
-    vc = cfg["vision_config"]
-    image = int(vc["image_size"])
-    npatches = image // int(vc["patch_size"])
-    base = _llava_tokens_per_crop(cfg)
-    bh, bw = _select_best_resolution((height, width), [tuple(p) for p in cfg["image_grid_pinpoints"]])
-    nph, npw = bh // image, bw // image
-    cur_h, cur_w = npatches * nph, npatches * npw
-    if width / height > cur_w / cur_h:
-        new_h = int(round(height * (cur_w / width), 7))
-        cur_h -= 2 * ((cur_h - new_h) // 2)
-    else:
-        new_w = int(round(width * (cur_h / height), 7))
-        cur_w -= 2 * ((cur_w - new_w) // 2)
-    return cur_h * cur_w + cur_h + base, nph * npw + 1
 
 
-def _gemma3_crops(cfg: Mapping[str, Any], pre: Mapping[str, Any] | None, kw: Mapping[str, Any], width: int,
-                  height: int) -> int:
-    """vLLM v0.26.0 gemma3_mm.py:Gemma3ProcessingInfo.get_num_crops (pan-and-scan)."""
-    pc = dict(pre or {})
-
-    def opt(key: str, default: Any) -> Any:
-        for src in (kw, pc):
-            if src.get(key) is not None:
-                return src[key]
-        return default
-
-    if not opt("do_pan_and_scan", False):
-        return 0
-    min_crop = int(opt("pan_and_scan_min_crop_size", 256))
-    max_crops = int(opt("pan_and_scan_max_num_crops", 4))
-    min_ratio = float(opt("pan_and_scan_min_ratio_to_activate", 1.2))
-    if width >= height:
-        if width / height < min_ratio:
-            return 0
-        nw = min(int(math.floor(width / min_crop)), int(math.floor(width / height + 0.5)))
-        nw, nh = min(max_crops, max(2, nw)), 1
-    else:
-        if height / width < min_ratio:
-            return 0
-        nh = min(int(math.floor(height / min_crop)), int(math.floor(height / width + 0.5)))
-        nh, nw = min(max_crops, max(2, nh)), 1
-    if min(int(math.ceil(width / nw)), int(math.ceil(height / nh))) < min_crop:
-        return 0
-    return nw * nh
 
 
-def _pixtral_grid(vc: Mapping[str, Any], merge: int, width: int, height: int) -> tuple[int, int, int, int]:
-    """vLLM v0.26.0 pixtral.py:PixtralHFEncoderInfo.get_patch_grid_size -> (cols, rows, W, H) in merged units."""
-    max_side = int(vc["image_size"])
-    p = int(vc["patch_size"]) * merge
-    ratio = max(width / max_side, height / max_side)
-    if ratio > 1:
-        width, height = int(math.floor(width / ratio)), int(math.floor(height / ratio))
-    rows, cols = (height - 1) // p + 1, (width - 1) // p + 1
-    return cols, rows, width, height
 
 
-def _internvl_opts(cfg: Mapping[str, Any], kw: Mapping[str, Any]) -> dict:
-    from .vision import _INTERNVIT_DEFAULTS, _INTERNVL_DEFAULTS  # noqa: PLC0415
-
-    top = {**_INTERNVL_DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
-    vc = {**_INTERNVIT_DEFAULTS, **(cfg.get("vision_config") or {})}
-    for key in ("max_dynamic_patch", "min_dynamic_patch", "dynamic_image_size", "use_thumbnail"):
-        if kw.get(key) is not None:
-            top[key] = kw[key]
-    image = int(top.get("force_image_size") or vc["image_size"])
-    per_tile = int((image // int(vc["patch_size"])) ** 2 * float(top["downsample_ratio"]) ** 2)
-    return {"image": image, "per_tile": per_tile, "seq": (image // int(vc["patch_size"])) ** 2 + 1,
-            "min": int(top["min_dynamic_patch"]) if top["dynamic_image_size"] else 1,
-            "max": int(top["max_dynamic_patch"]) if top["dynamic_image_size"] else 1,
-            "thumb": bool(top["use_thumbnail"])}
 
 
-def _internvl_blocks(o: dict, width: int, height: int) -> int:
-    """vLLM v0.26.0 transformers_utils/processors/internvl.py:calculate_internvl_targets (blocks)."""
-    ratios = sorted({(i, j) for n in range(o["min"], o["max"] + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-                     if o["min"] <= i * j <= o["max"]}, key=lambda r: r[0] * r[1])
-    aspect = width / height
-    best, best_diff = (1, 1), float("inf")
-    for r in ratios:
-        diff = abs(aspect - r[0] / r[1])
-        if diff < best_diff:
-            best, best_diff = r, diff
-        elif diff == best_diff and width * height > 0.5 * o["image"] ** 2 * r[0] * r[1]:
-            best = r
-    blocks = best[0] * best[1]
-    return blocks + 1 if o["thumb"] and blocks != 1 else blocks
 
 
-def _kimi_tokens(cfg: Mapping[str, Any], pre: Mapping[str, Any] | None, width: int, height: int) -> tuple[int, int]:
-    """vLLM v0.26.0 kimi_vl.py:KimiVLProcessingInfo.get_num_image_tokens -> (tokens, patches)."""
-    pc = dict(pre or {})
-    vc = cfg.get("vision_config") or {}
-    patch = int(pc.get("patch_size") or vc.get("patch_size") or 14)
-    kh, kw = (int(x) for x in (pc.get("merge_kernel_size") or vc.get("merge_kernel_size") or (2, 2)))
-    limit = int(pc.get("in_token_limit") or 4096)
-    if (width // patch) * (height // patch) > limit:
-        scale = math.sqrt(limit / ((width // patch) * (height // patch)))
-        width, height = int(width * scale), int(height * scale)
-    ph = (kh * patch - height % (kh * patch)) % (kh * patch)
-    pw = (kw * patch - width % (kw * patch)) % (kw * patch)
-    th, tw = (height + ph) // (kh * patch), (width + pw) // (kw * patch)
-    return th * tw, th * tw * kh * kw
 
 
-def _llama4_tiles(cfg: Mapping[str, Any], pre: Mapping[str, Any] | None, width: int, height: int) -> int:
-    """Tiles of Llama4ImageProcessor: best (rows, cols) fit with rows*cols <= max_patches, + 1 global tile."""
-    pc = dict(pre or {})
-    max_patches = int(pc.get("max_patches") or 16)
-    tile = int(cfg["vision_config"]["image_size"])
-    rows, cols = min(max_patches, -(-height // tile)), min(max_patches, -(-width // tile))
-    while rows * cols > max_patches:
-        if rows >= cols:
-            rows -= 1
-        else:
-            cols -= 1
-    n = rows * cols
-    return n + 1 if n > 1 else n
+
+
+def _tower(fam: str) -> Any:
+    """The registered vision tower of a vision family (its token rules), else None."""
+    return vision_tower(fam)
+
+
+def _no_rules(fam: str) -> UnsupportedError:
+    return UnsupportedError(f"no token rules for vision family '{fam}'", hint="See vramplan.model.vision.FAMILIES.")
 
 
 def _tiled_item(fam: str, cfg: Mapping[str, Any], pre: Mapping[str, Any] | None, kw: Mapping[str, Any], width: int,
                 height: int) -> MMItem:
-    vc = cfg.get("vision_config") or {}
-    if fam == "gemma3":
-        crops = _gemma3_crops(cfg, pre, kw, width, height) + 1
-        seq = _clip_positions(vc)
-        tokens = crops * int(cfg.get("mm_tokens_per_image") or 256)
-        side = int(vc["image_size"])
-        return MMItem(modality="image", width=side, height=side, num_tokens=tokens, num_patches=crops * seq,
-                      attn_seq_lens=(seq,) * crops, num_crops=crops, input_width=width, input_height=height)
-    if fam == "llava":
-        seq = _tower_seq(vc)
-        side = int(vc["image_size"])
-        return MMItem(modality="image", width=side, height=side, num_tokens=_llava_tokens_per_crop(cfg),
-                      num_patches=seq, attn_seq_lens=(seq,), input_width=width, input_height=height)
-    if fam == "llava_next":
-        tokens, crops = _llava_next_tokens(cfg, width, height)
-        seq = _tower_seq(vc)
-        side = int(vc["image_size"])
-        return MMItem(modality="image", width=side, height=side, num_tokens=tokens, num_patches=crops * seq,
-                      attn_seq_lens=(seq,) * crops, num_crops=crops, input_width=width, input_height=height)
-    if fam == "mistral3":
-        merge = int(cfg.get("spatial_merge_size") or 2)
-        cols, rows, w, h = _pixtral_grid(vc, merge, width, height)
-        patches = (rows * merge) * (cols * merge)
-        return MMItem(modality="image", width=w, height=h, num_tokens=cols * rows, num_patches=patches,
-                      attn_seq_lens=(patches,), input_width=width, input_height=height)
-    if fam == "internvl":
-        o = _internvl_opts(cfg, kw)
-        blocks = _internvl_blocks(o, width, height)
-        return MMItem(modality="image", width=o["image"], height=o["image"], num_tokens=blocks * o["per_tile"],
-                      num_patches=blocks * o["seq"], attn_seq_lens=(o["seq"],) * blocks, num_crops=blocks,
-                      input_width=width, input_height=height)
-    if fam == "kimi_vl":
-        tokens, patches = _kimi_tokens(cfg, pre, width, height)
-        return MMItem(modality="image", width=width, height=height, num_tokens=tokens, num_patches=patches,
-                      attn_seq_lens=(patches,), input_width=width, input_height=height)
-    if fam == "llama4":
-        tiles = _llama4_tiles(cfg, pre, width, height)
-        grid = int(vc["image_size"]) // int(vc["patch_size"])
-        ratio = float(vc.get("pixel_shuffle_ratio") or 0.5)
-        per_tile = int(grid * grid * ratio * ratio)
-        side = int(vc["image_size"])
-        return MMItem(modality="image", width=side, height=side, num_tokens=tiles * per_tile,
-                      num_patches=tiles * (grid * grid + 1), attn_seq_lens=(grid * grid + 1,) * tiles,
-                      num_crops=tiles, input_width=width, input_height=height)
-    raise UnsupportedError(f"no token rules for vision family '{fam}'", hint="See vramplan.model.vision.FAMILIES.")
+    tower = _tower(fam)
+    if tower is None or tower.item is None:
+        raise _no_rules(fam)
+    return tower.item(cfg, pre, kw, width, height)
 
 
 def _tiled_most_features(fam: str, cfg: Mapping[str, Any], pre: Mapping[str, Any] | None,
                          kw: Mapping[str, Any]) -> ImageSize:
     """Each model's ``get_image_size_with_most_features`` (the dummy image size)."""
-    vc = cfg.get("vision_config") or {}
-    if fam == "gemma3":
-        pc = dict(pre or {})
-        crops = kw.get("pan_and_scan_max_num_crops") or pc.get("pan_and_scan_max_num_crops") or 4
-        side = int(vc["image_size"])
-        return ImageSize(width=side, height=side * int(crops))
-    if fam in ("llava", "mistral3"):
-        side = int(vc["image_size"])
-        return ImageSize(width=side, height=side)
-    if fam == "llava_next":
-        best, best_size = 0, None
-        for h, w in cfg["image_grid_pinpoints"]:
-            tokens, _ = _llava_next_tokens(cfg, w, h)
-            if tokens > best:
-                best, best_size = tokens, ImageSize(width=w, height=h)
-        return best_size
-    if fam == "internvl":
-        o = _internvl_opts(cfg, kw)
-        top = o["max"] + 1 if o["thumb"] and o["max"] != 1 else o["max"]
-        ratios = sorted({(i, j) for n in range(o["min"], top + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-                         if o["min"] <= i * j <= top}, key=lambda r: r[0] * r[1])
-        best, best_size = 0, None
-        for wr, hr in ratios:
-            w, h = o["image"] * wr, o["image"] * hr
-            tokens = _internvl_blocks(o, w, h) * o["per_tile"]
-            if tokens > best:
-                best, best_size = tokens, ImageSize(width=w, height=h)
-        return best_size
-    if fam == "kimi_vl":
-        return ImageSize(width=1024, height=1024)  # kimi_vl.py:MaxImageTokenMeta
-    if fam == "llama4":
-        pc = dict(pre or {})
-        side = int(vc["image_size"])
-        return ImageSize(width=side, height=side * int(pc.get("max_patches") or 16))
-    raise UnsupportedError(f"no token rules for vision family '{fam}'", hint="See vramplan.model.vision.FAMILIES.")
+    tower = _tower(fam)
+    if tower is None or tower.most_features is None:
+        raise _no_rules(fam)
+    return tower.most_features(cfg, pre, kw)
 
 
 # --------------------------------------------------------------------------- public API
@@ -636,19 +326,10 @@ def dummy_item(family: str | None, hf_config: Mapping[str, Any], preprocessor_co
     kw_i = _merge_kwargs(mm_processor_kwargs, "image", version)
     kw_v = _merge_kwargs(mm_processor_kwargs, "video", version)
     ov = dict(overrides or {})
-    if fam.startswith("qwen"):
-        q = _qwen(fam, cfg, preprocessor_config, video_preprocessor_config)
-        item = _qwen_dummy(q, modality, max_model_len=max_model_len, kw_image=kw_i, kw_video=kw_v, version=version)
-        if not ov:
-            return item
-        w = min(item.input_width, int(ov.get("width") or item.input_width))
-        h = min(item.input_height, int(ov.get("height") or item.input_height))
-        frames = min(item.num_frames, int(ov.get("num_frames") or item.num_frames))
-        if modality == "video" and q.qwen3:
-            frames = max(frames, 2)
-        size = _size_from(q.image_size if (modality == "image" or not q.qwen3) else q.video_size,
-                          kw_i if modality == "image" else kw_v)
-        return _qwen_item(q, modality, width=w, height=h, num_frames=frames, size=size, version=version)
+    tower = _tower(fam)
+    if tower is not None and tower.dummy is not None:
+        return tower.dummy(fam, cfg, preprocessor_config, video_preprocessor_config, modality, kw_image=kw_i,
+                           kw_video=kw_v, overrides=ov, max_model_len=max_model_len, version=version)
     target = _tiled_most_features(fam, cfg, preprocessor_config, kw_i)
     w = min(target.width, int(ov.get("width") or target.width))
     h = min(target.height, int(ov.get("height") or target.height))
@@ -694,10 +375,9 @@ def image_item(family: str | None, hf_config: Mapping[str, Any], preprocessor_co
     cfg = resolve_config(hf_config)
     fam = _family(family, cfg)
     kw = _merge_kwargs(mm_processor_kwargs, "image", _v(version))
-    if fam.startswith("qwen"):
-        q = _qwen(fam, cfg, preprocessor_config, None)
-        return _qwen_item(q, "image", width=width, height=height, num_frames=1, size=_size_from(q.image_size, kw),
-                          version=_v(version))
+    tower = _tower(fam)
+    if tower is not None and tower.image is not None:
+        return tower.image(fam, cfg, preprocessor_config, kw, width, height, _v(version))
     return _tiled_item(fam, cfg, preprocessor_config, kw, width, height)
 
 
@@ -712,15 +392,14 @@ def video_item(family: str | None, hf_config: Mapping[str, Any], preprocessor_co
     """
     cfg = resolve_config(hf_config)
     fam = _family(family, cfg)
-    if not fam.startswith("qwen"):
+    tower = _tower(fam)
+    if tower is None or tower.video is None:
         raise UnsupportedError(f"the video request check is modelled for the Qwen-VL families, not {fam}",
                                hint="check the frames as images (--image WxH --images-per-request FRAMES)")
     if num_frames < 1:
         raise FlagError("a video needs at least one frame", hint="e.g. --video 1280x720x32")
-    q = _qwen(fam, cfg, preprocessor_config, None)
     kw = _merge_kwargs(mm_processor_kwargs, "video", _v(version))
-    size = _size_from(q.video_size if q.qwen3 else q.image_size, kw)
-    return _qwen_item(q, "video", width=width, height=height, num_frames=num_frames, size=size, version=_v(version))
+    return tower.video(fam, cfg, preprocessor_config, kw, width, height, num_frames, _v(version))
 
 
 def tokens_for_image(family: str | None, hf_config: Mapping[str, Any], preprocessor_config: Mapping[str, Any] | None,

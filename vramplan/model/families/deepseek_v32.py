@@ -71,7 +71,7 @@ def indexer_bytes_per_token(index_head_dim: int) -> int:
 
 
 def _build(ctx: Any):
-    from ..from_config import _deepseek_layers
+    from .deepseek_v2 import build as _deepseek_layers
 
     specs, params, moe = _deepseek_layers(ctx)
     t, h = ctx.text, ctx.hidden

@@ -26,7 +26,7 @@ and gemma4_mm.py.
 from __future__ import annotations
 
 from ..description import AttentionSpec, LayerKind, LayerSpec, MoESpec, Param, Shard
-from ..from_config import _experts, _gated_mlp, _get, _norm, _o_proj
+from ._common import _experts, _gated_mlp, _get, _norm, _o_proj
 from . import Family, register
 
 

@@ -4,7 +4,7 @@ Read in vLLM v0.34.0 ``vllm/model_executor/models/kimi_k25.py:KimiK25ForConditio
 
 - the language model is ``init_vllm_registered_model(text_config, architectures=["DeepseekV2ForCausalLM"])``: the
   DeepSeek-V2/V3 decoder (MLA, ``DeepseekV2MoE`` with shared experts, ``noaux_tc`` bias) priced by
-  ``model/from_config.py:_deepseek_layers``; ``num_nextn_predict_layers`` is 0 in the public config;
+  ``model/families/deepseek_v2.py:build``; ``num_nextn_predict_layers`` is 0 in the public config;
 - ``vision_tower`` = ``kimi_k25_vit.py:MoonViT3dPretrainedModel`` and ``mm_projector`` =
   ``KimiK25MultiModalProjector`` (patchmerger: LayerNorm + two ReplicatedLinear with bias), both in the model
   dtype: ``_maybe_ignore_quant_config`` drops a compressed-tensors quantization for them;
@@ -27,20 +27,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..description import Param, Shard, VisionSpec
-from . import Family, register
+from . import Family, VisionTower, register, register_vision
 
 __all__ = ["vision_spec"]
 
 
 def _build(ctx: Any):
-    from ..from_config import _deepseek_layers
+    from .deepseek_v2 import build as _deepseek_layers
 
     return _deepseek_layers(ctx)
 
 
 def vision_spec(cfg: dict, family: str) -> VisionSpec:
     """MoonViT-3D + the patchmerger projector of Kimi-K2.5, as vLLM v0.34.0 kimi_k25_vit.py allocates them."""
-    from ..vision import _encoder_layers, _linear, _norm, _p, _text_hidden
+    from ._vit import _encoder_layers, _linear, _norm, _p, _text_hidden
 
     vc = dict(cfg.get("vision_config") or {})
 
@@ -107,3 +107,5 @@ register(Family(
     # vllm/model_executor/models/registry.py: absent from 0.14.1, present in 0.15.0
     introduced={"KimiK25ForConditionalGeneration": ((0, 15, 0), "absent from 0.14.1, present in 0.15.0")},
 ))
+register_vision(VisionTower(name="kimi_k25", build=vision_spec, model_types=("kimi_k25",),
+                            architectures=("KimiK25ForConditionalGeneration",)))

@@ -21,7 +21,7 @@ vllm/model_executor/models/mimo_v2.py.
 from __future__ import annotations
 
 from ..description import AttentionSpec, LayerKind, LayerSpec, MoESpec, Param, Shard
-from ..from_config import _experts, _gated_mlp, _get, _norm
+from ._common import _experts, _gated_mlp, _get, _norm
 from . import Family, register
 
 

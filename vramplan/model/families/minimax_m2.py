@@ -15,7 +15,7 @@ vllm/model_executor/models/minimax_m2.py.
 from __future__ import annotations
 
 from ..description import AttentionSpec, LayerKind, LayerSpec, MoESpec, Param, Shard
-from ..from_config import _experts, _get, _norm, _o_proj, _qkv
+from ._common import _experts, _get, _norm, _o_proj, _qkv
 from . import Family, register
 
 

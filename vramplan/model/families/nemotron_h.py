@@ -27,7 +27,7 @@ layer is a single mixer behind one RMSNorm:
 from __future__ import annotations
 
 from ..description import AttentionSpec, LayerKind, LayerSpec, MambaSpec, MoESpec, Param, Shard
-from ..from_config import _get, _norm, _o_proj, _qkv
+from ._common import _get, _norm, _o_proj, _qkv
 from . import Family, register
 
 

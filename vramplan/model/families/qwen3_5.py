@@ -15,7 +15,7 @@ attention, dense (``qwen3_5_text``) or sparse-MoE with a gated shared expert (``
 - MTP: ``Qwen3_5ForConditionalGeneration.hf_to_vllm_mapper`` maps ``mtp.`` to None: the next-token layer
   (``mtp_num_hidden_layers``) is not loaded without speculative decoding.
 - Vision: ``Qwen3_VisionTransformer`` (the Qwen3-VL tower; ``deepstack_visual_indexes`` is empty), priced by
-  model/vision.py's qwen3_vl family.
+  the qwen3_vl tower of model/families/qwen_vl.py.
 - State dtype: vLLM v0.34.0 vllm/model_executor/models/config.py:Qwen3_5ForConditionalGenerationConfig sets
   ``mamba_ssm_cache_dtype`` from the config's ``mamba_ssm_dtype`` (float32 in every released Qwen3.5) when left
   at auto (the same rule from v0.19.0). The conv state keeps the model dtype
@@ -25,7 +25,7 @@ attention, dense (``qwen3_5_text``) or sparse-MoE with a gated shared expert (``
 from __future__ import annotations
 
 from ..description import AttentionSpec, LayerKind, LayerSpec, MambaSpec, MoESpec, Param, Shard
-from ..from_config import _experts, _gated_mlp, _get, _layer_types, _norm, _o_proj, _qkv, _router
+from ._common import _experts, _gated_mlp, _get, _layer_types, _norm, _o_proj, _qkv, _router
 from . import Family, register
 
 
