@@ -8,6 +8,7 @@ each function citing where vLLM decides it. The result is a frozen :class:`Engin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..errors import InvalidConfig, UnsupportedError
 from ..inputs.devices import Device
@@ -173,22 +174,12 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     mode = d.default_cudagraph_mode(v, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
     if platform == "ascend" and mode != "NONE":
         notes.append("vllm-ascend captures ACL graphs after the KV cache; vramplan sizes them like CUDA graphs")
-    sizes = () if mode == "NONE" else tuple(d.cudagraph_capture_sizes(
-        v, max_num_seqs=mns, max_num_batched_tokens=mnbt, cudagraph_mode=mode, tp_size=tp, platform=platform,
-        device_capability=device.compute_capability, user_capture_sizes=args.cudagraph_capture_sizes,
-        user_max_capture_size=args.max_cudagraph_capture_size, runner=runner,
-        performance_mode=args.performance_mode or "balanced"))
-    if rules.split_capture_sizes and sizes:
-        # vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._split_cudagraph_capture_sizes
-        sizes = tuple(d.split_cudagraph_capture_sizes(
-            sizes, max_num_seqs=mns, max_num_batched_tokens=mnbt, device_capability=device.compute_capability,
-            legacy_sizes=args.cudagraph_capture_sizes is not None or args.max_cudagraph_capture_size is not None,
-            performance_mode=args.performance_mode or "balanced",
-            prefill_token_sizes=args.prefill_cudagraph_capture_token_sizes,
-            max_prefill_tokens=args.max_prefill_cudagraph_capture_tokens,
-            decode_request_sizes=args.decode_cudagraph_capture_request_sizes,
-            max_decode_requests=args.max_decode_cudagraph_capture_requests,
-            max_decode_tokens=args.max_decode_cudagraph_capture_tokens))
+    sizes = () if mode == "NONE" else _capture_sizes(
+        v, mns, mnbt, mode, tp, platform, device.compute_capability, _tup(args.cudagraph_capture_sizes),
+        args.max_cudagraph_capture_size, runner, args.performance_mode or "balanced", rules.split_capture_sizes,
+        _tup(args.prefill_cudagraph_capture_token_sizes), args.max_prefill_cudagraph_capture_tokens,
+        _tup(args.decode_cudagraph_capture_request_sizes), args.max_decode_cudagraph_capture_requests,
+        args.max_decode_cudagraph_capture_tokens)
     estimate_runs = d.cudagraph_estimate_runs(v, platform=platform, runner=runner, cudagraph_mode=mode,
                                               enforce_eager=eager)
     estimate = estimate_runs and d.estimate_cudagraphs_enabled(v, env)
@@ -216,6 +207,30 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         sampler_path=d.dummy_sampler_path(v, env, sort_sampler=rules.sort_sampler),
         extensible_kv_cache=extensible,
     )
+
+
+def _tup(sizes):
+    return None if sizes is None else tuple(sizes)
+
+
+@lru_cache(maxsize=1024)
+def _capture_sizes(v, mns, mnbt, mode, tp, platform, capability, user_sizes, user_max, runner, performance_mode,
+                   split, prefill_sizes, max_prefill, decode_sizes, max_decode_requests, max_decode_tokens
+                   ) -> tuple[int, ...]:
+    """The captured sizes (pure in its hashable arguments; a sweep asks for the same few thousands of times)."""
+    sizes = tuple(d.cudagraph_capture_sizes(
+        v, max_num_seqs=mns, max_num_batched_tokens=mnbt, cudagraph_mode=mode, tp_size=tp, platform=platform,
+        device_capability=capability, user_capture_sizes=user_sizes, user_max_capture_size=user_max,
+        runner=runner, performance_mode=performance_mode))
+    if split and sizes:
+        # vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._split_cudagraph_capture_sizes
+        sizes = tuple(d.split_cudagraph_capture_sizes(
+            sizes, max_num_seqs=mns, max_num_batched_tokens=mnbt, device_capability=capability,
+            legacy_sizes=user_sizes is not None or user_max is not None,
+            performance_mode=performance_mode, prefill_token_sizes=prefill_sizes, max_prefill_tokens=max_prefill,
+            decode_request_sizes=decode_sizes, max_decode_requests=max_decode_requests,
+            max_decode_tokens=max_decode_tokens))
+    return sizes
 
 
 def _check_introduced(model: ModelDescription, v: tuple[int, int, int]) -> None:
