@@ -140,7 +140,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head, kv_cache_dtype=kv_dtype,
         default=rules.default_block_size)
     reason = "--block-size" if args.block_size else "vLLM's default block size for this backend/platform"
-    if any(layer.attention is not None and layer.attention.extra_caches for layer in model.layers):
+    if _attention_kinds(model)[0]:
         # DeepSeek-V4: fp8_ds_mla on the FlashMLA path, 256-token blocks (model/families/deepseek_v4.py)
         from dataclasses import replace as _replace
 
@@ -155,7 +155,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
             # vllm/models/deepseek_v4/quant_config.py:DeepseekV4FP8Config: MXFP4 routed experts
             quant = _replace(quant, expert_quant=QuantSpec(method="mxfp4", weight_bits=4, group_size=32,
                                                            scale_dtype="uint8"))
-    elif any(layer.attention is not None and layer.attention.sparse for layer in model.layers):
+    elif _attention_kinds(model)[1] is not None:
         # DeepSeek Sparse Attention: its backends, KV format and block size (model/families/deepseek_v32.py)
         from ..model.families.deepseek_v32 import sparse_mla_engine
 
@@ -207,6 +207,23 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         sampler_path=d.dummy_sampler_path(v, env, sort_sampler=rules.sort_sampler),
         extensible_kv_cache=extensible,
     )
+
+
+@lru_cache(maxsize=1024)
+def _resolve_dtype(v, config_dtype, platform, label, model_type, requested, capability) -> str:
+    return d.resolve_dtype(v, config_dtype, platform, label, model_type, requested=requested,
+                           device_capability=capability)
+
+
+@by_identity(maxsize=512)
+def attention_kinds(model: ModelDescription) -> tuple[bool, object]:
+    """``(any layer with extra caches (DeepSeek-V4), the first sparse attention (DSA) or None)`` of a model
+    (descriptions are never mutated; asked on every plan)."""
+    return (any(layer.attention is not None and layer.attention.extra_caches for layer in model.layers),
+            next((layer.attention for layer in model.layers if layer.attention and layer.attention.sparse), None))
+
+
+_attention_kinds = attention_kinds
 
 
 def _tup(sizes):
@@ -280,8 +297,8 @@ def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, v
                         dp=args.data_parallel_size, num_layers=model.num_hidden_layers, platform=device.platform,
                         intermediate_size=model.intermediate_size, use_mla=model.uses_mla,
                         tie_word_embeddings=model.tie_word_embeddings)
-    model_dtype = d.resolve_dtype(v, model.dtype, device.platform, device.label, model.text_model_type,
-                                  requested=args.dtype or "auto", device_capability=device.compute_capability)
+    model_dtype = _resolve_dtype(v, model.dtype, device.platform, device.label, model.text_model_type,
+                                 args.dtype or "auto", device.compute_capability)
     qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
     quant = parse_quant(qcfg, args.quantization)
     if quant is not None and quant.method == "mxfp4":
