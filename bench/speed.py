@@ -38,14 +38,27 @@ def main() -> int:
     for i in range(n // 5):
         vramplan.plan("google/gemma-3-27b-it", max_model_len=8192 + i, tensor_parallel_size=2)
     rate_hybrid = (n // 5) / (time.perf_counter() - t)
+    # the previous release's rules (profile-and-subtract sizing, no extensible KV cache)
+    vramplan.plan("Qwen/Qwen3-8B", vllm_version="0.33.0")
+    t = time.perf_counter()
+    for i in range(n):
+        vramplan.plan("Qwen/Qwen3-8B", max_model_len=4096 + i, gpu_memory_utilization=0.5 + (i % 40) / 100,
+                      vllm_version="0.33.0")
+    rate_033 = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(n // 5):
+        vramplan.plan("google/gemma-3-27b-it", max_model_len=8192 + i, tensor_parallel_size=2, vllm_version="0.33.0")
+    rate_hybrid_033 = (n // 5) / (time.perf_counter() - t)
     print("| measure | value |")
     print("|---|---|")
     print(f"| `python -c pass` | {base:.3f} s |")
     print(f"| `vramplan --help` | {help_:.3f} s |")
     print(f"| `vramplan plan Qwen/Qwen3-8B` (cold, table) | {plan:.3f} s |")
     print(f"| `vramplan plan Qwen/Qwen3-VL-8B-Instruct --json` (cold) | {plan_json:.3f} s |")
-    print(f"| plans per second in-process (Qwen3-8B, varying flags) | {rate:,.0f} |")
-    print(f"| plans per second in-process (gemma-3-27b, hybrid, TP=2) | {rate_hybrid:,.0f} |")
+    print(f"| plans per second in-process (Qwen3-8B, varying flags; vLLM 0.34, the default) | {rate:,.0f} |")
+    print(f"| plans per second in-process (gemma-3-27b, hybrid, TP=2; vLLM 0.34) | {rate_hybrid:,.0f} |")
+    print(f"| plans per second in-process (Qwen3-8B, varying flags; vLLM 0.33) | {rate_033:,.0f} |")
+    print(f"| plans per second in-process (gemma-3-27b, hybrid, TP=2; vLLM 0.33) | {rate_hybrid_033:,.0f} |")
     return 0
 
 

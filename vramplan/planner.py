@@ -26,7 +26,7 @@ from .inputs.devices import Device
 from .inputs.flags import EngineArgs
 from .model.description import ModelDescription
 from .model.families import adapt_for_release
-from .rules.engine import EngineConfig, resolve_engine
+from .rules.engine import EngineConfig, attention_kinds, resolve_engine
 from .rules.kv import (
     KVLayout,
     build_layout,
@@ -168,7 +168,7 @@ def build_plan(
                                   max_num_batched_tokens=cfg.max_num_batched_tokens,
                                   cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
         load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)
-        sparse = next((layer.attention for layer in model.layers if layer.attention and layer.attention.sparse), None)
+        sparse = attention_kinds(model)[1]
         if sparse is not None:  # DSA: the sparse MLA backend's workspace (model/families/deepseek_v32.py)
             from .model.families.deepseek_v32 import sparse_mla_load_workspace
 

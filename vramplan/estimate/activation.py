@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..model.description import LayerKind, ModelDescription
+from ..memo import by_identity
 from ..model.quant import dtype_bytes
 from ..units import MiB, cdiv
 
@@ -125,6 +126,7 @@ def _mixer_per_token(m, tp: int) -> int:
     return m.conv_dim // tp
 
 
+@by_identity(maxsize=1024)
 def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: int, stop: int,
                persistent_moe_ws: bool = True, allreduce_copies: bool = True) -> Components:
     h = model.hidden_size

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..memo import by_identity
 from ..model.description import ModelDescription
 from ..rules.comm import CommRules
 from .multi_gpu import NVLS_BYTES, NVSWITCH_MULTICAST, multi_gpu_non_torch
@@ -90,17 +91,26 @@ def non_torch(platform: str, *, tp: int, pp: int = 1, nvlink: bool = True, comm:
     On CUDA with TP/PP/DP > 1 and a release's communication rules (``comm``, from the rule set) the split
     follows that release's order of events (:func:`vramplan.estimate.multi_gpu.multi_gpu_non_torch`)."""
     if platform == "cuda" and comm is not None and (tp > 1 or pp > 1 or dp > 1):
-        m = multi_gpu_non_torch(comm, context_bytes=_TP1["cuda"][0] * MiB, tp=tp, pp=pp, dp=dp, is_moe=is_moe,
-                                nvlink=nvlink, device_name=device_name, compute_capability=compute_capability,
-                                env=env, disable_custom_all_reduce=disable_custom_all_reduce)
-        return Overheads(before_snapshot_bytes=m.before_bytes, increase_bytes=m.during_bytes, basis=m.basis,
-                         increase_parts=m.during_parts, before_parts=m.before_parts)
+        return _multi_gpu(comm, tp, pp, dp, is_moe, nvlink, device_name, compute_capability,
+                          tuple(env.items()) if env else (), disable_custom_all_reduce)
     table = _MULTI if (tp > 1 or pp > 1) else _TP1
     ctx, inc, src = table.get(platform, table["cuda"])
     if table is _MULTI and platform == "cuda" and not nvlink:
         ctx = _TP1["cuda"][0] + _PCIE_EXTRA[0]
         src = _PCIE_EXTRA[1]
     return Overheads(before_snapshot_bytes=ctx * MiB, increase_bytes=inc * MiB, basis=src)
+
+
+@by_identity(maxsize=1024)
+def _multi_gpu(comm: CommRules, tp: int, pp: int, dp: int, is_moe: bool, nvlink: bool, device_name: str,
+               compute_capability: tuple[int, int] | None, env: tuple[tuple[str, str], ...],
+               disable_custom_all_reduce: bool) -> Overheads:
+    """``non_torch`` at TP/PP/DP > 1 (pure in its arguments; memoised on the rule set's comm rules)."""
+    m = multi_gpu_non_torch(comm, context_bytes=_TP1["cuda"][0] * MiB, tp=tp, pp=pp, dp=dp, is_moe=is_moe,
+                            nvlink=nvlink, device_name=device_name, compute_capability=compute_capability,
+                            env=dict(env), disable_custom_all_reduce=disable_custom_all_reduce)
+    return Overheads(before_snapshot_bytes=m.before_bytes, increase_bytes=m.during_bytes, basis=m.basis,
+                     increase_parts=m.during_parts, before_parts=m.before_parts)
 
 
 # vLLM 0.6 (V0) counts every byte the device holds outside torch's allocator after profiling, the CUDA
@@ -158,6 +168,13 @@ _V2_B = 4.2e-6 * GiB
 
 def cudagraph(model: ModelDescription, *, mode: str, capture_sizes: tuple[int, ...], runner: str, estimates: bool,
               num_layers: int, max_num_batched_tokens: int, tp: int = 1) -> GraphMemory:
+    """The CUDA-graph estimate and pool (pure; memoised on the model's identity, asked twice per 0.34 plan)."""
+    return _cudagraph(model, mode, tuple(capture_sizes), runner, estimates, num_layers, max_num_batched_tokens, tp)
+
+
+@by_identity(maxsize=1024)
+def _cudagraph(model: ModelDescription, mode: str, capture_sizes: tuple[int, ...], runner: str, estimates: bool,
+               num_layers: int, max_num_batched_tokens: int, tp: int) -> GraphMemory:
     if mode == "NONE" or not capture_sizes:
         return GraphMemory(estimate_bytes=0, actual_bytes=0, num_piecewise=0, num_full=0, basis="no CUDA graphs")
     n = len(capture_sizes)

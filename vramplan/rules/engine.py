@@ -8,6 +8,7 @@ each function citing where vLLM decides it. The result is a frozen :class:`Engin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..errors import InvalidConfig, UnsupportedError
 from ..inputs.devices import Device
@@ -139,7 +140,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         enable_chunked_prefill=chunked, model_type=model.text_model_type, head_size=head, kv_cache_dtype=kv_dtype,
         default=rules.default_block_size)
     reason = "--block-size" if args.block_size else "vLLM's default block size for this backend/platform"
-    if any(layer.attention is not None and layer.attention.extra_caches for layer in model.layers):
+    if _attention_kinds(model)[0]:
         # DeepSeek-V4: fp8_ds_mla on the FlashMLA path, 256-token blocks (model/families/deepseek_v4.py)
         from dataclasses import replace as _replace
 
@@ -154,7 +155,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
             # vllm/models/deepseek_v4/quant_config.py:DeepseekV4FP8Config: MXFP4 routed experts
             quant = _replace(quant, expert_quant=QuantSpec(method="mxfp4", weight_bits=4, group_size=32,
                                                            scale_dtype="uint8"))
-    elif any(layer.attention is not None and layer.attention.sparse for layer in model.layers):
+    elif _attention_kinds(model)[1] is not None:
         # DeepSeek Sparse Attention: its backends, KV format and block size (model/families/deepseek_v32.py)
         from ..model.families.deepseek_v32 import sparse_mla_engine
 
@@ -173,22 +174,12 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     mode = d.default_cudagraph_mode(rules, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
     if platform == "ascend" and mode != "NONE":
         notes.append("vllm-ascend captures ACL graphs after the KV cache; vramplan sizes them like CUDA graphs")
-    sizes = () if mode == "NONE" else tuple(d.cudagraph_capture_sizes(
-        rules, max_num_seqs=mns, max_num_batched_tokens=mnbt, cudagraph_mode=mode, tp_size=tp, platform=platform,
-        device_capability=device.compute_capability, user_capture_sizes=args.cudagraph_capture_sizes,
-        user_max_capture_size=args.max_cudagraph_capture_size, runner=runner,
-        performance_mode=args.performance_mode or "balanced"))
-    if rules.split_capture_sizes and sizes:
-        # vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._split_cudagraph_capture_sizes
-        sizes = tuple(d.split_cudagraph_capture_sizes(
-            sizes, max_num_seqs=mns, max_num_batched_tokens=mnbt, device_capability=device.compute_capability,
-            legacy_sizes=args.cudagraph_capture_sizes is not None or args.max_cudagraph_capture_size is not None,
-            performance_mode=args.performance_mode or "balanced",
-            prefill_token_sizes=args.prefill_cudagraph_capture_token_sizes,
-            max_prefill_tokens=args.max_prefill_cudagraph_capture_tokens,
-            decode_request_sizes=args.decode_cudagraph_capture_request_sizes,
-            max_decode_requests=args.max_decode_cudagraph_capture_requests,
-            max_decode_tokens=args.max_decode_cudagraph_capture_tokens))
+    sizes = () if mode == "NONE" else _capture_sizes(
+        rules, mns, mnbt, mode, tp, platform, device.compute_capability, _tup(args.cudagraph_capture_sizes),
+        args.max_cudagraph_capture_size, runner, args.performance_mode or "balanced", rules.split_capture_sizes,
+        _tup(args.prefill_cudagraph_capture_token_sizes), args.max_prefill_cudagraph_capture_tokens,
+        _tup(args.decode_cudagraph_capture_request_sizes), args.max_decode_cudagraph_capture_requests,
+        args.max_decode_cudagraph_capture_tokens)
     estimate_runs = d.cudagraph_estimate_runs(rules, platform=platform, runner=runner, cudagraph_mode=mode,
                                               enforce_eager=eager)
     estimate = estimate_runs and d.estimate_cudagraphs_enabled(rules, env)
@@ -216,6 +207,47 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         sampler_path=d.dummy_sampler_path(rules, env, sort_sampler=rules.sort_sampler),
         extensible_kv_cache=extensible,
     )
+
+
+@lru_cache(maxsize=1024)
+def _resolve_dtype(rules, config_dtype, platform, label, model_type, requested, capability) -> str:
+    return d.resolve_dtype(rules, config_dtype, platform, label, model_type, requested=requested,
+                           device_capability=capability)
+
+
+@by_identity(maxsize=512)
+def attention_kinds(model: ModelDescription) -> tuple[bool, object]:
+    """``(any layer with extra caches (DeepSeek-V4), the first sparse attention (DSA) or None)`` of a model
+    (descriptions are never mutated; asked on every plan)."""
+    return (any(layer.attention is not None and layer.attention.extra_caches for layer in model.layers),
+            next((layer.attention for layer in model.layers if layer.attention and layer.attention.sparse), None))
+
+
+_attention_kinds = attention_kinds
+
+
+def _tup(sizes):
+    return None if sizes is None else tuple(sizes)
+
+
+@lru_cache(maxsize=1024)
+def _capture_sizes(rules, mns, mnbt, mode, tp, platform, capability, user_sizes, user_max, runner, performance_mode,
+                   split, prefill_sizes, max_prefill, decode_sizes, max_decode_requests, max_decode_tokens
+                   ) -> tuple[int, ...]:
+    """The captured sizes (pure in its hashable arguments; a sweep asks for the same few thousands of times)."""
+    sizes = tuple(d.cudagraph_capture_sizes(
+        rules, max_num_seqs=mns, max_num_batched_tokens=mnbt, cudagraph_mode=mode, tp_size=tp, platform=platform,
+        device_capability=capability, user_capture_sizes=user_sizes, user_max_capture_size=user_max,
+        runner=runner, performance_mode=performance_mode))
+    if split and sizes:
+        # vLLM v0.34.0 vllm/config/vllm.py:VllmConfig._split_cudagraph_capture_sizes
+        sizes = tuple(d.split_cudagraph_capture_sizes(
+            sizes, max_num_seqs=mns, max_num_batched_tokens=mnbt, device_capability=capability,
+            legacy_sizes=user_sizes is not None or user_max is not None,
+            performance_mode=performance_mode, prefill_token_sizes=prefill_sizes, max_prefill_tokens=max_prefill,
+            decode_request_sizes=decode_sizes, max_decode_requests=max_decode_requests,
+            max_decode_tokens=max_decode_tokens))
+    return sizes
 
 
 def _check_introduced(model: ModelDescription, v: tuple[int, int, int]) -> None:
@@ -266,8 +298,8 @@ def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, r
                         dp=args.data_parallel_size, num_layers=model.num_hidden_layers, platform=device.platform,
                         intermediate_size=model.intermediate_size, use_mla=model.uses_mla,
                         tie_word_embeddings=model.tie_word_embeddings)
-    model_dtype = d.resolve_dtype(rules, model.dtype, device.platform, device.label, model.text_model_type,
-                                  requested=args.dtype or "auto", device_capability=device.compute_capability)
+    model_dtype = _resolve_dtype(rules, model.dtype, device.platform, device.label, model.text_model_type,
+                                 args.dtype or "auto", device.compute_capability)
     qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")
     quant = parse_quant(qcfg, args.quantization)
     if quant is not None and quant.method == "mxfp4":

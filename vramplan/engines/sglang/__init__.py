@@ -15,11 +15,22 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import FlagError
-from .flags import SGLANG_FIELDS, SGLangArgs, parse_sglang_flags
-from .planner import SGLangPlan, build_sglang_plan
-from .rules import DEFAULT_VERSION, SUPPORTED, rules_for
 
 __all__ = ["plan", "SGLangPlan", "SGLangArgs", "SUPPORTED", "DEFAULT_VERSION", "rules_for"]
+
+# imported on first use, so that the vLLM command line's SGLang hook (engines/sglang/cli.py) stays cheap
+_LAZY = {"SGLANG_FIELDS": "flags", "SGLangArgs": "flags", "parse_sglang_flags": "flags", "SGLangPlan": "planner",
+         "build_sglang_plan": "planner", "DEFAULT_VERSION": "rules", "SUPPORTED": "rules", "rules_for": "rules"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def plan(
@@ -43,6 +54,9 @@ def plan(
     """
     from ...resolve import load_model, resolve_device
     from ...units import parse_size
+    from .flags import SGLANG_FIELDS, SGLangArgs, parse_sglang_flags
+    from .planner import build_sglang_plan
+    from .rules import rules_for
 
     rules = rules_for(sglang_version)
     ignored: tuple[str, ...] = ()

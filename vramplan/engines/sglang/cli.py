@@ -20,13 +20,13 @@ __all__ = ["wants_sglang", "cmd_plan", "maybe_explain", "dispatch", "add_cli"]
 
 def wants_sglang(ns: argparse.Namespace, tokens: list[str]) -> bool:
     """``--engine sglang``, or a pasted SGLang launch line."""
-    from .flags import is_sglang_command
-
     engine = getattr(ns, "engine", None)
     if engine == "sglang":
         return True
-    if engine == "vllm":
+    if engine == "vllm" or not any("sglang" in t for t in tokens):  # no launch line to read (no import needed)
         return False
+    from .flags import is_sglang_command
+
     return is_sglang_command(list(tokens))
 
 
