@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vramplan  # noqa: E402
 from cases import Case, load_cases  # noqa: E402
 from vramplan.api import load_model  # noqa: E402
-from vramplan.inputs.flags import EngineArgs  # noqa: E402
+from vramplan.engines.vllm.flags import EngineArgs  # noqa: E402
 from vramplan.units import GiB  # noqa: E402
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vramplan.inputs.vllm_log import read_log  # noqa: E402
+from vramplan.engines.vllm.log import read_log  # noqa: E402
 
 NOISE = [
     '(APIServer pid=1) INFO:     10.0.{a}.{b}:5{c}00 - "POST /v1/chat/completions HTTP/1.1" 200 OK',

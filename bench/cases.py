@@ -232,7 +232,7 @@ def _public_cases() -> list[Case]:
 def _log_figures(path: Path) -> dict:
     """The logged figures as ``vramplan explain``'s reader recovers them (None where the log is silent)."""
     from vramplan.errors import LogParseError
-    from vramplan.inputs.vllm_log import read_log
+    from vramplan.engines.vllm.log import read_log
 
     try:
         f = read_log(str(path))

@@ -13,9 +13,9 @@ import vramplan
 from vramplan.estimate.multi_gpu import LAZY_INCREASE_BYTES, NCCL_COMM_BYTES, NVLS_BYTES
 from vramplan.estimate.overheads import non_torch
 from vramplan.inputs.devices import DEVICES
-from vramplan.inputs.flags import EngineArgs, parse_flags
-from vramplan.rules.comm import COMM_V019, COMM_V033
-from vramplan.rules.versions import for_version
+from vramplan.engines.vllm.flags import EngineArgs, parse_flags
+from vramplan.engines.vllm.rules.comm import COMM_V019, COMM_V033
+from vramplan.engines.vllm.rules.versions import for_version
 from vramplan.units import GiB, MiB
 
 CTX = 522 * MiB  # TP=1 CUDA context at the snapshot (measured, overheads._TP1)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import explain, fit, knobs, load_model, plan, sweep
     from .explain import Explanation
     from .fit import FitResult, KnobsResult, SweepResult
-    from .planner import Plan
+    from .engines.vllm.planner import Plan
 
 _API = ("plan", "explain", "fit", "knobs", "sweep", "load_model")
 _TYPES = {"Plan": "planner", "Explanation": "explain", "FitResult": "fit", "KnobsResult": "fit",

@@ -26,13 +26,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .errors import FlagError, InputError, VramplanError
-from .fixes import attach_fix
+from .engines.vllm.fixes import attach_fix
 from .inputs.devices import Device
-from .inputs.flags import EngineArgs, ParsedFlags, args_with, parse_flags, unmodelled_fields
+from .engines.vllm.flags import EngineArgs, ParsedFlags, args_with, parse_flags, unmodelled_fields
 from .model.description import ModelDescription
-from .planner import Plan, build_plan
+from .engines.vllm.planner import Plan, build_plan
 from .resolve import load_model, resolve_device
-from .rules.versions import RuleSet, for_version
+from .engines.vllm.rules.versions import RuleSet, for_version
 from .units import parse_size
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -191,7 +191,7 @@ def explain(log: str | os.PathLike | Iterable[str], *, compare: bool = False, mo
     """
     from .explain import compare as compare_log
     from .explain import explanation
-    from .inputs.vllm_log import parse_log_text, read_log
+    from .engines.vllm.log import parse_log_text, read_log
 
     if isinstance(log, os.PathLike) or (isinstance(log, str) and "\n" not in log):
         path = os.fspath(log)

@@ -124,7 +124,7 @@ def budget_checks(f) -> list[tuple[str, bool | None, str]]:
 
 def diagnose(f) -> Diagnosis:
     """Plain words about what happened, and the smallest change, from the logged figures alone."""
-    from .sizing.extensible_log import diagnose_extensible
+    from .engines.vllm.sizing.extensible_log import diagnose_extensible
 
     d034 = diagnose_extensible(f, Diagnosis)  # vLLM 0.34's extensible KV cache (None for other logs)
     if d034 is not None:
@@ -228,7 +228,7 @@ def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
     """The ``--json`` object: the plan's keys (null where the log is silent) plus log-only fields."""
     from .render.explain import facts_dict
 
-    from .sizing.extensible_log import extensible_figures
+    from .engines.vllm.sizing.extensible_log import extensible_figures
 
     return facts_dict(f, diag, budget_checks(f), activation_peak_gib(f), extensible=extensible_figures(f) or None)
 
@@ -236,7 +236,7 @@ def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
 def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: str | None = None,
                 plan: Any = None) -> Explanation:
     """An :class:`Explanation` of the facts read from a log."""
-    from .sizing.extensible_log import explain_rows, extensible_figures
+    from .engines.vllm.sizing.extensible_log import explain_rows, extensible_figures
 
     return Explanation(facts=f, diagnosis=diagnose(f), checks=tuple(budget_checks(f)),
                        activation_peak_gib=activation_peak_gib(f), compared=compared,
@@ -245,7 +245,7 @@ def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: s
 
 
 def _extensible_json(f) -> dict | None:
-    from .sizing.extensible_log import extensible_figures
+    from .engines.vllm.sizing.extensible_log import extensible_figures
 
     return extensible_figures(f) or None
 
@@ -274,7 +274,7 @@ def _device_from_total(total_gib: float | None, platform: str | None):
 def inputs_from_facts(f, *, model: str | None = None, device: str | None = None):
     """(model id, EngineArgs, device, version) rebuilt from a log, or an InputError saying what is missing."""
     from .resolve import resolve_device
-    from .inputs.flags import EngineArgs
+    from .engines.vllm.flags import EngineArgs
     from .inputs.model_source import catalog_ids
 
     name = model or f.model
@@ -317,8 +317,8 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
 def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[Any, list[tuple[str, Any, Any]]]:
     """Plan the startup the log describes; rows of (term, predicted, logged)."""
     from .resolve import load_model
-    from .planner import build_plan
-    from .rules.versions import for_version
+    from .engines.vllm.planner import build_plan
+    from .engines.vllm.rules.versions import for_version
 
     name, args, dev, version = inputs_from_facts(f, model=model, device=device)
     rules = for_version(version, allow_older=True, platform=dev.platform)
@@ -344,7 +344,7 @@ def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[
         ("verdict", p.verdict, "fails" if f.error_kind else "starts"),
         ("error kind", p.error_kind, f.error_kind),
     ]
-    from .sizing.extensible_log import compare_rows
+    from .engines.vllm.sizing.extensible_log import compare_rows
 
     rows[-2:-2] = compare_rows(p, f)  # vLLM 0.34: the post-warm-up figures
     return p, rows

@@ -15,11 +15,11 @@ from typing import Any, Callable, Sequence
 
 from .errors import InputError, InvalidConfig, NoFittingFlags, UnsupportedError
 from .inputs.devices import Device
-from .inputs.flags import EngineArgs
+from .engines.vllm.flags import EngineArgs
 from .model.description import ModelDescription
-from .planner import Plan, build_plan
-from .rules import engine_defaults as d
-from .rules.versions import RuleSet
+from .engines.vllm.planner import Plan, build_plan
+from .engines.vllm.rules import engine_defaults as d
+from .engines.vllm.rules.versions import RuleSet
 from .units import GiB
 
 __all__ = ["Workload", "FitResult", "KnobsResult", "SweepResult", "Knob", "fit", "knobs", "sweep", "sweep_rows",
@@ -92,8 +92,8 @@ def _planner(model: ModelDescription, device: Device, rules: RuleSet, others: in
 
 def _process_bytes(p: Plan) -> int:
     """What the server process holds on one device at its peak after startup."""
-    if p.engine.extensible_kv_cache and p.starts:  # vLLM 0.34: sized after warm-up (vramplan/sizing/extensible.py)
-        from .sizing.extensible import process_bytes
+    if p.engine.extensible_kv_cache and p.starts:  # vLLM 0.34: sized after warm-up (vramplan/engines/vllm/sizing/extensible.py)
+        from .engines.vllm.sizing.extensible import process_bytes
 
         return process_bytes(p)
     r = p.logged_rank
@@ -290,7 +290,7 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
         why = holds(plan_fn(replace(base, gpu_memory_utilization=lower)), w)[1] if lower > 0 else None
         answer = (f"smallest --gpu-memory-utilization that starts and holds {w.concurrency} x "
                   f"{p.max_model_len:,} tokens: {util:.2f}")
-        from .sizing.extensible import fit_notes
+        from .engines.vllm.sizing.extensible import fit_notes
 
         return FitResult(plan=p, answer=answer, serve_line=serve_line(p, extra=extra),
                          kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
@@ -304,7 +304,7 @@ def fit(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArg
         if found is not None:
             util, p = found
             answer = (f"does not fit as given; nearest that fits: {desc}, with --gpu-memory-utilization {util:.2f}")
-            from .sizing.extensible import fit_notes
+            from .engines.vllm.sizing.extensible import fit_notes
 
             return FitResult(plan=p, answer=answer, serve_line=serve_line(p, extra=extra),
                              kv_cache_memory_bytes=kv_bytes(p), margin_bytes=_margin(p),
@@ -439,7 +439,7 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         cands.append(("gpu-memory-utilization",
                       f"--gpu-memory-utilization {round(e.gpu_memory_utilization - 0.05, 2)}",
                       replace(base_args, gpu_memory_utilization=round(e.gpu_memory_utilization - 0.05, 2)), "util"))
-    from .sizing.extensible import non_kv_bytes
+    from .engines.vllm.sizing.extensible import non_kv_bytes
 
     out: list[Knob] = []
     base_nonkv = non_kv_bytes(base)
@@ -481,7 +481,7 @@ _FLOAT_FIELDS = ("float", "float | None")
 
 def _sweep_target(flag: str) -> tuple[str, str, Callable[[str], Any], str]:
     """(dashed flag, EngineArgs field or ``__others``, converter, field type) of a flag to sweep."""
-    from .inputs.flags import _FLAGS, _SHORT, known_vllm_flags
+    from .engines.vllm.flags import _FLAGS, _SHORT, known_vllm_flags
 
     name = _SHORT.get("-" + flag, "--" + flag).lstrip("-").replace("_", "-")
     if name == _OTHERS:
@@ -545,7 +545,7 @@ def parse_vary(spec: str, steps: int = 8) -> tuple[str, str, list]:
 def sweep_rows(model: ModelDescription, device: Device, rules: RuleSet, args: EngineArgs, field_name: str,
                values: Sequence, *, used_by_others_bytes: int = 0) -> list[tuple[Plan | None, str | None]]:
     """One (plan, None) per value, or (None, the one-line reason) for a value vLLM or vramplan refuses."""
-    from .inputs.flags import args_with
+    from .engines.vllm.flags import args_with
     from .units import parse_size
 
     out: list[tuple[Plan | None, str | None]] = []

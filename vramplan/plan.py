@@ -13,11 +13,11 @@ from .units import GiB
 
 if TYPE_CHECKING:
     from .inputs.devices import Device
-    from .inputs.flags import EngineArgs
+    from .engines.vllm.flags import EngineArgs
     from .model.description import ModelDescription
-    from .rules.engine import EngineConfig
+    from .engines.vllm.rules.engine import EngineConfig
     from .rules.kv import KVLayout
-    from .rules.versions import RuleSet
+    from .engines.vllm.rules.versions import RuleSet
     from .rules.weights import WeightShares
 
 __all__ = ["ERROR_KINDS", "Term", "RankPlan", "Plan"]

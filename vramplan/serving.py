@@ -75,7 +75,7 @@ def serving_check(plan: Plan, shape: RequestShape) -> ServingCheck:
                            "free outside the budget after graphs and warm-up")
     if e.extensible_kv_cache:
         # vLLM 0.34 extensible KV cache: what stays free after the commit (the transient peak and the margin, in
-        # vramplan/sizing/extensible.py) is all the room; nothing else is reserved inside the budget
+        # vramplan/engines/vllm/sizing/extensible.py) is all the room; nothing else is reserved inside the budget
         room_in_budget = 0
         in_label, out_label = ("room reserved in the budget (none: the KV cache is sized after warm-up)",
                                "free after the KV commit (transient peak + margin)")

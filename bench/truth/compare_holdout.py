@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from vramplan.inputs.vllm_log import read_log  # noqa: E402
+from vramplan.engines.vllm.log import read_log  # noqa: E402
 
 
 def main() -> int:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import vramplan  # noqa: E402
-from vramplan.inputs.flags import EngineArgs  # noqa: E402
+from vramplan.engines.vllm.flags import EngineArgs  # noqa: E402
 from vramplan.units import GiB  # noqa: E402
 
 

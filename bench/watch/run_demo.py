@@ -3,7 +3,7 @@
     PYTHONPATH=. python3 bench/watch/run_demo.py OUT_DIR [--backend nvml|nvidia-smi] [--interval S]
 
 The same as ``vramplan watch --out OUT_DIR --level ... -- python3 bench/watch/demo_alloc.py``: the
-phases come from :class:`vramplan.inputs.vllm_log.LogReader` reading the v0.26 lines demo_alloc.py
+phases come from :class:`vramplan.engines.vllm.log.LogReader` reading the v0.26 lines demo_alloc.py
 prints. The planned levels are the demo's own allocations: weights 2 GiB, weights + activation
 6 GiB, and weights + KV + graphs 10.5 GiB (the "requested budget" of this pretend server).
 """

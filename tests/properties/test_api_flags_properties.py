@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vramplan.errors import FlagError
-from vramplan.inputs.flags import EngineArgs, args_with, parse_flags
+from vramplan.engines.vllm.flags import EngineArgs, args_with, parse_flags
 
 FLAGS = {
     "gpu_memory_utilization": "--gpu-memory-utilization",

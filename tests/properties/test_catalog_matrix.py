@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import vramplan
 from vramplan.cli import main as cli_main
 from vramplan.errors import InputError
-from vramplan.fixes import attach_fix
+from vramplan.engines.vllm.fixes import attach_fix
 from vramplan.inputs.devices import DEVICES
 from vramplan.inputs.model_source import catalog_ids
 from vramplan.render.json import plan_to_dict

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from vramplan.errors import InputError
 from vramplan.inputs.devices import get_device
-from vramplan.inputs.flags import EngineArgs
+from vramplan.engines.vllm.flags import EngineArgs
 from vramplan.inputs.model_source import catalog_ids, catalog_root
 from vramplan.model.from_config import describe_config
-from vramplan.planner import build_plan
-from vramplan.rules.versions import for_version
+from vramplan.engines.vllm.planner import build_plan
+from vramplan.engines.vllm.rules.versions import for_version
 
 MODELS = catalog_ids()
 CORE = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size",

@@ -15,7 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vramplan.errors import LogParseError
-from vramplan.inputs.vllm_log import ERAS, ERROR_KINDS, FIGURE_KINDS, PHASE_KINDS, LogFacts, LogReader, parse_log_text, read_log
+from vramplan.engines.vllm.log import (
+    ERAS,
+    ERROR_KINDS,
+    FIGURE_KINDS,
+    PHASE_KINDS,
+    LogFacts,
+    LogReader,
+    parse_log_text,
+    read_log,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 LOGS = sorted((DATA / "public" / "logs").glob("*.log")) + sorted((DATA / "device_v026").glob("*.log"))[:2] + sorted(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import vramplan
 from vramplan.errors import InvalidConfig
-from vramplan.inputs.vllm_log import ERROR_KINDS
+from vramplan.engines.vllm.log import ERROR_KINDS
 
 SETTINGS = settings(max_examples=int(os.environ.get("VRAMPLAN_PLAN_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

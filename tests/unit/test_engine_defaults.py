@@ -1,4 +1,4 @@
-"""Tests for vramplan.rules.engine_defaults.
+"""Tests for vramplan.engines.vllm.rules.engine_defaults.
 
 Every expected value below is worked out by hand from the vLLM source (the arithmetic is in the
 comment next to it); see docs/vllm-rules.md for the source reading.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from vramplan.errors import FlagError, UnsupportedError
-from vramplan.rules import engine_defaults as ed
+from vramplan.engines.vllm.rules import engine_defaults as ed
 from vramplan.units import GiB, MiB
 
 V19, V20, V26, V28, V33 = (0, 19, 0), (0, 20, 0), (0, 26, 0), (0, 28, 0), (0, 33, 0)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import DATA, run_cli
 from vramplan.explain import budget_checks, compare, diagnose, facts_to_dict
-from vramplan.inputs.vllm_log import read_log
+from vramplan.engines.vllm.log import read_log
 
 SEED = next((DATA / "seeds").glob("001_*.txt"))
 

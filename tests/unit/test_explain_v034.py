@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from vramplan.explain import Diagnosis, compare, diagnose, facts_to_dict
-from vramplan.inputs.vllm_log import read_log
-from vramplan.sizing.extensible_log import extensible_figures
+from vramplan.engines.vllm.log import read_log
+from vramplan.engines.vllm.sizing.extensible_log import extensible_figures
 
 HERE = Path(__file__).resolve().parent.parent / "fixtures" / "vllm034"
 

@@ -97,7 +97,7 @@ def test_mamba_blocks_check_and_its_fix():
     import re
 
     n = int(re.search(r"Mamba cache blocks \((\d+)\)", p.error_message).group(1))
-    from vramplan.fixes import smallest_fix
+    from vramplan.engines.vllm.fixes import smallest_fix
 
     fix = smallest_fix(p)
     # fewer sequences also capture fewer CUDA graphs, so the fix may settle a block or two below vLLM's N

@@ -8,9 +8,9 @@ import vramplan
 from vramplan.api import load_model, resolve_device
 from vramplan.errors import InputError, NoFittingFlags
 from vramplan.fit import Workload, fit, holds, knobs, parse_vary, sweep
-from vramplan.inputs.flags import EngineArgs
-from vramplan.planner import build_plan
-from vramplan.rules.versions import for_version
+from vramplan.engines.vllm.flags import EngineArgs
+from vramplan.engines.vllm.planner import build_plan
+from vramplan.engines.vllm.rules.versions import for_version
 from vramplan.units import GiB
 
 CASES = [

@@ -1,7 +1,7 @@
 import pytest
 
 from vramplan.errors import FlagError
-from vramplan.inputs.flags import parse_flags, parse_serve_line
+from vramplan.engines.vllm.flags import parse_flags, parse_serve_line
 
 
 def test_pasted_serve_line_of_seed_001():

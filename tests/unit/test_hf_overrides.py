@@ -12,7 +12,7 @@ import pytest
 import vramplan
 from vramplan.cli import main
 from vramplan.errors import InputError
-from vramplan.inputs.flags import parse_flags
+from vramplan.engines.vllm.flags import parse_flags
 from vramplan.model.overrides import merge_overrides
 
 YARN4 = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
@@ -97,7 +97,7 @@ def test_an_override_that_breaks_the_config_is_one_line():
 
 
 def test_the_fix_search_does_not_apply_overrides_twice():
-    from vramplan.fixes import attach_fix
+    from vramplan.engines.vllm.fixes import attach_fix
 
     p = attach_fix(vramplan.plan("Qwen/Qwen3-8B", device="l4", hf_overrides={"max_position_embeddings": 131072}))
     assert p.verdict == "fails" and p.fix

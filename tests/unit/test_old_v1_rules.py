@@ -8,7 +8,7 @@ import pytest
 
 import vramplan
 from vramplan.errors import UnsupportedError
-from vramplan.rules.versions import for_version
+from vramplan.engines.vllm.rules.versions import for_version
 from vramplan.units import GiB
 
 NEXT = "Qwen/Qwen3-Next-80B-A3B-Instruct"
@@ -83,7 +83,7 @@ def test_ascend_012_hybrid_allocation_runs_out_of_memory():
     assert p.verdict == "fails" and p.error_kind == "out_of_memory"
     assert "separate buffers" in p.error_message
     assert p.error_phase == "kv_allocation"  # the phase the log shows: initialize_from_config
-    from vramplan.fixes import attach_fix
+    from vramplan.engines.vllm.fixes import attach_fix
 
     fix = attach_fix(p).fix
     assert fix.startswith("lower --gpu-memory-utilization to ") and "doubled KV allocation" in fix

@@ -6,7 +6,7 @@ import pytest
 
 import vramplan
 from vramplan.errors import InvalidConfig
-from vramplan.fixes import attach_fix
+from vramplan.engines.vllm.fixes import attach_fix
 from vramplan.inputs.devices import get_device
 from vramplan.units import GiB, format_gib
 

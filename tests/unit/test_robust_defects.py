@@ -30,7 +30,7 @@ def test_default_util_failing_plan_gets_a_fix_through_the_api():
                          vllm_version="0.33")
     assert plan.args.gpu_memory_utilization is None and plan.engine.gpu_memory_utilization == 0.92
     assert plan.error_kind == "max_model_len_exceeds_kv_cache"
-    from vramplan.fixes import attach_fix
+    from vramplan.engines.vllm.fixes import attach_fix
 
     fixed = attach_fix(plan)
     assert fixed.fix and "--max-model-len" in fixed.fix
@@ -57,7 +57,7 @@ def test_fix_search_skips_candidates_vllm_refuses():
     # vLLM 0.6 refuses max_num_batched_tokens < max_model_len without chunked prefill: a candidate fix that
     # lowers the batch must count as "does not start", not raise out of the fix search.
     plan = vramplan.plan("Qwen/Qwen2.5-72B-Instruct", device="h100-80gb", vllm_version="0.6.3")
-    from vramplan.fixes import attach_fix
+    from vramplan.engines.vllm.fixes import attach_fix
 
     assert attach_fix(plan).verdict == plan.verdict
 
@@ -105,7 +105,7 @@ def test_weights_larger_than_the_device_fail_while_loading():
 
 
 def test_weights_oom_fix_is_checked_by_planning_it_again():
-    from vramplan.fixes import attach_fix
+    from vramplan.engines.vllm.fixes import attach_fix
 
     fix = attach_fix(vramplan.plan("Qwen/Qwen3-14B", device="l4")).fix
     assert fix and "--tensor-parallel-size 2" in fix
@@ -161,7 +161,7 @@ def test_weights_oom_on_the_v0_engine():
 
 
 def test_explain_knows_the_weight_loading_phase():
-    from vramplan.inputs.vllm_log import ERROR_PHASES
+    from vramplan.engines.vllm.log import ERROR_PHASES
 
     assert "weight_loading" in ERROR_PHASES
 
@@ -218,7 +218,7 @@ def test_ambiguous_name_with_a_size_is_fine():
 def test_weights_oom_fix_combines_tp_with_the_next_fix_and_both_start():
     import re
 
-    from vramplan.fixes import attach_fix
+    from vramplan.engines.vllm.fixes import attach_fix
 
     # Llama 4 Scout (109B parameters, bf16) cannot load on one H100; at TP 4 it loads, and its 10M-token
     # context then needs a shorter --max-model-len: the fix says both, and planning both starts

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 import vramplan
 from vramplan.errors import InvalidConfig
 from vramplan.render.json import plan_to_dict
-from vramplan.rules.versions import DEFAULT_VERSION, for_version
-from vramplan.sizing.extensible import measure_kv_cache_bytes
+from vramplan.engines.vllm.rules.versions import DEFAULT_VERSION, for_version
+from vramplan.engines.vllm.sizing.extensible import measure_kv_cache_bytes
 
 GiB, MiB = 1 << 30, 1 << 20
 # Qwen3-8B: 36 layers x (K + V) x 8 kv heads x 128 x 2 bytes = 147,456 B per token; a 64-token block per layer is
@@ -304,7 +304,7 @@ def test_committed_blocks_fit_the_measured_memory_and_the_reserved_range(model, 
 def test_fit_speaks_034():
     from vramplan.api import load_model, resolve_device
     from vramplan.fit import Workload, fit
-    from vramplan.inputs.flags import EngineArgs
+    from vramplan.engines.vllm.flags import EngineArgs
 
     model, dev = load_model("Qwen/Qwen3-8B"), resolve_device("h100-80gb")
     res = fit(model, dev, for_version(None), EngineArgs(model="Qwen/Qwen3-8B"), Workload(concurrency=8, context=32768))
@@ -322,7 +322,7 @@ def test_fit_speaks_034():
 def test_knobs_offer_the_extensible_cache_on_cuda_034_only():
     from vramplan.api import load_model, resolve_device
     from vramplan.fit import knobs
-    from vramplan.inputs.flags import EngineArgs
+    from vramplan.engines.vllm.flags import EngineArgs
 
     model = load_model("Qwen/Qwen3-8B")
     args = EngineArgs(model="Qwen/Qwen3-8B", max_model_len=32768)
@@ -355,13 +355,16 @@ def test_knobs_offer_the_extensible_cache_on_cuda_034_only():
     ("FLASH_ATTN", 16, 16), ("FLASHINFER_MLA", 16, 32), ("CUTLASS_MLA", 16, 128),
 ])
 def test_preferred_block_per_backend(backend, default, expected):
-    from vramplan.rules.engine_defaults import default_block_size
+    from vramplan.engines.vllm.rules.engine_defaults import default_block_size
 
     assert default_block_size((0, 34, 0), "cuda", attention_backend=backend, default=default) == expected
 
 
 def test_capture_grids_match_the_counts_vllm_documents():
-    from vramplan.rules.engine_defaults import decode_cudagraph_capture_grid, prefill_cudagraph_capture_grid
+    from vramplan.engines.vllm.rules.engine_defaults import (
+        decode_cudagraph_capture_grid,
+        prefill_cudagraph_capture_grid,
+    )
 
     # vLLM v0.34.0 config/compilation.py docstrings: "54 sizes at 8192", "64 sizes at 1024"; "1, 2, 4, every 8 up
     # to 64, four sizes per doubling up to 1024"; "every count up to 6, then ... 2 from 8, 4 from 16"
@@ -377,7 +380,10 @@ def test_capture_sizes_034():
     old = vramplan.plan("Qwen/Qwen3-8B", max_model_len=8192, vllm_version="0.33").engine.capture_sizes
     assert new == old
     # SM100: the prefill grid up to min(8192, mnbt) and the decode grid up to max_num_seqs, as token counts
-    from vramplan.rules.engine_defaults import decode_cudagraph_capture_grid, prefill_cudagraph_capture_grid
+    from vramplan.engines.vllm.rules.engine_defaults import (
+        decode_cudagraph_capture_grid,
+        prefill_cudagraph_capture_grid,
+    )
 
     p = vramplan.plan("Qwen/Qwen3-8B", device="b200", max_model_len=8192)
     e = p.engine

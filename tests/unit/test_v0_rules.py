@@ -11,7 +11,7 @@ import pytest
 import vramplan
 from tests.conftest import run_cli
 from vramplan.errors import UnsupportedError
-from vramplan.rules.versions import for_version
+from vramplan.engines.vllm.rules.versions import for_version
 from vramplan.units import GiB, MiB
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
@@ -100,7 +100,7 @@ def test_no_blocks_error_text():
 
 
 def test_fix_for_v0_failure_starts():
-    from vramplan.fixes import attach_fix
+    from vramplan.engines.vllm.fixes import attach_fix
 
     p = attach_fix(_plan(29000))
     assert p.fix and p.fix.startswith("raise --gpu-memory-utilization to ")
@@ -128,7 +128,7 @@ def test_cli_v0_json():
 def test_knobs_and_fit_speak_v0():
     from vramplan.api import load_model, resolve_device
     from vramplan.fit import Workload, fit, knobs
-    from vramplan.inputs.flags import EngineArgs
+    from vramplan.engines.vllm.flags import EngineArgs
 
     model, dev, rules = load_model(LLAMA), resolve_device("rtx-3090"), for_version("0.6.4")
     base, ks = knobs(model, dev, rules, EngineArgs(max_model_len=29000))

@@ -1,7 +1,7 @@
 """One mechanism for version-dependent behaviour (issue 12, item 4).
 
 1. Planning code never compares release numbers: every change point is a named switch of the
-   :class:`~vramplan.rules.versions.RuleSet` of the release that introduced it. The walk below fails on a
+   :class:`~vramplan.engines.vllm.rules.versions.RuleSet` of the release that introduced it. The walk below fails on a
    comparison against a release tuple, ``.version``/``.requested``, or an ``_at_least`` call, outside the
    allow-list of checks that are not vLLM change points of a rule set (each with its reason).
 2. Every release from 0.6.0 to 0.35.0 resolves to the switches that docs/vllm-rules.md's "Where the rules
@@ -15,27 +15,27 @@ from pathlib import Path
 
 import pytest
 
-from vramplan.rules.versions import for_version
+from vramplan.engines.vllm.rules.versions import for_version
 
 ROOT = Path(__file__).resolve().parents[2] / "vramplan"
-PLANNING = ["planner.py", "planner_v0.py", "sizing", "rules/engine.py", "rules/engine_defaults.py", "rules/kv.py",
+PLANNING = ["engines/vllm/planner.py", "engines/vllm/planner_v0.py", "engines/vllm/sizing", "engines/vllm/rules/engine.py", "engines/vllm/rules/engine_defaults.py", "rules/kv.py",
             "rules/weights.py", "estimate"]
 
 # (file, enclosing function) -> (how many, why it is not a rule-set change point)
 ALLOWED = {
-    ("rules/engine_defaults.py", "_at_least"): (2, "the helper itself (its def and its one comparison)"),
-    ("rules/engine_defaults.py", "_release"): (1, "(0, 0, 0) is the 'no release asked' sentinel, not a release"),
-    ("rules/engine_defaults.py", "hybrid_attention_block_size"):
+    ("engines/vllm/rules/engine_defaults.py", "_at_least"): (2, "the helper itself (its def and its one comparison)"),
+    ("engines/vllm/rules/engine_defaults.py", "_release"): (1, "(0, 0, 0) is the 'no release asked' sentinel, not a release"),
+    ("engines/vllm/rules/engine_defaults.py", "hybrid_attention_block_size"):
         (1, "vllm-ascend's own patch_mamba_config (vllm-ascend < 0.14), keyed by the vllm-ascend release"),
-    ("rules/engine_defaults.py", "supports_auto_max_model_len"):
+    ("engines/vllm/rules/engine_defaults.py", "supports_auto_max_model_len"):
         (1, "0.14 falls inside the v0_10 span (0.10-0.16) that one rule set covers"),
-    ("rules/engine_defaults.py", "supports_kv_cache_memory_bytes"):
+    ("engines/vllm/rules/engine_defaults.py", "supports_kv_cache_memory_bytes"):
         (1, "0.11 falls inside the v0_10 (0.10-0.16) and Ascend v0_9 (0.9-0.13) spans"),
-    ("rules/engine.py", "resolve_engine"): (1, "(0, 0, 0) is the 'no release asked' sentinel"),
-    ("rules/engine.py", "_mxfp4_backend"):
+    ("engines/vllm/rules/engine.py", "resolve_engine"): (1, "(0, 0, 0) is the 'no release asked' sentinel"),
+    ("engines/vllm/rules/engine.py", "_mxfp4_backend"):
         (1, "triton_kernels bundled from 0.14, inside the v0_10 span (0.10-0.16) that one rule set covers"),
-    ("planner.py", "build_plan"): (1, "(0, 0, 0) is the 'no release asked' sentinel"),
-    ("planner.py", "_log_lines"):
+    ("engines/vllm/planner.py", "build_plan"): (1, "(0, 0, 0) is the 'no release asked' sentinel"),
+    ("engines/vllm/planner.py", "_log_lines"):
         (1, "vllm-ascend 0.12's 'Available memory' log line, inside the Ascend v0_9 span (0.9-0.13)"),
 }
 _RELEASE_NAMES = {"version", "wanted", "release", "_release"}

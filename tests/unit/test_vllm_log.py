@@ -1,4 +1,4 @@
-"""The vLLM log reader (vramplan.inputs.vllm_log).
+"""The vLLM log reader (vramplan.engines.vllm.log).
 
 Expected values come from the logs themselves (the public cases' ``reported`` records, our device runs'
 ``measured`` records, the seed 001 notes) or are written by hand next to the line they come from.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from vramplan.errors import LogParseError
-from vramplan.inputs.vllm_log import (
+from vramplan.engines.vllm.log import (
     ERAS,
     ERROR_KINDS,
     ERROR_PHASES,
@@ -26,8 +26,8 @@ from vramplan.inputs.vllm_log import (
     parse_log_text,
     read_log,
 )
-from vramplan.inputs.vllm_log._args import parse_command, parse_config_dump, parse_pylike_dict
-from vramplan.inputs.vllm_log._lines import clean_line, normalise_rank
+from vramplan.engines.vllm.log._args import parse_command, parse_config_dump, parse_pylike_dict
+from vramplan.engines.vllm.log._lines import clean_line, normalise_rank
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 PUBLIC = DATA / "public"

@@ -4,7 +4,7 @@ The fake server writes the bytes it "holds" to a state file before each log line
 the fake backend reports them. Expected levels are the fixture's constants (the
 numbers vLLM logged in data/device_runs_v026 qwen3-8b_graph_8k-1024), not the
 code under test. Phases come from a minimal log reader written here against the
-interface of vramplan.inputs.vllm_log.LogReader (feed(line) -> events, finish()).
+interface of vramplan.engines.vllm.log.LogReader (feed(line) -> events, finish()).
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def test_timeline_lines_are_valid_json_and_flushed_while_running(tmp_path):
 
 
 def test_the_real_log_reader_marks_the_phases_and_records_vllm_figures(tmp_path):
-    vllm_log = pytest.importorskip("vramplan.inputs.vllm_log")
+    vllm_log = pytest.importorskip("vramplan.engines.vllm.log")
     state = tmp_path / "state"
     be = FakeBackend.from_state_file(state, base_bytes=BASE)
     r = watch_command([sys.executable, FAKE, "--state", str(state), "--step", "0.1"], out_dir=tmp_path / "o",
@@ -296,7 +296,7 @@ def test_the_real_log_reader_marks_the_phases_and_records_vllm_figures(tmp_path)
 
 
 def test_a_command_that_prints_nothing_of_vllm_is_still_recorded(tmp_path):
-    vllm_log = pytest.importorskip("vramplan.inputs.vllm_log")
+    vllm_log = pytest.importorskip("vramplan.engines.vllm.log")
     be = FakeBackend([[DeviceReading(device="0", used_bytes=1, total_bytes=2)]])
     r = watch_command([sys.executable, "-c", "print('hello')"], out_dir=tmp_path, interval_s=0.02, backend=be,
                       log_reader_factory=vllm_log.LogReader, stdout=None, stderr=None)

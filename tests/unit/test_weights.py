@@ -155,7 +155,7 @@ def test_local_safetensors_headers_are_the_independent_check(tmp_path):
 ])
 def test_gpt_oss_mxfp4_layout_follows_the_kernel_backend(version, env, logged):
     import vramplan
-    from vramplan.inputs.flags import EngineArgs
+    from vramplan.engines.vllm.flags import EngineArgs
 
     p = vramplan.plan("openai/gpt-oss-120b", device="h100-80gb", vllm_version=version, allow_older_version=True,
                       args=EngineArgs(env=tuple(env.items())) if env else None)

@@ -248,7 +248,7 @@ def test_catalog_lists_what_the_pickers_need(client):
     assert any(d["name"] == "h100-80gb" for d in c["devices"])
     assert c["default_vllm_version"] in c["vllm_versions"] and "max-model-len" in c["sweepable"]
     from vramplan.engines.sglang.rules import DEFAULT_VERSION, SUPPORTED
-    from vramplan.rules.versions import DEFAULT_VERSION as VLLM_DEFAULT
+    from vramplan.engines.vllm.rules.versions import DEFAULT_VERSION as VLLM_DEFAULT
 
     assert c["releases"]["vllm"]["default"] == VLLM_DEFAULT == c["default_vllm_version"]
     assert sorted(c["releases"]["sglang"]["versions"]) == sorted(SUPPORTED)

@@ -240,7 +240,7 @@ def test_engine_select_switches_releases_flags_and_plan(server, browser, tmp_pat
     back to vLLM, vLLM's releases come back. The figures shown are the API's."""
     from vramplan.engines.sglang.rules import DEFAULT_VERSION as SGL_DEFAULT
     from vramplan.engines.sglang.rules import SUPPORTED as SGL_SUPPORTED
-    from vramplan.rules.versions import DEFAULT_VERSION
+    from vramplan.engines.vllm.rules.versions import DEFAULT_VERSION
 
     d = browser
     open_page(d, server, {"model": "Qwen/Qwen3-8B", "max_model_len": "32768"})

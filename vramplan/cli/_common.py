@@ -74,7 +74,7 @@ def check_flag_places(command: str, parsers: dict[str, argparse.ArgumentParser],
                       pasted: list[str]) -> None:
     """vramplan's own flags written after ``--`` (or another subcommand's flags) are named as such, instead of
     being read as misspelt vLLM flags."""
-    from ..inputs.flags import known_vllm_flags
+    from ..engines.vllm.flags import known_vllm_flags
 
     known = known_vllm_flags()
     own = _options(parsers[command])

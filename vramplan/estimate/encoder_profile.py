@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..inputs.flags import EngineArgs
+from ..engines.vllm.flags import EngineArgs
 from ..model.description import ModelDescription
 from ..model.quant import dtype_bytes
-from ..rules.engine import EngineConfig
-from ..rules.versions import RuleSet
+from ..engines.vllm.rules.engine import EngineConfig
+from ..engines.vllm.rules.versions import RuleSet
 
 __all__ = ["EncoderTerm", "encoder_profile_term"]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..rules.comm import CommRules
+from ..engines.vllm.rules.comm import CommRules
 from ..units import GiB, MiB
 
 __all__ = ["MultiGpuNonTorch", "multi_gpu_non_torch", "NCCL_COMM_BYTES", "LAZY_INCREASE_BYTES", "NVLS_BYTES"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from ..memo import by_identity
 from ..model.description import ModelDescription
-from ..rules.comm import CommRules
+from ..engines.vllm.rules.comm import CommRules
 from .multi_gpu import NVLS_BYTES, NVSWITCH_MULTICAST, multi_gpu_non_torch
 from ..units import GiB, MiB
 

@@ -43,7 +43,7 @@ def _rank(r: RankPlan) -> dict[str, Any]:
 
 
 def _extensible(p: Plan) -> dict[str, Any] | None:
-    """vLLM 0.34's reserve-warm-up-commit figures of the logged rank (vramplan/sizing/extensible.py), or None."""
+    """vLLM 0.34's reserve-warm-up-commit figures of the logged rank (vramplan/engines/vllm/sizing/extensible.py), or None."""
     r = p.logged_rank
     if r.term("reserved_bound") is None:
         return None

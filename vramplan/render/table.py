@@ -97,7 +97,7 @@ def render_plan(plan: "Plan", console: "Console", *, verbose: bool = False) -> N
             "weights + peak + non-torch" + (" (+ graph estimate)" if e.estimate_cudagraphs else ""))
     if loading_oom:
         pass
-    elif r0.term("reserved_bound") is not None:  # vLLM 0.34's extensible KV cache (vramplan/sizing/extensible.py)
+    elif r0.term("reserved_bound") is not None:  # vLLM 0.34's extensible KV cache (vramplan/engines/vllm/sizing/extensible.py)
         _extensible_rows(table, ranks, row)
     else:
         row("  KV cache", [r.available_kv_bytes for r in ranks],

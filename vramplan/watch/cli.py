@@ -145,7 +145,7 @@ def plan_levels_for(cmd: list[str]) -> tuple[dict[str, int] | None, str | None]:
         return None, None
     try:
         import vramplan
-        from vramplan.inputs.flags import parse_flags
+        from vramplan.engines.vllm.flags import parse_flags
 
         parsed = parse_flags(list(cmd))
         if not parsed.args.model:
@@ -166,7 +166,7 @@ def plan_levels_for(cmd: list[str]) -> tuple[dict[str, int] | None, str | None]:
     }
     if p.engine.extensible_kv_cache and p.starts:
         # vLLM 0.34: the budget is only a cap; what is held once ready is the non-KV after warm-up and the commit
-        from vramplan.sizing.extensible import physical_bytes_for, segment_strides
+        from vramplan.engines.vllm.sizing.extensible import physical_bytes_for, segment_strides
 
         del levels["planned requested budget"]
         levels["planned total after the KV commit"] = (ctx + r.bytes_of("non_kv_after_warmup")

@@ -67,7 +67,7 @@ class WatchResult:
 
 
 def _default_log_reader_factory() -> LogReaderFactory:
-    from ..inputs.vllm_log import LogReader  # imported here: the CLI's start-up stays light
+    from ..engines.vllm.log import LogReader  # imported here: the CLI's start-up stays light
 
     return LogReader
 
@@ -94,7 +94,7 @@ class _Phases:
             except Exception as e:  # a broken reader must not stop the watch
                 writer.write({"type": "warning", "t_s": 0.0, "message": f"log reader could not start: {e!r}"})
         elif needs_reader:
-            writer.write({"type": "warning", "t_s": 0.0, "message": "no log reader (vramplan.inputs.vllm_log): phases are not marked"})
+            writer.write({"type": "warning", "t_s": 0.0, "message": "no log reader (vramplan.engines.vllm.log): phases are not marked"})
 
     def set(self, phase: str, t: float | None = None, **extra: Any) -> None:
         with self._lock:

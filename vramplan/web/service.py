@@ -175,14 +175,14 @@ def _named_in(flags: list[str], engine: str) -> str | None:
         from ..engines.sglang.flags import parse_sglang_flags
 
         return parse_sglang_flags(list(flags)).args.model_path
-    from ..inputs.flags import parse_flags
+    from ..engines.vllm.flags import parse_flags
 
     return parse_flags(list(flags)).args.model
 
 
 def _target(req: dict) -> tuple[str, dict]:
     """(engine, the API's keyword arguments) of a request, the model resolved under the web's rules."""
-    from ..inputs.flags import EngineArgs
+    from ..engines.vllm.flags import EngineArgs
 
     engine = _engine(req)
     flags = flags_of(req)
@@ -385,7 +385,7 @@ def catalog_json() -> dict:
     from ..engines.sglang.fit import SWEEPABLE as SGLANG_SWEEPABLE
     from ..inputs.devices import DEVICES
     from ..inputs.model_source import catalog_ids
-    from ..rules.versions import DEFAULT_VERSION, SUPPORTED
+    from ..engines.vllm.rules.versions import DEFAULT_VERSION, SUPPORTED
 
     vllm_versions = sorted({".".join(map(str, v)) for _m, v in SUPPORTED} | {DEFAULT_VERSION},
                            key=lambda s: tuple(int(x) for x in s.split(".")), reverse=True)
@@ -407,6 +407,6 @@ def catalog_json() -> dict:
 
 def _default_by_platform(platforms: set[str]) -> dict[str, str]:
     """The vLLM release planned when none is picked, per platform (Ascend's newest rule set is older)."""
-    from ..rules.versions import for_version
+    from ..engines.vllm.rules.versions import for_version
 
     return {p: ".".join(map(str, for_version(None, platform=p).version)) for p in sorted(platforms)}

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from .units import format_gib
+from ...units import format_gib
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .inputs.devices import Device
+    from ...inputs.devices import Device
     from .planner import RankPlan
 
 __all__ = ["weights_oom", "oom_word"]

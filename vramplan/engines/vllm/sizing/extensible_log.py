@@ -95,7 +95,7 @@ def compare_rows(plan, f) -> list[tuple[str, Any, Any]]:
     r = plan.logged_rank
     if r.term("reserved_bound") is None and not x:
         return []
-    from ..units import GiB
+    from ....units import GiB
 
     bpb = r.layout.bytes_per_block or 1
     h = {t.key: t.bytes for t in plan.headroom_terms}

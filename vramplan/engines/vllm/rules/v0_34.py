@@ -5,7 +5,7 @@ engine/arg_utils.py, envs.py, platforms/interface.py). Since v0.33:
 - The extensible KV cache (``CacheConfig.enable_extensible_kv_cache``), on by default on CUDA and ROCm
   (``VllmConfig._resolve_extensible_kv_cache``): the address range is reserved for the blocks the profile run
   allows, warm-up and CUDA-graph capture run, then ``measure_kv_cache_blocks`` commits what the memory free
-  after them allows. The steps are in :mod:`vramplan.sizing.extensible`.
+  after them allows. The steps are in :mod:`vramplan.engines.vllm.sizing.extensible`.
 - ``gpu_memory_utilization`` defaults to None: 1.0 under the extensible cache, 0.92 otherwise
   (``CacheConfig.resolved_gpu_memory_utilization``); ``request_memory`` skips the free-memory refusal under it.
 - ``CacheConfig.DEFAULT_BLOCK_SIZE`` is 64 (was 16): FlashAttention, FlashInfer, Triton and the MLA backends

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from .errors import InputError
-from .inputs.flags import EngineArgs
+from ...errors import InputError
+from .flags import EngineArgs
 from .planner import Plan, build_plan
-from .units import GiB
+from ...units import GiB
 
 __all__ = ["smallest_fix", "attach_fix", "largest_util_that_passes_check"]
 
@@ -197,7 +197,7 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
 def _fix_weights(plan: Plan) -> str:
     """Weights that do not fit the device: more GPUs, a quantization, or a bigger device, each planned again
     and offered only if that plan starts (util and every other flag as given)."""
-    from .inputs.devices import DEVICES
+    from ...inputs.devices import DEVICES
 
     options: list[str] = []
     tp = plan.engine.tp

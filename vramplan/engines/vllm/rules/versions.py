@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..errors import UnsupportedError
+from ....errors import UnsupportedError
 from .comm import COMM_V019, CommRules
 
 __all__ = ["RuleSet", "SUPPORTED", "for_version", "parse_version", "DEFAULT_VERSION", "default_version"]
@@ -127,7 +127,7 @@ class RuleSet:
     extensible_kv_cache_platforms: tuple[str, ...] = ()
     """Platforms where ``enable_extensible_kv_cache`` defaults to on (vLLM 0.34: CUDA and ROCm,
     ``VllmConfig._resolve_extensible_kv_cache``); the KV cache is then sized after warm-up and graph capture
-    (``vramplan.sizing.extensible``)."""
+    (``vramplan.engines.vllm.sizing.extensible``)."""
     default_block_size: int = 16
     """``CacheConfig.DEFAULT_BLOCK_SIZE``, the size each attention backend's ``get_preferred_block_size`` starts
     from (16 until 0.33, 64 from 0.34)."""

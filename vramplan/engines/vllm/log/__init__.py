@@ -1,6 +1,6 @@
 """Reading vLLM server logs: every memory line of every era, as events (for ``watch``) and facts (for ``explain``).
 
-    from vramplan.inputs.vllm_log import read_log
+    from vramplan.engines.vllm.log import read_log
     facts = read_log("vllm.log")            # a path, "-" for stdin, or a text stream; streamed
     facts.kv_cache_gib, facts.weights_gib, facts.error_kind, facts.era
 

@@ -22,8 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import FlagError
-from ..units import parse_human_int
+from ...errors import FlagError
+from ...units import parse_human_int
 
 __all__ = ["EngineArgs", "ParsedFlags", "parse_flags", "parse_serve_line", "MEMORY_ENV_VARS", "known_vllm_flags"]
 
@@ -266,7 +266,7 @@ _UNMODELLED = {"speculative-config", "enable-lora", "max-loras", "max-lora-rank"
 @lru_cache(maxsize=None)
 def known_vllm_flags() -> frozenset[str]:
     """Every flag any supported vLLM version accepts (dashed, with leading dashes)."""
-    path = Path(__file__).resolve().parent.parent / "data" / "vllm_flags.json"
+    path = Path(__file__).resolve().parents[2] / "data" / "vllm_flags.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     names: set[str] = set()
     for flags in data.values():

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import FlagError
+from ...errors import FlagError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .inputs.devices import Device
+    from ...inputs.devices import Device
 
 __all__ = ["check_used_by_others"]
 
@@ -22,7 +22,7 @@ def check_used_by_others(used_by_others_bytes: int, device: "Device") -> None:
     if used_by_others_bytes < 0:
         raise FlagError(f"--used-by-others-gib must not be negative (got {g:.2f})",
                         hint="give what other programs hold on each device, e.g. 0 or 2.5")
-    from .estimate.overheads import non_torch
+    from ...estimate.overheads import non_torch
 
     # the smallest context the planner counts before vLLM's snapshot (one GPU, no communicators)
     context = non_torch(device.platform, tp=1, nvlink=device.nvlink).before_snapshot_bytes
@@ -40,7 +40,7 @@ def check_pipeline_stages(stages: list[tuple[int, int]], num_layers: int) -> Non
     empty: vLLM builds them with ``PPMissingLayer`` only, a case vramplan does not model)."""
     empty = sum(1 for start, end in stages if end <= start)
     if empty:
-        from .errors import UnsupportedError
+        from ...errors import UnsupportedError
 
         raise UnsupportedError(
             f"--pipeline-parallel-size {len(stages)} leaves {empty} pipeline stage(s) without a decoder layer "

@@ -19,15 +19,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .estimate.activation import Peak, coefficients_for, profile_peak
-from .estimate.encoder_profile import encoder_profile_term
-from .estimate.overheads import cudagraph, load_workspaces, non_torch, post_kv_warmup_bytes
-from .inputs.devices import Device
-from .inputs.flags import EngineArgs
-from .model.description import ModelDescription
-from .model.families import adapt_for_release
+from ...estimate.activation import Peak, coefficients_for, profile_peak
+from ...estimate.encoder_profile import encoder_profile_term
+from ...estimate.overheads import cudagraph, load_workspaces, non_torch, post_kv_warmup_bytes
+from ...inputs.devices import Device
+from .flags import EngineArgs
+from ...model.description import ModelDescription
+from ...model.families import adapt_for_release
 from .rules.engine import EngineConfig, attention_kinds, resolve_engine
-from .rules.kv import (
+from ...rules.kv import (
     KVLayout,
     build_layout,
     capacity,
@@ -37,12 +37,12 @@ from .rules.kv import (
     num_blocks_for,
 )
 from .rules.versions import RuleSet
-from .rules.weights import WeightShares, pp_layer_split, weights_per_rank
+from ...rules.weights import WeightShares, pp_layer_split, weights_per_rank
 from .sizing import finish as finish_sizing
-from .plan import ERROR_KINDS, Plan, RankPlan, Term
+from ...plan import ERROR_KINDS, Plan, RankPlan, Term
 from .rules.weights_note import weights_note as _weights_note
 from .rules.weights_note import weights_source as _weights_source
-from .units import GiB, format_gib
+from ...units import GiB, format_gib
 
 __all__ = ["Term", "RankPlan", "Plan", "build_plan", "ERROR_KINDS"]
 
@@ -106,7 +106,7 @@ def build_plan(
 
     check_used_by_others(used_by_others_bytes, device)
     if args.hf_overrides:
-        from .model.overrides import apply_hf_overrides
+        from ...model.overrides import apply_hf_overrides
 
         # transformers 5 from vLLM 0.26 (its wheel requires transformers>=5.5.3; 0.19's requires <5)
         model = apply_hf_overrides(model, args.hf_overrides, transformers5=rules.transformers5)
@@ -170,7 +170,7 @@ def build_plan(
         load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)
         sparse = attention_kinds(model)[1]
         if sparse is not None:  # DSA: the sparse MLA backend's workspace (model/families/deepseek_v32.py)
-            from .model.families.deepseek_v32 import sparse_mla_load_workspace
+            from ...model.families.deepseek_v32 import sparse_mla_load_workspace
 
             load_extra = load_extra + sparse_mla_load_workspace(
                 cfg.version, platform=platform, device_capability=device.compute_capability,

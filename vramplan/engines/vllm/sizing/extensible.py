@@ -32,13 +32,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..errors import InvalidConfig
-from ..estimate.overheads import cudagraph, post_kv_warmup_bytes
-from ..inputs.flags import EngineArgs
-from ..rules.kv import KVLayout, capacity, estimate_max_model_len, needed_bytes
+from ....errors import InvalidConfig
+from ....estimate.overheads import cudagraph, post_kv_warmup_bytes
+from ..flags import EngineArgs
+from ....rules.kv import KVLayout, capacity, estimate_max_model_len, needed_bytes
 from ..rules.versions import RuleSet
-from ..rules.weights import pp_layer_split
-from ..units import GiB, MiB, format_gib
+from ....rules.weights import pp_layer_split
+from ....units import GiB, MiB, format_gib
 
 __all__ = ["resolve_extensible_kv_cache", "reserved_bound", "warmup_transient_peak", "measure_kv_cache_bytes",
            "blocks_within", "physical_bytes_for", "segment_strides", "more_kv_cache_memory_hint", "finish_plan",
@@ -411,7 +411,7 @@ def _cite(rules: RuleSet, symbol: str, path: str = _SRC) -> str:
 
 
 def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: str):
-    from ..plan import Term
+    from ....plan import Term
 
     terms = []
     for t in r.terms:
@@ -459,7 +459,7 @@ def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: st
 
 def _sizing_terms(plan, s: Sizing, num_blocks: int):
     """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin."""
-    from ..plan import Term
+    from ....plan import Term
 
     r = plan.logged_rank
     strides = segment_strides(r.layout)

@@ -1,6 +1,6 @@
 """vLLM's version-dependent engine defaults and config-time validations, as pure functions.
 
-Every function takes plain values and the :class:`~vramplan.rules.versions.RuleSet` of the release (its
+Every function takes plain values and the :class:`~vramplan.engines.vllm.rules.versions.RuleSet` of the release (its
 ``version`` argument; a bare tuple such as ``(0, 26, 0)`` is looked up with ``for_version``). What changed
 between releases is read from the rule set's named switches, never from the version number.
 
@@ -23,8 +23,8 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 
-from ..errors import InvalidConfig, UnsupportedError
-from ..units import GiB, cdiv, format_gib, round_up
+from ....errors import InvalidConfig, UnsupportedError
+from ....units import GiB, cdiv, format_gib, round_up
 from .versions import RuleSet, for_version
 
 __all__ = [
@@ -75,7 +75,7 @@ def _at_least(version: Sequence[int], since: Version) -> bool:
 
 def _rules(rules: RuleSet | Sequence[int]) -> RuleSet:
     """The rule set whose switches a function reads: ``rules`` itself, or, for a bare release tuple (the unit
-    tests' shorthand), the rule set :func:`~vramplan.rules.versions.for_version` picks for it."""
+    tests' shorthand), the rule set :func:`~vramplan.engines.vllm.rules.versions.for_version` picks for it."""
     if isinstance(rules, RuleSet):
         return rules
     return for_version(tuple(rules[:3]), allow_older=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..units import GiB, format_gib
-from .weights import weights_per_rank
+from ....units import GiB, format_gib
+from ....rules.weights import weights_per_rank
 
 if TYPE_CHECKING:
-    from ..inputs.flags import EngineArgs
-    from ..model.description import ModelDescription
+    from ..flags import EngineArgs
+    from ....model.description import ModelDescription
     from .engine import EngineConfig
 
 __all__ = ["weights_note", "weights_source"]

@@ -8,7 +8,7 @@ import sys
 from collections import deque
 from typing import IO, Iterator
 
-from ...errors import LogParseError
+from ....errors import LogParseError
 from ._lines import clean_line, starts_new_record, strip_ansi
 from ._model import ERAS, RANK_FIELDS, LogEvent, LogFacts, RankFacts
 from ._rules import FAMILIES, GATE_FAMILIES, GATE_LOWER, GATE_RX, WRAPPABLE, family_complete

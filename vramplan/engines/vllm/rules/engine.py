@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..errors import InvalidConfig, UnsupportedError
-from ..inputs.devices import Device
-from ..memo import by_identity
-from ..inputs.flags import EngineArgs
-from ..model.description import LayerKind, ModelDescription, QuantSpec
-from ..model.from_config import text_config_of
-from ..model.quant import parse_quant
+from ....errors import InvalidConfig, UnsupportedError
+from ....inputs.devices import Device
+from ....memo import by_identity
+from ..flags import EngineArgs
+from ....model.description import LayerKind, ModelDescription, QuantSpec
+from ....model.from_config import text_config_of
+from ....model.quant import parse_quant
 from . import engine_defaults as d
 from .versions import RuleSet
 
@@ -72,7 +72,7 @@ class EngineConfig:
     """The dummy sampler's top-k/top-p path (engine_defaults.dummy_sampler_path)."""
     notes: tuple[str, ...] = ()
     extensible_kv_cache: bool = False
-    """vLLM 0.34 ``enable_extensible_kv_cache`` after resolution (``vramplan.sizing.extensible``)."""
+    """vLLM 0.34 ``enable_extensible_kv_cache`` after resolution (``vramplan.engines.vllm.sizing.extensible``)."""
 
     @property
     def max_in_flight_tokens(self) -> int:
@@ -87,7 +87,7 @@ class EngineConfig:
 def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, rules: RuleSet) -> EngineConfig:
     """Apply vLLM's defaults and validations for the requested version (``rules.requested``).
 
-    The per-flag rules live in :mod:`vramplan.rules.engine_defaults` (each citing vLLM), which
+    The per-flag rules live in :mod:`vramplan.engines.vllm.rules.engine_defaults` (each citing vLLM), which
     knows the exact release of every change; this function only strings them together in the
     order ``EngineArgs.create_engine_config`` does.
     """
@@ -144,8 +144,8 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         # DeepSeek-V4: fp8_ds_mla on the FlashMLA path, 256-token blocks (model/families/deepseek_v4.py)
         from dataclasses import replace as _replace
 
-        from ..model.description import QuantSpec
-        from ..model.families.deepseek_v4 import v4_engine
+        from ....model.description import QuantSpec
+        from ....model.families.deepseek_v4 import v4_engine
 
         kv_dtype, block_size, v4_notes = v4_engine(platform, device.compute_capability, kv_dtype, args.block_size)
         notes.extend(v4_notes)
@@ -157,7 +157,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
                                                            scale_dtype="uint8"))
     elif _attention_kinds(model)[1] is not None:
         # DeepSeek Sparse Attention: its backends, KV format and block size (model/families/deepseek_v32.py)
-        from ..model.families.deepseek_v32 import sparse_mla_engine
+        from ....model.families.deepseek_v32 import sparse_mla_engine
 
         kv_dtype, sparse_block, sparse_notes = sparse_mla_engine(
             v, platform, device.compute_capability, kv_dtype, args.block_size, model.text_model_type)
@@ -252,7 +252,7 @@ def _capture_sizes(rules, mns, mnbt, mode, tp, platform, capability, user_sizes,
 
 def _check_introduced(model: ModelDescription, v: tuple[int, int, int]) -> None:
     """Refuse an architecture for a vLLM release older than the first one known to register it."""
-    from ..model.families import introduced_in
+    from ....model.families import introduced_in
 
     first = introduced_in(model.architecture)
     if first is not None and v < first[0]:
@@ -288,7 +288,7 @@ def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, r
                     env: dict[str, str], notes: list[str]) -> _ModelSettings:
     """What every engine settles first: the parallel checks, dtype, quantization, KV dtype and max_model_len
     (``EngineArgs.create_engine_config`` -> ``ModelConfig``), each rule from engine_defaults by version."""
-    from ..model.families.releases import check_architecture
+    from ....model.families.releases import check_architecture
 
     v = d._release(rules)  # the release asked for: the architecture registry and the messages name it
     check_architecture(model.architecture, v, notes)  # registry.py: is the architecture in this release?
@@ -445,8 +445,8 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
     """Raise the attention block size so one attention page holds at least one mamba state, and pad the
     mamba page to match (vLLM v0.26.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size;
     vllm-ascend: patch_mamba_config.verify_and_update_config)."""
-    from .kv import _kv_bytes, _mamba_state_bytes
-    from .weights import kv_heads_per_rank
+    from ....rules.kv import _kv_bytes, _mamba_state_bytes
+    from ....rules.weights import kv_heads_per_rank
 
     attn = next(layer.attention for layer in model.layers if layer.attention)
     mamba = next(layer.mamba for layer in model.layers if layer.mamba)

@@ -1,7 +1,7 @@
 """The plan for the V0 engine of vLLM 0.6 (rule set ``v0_6``).
 
 V0 sizes the KV cache in one place, ``Worker.determine_num_available_blocks`` (vLLM v0.6.4.post1
-vllm/worker/worker.py), and differs from the V1 engine of :mod:`vramplan.planner` in ways that
+vllm/worker/worker.py), and differs from the V1 engine of :mod:`vramplan.engines.vllm.planner` in ways that
 change the verdict:
 
 - no startup free-memory check: memory other programs hold is counted in ``non_torch_memory``
@@ -18,19 +18,19 @@ no post-KV verdict is given.
 
 from __future__ import annotations
 
-from .estimate.activation import profile_peak
-from .estimate.overheads import non_torch_v0
-from .inputs.devices import Device
-from .inputs.flags import EngineArgs
-from .model.description import ModelDescription
-from .plan import Plan, RankPlan, Term
+from ...estimate.activation import profile_peak
+from ...estimate.overheads import non_torch_v0
+from ...inputs.devices import Device
+from .flags import EngineArgs
+from ...model.description import ModelDescription
+from ...plan import Plan, RankPlan, Term
 from .rules.weights_note import weights_note as _weights_note
 from .rules.weights_note import weights_source as _weights_source
 from .rules.engine import resolve_engine
-from .rules.kv import build_layout, layer_specs
+from ...rules.kv import build_layout, layer_specs
 from .rules.versions import RuleSet
-from .rules.weights import pp_layer_split, weights_per_rank
-from .units import GiB, format_gib
+from ...rules.weights import pp_layer_split, weights_per_rank
+from ...units import GiB, format_gib
 
 __all__ = ["build_plan_v0"]
 

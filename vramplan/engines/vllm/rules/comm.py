@@ -1,6 +1,6 @@
 """How a vLLM release sets up multi-GPU communication, as far as it costs device memory.
 
-Each :class:`~vramplan.rules.versions.RuleSet` carries one :class:`CommRules` (field ``comm``). The
+Each :class:`~vramplan.engines.vllm.rules.versions.RuleSet` carries one :class:`CommRules` (field ``comm``). The
 sizes are vLLM's own constants, cited; what NCCL and the CUDA driver allocate on top is measured and
 lives in :mod:`vramplan.estimate.multi_gpu`.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..units import MiB
+from ....units import MiB
 
 __all__ = ["CommRules", "COMM_V019", "COMM_V033"]
 

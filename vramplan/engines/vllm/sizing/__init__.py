@@ -1,7 +1,7 @@
 """KV-cache sizing strategies after the profile run, picked by the rule set.
 
 - profile-and-subtract (V0/V1 up to vLLM 0.33, and 0.34 with the extensible cache off): in ``planner.py``;
-- reserve, warm up, commit (vLLM 0.34's extensible KV cache): :mod:`vramplan.sizing.extensible`.
+- reserve, warm up, commit (vLLM 0.34's extensible KV cache): :mod:`vramplan.engines.vllm.sizing.extensible`.
 
 :func:`finish` is the planner's last step: it hands a plan to the strategy its engine configuration resolved.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..plan import Plan
+    from ....plan import Plan
 
 __all__ = ["finish"]
 

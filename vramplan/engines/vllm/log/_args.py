@@ -8,8 +8,8 @@ import json
 import re
 import shlex
 
-from ...errors import InputError
-from ...units import parse_human_int
+from ....errors import InputError
+from ....units import parse_human_int
 
 __all__ = ["parse_pylike_dict", "parse_config_dump", "parse_command", "KNOWN_FLAGS", "normalise_arg_value"]
 
