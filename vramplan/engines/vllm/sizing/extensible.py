@@ -152,6 +152,15 @@ def blocks_within(num_bytes: int, strides: tuple[tuple[int, int], ...], capacity
                   granule: int = GRANULE_BYTES) -> int:
     """vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.blocks_within: the most blocks whose physical
     footprint fits ``num_bytes`` (never above the reserved capacity)."""
+    if len(strides) == 1:
+        s, c = strides[0]
+        if s > 0 and c > 0 and granule > 0:
+            if num_bytes <= 0:
+                return 0
+            # one segment kind: c x ceil(n x s / granule) x granule <= num_bytes  <=>  n x s <= granule x
+            # (num_bytes // (c x granule)), so the largest n is read off directly (no step-down; proven equal
+            # to the step-down in tests/test_extensible_blocks_within.py)
+            return min(granule * (num_bytes // (c * granule)) // s, capacity_blocks)
     per_block = sum(s * c for s, c in strides)
     if per_block <= 0 or num_bytes <= 0:
         return 0
