@@ -31,9 +31,11 @@ The profile peak, non-torch memory, the graph pool and the warm-up peak are the 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from ....errors import InvalidConfig
 from ....estimate.overheads import cudagraph, post_kv_warmup_bytes
+from ....plan import Term
 from ..flags import EngineArgs
 from ....rules.kv import KVLayout, capacity, estimate_max_model_len, needed_bytes
 from ..rules.versions import RuleSet
@@ -415,74 +417,93 @@ def finish_plan(plan):
                    log_lines=tuple(logs), notes=plan.notes + tuple(notes))
 
 
-def _cite(rules: RuleSet, symbol: str, path: str = _SRC) -> str:
-    return rules.cite(path, symbol)
+@lru_cache(maxsize=64)
+def _rule_texts(version: tuple[int, int, int]) -> dict[str, str]:
+    """The citations the 0.34 pass writes into every plan, built once per release (they depend on nothing else)."""
+    from ..rules.versions import _cite as cite
+
+    def c(symbol: str, path: str = _SRC) -> str:
+        return cite(version, path, symbol)
+
+    return {
+        "reserved_bound": c("ExtensibleKVCache.__init__") + " (capacity = the profile run's requested - non-KV in "
+                          "blocks, min over ranks; address space only, one block committed)",
+        "warmup_transient_peak": c("ExtensibleKVCache.record_transient_peak") + " after "
+                                 "vllm/v1/worker/gpu/warmup.py:run_kv_cache_sizing_warmup (a full "
+                                 "max-num-batched-tokens step): max(profile peak, warm-up peak); " + NOT_MEASURED,
+        "cudagraph_pool": c("Worker._compile_or_warm_up_model", "vllm/v1/worker/gpu_worker.py")
+                          + " (capture after the sizing warm-up, inside the measured non-KV memory); " + NOT_MEASURED,
+        "non_kv_after_warmup": c("measure_kv_cache_bytes") + " (init free - free - committed: weights + non-torch + "
+                               "graph pool)",
+        "kv_margin": c("measure_kv_cache_bytes") + " (KV_CACHE_MARGIN_FLOOR_BYTES, KV_CACHE_MARGIN_FRACTION)",
+        "kv_cache": c("measure_kv_cache_bytes") + " (min(requested - non-KV used, free + committed - margin)"
+                    " - max(transient peak, torch reserve growth))",
+        "kv_committed": c("measure_kv_cache_blocks") + " (blocks_within, 2 MiB granules per segment), min over "
+                        "ranks (gpu_worker._min_across_ranks), then extend_kv_cache",
+        "util_withheld": c("measure_kv_cache_blocks") + " (the KV cache at a budget of all free "
+                         "memory, less the KV cache at util x total)",
+        "free_after_warmup": c("measure_kv_cache_blocks") + " (device_memory_info after empty_cache)",
+        "torch_memory_limit": c("measure_kv_cache_blocks") + " (memory_reserved + what stays free less "
+                              "KV_CACHE_NON_TORCH_RESERVE_BYTES; reserved taken as weights + graph pool)",
+    }
+
+
+_GRAPH_NOTE = ("0 under the extensible cache (GPUModelRunner.profile_cudagraph_memory): the "
+               "capture footprint is measured after warm-up instead")
 
 
 def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: str):
-    from ....plan import Term
-
+    rt = _rule_texts(rules.version)
     terms = []
     for t in r.terms:
         if t.key == "cudagraph_estimate":
             # Term(...) rather than dataclasses.replace: the same value, without replace's field walk (every 0.34 plan)
             t = Term(key=t.key, label=t.label, bytes=0, rule=t.rule, kind=t.kind, parts=t.parts,
-                     note="0 under the extensible cache (GPUModelRunner.profile_cudagraph_memory): the "
-                     "capture footprint is measured after warm-up instead")
+                     note=_GRAPH_NOTE)
         elif t.key == "kv_cache":
             t = Term(key="reserved_bound", label="reserved bound (address range, profile-based)",
                      bytes=s.reserved_blocks * r.layout.bytes_per_block,
-                     rule=_cite(rules, "ExtensibleKVCache.__init__") + " (capacity = the profile run's "
-                     "requested - non-KV in blocks, min over ranks; address space only, one block committed)",
+                     rule=rt["reserved_bound"],
                      kind=t.kind, parts=t.parts, note=f"{s.reserved_blocks:,} blocks reserved")
         terms.append(t)
     terms += [
         Term(key="warmup_transient_peak", label="warm-up transient peak", bytes=s.transient_peak_bytes,
-             kind="measured", rule=_cite(rules, "ExtensibleKVCache.record_transient_peak") + " after "
-             "vllm/v1/worker/gpu/warmup.py:run_kv_cache_sizing_warmup (a full max-num-batched-tokens step): "
-             "max(profile peak, warm-up peak); " + NOT_MEASURED,
+             kind="measured", rule=rt["warmup_transient_peak"],
              note=f"torch reservation growth taken equal ({format_gib(s.torch_reserve_growth_bytes)} GiB)"),
         Term(key="cudagraph_pool", label="CUDA-graph pool (captured before the commit)", bytes=s.graph_pool_bytes,
-             kind="measured", rule=rules.cite("vllm/v1/worker/gpu_worker.py", "Worker._compile_or_warm_up_model")
-             + " (capture after the sizing warm-up, inside the measured non-KV memory); " + NOT_MEASURED),
+             kind="measured", rule=rt["cudagraph_pool"]),
         Term(key="non_kv_after_warmup", label="non-KV in use after warm-up", bytes=s.non_kv_used_bytes,
-             rule=_cite(rules, "measure_kv_cache_bytes") + " (init free - free - committed: weights + non-torch + "
-             "graph pool)"),
+             rule=rt["non_kv_after_warmup"]),
         Term(key="kv_margin", label="margin max(floor, 0.75 x transient)", bytes=s.margin_bytes,
-             rule=_cite(rules, "measure_kv_cache_bytes") + " (KV_CACHE_MARGIN_FLOOR_BYTES, KV_CACHE_MARGIN_FRACTION)"),
+             rule=rt["kv_margin"]),
         Term(key="kv_cache", label="KV cache (measured after warm-up)", bytes=s.available_bytes,
-             rule=_cite(rules, "measure_kv_cache_bytes") + " (min(requested - non-KV used, free + committed - margin)"
-             " - max(transient peak, torch reserve growth))",
+             rule=rt["kv_cache"],
              note=("bound by util x total" if s.budget_cap_bytes <= s.device_cap_bytes else
                    "bound by the device (free memory less the margin)")),
         Term(key="kv_committed", label="KV cache committed", bytes=num_blocks * r.layout.bytes_per_block,
-             rule=_cite(rules, "measure_kv_cache_blocks") + " (blocks_within, 2 MiB granules per segment), min over "
-             "ranks (gpu_worker._min_across_ranks), then extend_kv_cache", note=f"{num_blocks:,} blocks"),
+             rule=rt["kv_committed"], note=f"{num_blocks:,} blocks"),
     ]
     if s.withheld_bytes is not None:
         terms.append(Term(key="util_withheld", label="held back by gpu_memory_utilization", bytes=s.withheld_bytes,
-                          rule=_cite(rules, "measure_kv_cache_blocks") + " (the KV cache at a budget of all free "
-                          "memory, less the KV cache at util x total)"))
+                          rule=rt["util_withheld"]))
     return replace(r, terms=tuple(terms), available_kv_bytes=s.available_bytes, num_blocks=s.num_blocks)
 
 
 def _sizing_terms(plan, s: Sizing, num_blocks: int):
     """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin."""
-    from ....plan import Term
-
+    rt = _rule_texts(plan.rules.version)
     r = plan.logged_rank
     strides = segment_strides(r.layout)
     phys = physical_bytes_for(num_blocks, strides)
     left = s.free_after_warmup_bytes - (phys - s.committed_before_bytes)
     return (
         Term(key="free_after_warmup", label="free after warm-up and capture", bytes=s.free_after_warmup_bytes,
-             rule=_cite(plan.rules, "measure_kv_cache_blocks") + " (device_memory_info after empty_cache)"),
+             rule=rt["free_after_warmup"]),
         Term(key="headroom_left", label="free after the KV commit", bytes=left,
              rule="free after warm-up - the blocks committed by extend_kv_cache; the margin and the transient peak "
                   "stay free for serving", kind="exact"),
         Term(key="torch_memory_limit", label="torch allocator cap", bytes=s.torch_limit_bytes,
-             rule=_cite(plan.rules, "measure_kv_cache_blocks") + " (memory_reserved + what stays free less "
-             "KV_CACHE_NON_TORCH_RESERVE_BYTES; reserved taken as weights + graph pool)"),
+             rule=rt["torch_memory_limit"]),
     )
 
 
