@@ -285,19 +285,21 @@ def measure_rank(*, init_free: int, requested: int, weights: int, non_torch: int
     non_kv_used = weights + non_torch + graph_pool
     free = init_free - non_kv_used - committed
     floor = margin_floor_bytes(platform)
-    measured = dict(init_free_memory=init_free, free_memory=free, committed_bytes=committed,
-                    transient_peak_bytes=transient, torch_reserve_growth_bytes=growth, margin_floor=floor)
-    available = measure_kv_cache_bytes(requested_memory=requested, **measured)
+    margin = max(floor, int(transient * MARGIN_FRACTION))
+    # measure_kv_cache_bytes's arithmetic written out (its non_kv_used is init_free - free - committed, i.e.
+    # non_kv_used here; its headroom is free + committed): the same numbers, without a keyword call per budget
+    device_cap = free + committed - margin
+    kept = max(transient, growth)
+    available = max(min(requested - non_kv_used, device_cap) - kept, 0)
     withheld = None
     if util_given and 0.7 < util < 1.0:
-        withheld = measure_kv_cache_bytes(requested_memory=init_free, **measured) - available
+        withheld = max(min(init_free - non_kv_used, device_cap) - kept, 0) - available
     n = blocks_within(available, strides, reserved_blocks)
     left_free = free - (physical_bytes_for(n, strides) - committed) - non_torch_reserve_bytes(platform)
-    margin = max(floor, int(transient * MARGIN_FRACTION))
     return Sizing(reserved_blocks=reserved_blocks, transient_peak_bytes=transient, torch_reserve_growth_bytes=growth,
                   graph_pool_bytes=graph_pool, committed_before_bytes=committed, non_kv_used_bytes=non_kv_used,
                   free_after_warmup_bytes=free, margin_bytes=margin, budget_cap_bytes=requested - non_kv_used,
-                  device_cap_bytes=free + committed - margin, available_bytes=available, num_blocks=n,
+                  device_cap_bytes=device_cap, available_bytes=available, num_blocks=n,
                   withheld_bytes=withheld, torch_limit_bytes=weights + graph_pool + max(left_free, 0))
 
 
@@ -372,7 +374,6 @@ def finish_plan(plan):
              f"memory are {NOT_MEASURED}"]
     error_kind = error_msg = None
     est_len = plan.estimated_max_model_len
-    hint = more_kv_cache_memory_hint(extensible=True, util=cfg.gpu_memory_utilization, after_warmup=True)
     usable = [(num_blocks - 1) * r.layout.bytes_per_block for r in plan.ranks]
     if cfg.auto_max_model_len:
         # finalize_extensible_kv_cache: _auto_fit_max_model_len(after_warmup=True) over (blocks - 1) x bytes per block
@@ -393,13 +394,15 @@ def finish_plan(plan):
             if not r.layout.groups:
                 continue
             if a <= 0:
-                error_kind, error_msg = "no_kv_cache_memory", no_kv_memory_message(hint)
+                error_kind, error_msg = "no_kv_cache_memory", no_kv_memory_message(
+                    more_kv_cache_memory_hint(extensible=True, util=cfg.gpu_memory_utilization, after_warmup=True))
                 break
             need = needed_bytes(r.layout, max_model_len=max_len, max_in_flight_tokens=inflight)
             if need > a:
                 est_len = estimate_max_model_len(r.layout, a, upper=max_len, max_in_flight_tokens=inflight)
                 error_kind = "max_model_len_exceeds_kv_cache"
-                error_msg = max_len_message(max_len, need, a, est_len, hint)
+                error_msg = max_len_message(max_len, need, a, est_len, more_kv_cache_memory_hint(
+                    extensible=True, util=cfg.gpu_memory_utilization, after_warmup=True))
                 break
     tokens = conc = None
     if error_kind is None:
