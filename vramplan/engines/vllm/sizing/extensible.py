@@ -451,6 +451,25 @@ def _rule_texts(version: tuple[int, int, int]) -> dict[str, str]:
     }
 
 
+@lru_cache(maxsize=1024)
+def _warmup_terms(version: tuple[int, int, int], transient: int, growth: int, graph_pool: int, non_kv_used: int,
+                  margin: int) -> tuple[Term, ...]:
+    """The four after-warm-up terms; they depend on the batch limits and the model, not on max_model_len or util,
+    so a sweep shares them (Terms are frozen)."""
+    rt = _rule_texts(version)
+    return (
+        Term(key="warmup_transient_peak", label="warm-up transient peak", bytes=transient,
+             kind="measured", rule=rt["warmup_transient_peak"],
+             note=f"torch reservation growth taken equal ({format_gib(growth)} GiB)"),
+        Term(key="cudagraph_pool", label="CUDA-graph pool (captured before the commit)", bytes=graph_pool,
+             kind="measured", rule=rt["cudagraph_pool"]),
+        Term(key="non_kv_after_warmup", label="non-KV in use after warm-up", bytes=non_kv_used,
+             rule=rt["non_kv_after_warmup"]),
+        Term(key="kv_margin", label="margin max(floor, 0.75 x transient)", bytes=margin,
+             rule=rt["kv_margin"]),
+    )
+
+
 _GRAPH_NOTE = ("0 under the extensible cache (GPUModelRunner.profile_cudagraph_memory): the "
                "capture footprint is measured after warm-up instead")
 
@@ -469,16 +488,9 @@ def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: st
                      rule=rt["reserved_bound"],
                      kind=t.kind, parts=t.parts, note=f"{s.reserved_blocks:,} blocks reserved")
         terms.append(t)
+    terms += _warmup_terms(rules.version, s.transient_peak_bytes, s.torch_reserve_growth_bytes, s.graph_pool_bytes,
+                           s.non_kv_used_bytes, s.margin_bytes)
     terms += [
-        Term(key="warmup_transient_peak", label="warm-up transient peak", bytes=s.transient_peak_bytes,
-             kind="measured", rule=rt["warmup_transient_peak"],
-             note=f"torch reservation growth taken equal ({format_gib(s.torch_reserve_growth_bytes)} GiB)"),
-        Term(key="cudagraph_pool", label="CUDA-graph pool (captured before the commit)", bytes=s.graph_pool_bytes,
-             kind="measured", rule=rt["cudagraph_pool"]),
-        Term(key="non_kv_after_warmup", label="non-KV in use after warm-up", bytes=s.non_kv_used_bytes,
-             rule=rt["non_kv_after_warmup"]),
-        Term(key="kv_margin", label="margin max(floor, 0.75 x transient)", bytes=s.margin_bytes,
-             rule=rt["kv_margin"]),
         Term(key="kv_cache", label="KV cache (measured after warm-up)", bytes=s.available_bytes,
              rule=rt["kv_cache"],
              note=("bound by util x total" if s.budget_cap_bytes <= s.device_cap_bytes else
@@ -510,6 +522,17 @@ def _sizing_terms(plan, s: Sizing, num_blocks: int):
     )
 
 
+@lru_cache(maxsize=1024)
+def _memory_after_warmup_head(free: int, committed: int, transient: int, growth: int) -> str:
+    """The first half of measure_kv_cache_blocks's log line (the same for every plan of a sweep over max_model_len
+    or util)."""
+    g = format_gib
+    return (f"Memory after warmup: {g(free)} GiB free, {g(committed)} GiB committed to "
+            f"the KV cache, {g(max(transient, growth))} GiB kept for transient "
+            f"activations ({g(transient)} GiB allocated at peak, {g(growth)} GiB of "
+            f"torch reservation growth); ")
+
+
 def _log_lines(plan, s: Sizing, num_blocks: int, tokens, conc, max_len: int, error: str | None,
                warnings: list[str]) -> list[str]:
     """The lines vLLM 0.34 logs for this startup, in order (format strings quoted in each function's source)."""
@@ -526,10 +549,9 @@ def _log_lines(plan, s: Sizing, num_blocks: int, tokens, conc, max_len: int, err
                                                s.withheld_bytes))
     # vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:measure_kv_cache_blocks
     lines.append(
-        f"Memory after warmup: {g(s.free_after_warmup_bytes)} GiB free, {g(s.committed_before_bytes)} GiB committed to "
-        f"the KV cache, {g(max(s.transient_peak_bytes, s.torch_reserve_growth_bytes))} GiB kept for transient "
-        f"activations ({g(s.transient_peak_bytes)} GiB allocated at peak, {g(s.torch_reserve_growth_bytes)} GiB of "
-        f"torch reservation growth); {s.num_blocks} KV cache blocks ({g(s.num_blocks * r.layout.bytes_per_block)} GiB) fit within "
+        _memory_after_warmup_head(s.free_after_warmup_bytes, s.committed_before_bytes, s.transient_peak_bytes,
+                                  s.torch_reserve_growth_bytes)
+        + f"{s.num_blocks} KV cache blocks ({g(s.num_blocks * r.layout.bytes_per_block)} GiB) fit within "
         f"the requested {g(r.requested_bytes)} GiB. Torch may reserve up to {g(s.torch_limit_bytes)} GiB.")
     if error:
         lines.append(f"ValueError: {error}")
