@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engines.vllm.flags import EngineArgs
+from ..memo import by_identity
 from ..model.description import ModelDescription
 from ..model.quant import dtype_bytes
 from ..engines.vllm.rules.engine import EngineConfig
@@ -46,6 +47,17 @@ class EncoderTerm:
         return self.peak_bytes
 
 
+@by_identity(maxsize=1024)
+def _plain_profile(model: ModelDescription, max_num_batched_tokens: int, max_num_seqs: int, max_model_len: int,
+                   enable_chunked_prefill: bool, version: tuple[int, int, int]):
+    """``encoder_profile`` with no --limit-mm-per-prompt and no --mm-processor-kwargs (pure: memoised)."""
+    from ..model.mm_tokens import encoder_profile
+
+    return encoder_profile(model.hf_config, model.preprocessor_config, max_num_batched_tokens=max_num_batched_tokens,
+                           max_num_seqs=max_num_seqs, max_model_len=max_model_len,
+                           enable_chunked_prefill=enable_chunked_prefill, version=version)
+
+
 def encoder_profile_term(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, rules: RuleSet) -> EncoderTerm | None:
     from ..model.mm_tokens import encoder_profile
     from .encoder import profile_peak
@@ -53,11 +65,18 @@ def encoder_profile_term(model: ModelDescription, args: EngineArgs, cfg: EngineC
     if model.vision is None:
         return None
     try:
-        prof = encoder_profile(
-            model.hf_config, model.preprocessor_config, max_num_batched_tokens=cfg.max_num_batched_tokens,
-            max_num_seqs=cfg.max_num_seqs, max_model_len=cfg.max_model_len,
-            limit_mm_per_prompt=args.limit_mm_per_prompt, mm_processor_kwargs=args.mm_processor_kwargs,
-            enable_chunked_prefill=cfg.enable_chunked_prefill, version=cfg.version or rules.version)
+        version = cfg.version or rules.version
+        if args.limit_mm_per_prompt is None and args.mm_processor_kwargs is None:
+            # the common case: every input is the (never mutated) description or hashable, so the profile is
+            # memoised on the description's identity (a sweep asks for it thousands of times)
+            prof = _plain_profile(model, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.max_model_len,
+                                  cfg.enable_chunked_prefill, version)
+        else:
+            prof = encoder_profile(
+                model.hf_config, model.preprocessor_config, max_num_batched_tokens=cfg.max_num_batched_tokens,
+                max_num_seqs=cfg.max_num_seqs, max_model_len=cfg.max_model_len,
+                limit_mm_per_prompt=args.limit_mm_per_prompt, mm_processor_kwargs=args.mm_processor_kwargs,
+                enable_chunked_prefill=cfg.enable_chunked_prefill, version=version)
     except Exception:  # a family without token rules: say so rather than guess
         return EncoderTerm(profiled=False, peak_bytes=0, held_bytes=0, label="not modelled for this family",
                            log_line=None, basis="no token rules for this vision family")

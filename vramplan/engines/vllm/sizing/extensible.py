@@ -31,9 +31,11 @@ The profile peak, non-torch memory, the graph pool and the warm-up peak are the 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from ....errors import InvalidConfig
 from ....estimate.overheads import cudagraph, post_kv_warmup_bytes
+from ....plan import Term
 from ..flags import EngineArgs
 from ....rules.kv import KVLayout, capacity, estimate_max_model_len, needed_bytes
 from ..rules.versions import RuleSet
@@ -152,6 +154,15 @@ def blocks_within(num_bytes: int, strides: tuple[tuple[int, int], ...], capacity
                   granule: int = GRANULE_BYTES) -> int:
     """vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.blocks_within: the most blocks whose physical
     footprint fits ``num_bytes`` (never above the reserved capacity)."""
+    if len(strides) == 1:
+        s, c = strides[0]
+        if s > 0 and c > 0 and granule > 0:
+            if num_bytes <= 0:
+                return 0
+            # one segment kind: c x ceil(n x s / granule) x granule <= num_bytes  <=>  n x s <= granule x
+            # (num_bytes // (c x granule)), so the largest n is read off directly (no step-down; proven equal
+            # to the step-down in tests/test_extensible_blocks_within.py)
+            return min(granule * (num_bytes // (c * granule)) // s, capacity_blocks)
     per_block = sum(s * c for s, c in strides)
     if per_block <= 0 or num_bytes <= 0:
         return 0
@@ -274,19 +285,21 @@ def measure_rank(*, init_free: int, requested: int, weights: int, non_torch: int
     non_kv_used = weights + non_torch + graph_pool
     free = init_free - non_kv_used - committed
     floor = margin_floor_bytes(platform)
-    measured = dict(init_free_memory=init_free, free_memory=free, committed_bytes=committed,
-                    transient_peak_bytes=transient, torch_reserve_growth_bytes=growth, margin_floor=floor)
-    available = measure_kv_cache_bytes(requested_memory=requested, **measured)
+    margin = max(floor, int(transient * MARGIN_FRACTION))
+    # measure_kv_cache_bytes's arithmetic written out (its non_kv_used is init_free - free - committed, i.e.
+    # non_kv_used here; its headroom is free + committed): the same numbers, without a keyword call per budget
+    device_cap = free + committed - margin
+    kept = max(transient, growth)
+    available = max(min(requested - non_kv_used, device_cap) - kept, 0)
     withheld = None
     if util_given and 0.7 < util < 1.0:
-        withheld = measure_kv_cache_bytes(requested_memory=init_free, **measured) - available
+        withheld = max(min(init_free - non_kv_used, device_cap) - kept, 0) - available
     n = blocks_within(available, strides, reserved_blocks)
     left_free = free - (physical_bytes_for(n, strides) - committed) - non_torch_reserve_bytes(platform)
-    margin = max(floor, int(transient * MARGIN_FRACTION))
     return Sizing(reserved_blocks=reserved_blocks, transient_peak_bytes=transient, torch_reserve_growth_bytes=growth,
                   graph_pool_bytes=graph_pool, committed_before_bytes=committed, non_kv_used_bytes=non_kv_used,
                   free_after_warmup_bytes=free, margin_bytes=margin, budget_cap_bytes=requested - non_kv_used,
-                  device_cap_bytes=free + committed - margin, available_bytes=available, num_blocks=n,
+                  device_cap_bytes=device_cap, available_bytes=available, num_blocks=n,
                   withheld_bytes=withheld, torch_limit_bytes=weights + graph_pool + max(left_free, 0))
 
 
@@ -361,7 +374,6 @@ def finish_plan(plan):
              f"memory are {NOT_MEASURED}"]
     error_kind = error_msg = None
     est_len = plan.estimated_max_model_len
-    hint = more_kv_cache_memory_hint(extensible=True, util=cfg.gpu_memory_utilization, after_warmup=True)
     usable = [(num_blocks - 1) * r.layout.bytes_per_block for r in plan.ranks]
     if cfg.auto_max_model_len:
         # finalize_extensible_kv_cache: _auto_fit_max_model_len(after_warmup=True) over (blocks - 1) x bytes per block
@@ -382,13 +394,15 @@ def finish_plan(plan):
             if not r.layout.groups:
                 continue
             if a <= 0:
-                error_kind, error_msg = "no_kv_cache_memory", no_kv_memory_message(hint)
+                error_kind, error_msg = "no_kv_cache_memory", no_kv_memory_message(
+                    more_kv_cache_memory_hint(extensible=True, util=cfg.gpu_memory_utilization, after_warmup=True))
                 break
             need = needed_bytes(r.layout, max_model_len=max_len, max_in_flight_tokens=inflight)
             if need > a:
                 est_len = estimate_max_model_len(r.layout, a, upper=max_len, max_in_flight_tokens=inflight)
                 error_kind = "max_model_len_exceeds_kv_cache"
-                error_msg = max_len_message(max_len, need, a, est_len, hint)
+                error_msg = max_len_message(max_len, need, a, est_len, more_kv_cache_memory_hint(
+                    extensible=True, util=cfg.gpu_memory_utilization, after_warmup=True))
                 break
     tokens = conc = None
     if error_kind is None:
@@ -406,75 +420,117 @@ def finish_plan(plan):
                    log_lines=tuple(logs), notes=plan.notes + tuple(notes))
 
 
-def _cite(rules: RuleSet, symbol: str, path: str = _SRC) -> str:
-    return rules.cite(path, symbol)
+@lru_cache(maxsize=64)
+def _rule_texts(version: tuple[int, int, int]) -> dict[str, str]:
+    """The citations the 0.34 pass writes into every plan, built once per release (they depend on nothing else)."""
+    from ..rules.versions import _cite as cite
+
+    def c(symbol: str, path: str = _SRC) -> str:
+        return cite(version, path, symbol)
+
+    return {
+        "reserved_bound": c("ExtensibleKVCache.__init__") + " (capacity = the profile run's requested - non-KV in "
+                          "blocks, min over ranks; address space only, one block committed)",
+        "warmup_transient_peak": c("ExtensibleKVCache.record_transient_peak") + " after "
+                                 "vllm/v1/worker/gpu/warmup.py:run_kv_cache_sizing_warmup (a full "
+                                 "max-num-batched-tokens step): max(profile peak, warm-up peak); " + NOT_MEASURED,
+        "cudagraph_pool": c("Worker._compile_or_warm_up_model", "vllm/v1/worker/gpu_worker.py")
+                          + " (capture after the sizing warm-up, inside the measured non-KV memory); " + NOT_MEASURED,
+        "non_kv_after_warmup": c("measure_kv_cache_bytes") + " (init free - free - committed: weights + non-torch + "
+                               "graph pool)",
+        "kv_margin": c("measure_kv_cache_bytes") + " (KV_CACHE_MARGIN_FLOOR_BYTES, KV_CACHE_MARGIN_FRACTION)",
+        "kv_cache": c("measure_kv_cache_bytes") + " (min(requested - non-KV used, free + committed - margin)"
+                    " - max(transient peak, torch reserve growth))",
+        "kv_committed": c("measure_kv_cache_blocks") + " (blocks_within, 2 MiB granules per segment), min over "
+                        "ranks (gpu_worker._min_across_ranks), then extend_kv_cache",
+        "util_withheld": c("measure_kv_cache_blocks") + " (the KV cache at a budget of all free "
+                         "memory, less the KV cache at util x total)",
+        "free_after_warmup": c("measure_kv_cache_blocks") + " (device_memory_info after empty_cache)",
+        "torch_memory_limit": c("measure_kv_cache_blocks") + " (memory_reserved + what stays free less "
+                              "KV_CACHE_NON_TORCH_RESERVE_BYTES; reserved taken as weights + graph pool)",
+    }
+
+
+@lru_cache(maxsize=1024)
+def _warmup_terms(version: tuple[int, int, int], transient: int, growth: int, graph_pool: int, non_kv_used: int,
+                  margin: int) -> tuple[Term, ...]:
+    """The four after-warm-up terms; they depend on the batch limits and the model, not on max_model_len or util,
+    so a sweep shares them (Terms are frozen)."""
+    rt = _rule_texts(version)
+    return (
+        Term(key="warmup_transient_peak", label="warm-up transient peak", bytes=transient,
+             kind="measured", rule=rt["warmup_transient_peak"],
+             note=f"torch reservation growth taken equal ({format_gib(growth)} GiB)"),
+        Term(key="cudagraph_pool", label="CUDA-graph pool (captured before the commit)", bytes=graph_pool,
+             kind="measured", rule=rt["cudagraph_pool"]),
+        Term(key="non_kv_after_warmup", label="non-KV in use after warm-up", bytes=non_kv_used,
+             rule=rt["non_kv_after_warmup"]),
+        Term(key="kv_margin", label="margin max(floor, 0.75 x transient)", bytes=margin,
+             rule=rt["kv_margin"]),
+    )
+
+
+_GRAPH_NOTE = ("0 under the extensible cache (GPUModelRunner.profile_cudagraph_memory): the "
+               "capture footprint is measured after warm-up instead")
 
 
 def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: str):
-    from ....plan import Term
-
+    rt = _rule_texts(rules.version)
     terms = []
     for t in r.terms:
         if t.key == "cudagraph_estimate":
             # Term(...) rather than dataclasses.replace: the same value, without replace's field walk (every 0.34 plan)
             t = Term(key=t.key, label=t.label, bytes=0, rule=t.rule, kind=t.kind, parts=t.parts,
-                     note="0 under the extensible cache (GPUModelRunner.profile_cudagraph_memory): the "
-                     "capture footprint is measured after warm-up instead")
+                     note=_GRAPH_NOTE)
         elif t.key == "kv_cache":
             t = Term(key="reserved_bound", label="reserved bound (address range, profile-based)",
                      bytes=s.reserved_blocks * r.layout.bytes_per_block,
-                     rule=_cite(rules, "ExtensibleKVCache.__init__") + " (capacity = the profile run's "
-                     "requested - non-KV in blocks, min over ranks; address space only, one block committed)",
+                     rule=rt["reserved_bound"],
                      kind=t.kind, parts=t.parts, note=f"{s.reserved_blocks:,} blocks reserved")
         terms.append(t)
+    terms += _warmup_terms(rules.version, s.transient_peak_bytes, s.torch_reserve_growth_bytes, s.graph_pool_bytes,
+                           s.non_kv_used_bytes, s.margin_bytes)
     terms += [
-        Term(key="warmup_transient_peak", label="warm-up transient peak", bytes=s.transient_peak_bytes,
-             kind="measured", rule=_cite(rules, "ExtensibleKVCache.record_transient_peak") + " after "
-             "vllm/v1/worker/gpu/warmup.py:run_kv_cache_sizing_warmup (a full max-num-batched-tokens step): "
-             "max(profile peak, warm-up peak); " + NOT_MEASURED,
-             note=f"torch reservation growth taken equal ({format_gib(s.torch_reserve_growth_bytes)} GiB)"),
-        Term(key="cudagraph_pool", label="CUDA-graph pool (captured before the commit)", bytes=s.graph_pool_bytes,
-             kind="measured", rule=rules.cite("vllm/v1/worker/gpu_worker.py", "Worker._compile_or_warm_up_model")
-             + " (capture after the sizing warm-up, inside the measured non-KV memory); " + NOT_MEASURED),
-        Term(key="non_kv_after_warmup", label="non-KV in use after warm-up", bytes=s.non_kv_used_bytes,
-             rule=_cite(rules, "measure_kv_cache_bytes") + " (init free - free - committed: weights + non-torch + "
-             "graph pool)"),
-        Term(key="kv_margin", label="margin max(floor, 0.75 x transient)", bytes=s.margin_bytes,
-             rule=_cite(rules, "measure_kv_cache_bytes") + " (KV_CACHE_MARGIN_FLOOR_BYTES, KV_CACHE_MARGIN_FRACTION)"),
         Term(key="kv_cache", label="KV cache (measured after warm-up)", bytes=s.available_bytes,
-             rule=_cite(rules, "measure_kv_cache_bytes") + " (min(requested - non-KV used, free + committed - margin)"
-             " - max(transient peak, torch reserve growth))",
+             rule=rt["kv_cache"],
              note=("bound by util x total" if s.budget_cap_bytes <= s.device_cap_bytes else
                    "bound by the device (free memory less the margin)")),
         Term(key="kv_committed", label="KV cache committed", bytes=num_blocks * r.layout.bytes_per_block,
-             rule=_cite(rules, "measure_kv_cache_blocks") + " (blocks_within, 2 MiB granules per segment), min over "
-             "ranks (gpu_worker._min_across_ranks), then extend_kv_cache", note=f"{num_blocks:,} blocks"),
+             rule=rt["kv_committed"], note=f"{num_blocks:,} blocks"),
     ]
     if s.withheld_bytes is not None:
         terms.append(Term(key="util_withheld", label="held back by gpu_memory_utilization", bytes=s.withheld_bytes,
-                          rule=_cite(rules, "measure_kv_cache_blocks") + " (the KV cache at a budget of all free "
-                          "memory, less the KV cache at util x total)"))
+                          rule=rt["util_withheld"]))
     return replace(r, terms=tuple(terms), available_kv_bytes=s.available_bytes, num_blocks=s.num_blocks)
 
 
 def _sizing_terms(plan, s: Sizing, num_blocks: int):
     """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin."""
-    from ....plan import Term
-
+    rt = _rule_texts(plan.rules.version)
     r = plan.logged_rank
     strides = segment_strides(r.layout)
     phys = physical_bytes_for(num_blocks, strides)
     left = s.free_after_warmup_bytes - (phys - s.committed_before_bytes)
     return (
         Term(key="free_after_warmup", label="free after warm-up and capture", bytes=s.free_after_warmup_bytes,
-             rule=_cite(plan.rules, "measure_kv_cache_blocks") + " (device_memory_info after empty_cache)"),
+             rule=rt["free_after_warmup"]),
         Term(key="headroom_left", label="free after the KV commit", bytes=left,
              rule="free after warm-up - the blocks committed by extend_kv_cache; the margin and the transient peak "
                   "stay free for serving", kind="exact"),
         Term(key="torch_memory_limit", label="torch allocator cap", bytes=s.torch_limit_bytes,
-             rule=_cite(plan.rules, "measure_kv_cache_blocks") + " (memory_reserved + what stays free less "
-             "KV_CACHE_NON_TORCH_RESERVE_BYTES; reserved taken as weights + graph pool)"),
+             rule=rt["torch_memory_limit"]),
     )
+
+
+@lru_cache(maxsize=1024)
+def _memory_after_warmup_head(free: int, committed: int, transient: int, growth: int) -> str:
+    """The first half of measure_kv_cache_blocks's log line (the same for every plan of a sweep over max_model_len
+    or util)."""
+    g = format_gib
+    return (f"Memory after warmup: {g(free)} GiB free, {g(committed)} GiB committed to "
+            f"the KV cache, {g(max(transient, growth))} GiB kept for transient "
+            f"activations ({g(transient)} GiB allocated at peak, {g(growth)} GiB of "
+            f"torch reservation growth); ")
 
 
 def _log_lines(plan, s: Sizing, num_blocks: int, tokens, conc, max_len: int, error: str | None,
@@ -493,10 +549,9 @@ def _log_lines(plan, s: Sizing, num_blocks: int, tokens, conc, max_len: int, err
                                                s.withheld_bytes))
     # vLLM v0.34.0 vllm/v1/worker/extensible_kv_cache.py:measure_kv_cache_blocks
     lines.append(
-        f"Memory after warmup: {g(s.free_after_warmup_bytes)} GiB free, {g(s.committed_before_bytes)} GiB committed to "
-        f"the KV cache, {g(max(s.transient_peak_bytes, s.torch_reserve_growth_bytes))} GiB kept for transient "
-        f"activations ({g(s.transient_peak_bytes)} GiB allocated at peak, {g(s.torch_reserve_growth_bytes)} GiB of "
-        f"torch reservation growth); {s.num_blocks} KV cache blocks ({g(s.num_blocks * r.layout.bytes_per_block)} GiB) fit within "
+        _memory_after_warmup_head(s.free_after_warmup_bytes, s.committed_before_bytes, s.transient_peak_bytes,
+                                  s.torch_reserve_growth_bytes)
+        + f"{s.num_blocks} KV cache blocks ({g(s.num_blocks * r.layout.bytes_per_block)} GiB) fit within "
         f"the requested {g(r.requested_bytes)} GiB. Torch may reserve up to {g(s.torch_limit_bytes)} GiB.")
     if error:
         lines.append(f"ValueError: {error}")
