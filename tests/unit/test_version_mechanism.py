@@ -18,7 +18,8 @@ import pytest
 from vramplan.engines.vllm.rules.versions import for_version
 
 ROOT = Path(__file__).resolve().parents[2] / "vramplan"
-PLANNING = ["engines/vllm/planner.py", "engines/vllm/planner_v0.py", "engines/vllm/sizing", "engines/vllm/rules/engine.py", "engines/vllm/rules/engine_defaults.py", "rules/kv.py",
+PLANNING = ["engines/vllm/planner.py", "engines/vllm/planner_v0.py", "engines/vllm/budget.py", "engines/vllm/npu_budget.py", "engines/vllm/failure.py",
+            "engines/vllm/sizing", "engines/vllm/rules/engine.py", "engines/vllm/rules/engine_defaults.py", "rules/kv.py",
             "rules/weights.py", "estimate"]
 
 # (file, enclosing function) -> (how many, why it is not a rule-set change point)

@@ -10,6 +10,12 @@
 4. ``get_kv_cache_configs``: blocks (min over ranks), the max-model-len check, capacity.
 5. After the KV cache: CUDA-graph capture and the sampler warm-up in the headroom left.
 
+Each step is a function citing the vLLM function it mirrors: ``_startup_check``, ``_load_model``,
+``_profile_run``, ``_cudagraph_term``, ``_kv_budget``, ``_kv_sizing``, ``_post_kv_headroom``, ``_log_lines``.
+Where the workers' budgets differ (non-torch memory, the KV budget, what the headroom counts), the step
+asks the :class:`~.budget.Budget` chosen once from ``RuleSet.non_kv_formula`` (:func:`budget_for`):
+vLLM's profile-and-subtract (:mod:`.budget`) or vllm-ascend <= 0.13's absolute peak (:mod:`.npu_budget`).
+
 No I/O, no printing: renderers format a :class:`Plan`.
 """
 
@@ -37,6 +43,9 @@ from ...rules.kv import (
     num_blocks_for,
 )
 from .rules.versions import RuleSet
+from .budget import PROFILE_AND_SUBTRACT, Budget
+from .failure import _Failure
+from .npu_budget import ABSOLUTE_PEAK, npu_double_alloc
 from ...rules.weights import WeightShares, pp_layer_split, weights_per_rank
 from .sizing import finish as finish_sizing
 from ...plan import ERROR_KINDS, Plan, RankPlan, Term
@@ -45,15 +54,6 @@ from .rules.weights_note import weights_source as _weights_source
 from ...units import GiB, format_gib
 
 __all__ = ["Term", "RankPlan", "Plan", "build_plan", "ERROR_KINDS"]
-
-class _Failure(Exception):
-    def __init__(self, kind: str, message: str, phase: str | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        # the explain reader's phase names (inputs/vllm_log ERROR_PHASES)
-        self.phase = phase or ("startup_check" if kind == "free_memory_below_requested" else "kv_sizing")
-
 
 def _requested(total: int, util: float, rules: RuleSet, platform: str) -> int:
     """vLLM v0.26.0 vllm/v1/worker/utils.py:request_memory: ``ceil(total x util)``
@@ -92,6 +92,14 @@ def _max_len_message(max_len: int, needed: int, available: int, estimate: int) -
 
 
 
+_BUDGETS = {"absolute_peak": ABSOLUTE_PEAK}
+
+
+def budget_for(rules: RuleSet) -> Budget:
+    """The worker's KV budget strategy, chosen once from the rule set's ``non_kv_formula``."""
+    return _BUDGETS.get(rules.non_kv_formula, PROFILE_AND_SUBTRACT)
+
+
 def build_plan(
     model: ModelDescription,
     args: EngineArgs,
@@ -119,22 +127,19 @@ def build_plan(
     base_model = model
     model = adapt_for_release(model, rules.requested if rules.requested != (0, 0, 0) else rules.version)
     cfg = resolve_engine(args, model, device, rules)
+    budget = budget_for(rules)
     total = device.total_bytes
     platform = device.platform
     warnings: list[str] = ([rules.stand_in_note] if rules.stand_in_note else []) + list(cfg.notes) + list(model.notes)
     weights_source, ckpt_warning = _weights_source(model, cfg)
     if ckpt_warning is not None:
         warnings.append(ckpt_warning)
-    logs: list[str] = []
-    moe_tp = 1 if cfg.expert_parallel else cfg.tp * cfg.dp
     cite = rules.cite
 
     over = non_torch(platform, tp=cfg.tp, pp=cfg.pp, nvlink=device.nvlink, comm=rules.comm, dp=cfg.dp,
                      is_moe=model.is_moe, device_name=device.name, compute_capability=device.compute_capability,
                      env=dict(args.env), disable_custom_all_reduce=args.disable_custom_all_reduce)
     free_at_init = total - used_by_others_bytes - over.before_snapshot_bytes
-    # vllm-ascend <= 0.13: no snapshot; every byte outside torch (context, HCCL, other programs) is non-torch
-    global_budget = rules.non_kv_formula == "absolute_peak"
     requested = _requested(total, cfg.gpu_memory_utilization, rules, platform)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
     from .validate import check_pipeline_stages
@@ -149,120 +154,179 @@ def build_plan(
                        max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp)
     cg_applied = graphs.estimate_bytes if cfg.estimate_cudagraphs else 0
 
+    error = _startup_check(free_at_init, requested, total, cfg, rules, platform, budget)
     enc_line = None
-    error: _Failure | None = None
-    # vLLM v0.34.0 vllm/v1/worker/utils.py:request_memory skips the refusal under the extensible KV cache
-    if free_at_init < requested and not global_budget and not cfg.extensible_kv_cache:
-        error = _Failure("free_memory_below_requested",
-                         _free_memory_message(free_at_init, total, cfg.gpu_memory_utilization, requested, rules,
-                                              platform))
-
     ranks: list[RankPlan] = []
     for pp_rank, (start, end) in enumerate(stages):
-        last = pp_rank == cfg.pp - 1
-        shares = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant, tp=cfg.tp, pp=cfg.pp,
-                                  pp_rank=pp_rank, dp=cfg.dp, expert_parallel=cfg.expert_parallel,
-                                  pp_partition=cfg.pp_partition,
-                                  vision_replicated=(args.mm_encoder_tp_mode == "data" and model.vision is not None
-                                                     and model.vision.supports_encoder_tp_data),
-                                  max_num_batched_tokens=cfg.max_num_batched_tokens,
-                                  cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
-        load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)
-        sparse = attention_kinds(model)[1]
-        if sparse is not None:  # DSA: the sparse MLA backend's workspace (model/families/deepseek_v32.py)
-            from ...model.families.deepseek_v32 import sparse_mla_load_workspace
+        shares, w_term = _load_model(model, args, device, cfg, pp_rank, weights_source, cite)
+        a_term, line = _profile_run(model, args, cfg, rules, pp_rank, start, end, shares, warnings, cite)
+        if line is not None:
+            enc_line = line
+        nt_term = budget.non_torch_term(over, used_by_others_bytes, cite)
+        ranks.append(_kv_budget(budget, cfg, rules, pp_rank, start, end, all_specs, shares,
+                                (w_term, a_term, nt_term, _cudagraph_term(graphs, cg_applied, cfg, cite)),
+                                requested, free_at_init, cg_applied, cite))
 
-            load_extra = load_extra + sparse_mla_load_workspace(
-                cfg.version, platform=platform, device_capability=device.compute_capability,
-                kv_cache_dtype=cfg.kv_cache_dtype, heads_per_rank=model.num_attention_heads // cfg.tp,
-                kv_lora_rank=int(model.hf_config.get("kv_lora_rank")
-                                 or (model.hf_config.get("text_config") or {}).get("kv_lora_rank") or 512),
-                q_head_size=sparse.head_size, max_num_batched_tokens=cfg.max_num_batched_tokens,
-                max_model_len=cfg.max_model_len)
-        w_bytes = shares.total_bytes + sum(b for _, b in load_extra)
-        w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
-                      rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
-                      " (allocated bytes after loading); tensors and sharding from the config",
-                      note=_weights_note(shares, args, weights_source))
-        peak: Peak = profile_peak(model, runner=cfg.runner, max_num_batched_tokens=cfg.max_num_batched_tokens,
-                                  coefficients=coefficients_for(cfg.runner, cfg.sampler_path),
-                                  max_num_seqs=cfg.max_num_seqs, tp=cfg.tp, moe_tp=moe_tp,
-                                  model_dtype=cfg.model_dtype, layers=range(start, end),
-                                  last_stage=last and rules.profile_runs_sampler,
-                                  compiled=(cfg.runner == "v2" and cfg.cudagraph_mode != "NONE"
-                                            and not model.is_multimodal and pp_rank == 0),
-                                  embed_bytes=shares.part("embed"), platform=cfg.platform,
-                                  persistent_moe_ws=not (cfg.quant is not None and cfg.quant.method == "mxfp4"))
-        act_bytes, act_parts, act_basis = peak.total_bytes, peak.parts, peak.basis
-        phase_note = f"peak set by the {peak.phase} of a {cfg.max_num_batched_tokens}-token dummy batch"
-        if model.vision is not None and pp_rank == 0:
-            enc = encoder_profile_term(model, args, cfg, rules)
-            if enc is not None and enc.warning and enc.warning not in warnings:
-                warnings.append(enc.warning)
-            if enc is not None and enc.profiled:
-                # vLLM keeps the N encoder outputs while the text dummy run and the sampler run
-                with_held = act_bytes + enc.held_bytes
-                if enc.peak_bytes > with_held:
-                    act_bytes, phase_note = enc.peak_bytes, f"peak set by the encoder profile ({enc.label})"
-                else:
-                    act_bytes = with_held
-                act_parts = act_parts + (("encoder profile: " + enc.label + " (peak)", enc.peak_bytes),
-                                         ("encoder outputs held during the text profile", enc.held_bytes))
-                act_basis += "; encoder: " + enc.basis
-                enc_line = enc.log_line
-        a_term = Term(key="activation_peak", label="torch peak increase (profile run)", bytes=act_bytes,
-                      kind="measured", parts=act_parts, rule=cite("vllm/v1/worker/gpu_worker.py",
-                      "Worker.determine_available_memory") + " (torch_peak_increase); " + act_basis,
-                      note=phase_note)
-        if global_budget:
-            nt_bytes = over.before_snapshot_bytes + over.increase_bytes + used_by_others_bytes
-            nt_term = Term(key="non_torch", label="non-torch memory (all of it)", bytes=nt_bytes, kind="measured",
-                           parts=(("runtime context (before the worker)", over.before_snapshot_bytes),
-                                  ("HCCL and workspaces", over.increase_bytes),
-                                  ("other programs", used_by_others_bytes)),
-                           rule="vllm-ascend <= 0.13 vllm_ascend/worker/worker_v1.py:NPUWorker."
-                                "determine_available_memory (total - free - torch allocated); " + over.basis)
-        else:
-            nt_term = Term(key="non_torch", label="non-torch increase", bytes=over.increase_bytes, kind="measured",
-                           parts=over.increase_parts,
-                           rule=cite("vllm/utils/mem_utils.py", "memory_profiling") + " (non_torch_increase); "
-                           + over.basis)
-        cg_term = Term(key="cudagraph_estimate", label="CUDA-graph estimate", bytes=cg_applied, kind="measured",
-                       rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.profile_cudagraph_memory")
-                       + "; " + graphs.basis,
-                       note=("subtracted from the KV budget" if cg_applied else
-                             ("computed but not subtracted (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0)"
-                              if graphs.estimate_bytes and not cfg.estimate_cudagraphs else
-                              "not estimated by this runner/version" if cfg.cudagraph_mode != "NONE" else
-                              "enforce-eager: no CUDA graphs")))
-        non_kv = w_term.bytes + a_term.bytes + nt_term.bytes
-        nk_term = Term(key="non_kv_total", label="total non-KV", bytes=non_kv,
-                       rule=cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory")
-                       + {"three_part": " (weights + torch peak increase + non-torch increase)",
-                          "absolute_peak": " (torch allocated peak incl. weights + all non-torch memory)"}.get(
-                           rules.non_kv_formula, " (total consumed since the snapshot + transient peak headroom)"))
-        if cfg.kv_cache_memory_bytes:
-            available = cfg.kv_cache_memory_bytes
-            kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
-                " (--kv-cache-memory-bytes: profiling skipped for sizing)"
-        elif global_budget:
-            available = max(requested - non_kv, 0)
-            kv_rule = ("vllm-ascend <= 0.13 vllm_ascend/worker/worker_v1.py:NPUWorker.determine_available_memory "
-                       "(max(int(total x util - peak incl. weights - non-torch), 0))")
-        else:
-            available = requested - non_kv - cg_applied
-            kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
-                " (requested - non-KV - applied CUDA-graph estimate)"
-        rank_layers = (None if cfg.pp == 1 else tuple(i for i, _ in all_specs if start <= i < end))
-        layout = build_layout(all_specs, rank_layers)
-        blocks = num_blocks_for(layout, available)
-        kv_term = Term(key="kv_cache", label="KV cache", bytes=available, rule=kv_rule)
-        terms = (w_term, a_term, nt_term, cg_term, nk_term, kv_term)
-        name = (f"PP{pp_rank}/" if cfg.pp > 1 else "") + "TP0"
-        ranks.append(RankPlan(name=name, pp_rank=pp_rank, weights=shares, terms=terms, requested_bytes=requested,
-                              free_at_init_bytes=free_at_init, available_kv_bytes=available, layout=layout,
-                              num_blocks=blocks))
+    logged = ranks[-1]
+    error, num_blocks, tokens, conc, max_len, est_len = _kv_sizing(
+        error, ranks, cfg, rules, device, free_at_init, used_by_others_bytes, over)
+    if error is None and rules.npu_hybrid_double_alloc and num_blocks is not None:
+        error = npu_double_alloc(logged, num_blocks, total, requested)
+    headroom, error = _post_kv_headroom(error, budget, total, used_by_others_bytes, over, requested, graphs, cfg,
+                                        model, logged, warnings)
+    if error is None:
+        after_capture = budget.after_capture_warning(total, requested, logged, graphs)
+        if after_capture is not None:
+            warnings.append(after_capture)
+    logs = _log_lines(rules, cfg, ranks, num_blocks, tokens, conc, max_len, graphs, error, free_at_init, requested,
+                      total, enc_line)
+    return finish_sizing(Plan(
+        vllm_version=".".join(map(str, rules.requested)), rules=rules, model=base_model, device=device,
+        device_count=cfg.tp * cfg.pp * cfg.dp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
+        ranks=tuple(ranks), verdict="fails" if error else "starts", error_kind=error.kind if error else None,
+        error_message=error.message if error else None, error_phase=error.phase if error else None,
+        num_gpu_blocks=num_blocks if (not error or error.kind == "out_of_memory") else None,
+        kv_cache_tokens=tokens if (not error or error.kind == "out_of_memory") else None,
+        max_concurrency=conc if (not error or error.kind == "out_of_memory") else None,
+        estimated_max_model_len=est_len, max_model_len=max_len, headroom_terms=headroom,
+        host_terms=_host_terms(args, cfg, model, ranks), warnings=tuple(warnings), log_lines=tuple(logs),
+        ignored_flags=ignored_flags,
+    ))
 
+
+def _startup_check(free_at_init: int, requested: int, total: int, cfg: EngineConfig, rules: RuleSet,
+                   platform: str, budget: Budget) -> _Failure | None:
+    """vLLM v0.26.0 vllm/v1/worker/utils.py:request_memory: the startup fails if free memory is below the
+    requested memory (vLLM v0.34.0 skips the refusal under the extensible KV cache; vllm-ascend <= 0.13's
+    absolute-peak budget has no such check)."""
+    if free_at_init < requested and budget.checks_free_memory and not cfg.extensible_kv_cache:
+        return _Failure("free_memory_below_requested",
+                        _free_memory_message(free_at_init, total, cfg.gpu_memory_utilization, requested, rules,
+                                             platform))
+    return None
+
+
+def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: EngineConfig, pp_rank: int,
+                weights_source, cite) -> tuple[WeightShares, Term]:
+    """vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:GPUModelRunner.load_model: the weights of one rank
+    and the workspaces allocated while loading."""
+    platform = device.platform
+    shares = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant, tp=cfg.tp, pp=cfg.pp,
+                              pp_rank=pp_rank, dp=cfg.dp, expert_parallel=cfg.expert_parallel,
+                              pp_partition=cfg.pp_partition,
+                              vision_replicated=(args.mm_encoder_tp_mode == "data" and model.vision is not None
+                                                 and model.vision.supports_encoder_tp_data),
+                              max_num_batched_tokens=cfg.max_num_batched_tokens,
+                              cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
+    load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)
+    sparse = attention_kinds(model)[1]
+    if sparse is not None:  # DSA: the sparse MLA backend's workspace (model/families/deepseek_v32.py)
+        from ...model.families.deepseek_v32 import sparse_mla_load_workspace
+
+        load_extra = load_extra + sparse_mla_load_workspace(
+            cfg.version, platform=platform, device_capability=device.compute_capability,
+            kv_cache_dtype=cfg.kv_cache_dtype, heads_per_rank=model.num_attention_heads // cfg.tp,
+            kv_lora_rank=int(model.hf_config.get("kv_lora_rank")
+                             or (model.hf_config.get("text_config") or {}).get("kv_lora_rank") or 512),
+            q_head_size=sparse.head_size, max_num_batched_tokens=cfg.max_num_batched_tokens,
+            max_model_len=cfg.max_model_len)
+    w_bytes = shares.total_bytes + sum(b for _, b in load_extra)
+    w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
+                  rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +
+                  " (allocated bytes after loading); tensors and sharding from the config",
+                  note=_weights_note(shares, args, weights_source))
+    return shares, w_term
+
+
+def _profile_run(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, rules: RuleSet, pp_rank: int,
+                 start: int, end: int, shares: WeightShares, warnings: list[str], cite) -> tuple[Term, str | None]:
+    """vLLM v0.26.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory (profile_run): the torch
+    peak increase of the dummy batch, and on the first stage of a multimodal model the encoder profile
+    (GPUModelRunner.profile_run). Returns the term and the encoder's log line, if any."""
+    last = pp_rank == cfg.pp - 1
+    moe_tp = 1 if cfg.expert_parallel else cfg.tp * cfg.dp
+    enc_line = None
+    peak: Peak = profile_peak(model, runner=cfg.runner, max_num_batched_tokens=cfg.max_num_batched_tokens,
+                              coefficients=coefficients_for(cfg.runner, cfg.sampler_path),
+                              max_num_seqs=cfg.max_num_seqs, tp=cfg.tp, moe_tp=moe_tp,
+                              model_dtype=cfg.model_dtype, layers=range(start, end),
+                              last_stage=last and rules.profile_runs_sampler,
+                              compiled=(cfg.runner == "v2" and cfg.cudagraph_mode != "NONE"
+                                        and not model.is_multimodal and pp_rank == 0),
+                              embed_bytes=shares.part("embed"), platform=cfg.platform,
+                              persistent_moe_ws=not (cfg.quant is not None and cfg.quant.method == "mxfp4"))
+    act_bytes, act_parts, act_basis = peak.total_bytes, peak.parts, peak.basis
+    phase_note = f"peak set by the {peak.phase} of a {cfg.max_num_batched_tokens}-token dummy batch"
+    if model.vision is not None and pp_rank == 0:
+        enc = encoder_profile_term(model, args, cfg, rules)
+        if enc is not None and enc.warning and enc.warning not in warnings:
+            warnings.append(enc.warning)
+        if enc is not None and enc.profiled:
+            # vLLM keeps the N encoder outputs while the text dummy run and the sampler run
+            with_held = act_bytes + enc.held_bytes
+            if enc.peak_bytes > with_held:
+                act_bytes, phase_note = enc.peak_bytes, f"peak set by the encoder profile ({enc.label})"
+            else:
+                act_bytes = with_held
+            act_parts = act_parts + (("encoder profile: " + enc.label + " (peak)", enc.peak_bytes),
+                                     ("encoder outputs held during the text profile", enc.held_bytes))
+            act_basis += "; encoder: " + enc.basis
+            enc_line = enc.log_line
+    a_term = Term(key="activation_peak", label="torch peak increase (profile run)", bytes=act_bytes,
+                  kind="measured", parts=act_parts, rule=cite("vllm/v1/worker/gpu_worker.py",
+                  "Worker.determine_available_memory") + " (torch_peak_increase); " + act_basis,
+                  note=phase_note)
+    return a_term, enc_line
+
+
+def _cudagraph_term(graphs, cg_applied: int, cfg: EngineConfig, cite) -> Term:
+    """vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:GPUModelRunner.profile_cudagraph_memory: the CUDA-graph
+    estimate, and whether it is subtracted from the KV budget."""
+    return Term(key="cudagraph_estimate", label="CUDA-graph estimate", bytes=cg_applied, kind="measured",
+                rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.profile_cudagraph_memory")
+                + "; " + graphs.basis,
+                note=("subtracted from the KV budget" if cg_applied else
+                      ("computed but not subtracted (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0)"
+                       if graphs.estimate_bytes and not cfg.estimate_cudagraphs else
+                       "not estimated by this runner/version" if cfg.cudagraph_mode != "NONE" else
+                       "enforce-eager: no CUDA graphs")))
+
+
+def _kv_budget(budget: Budget, cfg: EngineConfig, rules: RuleSet, pp_rank: int, start: int, end: int, all_specs,
+               shares: WeightShares, measured: tuple[Term, Term, Term, Term], requested: int, free_at_init: int,
+               cg_applied: int, cite) -> RankPlan:
+    """vLLM v0.26.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory: the non-KV total and the
+    KV budget of one rank (by the worker's budget strategy, or --kv-cache-memory-bytes), its KV layout and
+    blocks."""
+    w_term, a_term, nt_term, cg_term = measured
+    non_kv = w_term.bytes + a_term.bytes + nt_term.bytes
+    nk_term = Term(key="non_kv_total", label="total non-KV", bytes=non_kv,
+                   rule=cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory")
+                   + {"three_part": " (weights + torch peak increase + non-torch increase)",
+                      "absolute_peak": " (torch allocated peak incl. weights + all non-torch memory)"}.get(
+                       rules.non_kv_formula, " (total consumed since the snapshot + transient peak headroom)"))
+    if cfg.kv_cache_memory_bytes:
+        available = cfg.kv_cache_memory_bytes
+        kv_rule = cite("vllm/v1/worker/gpu_worker.py", "Worker.determine_available_memory") + \
+            " (--kv-cache-memory-bytes: profiling skipped for sizing)"
+    else:
+        available, kv_rule = budget.kv_available(requested, non_kv, cg_applied, cite)
+    rank_layers = (None if cfg.pp == 1 else tuple(i for i, _ in all_specs if start <= i < end))
+    layout = build_layout(all_specs, rank_layers)
+    blocks = num_blocks_for(layout, available)
+    kv_term = Term(key="kv_cache", label="KV cache", bytes=available, rule=kv_rule)
+    terms = (w_term, a_term, nt_term, cg_term, nk_term, kv_term)
+    name = (f"PP{pp_rank}/" if cfg.pp > 1 else "") + "TP0"
+    return RankPlan(name=name, pp_rank=pp_rank, weights=shares, terms=terms, requested_bytes=requested,
+                    free_at_init_bytes=free_at_init, available_kv_bytes=available, layout=layout,
+                    num_blocks=blocks)
+
+
+def _kv_sizing(error: _Failure | None, ranks: list[RankPlan], cfg: EngineConfig, rules: RuleSet, device: Device,
+               free_at_init: int, used_by_others_bytes: int, over):
+    """vLLM v0.26.0 vllm/v1/core/kv_cache_utils.py:get_kv_cache_configs: (after the weights-OOM check) the
+    blocks (min over ranks), the max-model-len check, capacity, and the Mamba blocks check.
+    Returns (error, num_blocks, tokens, concurrency, max_model_len, estimated max_model_len)."""
     logged = ranks[-1]
     max_len = cfg.max_model_len
     num_blocks = tokens = conc = est_len = None
@@ -291,11 +355,17 @@ def build_plan(
                              f"({num_blocks - 1}). Each decode sequence requires one Mamba cache block, so CUDA "
                              f"graph capture cannot proceed. Please lower max_num_seqs to at most {num_blocks - 1} "
                              f"or increase gpu_memory_utilization.")
+    return error, num_blocks, tokens, conc, max_len, est_len
 
-    if error is None and rules.npu_hybrid_double_alloc and num_blocks is not None:
-        error = _npu_double_alloc(logged, num_blocks, total, requested)
-    headroom = _headroom_terms(total, 0 if global_budget else used_by_others_bytes,
-                               0 if global_budget else over.before_snapshot_bytes, requested, graphs,
+
+def _post_kv_headroom(error: _Failure | None, budget: Budget, total: int, used_by_others_bytes: int, over,
+                      requested: int, graphs, cfg: EngineConfig, model: ModelDescription, logged: RankPlan,
+                      warnings: list[str]) -> tuple[tuple[Term, ...], _Failure | None]:
+    """After the KV cache: vLLM v0.26.0 vllm/v1/worker/gpu_worker.py:Worker.compile_or_warm_up_model (CUDA-graph
+    capture, the sampler warm-up) in the memory left outside ``util x total``. Returns the headroom terms and
+    the error, if any (a small shortfall is a warning)."""
+    others, before_snapshot = budget.headroom_outside(used_by_others_bytes, over)
+    headroom = _headroom_terms(total, others, before_snapshot, requested, graphs,
                                cfg, model, logged) if error is None and not cfg.extensible_kv_cache else ()
     if headroom and error is None:
         h = {t.key: t.bytes for t in headroom}
@@ -318,54 +388,7 @@ def build_plan(
                 f"tight: CUDA graphs and the warm-up after the KV cache need about {format_gib(need)} GiB and "
                 f"{format_gib(h['outside_budget'])} GiB is left outside the budget; it may run out of memory "
                 f"after profiling (lower --gpu-memory-utilization a little to be safe)")
-    if error is None and global_budget and graphs.actual_bytes:
-        # vllm-ascend 0.9.1 vllm_ascend/worker/model_runner_v1.py:NPUModelRunner.capture_model warns when less than
-        # LOW_MEMORY_THRESHOLD_GB = 3 is free after ACL graph capture ("may potentially trigger Out-of-Memory")
-        after = total - requested + logged.bytes_of("activation_peak") - graphs.actual_bytes
-        if after < 3 * GiB:
-            warnings.append(
-                f"about {format_gib(after)} GiB stays free after ACL graph capture, below the 3 GiB under which "
-                f"vllm-ascend warns of out-of-memory; ACL graph memory is not measured (graphs sized like CUDA "
-                f"graphs): lower --gpu-memory-utilization or add --enforce-eager if capture fails")
-    logs = _log_lines(rules, cfg, ranks, num_blocks, tokens, conc, max_len, graphs, error, free_at_init, requested,
-                      total, enc_line)
-    return finish_sizing(Plan(
-        vllm_version=".".join(map(str, rules.requested)), rules=rules, model=base_model, device=device,
-        device_count=cfg.tp * cfg.pp * cfg.dp, args=args, engine=cfg, used_by_others_bytes=used_by_others_bytes,
-        ranks=tuple(ranks), verdict="fails" if error else "starts", error_kind=error.kind if error else None,
-        error_message=error.message if error else None, error_phase=error.phase if error else None,
-        num_gpu_blocks=num_blocks if (not error or error.kind == "out_of_memory") else None,
-        kv_cache_tokens=tokens if (not error or error.kind == "out_of_memory") else None,
-        max_concurrency=conc if (not error or error.kind == "out_of_memory") else None,
-        estimated_max_model_len=est_len, max_model_len=max_len, headroom_terms=headroom,
-        host_terms=_host_terms(args, cfg, model, ranks), warnings=tuple(warnings), log_lines=tuple(logs),
-        ignored_flags=ignored_flags,
-    ))
-
-
-def _npu_double_alloc(r: RankPlan, num_blocks: int, total: int, requested: int) -> _Failure | None:
-    """vllm-ascend 0.12/0.13 ``NPUModelRunner._allocate_kv_cache_tensors``: a KV tensor whose layers mix
-    attention and linear attention gets a K/V buffer pair and a separate linear-attention buffer.
-
-    The planned tensors are ``num_blocks x page`` per layer slot (one slot per layer of a group); the
-    allocation is that twice where both kinds share the slot. What is free when it allocates: the device
-    less everything non-KV still held (weights, non-torch), i.e. ``total - requested + planned KV``
-    plus the profile peak's transient room, which is released by then.
-    """
-    kinds = {g.spec.kind.value for g in r.layout.groups}
-    if "mamba" not in kinds or len(kinds) < 2:
-        return None
-    planned = num_blocks * r.layout.bytes_per_block
-    allocated = 2 * planned
-    free = total - requested + r.available_kv_bytes + r.bytes_of("activation_peak")
-    if allocated <= free:
-        return None
-    return _Failure(
-        "out_of_memory",
-        f"NPU out of memory while allocating the KV cache: vllm-ascend 0.12/0.13 gives the attention and the "
-        f"linear-attention layers that share a KV tensor separate buffers, {format_gib(allocated)} GiB for the "
-        f"{format_gib(planned)} GiB planned, and about {format_gib(free)} GiB is free "
-        f"(_allocate_kv_cache_tensors; fixed in vllm-ascend 0.18)", phase="kv_allocation")
+    return headroom, error
 
 
 def _size_kv(ranks: list[RankPlan], cfg: EngineConfig, rules: RuleSet) -> tuple[int, int, int | None]:
