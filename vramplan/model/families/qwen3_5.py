@@ -24,35 +24,10 @@ attention, dense (``qwen3_5_text``) or sparse-MoE with a gated shared expert (``
 
 from __future__ import annotations
 
-from ..description import AttentionSpec, LayerKind, LayerSpec, MambaSpec, MoESpec, Param, Shard
+from ..description import AttentionSpec, LayerKind, LayerSpec, MoESpec, Param
 from ._common import _experts, _gated_mlp, _get, _layer_types, _norm, _o_proj, _qkv, _router
 from . import Family, register
-
-
-def _gdn_params(ctx) -> tuple[list[Param], MambaSpec]:
-    t, h = ctx.text, ctx.hidden
-    nk, nv = int(t["linear_num_key_heads"]), int(t["linear_num_value_heads"])
-    dk, dv = int(t["linear_key_head_dim"]), int(t["linear_value_head_dim"])
-    kernel = int(t.get("linear_conv_kernel_dim", 4))
-    key_dim, value_dim = nk * dk, nv * dv
-    conv_dim = 2 * key_dim + value_dim
-    params = [
-        Param(name="linear_attn.in_proj_qkvz.weight", shape=(2 * key_dim + 2 * value_dim, h), shard=Shard.COLUMN,
-              part="attention", quantizable=True),
-        Param(name="linear_attn.in_proj_ba.weight", shape=(2 * nv, h), shard=Shard.COLUMN, part="attention",
-              quantizable=True),
-        Param(name="linear_attn.conv1d.weight", shape=(conv_dim, kernel), shard=Shard.COLUMN, part="attention"),
-        Param(name="linear_attn.dt_bias", shape=(nv,), shard=Shard.COLUMN, part="attention"),
-        Param(name="linear_attn.A_log", shape=(nv,), shard=Shard.COLUMN, part="attention", dtype="float32"),
-        Param(name="linear_attn.norm.weight", shape=(dv,), part="norm"),
-        Param(name="linear_attn.out_proj.weight", shape=(h, value_dim), shard=Shard.ROW, part="attention",
-              quantizable=True),
-    ]
-    ssm = t.get("mamba_ssm_dtype")
-    state_dtype = str(ssm).replace("torch.", "") if ssm else None
-    mamba = MambaSpec(kind="gdn", conv_dim=conv_dim, conv_kernel=kernel, num_heads=nv, head_k_dim=dk, head_v_dim=dv,
-                      state_dtype=state_dtype)
-    return params, mamba
+from .qwen3_next import gdn_params as _gdn_params
 
 
 def _qwen3_5_layer_types(ctx) -> list[str]:

@@ -12,27 +12,41 @@ from . import Family, register
 from ._common import _experts, _gated_mlp, _get, _layer_types, _norm, _o_proj, _qkv, _rope_buffers, _router
 
 
-def build(ctx):
-    """Qwen3-Next: gated delta-net (linear attention) layers with every 4th layer gated full attention."""
+def gdn_params(ctx) -> tuple[list[Param], MambaSpec]:
+    """A Gated DeltaNet layer's parameters and recurrent state (Qwen3-Next, Qwen3.5/3.6).
+
+    vLLM v0.26.0 / v0.34.0 vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py:QwenGatedDeltaNetAttention
+    (``A_log`` is created in float32); the SSM state dtype from the config's ``mamba_ssm_dtype`` when it names one.
+    """
     t, h = ctx.text, ctx.hidden
     nk, nv = int(t["linear_num_key_heads"]), int(t["linear_num_value_heads"])
     dk, dv = int(t["linear_key_head_dim"]), int(t["linear_value_head_dim"])
     kernel = int(t.get("linear_conv_kernel_dim", 4))
     key_dim, value_dim = nk * dk, nv * dv
     conv_dim = 2 * key_dim + value_dim
-    # vLLM v0.26.0 vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py:QwenGatedDeltaNetAttention
-    gdn = [
+    params = [
         Param(name="linear_attn.in_proj_qkvz.weight", shape=(2 * key_dim + 2 * value_dim, h), shard=Shard.COLUMN,
               part="attention", quantizable=True),
         Param(name="linear_attn.in_proj_ba.weight", shape=(2 * nv, h), shard=Shard.COLUMN, part="attention",
               quantizable=True),
         Param(name="linear_attn.conv1d.weight", shape=(conv_dim, kernel), shard=Shard.COLUMN, part="attention"),
         Param(name="linear_attn.dt_bias", shape=(nv,), shard=Shard.COLUMN, part="attention"),
-        Param(name="linear_attn.A_log", shape=(nv,), shard=Shard.COLUMN, part="attention"),
+        Param(name="linear_attn.A_log", shape=(nv,), shard=Shard.COLUMN, part="attention", dtype="float32"),
         Param(name="linear_attn.norm.weight", shape=(dv,), part="norm"),
         Param(name="linear_attn.out_proj.weight", shape=(h, value_dim), shard=Shard.ROW, part="attention",
               quantizable=True),
     ]
+    ssm = t.get("mamba_ssm_dtype")
+    state_dtype = str(ssm).replace("torch.", "") if ssm else None
+    mamba = MambaSpec(kind="gdn", conv_dim=conv_dim, conv_kernel=kernel, num_heads=nv, head_k_dim=dk, head_v_dim=dv,
+                      state_dtype=state_dtype)
+    return params, mamba
+
+
+def build(ctx):
+    """Qwen3-Next: gated delta-net (linear attention) layers with every 4th layer gated full attention."""
+    t, h = ctx.text, ctx.hidden
+    gdn, mamba = gdn_params(ctx)
     # Gated attention: q_proj emits query and gate (x2), per-head q/k norms.
     full = _qkv(ctx, bias=bool(t.get("attention_bias")), q_mult=2) + _o_proj(ctx, bias=False) + [
         Param(name="self_attn.q_norm.weight", shape=(ctx.head_dim,), part="norm"),
@@ -46,7 +60,6 @@ def build(ctx):
         moe_block += _gated_mlp(h, shared_inter, prefix="mlp.shared_expert")
         moe_block.append(Param(name="mlp.shared_expert_gate.weight", shape=(1, h), part="moe"))
     norms = [_norm("input_layernorm", h, "qwen3_next"), _norm("post_attention_layernorm", h, "qwen3_next")]
-    mamba = MambaSpec(kind="gdn", conv_dim=conv_dim, conv_kernel=kernel, num_heads=nv, head_k_dim=dk, head_v_dim=dv)
     specs, params = [], []
     mlp_only = set(t.get("mlp_only_layers") or [])
     step = int(t.get("decoder_sparse_step", 1))
