@@ -142,3 +142,4 @@ def test_fake_backend_from_state_file(tmp_path):
     state.write_text("1234 40\n")
     r = be.read()[0]
     assert (r.used_bytes, r.processes) == (45, {1234: 40})
+

@@ -30,7 +30,7 @@ __all__ = [
     "select_backend",
 ]
 
-BACKEND_NAMES = ("auto", "nvml", "npu-smi", "nvidia-smi")
+from ._names import BACKEND_NAMES  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from ..errors import InputError
 from ..units import parse_size
-from .backends import BACKEND_NAMES
+from ._names import BACKEND_NAMES
 
 __all__ = ["add_watch_arguments", "main_watch", "parse_levels", "add_cli"]
 
