@@ -332,19 +332,20 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                      f"after model/KV/eager-buffer allocation; at least {rules.prefill_graph_free_gate_gib:.2f} GiB "
                      "is required for capture.")
         warnings.append(gate_note)
-    if r.decode_graph and r.decode_bs:
-        g = cudagraph(model, mode="FULL", capture_sizes=r.decode_bs, runner="v1", estimates=False,
+    captures = (
+        (r.decode_graph and r.decode_bs, "FULL", r.decode_bs, "cudagraph_decode",
+         f"decode CUDA graphs: {len(r.decode_bs)} sizes up to {r.decode_max_bs}", "FULL-graph"),
+        (prefill_graph and r.prefill_bs, "PIECEWISE", r.prefill_bs, "cudagraph_prefill",
+         f"prefill (breakable) CUDA graphs: {len(r.prefill_bs)} sizes up to {r.prefill_max_bs} tokens",
+         "piecewise-graph"),
+    )
+    for on, mode, sizes, key, label, pool in captures:
+        if not on:
+            continue
+        g = cudagraph(model, mode=mode, capture_sizes=sizes, runner="v1", estimates=False,
                       num_layers=len(layers), max_num_batched_tokens=r.chunked_prefill_size, tp=tp)
-        head_terms.append(Term(key="cudagraph_decode", label=f"decode CUDA graphs: {len(r.decode_bs)} sizes up to "
-                               f"{r.decode_max_bs}", bytes=g.actual_bytes, kind="measured",
-                               rule=f"{STANDIN}: vLLM FULL-graph pool model ({g.basis})"))
-        graphs += g.actual_bytes
-    if prefill_graph and r.prefill_bs:
-        g = cudagraph(model, mode="PIECEWISE", capture_sizes=r.prefill_bs, runner="v1", estimates=False,
-                      num_layers=len(layers), max_num_batched_tokens=r.chunked_prefill_size, tp=tp)
-        head_terms.append(Term(key="cudagraph_prefill", label=f"prefill (breakable) CUDA graphs: {len(r.prefill_bs)} "
-                               f"sizes up to {r.prefill_max_bs} tokens", bytes=g.actual_bytes, kind="measured",
-                               rule=f"{STANDIN}: vLLM piecewise-graph pool model ({g.basis})"))
+        head_terms.append(Term(key=key, label=label, bytes=g.actual_bytes, kind="measured",
+                               rule=f"{STANDIN}: vLLM {pool} pool model ({g.basis})"))
         graphs += g.actual_bytes
     step_tokens = r.chunked_prefill_size if r.chunked_prefill_size > 0 else a.max_prefill_tokens
     moe_tp = 1 if a.ep_size > 1 else tp
