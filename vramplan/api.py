@@ -156,7 +156,8 @@ def plan(
                   **engine_kwargs)
     p = build_plan(inp.model, inp.args, inp.device, inp.rules, used_by_others_bytes=inp.used_by_others_bytes,
                    ignored_flags=inp.parsed.ignored)
-    p = _attach_fix(p)
+    if not p.starts:
+        p = attach_fix(p)
     if inp.parsed.unmodelled:
         p = replace(p, warnings=p.warnings + ("not modelled yet, so not counted: " + " ".join(inp.parsed.unmodelled),))
     if image is not None or video is not None:
@@ -167,17 +168,6 @@ def plan(
                              images_per_request=images_per_request)
         p = replace(p, serving=serving_check(p, shape))
     return p
-
-
-def _attach_fix(p: Plan) -> Plan:
-    """The smallest fix, searched from the util in force: with no util given, the release's default (the
-    fix search compares with the plan's util; issue 11's default-util crash, also fixed in fixes.py)."""
-    if p.starts:
-        return p
-    given = p.args
-    if given.gpu_memory_utilization is None:
-        p = replace(p, args=given.with_(gpu_memory_utilization=p.engine.gpu_memory_utilization))
-    return replace(attach_fix(p), args=given)
 
 
 def explain(log: str | os.PathLike | Iterable[str], *, compare: bool = False, model: str | None = None,
