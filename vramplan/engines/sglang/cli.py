@@ -69,6 +69,26 @@ def cmd_plan(ns: argparse.Namespace, extra: list[str], pasted: list[str]) -> int
     return 0
 
 
+_SNIFF_CHARS = 4 << 20
+"""How much of a log's head is read to tell SGLang's from vLLM's (its startup lines come first)."""
+
+
+class _Prefixed(io.TextIOBase):
+    """A text stream that gives the lines already read first, then the rest of ``rest``."""
+
+    def __init__(self, head: str, rest) -> None:
+        self._head, self._rest = io.StringIO(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readline(self, size: int = -1) -> str:  # type: ignore[override]
+        return self._head.readline(size) or self._rest.readline(size)
+
+    def read(self, size: int = -1) -> str:  # type: ignore[override]
+        return self._head.read(size) + (self._rest.read(size) if size < 0 else "")
+
+
 def maybe_explain(ns: argparse.Namespace, extra: list[str]) -> int | None:
     """Explain an SGLang log; None when the log is not SGLang's (vLLM's reader takes it then)."""
     from .explain import compare_with_plan, explain_lines, facts_to_dict
@@ -76,19 +96,34 @@ def maybe_explain(ns: argparse.Namespace, extra: list[str]) -> int | None:
 
     src = ns.log
     if src == "-":
-        text = sys.stdin.read()
+        stream = sys.stdin
     else:
         if not os.path.exists(src):
             return None
         try:
-            with open(src, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
+            stream = open(src, encoding="utf-8", errors="replace")
         except OSError as e:
             raise LogParseError(f"cannot read the log {src!r}: {e.strerror or e}", hint="give the path of a log") from None
+    # SGLang prints its markers at startup (server_args=..., Load weight begin): a log is recognised from its head,
+    # so a vLLM log is not read twice (or held in memory) and `vllm serve ... | vramplan explain -` still streams
+    head: list[str] = []
+    size = 0
+    while size < _SNIFF_CHARS:
+        line = stream.readline()
+        if not line:
+            break
+        head.append(line)
+        size += len(line)
+    text = "".join(head)
     if not looks_like_sglang_log(text):
         if src == "-":
-            sys.stdin = io.StringIO(text)  # hand the text on to vLLM's reader
+            sys.stdin = _Prefixed(text, stream)  # hand the lines read on to vLLM's reader
+        else:
+            stream.close()
         return None
+    text += stream.read()
+    if src != "-":
+        stream.close()
     if extra:
         raise InputError(f"unrecognised arguments: {' '.join(extra)}", hint="vramplan explain LOG [--json] [--compare]")
     f = read_sglang_log(text)
