@@ -1,0 +1,33 @@
+#!/bin/bash
+# GPU side, single lent machine: join the transfer parts that arrived in /tmp/xfer (one per call, carried from
+# .xfer/: t214.partNN = the torch 2.14 overlay of ../shared/vllm-on-gpu/torch214, v034.partNN = the bundle of
+# prepare_vllm_bundle.sh), check them against .xfer/SHA256S, unpack once (/tmp/t214, /tmp/site034), and check
+# that torch 2.14 sees the GPU, that inductor compiles with the carried triton, and that vLLM imports.
+# usage, from the project root: bash bench/truth/gpu_setup.sh   (idempotent; prints one line per step)
+set -u
+X=/tmp/xfer; mkdir -p $X
+cp .xfer/SHA256S $X/ 2>/dev/null
+cd $X || exit 1
+for name in t214 v034; do
+  dest=/tmp/$name; [ $name = v034 ] && dest=/tmp/site034
+  [ -f $dest/.done ] && { echo "$name: already unpacked"; continue; }
+  grep " $name\.part" SHA256S > $name.sha || continue
+  if ! sha256sum --quiet -c $name.sha 2>/dev/null; then echo "$name: parts missing or bad: $(ls $name.part* 2>/dev/null | tr '\n' ' ')"; continue; fi
+  mkdir -p $dest && cat $name.part* | xz -d -T4 | tar -C $dest -x && touch $dest/.done && rm -f $name.part* \
+    && echo "$name: unpacked into $dest ($(du -sh $dest | cut -f1))"
+done
+cd - >/dev/null
+[ -f /tmp/t214/.done ] && [ -f /tmp/site034/.done ] || exit 3
+export PYTHONPATH=/tmp/site034:/tmp/t214 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1
+[ -f /tmp/site034/.checked ] && exit 0
+timeout 240 python3 - <<'PY' 2>&1 | tail -15
+import time; t=time.time()
+import torch, triton
+print("torch", torch.__version__, torch.version.cuda, "triton", triton.__version__, "gpu", torch.cuda.is_available(), torch.cuda.get_device_name(0))
+f = torch.compile(lambda x: (x.sin() + 1).sum())
+print("compile ok", float(f(torch.ones(1024, device="cuda"))), f"{time.time()-t:.0f}s")
+import vllm, vllm._C_stable_libtorch
+from vllm import LLM
+print("vllm", vllm.__version__, "imports ok", f"{time.time()-t:.0f}s")
+PY
+[ ${PIPESTATUS[0]} = 0 ] && touch /tmp/site034/.checked
