@@ -48,8 +48,8 @@ du -sh "$WORK/site"
 
 # 4. compress and split into parts that fit one transfer each
 rm -f "$OUTDIR"/part* "$OUTDIR"/SHA256
-tar -C "$WORK/site" -cf - . | xz -9e -T2 -c > "$WORK/core.txz"
-split -b 60M -d "$WORK/core.txz" "$OUTDIR/part"
+tar -C "$WORK/site" -cf - . | xz -9 -T2 -c > "$WORK/core.txz"
+split -b ${PART_MIB:-50}M -d "$WORK/core.txz" "$OUTDIR/part"
 (cd "$OUTDIR" && sha256sum part* > SHA256)
 cp "$HERE"/run_sglang.sh "$HERE"/measure_sglang.py /work/shared/vllm-on-gpu/synth_tokenizer.py "$OUTDIR"/
 ls -la "$OUTDIR"
