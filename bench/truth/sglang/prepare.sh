@@ -40,6 +40,9 @@ rm -rf "$WORK/site" && mkdir -p "$WORK/site"
 for w in "$WORK"/deps/*.whl "$WORK"/whl/*.whl; do unzip -q -o "$w" -d "$WORK/site"; done
 find "$WORK/site" -name '__pycache__' -prune -exec rm -rf {} +
 rm -rf "$WORK/site"/sglang/test "$WORK/site"/sglang/multimodal_gen 2>/dev/null || true
+# FlashAttention-3 (flash_ops, 1.1 GB even for sm_90 alone), the Blackwell kernels and a CPython 3.10 extension are
+# left behind: the runs use --attention-backend triton (sgl_kernel imports flash_ops only for the fa3 backend).
+rm -rf "$WORK/site"/sgl_kernel/flash_ops.abi3.so "$WORK/site"/sgl_kernel/sm100 "$WORK/site"/sgl_kernel/*cpython-310*
 # zero the cubins of other architectures in every compiled library of sglang-kernel (sgl_kernel/*.so)
 for so in $(find "$WORK/site" -path '*sgl_kernel*' -name '*.so'); do
   python3 /work/shared/vllm-on-gpu/trim_fatbin.py "$so" "$so.trim" --arch 90 && mv "$so.trim" "$so"
