@@ -19,6 +19,10 @@ for name in t214 v034 v033 sg; do
 done
 cd - >/dev/null
 [ -f /tmp/t214/.done ] && [ -f /tmp/site034/.done ] || exit 3
+# torch 2.14 links 11 NCCL 2.30 symbols that the image's NCCL 2.28.9 lacks: preload stubs (nccl_stub.c says why)
+[ -f /tmp/t214/libnccl_stub.so ] || cc -shared -fPIC -O2 -o /tmp/t214/libnccl_stub.so bench/truth/nccl_stub.c 2>/dev/null \
+  || cp .xfer/libnccl_stub.so /tmp/t214/ || exit 3
+export LD_PRELOAD=/tmp/t214/libnccl_stub.so
 export PYTHONPATH=/tmp/site034:/tmp/t214 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1
 [ -f /tmp/site034/.checked ] && exit 0
 timeout 240 python3 - <<'PY' 2>&1 | tail -15

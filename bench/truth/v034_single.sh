@@ -8,6 +8,7 @@ export T0=${T0:-$(date +%s)} OUT=${OUT:-/tmp/out}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 VLLM_ALLREDUCE_USE_FLASHINFER=0
 PD=${PD:-540}
 bash bench/truth/gpu_setup.sh || { echo "setup not complete"; exit 3; }
+export LD_PRELOAD=/tmp/t214/libnccl_stub.so   # see nccl_stub.c
 first=""
 for p in "$@"; do
   s=$(basename "$p" .tsv); first=${first:-$s}
