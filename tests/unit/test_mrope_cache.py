@@ -91,3 +91,23 @@ def test_other_models_keep_their_cache(model_id, rows, release):
 def test_the_switch_is_release_data():
     assert not for_version((0, 31, 0), allow_older=True).mrope_positions_factor
     assert for_version((0, 32, 0)).mrope_positions_factor
+
+
+# --video-pruning-rate > 0 makes mrope_positions_factor 4 again (vLLM v0.33.0 qwen3_vl.py:mrope_positions_factor,
+# MultiModalConfig.is_multimodal_pruning_enabled) and prunes video tokens: an engine flag, not a config key. vramplan
+# does not model pruning yet, so a plan that turns it on says so instead of pricing x1 silently.
+@pytest.mark.parametrize("rate, warned", [("0.5", True), ("0.0", False), ("0", False)])
+def test_video_pruning_is_flagged_not_counted(rate, warned):
+    p = vramplan.plan(flags=["vllm", "serve", VL8B, "--video-pruning-rate", rate, "--max-model-len", "8192"],
+                      device="h100-80gb", vllm_version="0.33.0")
+    assert any("--video-pruning-rate" in w for w in p.warnings) is warned
+    assert vramplan.plan(VL8B, device="h100-80gb", vllm_version="0.33.0", max_model_len=8192,
+                         video_pruning_rate=float(rate)).warnings == p.warnings
+
+
+@pytest.mark.parametrize("rate", ["1", "1.5", "-0.1"])
+def test_video_pruning_rate_out_of_range_is_bad_input(rate):
+    from vramplan.errors import FlagError
+
+    with pytest.raises(FlagError, match=r"--video-pruning-rate must be in \[0, 1\)"):
+        vramplan.plan(flags=["vllm", "serve", VL8B, "--video-pruning-rate", rate], device="h100-80gb")
