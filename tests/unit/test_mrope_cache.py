@@ -111,3 +111,60 @@ def test_video_pruning_rate_out_of_range_is_bad_input(rate):
 
     with pytest.raises(FlagError, match=r"--video-pruning-rate must be in \[0, 1\)"):
         vramplan.plan(flags=["vllm", "serve", VL8B, "--video-pruning-rate", rate], device="h100-80gb")
+
+
+def _catalog_ids():
+    from vramplan.inputs.model_source import catalog_ids
+
+    return catalog_ids()
+
+
+@pytest.mark.parametrize("model_id", _catalog_ids())
+def test_every_catalog_model_changes_at_0_32_only_by_its_mrope_cache(model_id):
+    # Elements of the init-time buffers at 0.31 minus at 0.32, from the raw config.json (not the description):
+    # Qwen3-VL / Qwen3-VL-MoE: max_position x head_dim x (4 - 1); Qwen3.5/3.6: max_position x (head_dim x
+    # partial_rotary_factor) x (4 - 1); every other architecture (Qwen2.5-VL's M-RoPE included): 0.
+    import json
+    import math
+
+    from vramplan.inputs.model_source import catalog_root
+
+    cfg = json.loads((catalog_root() / model_id / "config.json").read_text())
+    text = cfg.get("text_config") or cfg
+    arch = cfg["architectures"][0]
+    if arch.startswith(("Qwen3VL", "Qwen3_5")):
+        head = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
+    if arch.startswith("Qwen3VL"):
+        want = text["max_position_embeddings"] * head * 3
+    elif arch.startswith("Qwen3_5"):
+        rope = text.get("rope_parameters") or text.get("rope_scaling") or {}
+        partial = text.get("partial_rotary_factor") or rope.get("partial_rotary_factor") or 0.25
+        want = text["max_position_embeddings"] * int(head * partial) * 3
+    else:
+        want = 0
+    m = load_model(model_id)
+
+    def elements(release):
+        view = adapt_for_release(m, for_version(release, allow_older=True))
+        return sum(math.prod(p.shape) for p in view.buffer_params)
+
+    assert elements((0, 31, 0)) - elements((0, 32, 0)) == want
+    assert elements((0, 32, 0)) == elements((0, 34, 0))
+
+
+@pytest.mark.parametrize("model_id", ["Qwen/Qwen3-8B", "Qwen/Qwen3-30B-A3B"])
+def test_non_vl_qwen3_weights_do_not_move_at_0_32(model_id):
+    kw = dict(device="h200", max_model_len=8192, max_num_batched_tokens=8192)
+    w = {v: vramplan.plan(model_id, vllm_version=v, **kw).logged_rank.bytes_of("weights")
+         for v in ("0.26.0", "0.31.0", "0.33.0", "0.34.0")}
+    assert len(set(w.values())) == 1
+
+
+@pytest.mark.parametrize("release, factor", [("0.31.0", 4), ("0.33.0", 1)])
+def test_hf_overrides_of_max_position_resize_the_cache_by_the_release_factor(release, factor):
+    # --hf-overrides max_position_embeddings 131072 (half of 262144): the cache loses 131072 x factor x 128 x 2 bytes
+    kw = dict(device="h200", vllm_version=release, max_model_len=8192)
+    full = vramplan.plan(VL8B, **kw).logged_rank.term("weights")
+    half = vramplan.plan(VL8B, flags=["--hf-overrides", '{"text_config": {"max_position_embeddings": 131072}}'],
+                         **kw).logged_rank.term("weights")
+    assert dict(full.parts)["buffer"] - dict(half.parts)["buffer"] == 131072 * factor * 128 * 2
