@@ -35,7 +35,6 @@ ALLOWED = {
     ("engines/vllm/rules/engine.py", "resolve_engine"): (1, "(0, 0, 0) is the 'no release asked' sentinel"),
     ("engines/vllm/rules/engine.py", "_mxfp4_backend"):
         (1, "triton_kernels bundled from 0.14, inside the v0_10 span (0.10-0.16) that one rule set covers"),
-    ("engines/vllm/planner.py", "build_plan"): (1, "(0, 0, 0) is the 'no release asked' sentinel"),
     ("engines/vllm/planner.py", "_log_lines"):
         (1, "vllm-ascend 0.12's 'Available memory' log line, inside the Ascend v0_9 span (0.9-0.13)"),
 }
@@ -109,6 +108,29 @@ def test_planning_code_asks_the_rule_set_not_the_release_number() -> None:
     assert not stale, f"allow-list entries with nothing left to allow (remove them): {stale}"
 
 
+def test_family_release_views_read_switches_not_release_numbers() -> None:
+    # model/families: a family's for_release(model, rules) view gets the release's RuleSet and reads its switches
+    import inspect
+    import textwrap
+
+    from vramplan.model.families import _FAMILIES, _load
+
+    _load()
+    hooks = {f.name: f.for_release for f in _FAMILIES.values() if f.for_release is not None}
+    assert {"qwen3", "qwen3_moe", "qwen3_5", "mimo_v2"} <= set(hooks)
+    bad = []
+    for name, hook in hooks.items():
+        tree = ast.parse(textwrap.dedent(inspect.getsource(hook)))
+        params = [a.arg for a in tree.body[0].args.args]
+        if len(params) != 2 or params[1] != "rules":
+            bad.append(f"{name}: {hook.__name__}{tuple(params)} (want (model, rules))")
+        for sub in ast.walk(tree):
+            if isinstance(sub, ast.Compare) and any(_mentions_release(o) for o in [sub.left, *sub.comparators]):
+                bad.append(f"{name}: {ast.unparse(sub)}")
+    assert not bad, "family for_release views that compare release numbers (make them RuleSet switches):\n" + \
+        "\n".join(bad)
+
+
 def test_the_walk_catches_what_it_should(tmp_path: Path) -> None:
     src = ("def f(rules, v):\n    a = rules.version >= (0, 26, 0)\n    b = v < (0, 14, 0)\n"
            "    c = _at_least(v, (0, 20, 0))\n    d = cc < (9, 0)\n    return a, b, c, d\n")
@@ -127,6 +149,7 @@ CHANGE_POINTS: dict[str, tuple[tuple[int, int], object, object]] = {
     "hybrid_align_kernel_block": ((0, 20), False, True),
     "hybrid_block_from_backend": ((0, 20), False, True),
     "spec_decode_rounding_any_runner": ((0, 20), False, True),
+    "mimo_v2_v_head_unpadded": ((0, 20), False, True),
     "graph_estimate_on_rocm": ((0, 21), False, True),
     "capture_max_num_tokens": ((0, 21), False, True),
     "kv_tokens_from_concurrency": ((0, 21), False, True),
@@ -157,6 +180,7 @@ CHANGE_POINTS: dict[str, tuple[tuple[int, int], object, object]] = {
     "sp_capture_sizes_unchanged": ((0, 32), False, True),
     "mamba_cache_mode_all_removed": ((0, 32), False, True),
     "v2_runner_rocm_dsa": ((0, 32), False, True),
+    "mrope_positions_factor": ((0, 32), False, True),
     "gb10_small_batch_tier": ((0, 33), False, True),
     "cublas_handles_in_init_device": ((0, 33), False, True),
     "fa4_head256_block": ((0, 33), False, True),

@@ -80,6 +80,9 @@ class EngineArgs:
     mm_processor_cache_gb: float | None = None
     mm_encoder_tp_mode: str | None = None
     skip_mm_profiling: bool = False
+    video_pruning_rate: float | None = None
+    """``--video-pruning-rate``: > 0 turns on video token pruning, which vramplan does not model yet (it also keeps
+    Qwen3-VL's and Qwen3.5's M-RoPE cache at ``max_position x 4`` from vLLM 0.32: model/families/_mrope.py)."""
     disable_hybrid_kv_cache_manager: bool = False
     mamba_cache_mode: str | None = None
     mamba_ssm_cache_dtype: str | None = None
@@ -238,6 +241,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "mm-processor-cache-gb": ("mm_processor_cache_gb", float, True),
     "mm-encoder-tp-mode": ("mm_encoder_tp_mode", str, True),
     "skip-mm-profiling": ("skip_mm_profiling", _bool, False),
+    "video-pruning-rate": ("video_pruning_rate", float, True),
     "disable-hybrid-kv-cache-manager": ("disable_hybrid_kv_cache_manager", _bool, False),
     "mamba-cache-mode": ("mamba_cache_mode", str, True),
     "mamba-ssm-cache-dtype": ("mamba_ssm_cache_dtype", str, True),
@@ -260,7 +264,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
 _SHORT = {"-tp": "tensor-parallel-size", "-pp": "pipeline-parallel-size", "-dp": "data-parallel-size",
           "-q": "quantization", "-ep": "enable-expert-parallel"}
 # Memory flags vramplan accepts but does not model yet.
-_UNMODELLED = {"speculative-config", "enable-lora", "max-loras", "max-lora-rank"}
+_UNMODELLED = {"speculative-config", "enable-lora", "max-loras", "max-lora-rank", "video-pruning-rate"}
 
 
 @lru_cache(maxsize=None)
@@ -385,7 +389,7 @@ def parse_flags(argv: list[str], *, environ: dict[str, str] | None = None,
                 raise
             except (ValueError, TypeError):
                 raise FlagError(f"--{key}: cannot read {raw!r}", hint=_hint_for(key)) from None
-            if key in _UNMODELLED:
+            if key in _UNMODELLED and got not in (None, False):  # 0 / false: the feature stays off
                 unmodelled.append("--" + key)
             continue
         dashed = "--" + key if name.startswith("--") else name
@@ -499,6 +503,10 @@ def _validate(args: EngineArgs) -> None:
         raise FlagError("--kv-cache-memory-bytes must be positive")
     if args.usage_context not in ("serve", "llm"):
         raise FlagError(f"--usage-context is serve or llm, not {args.usage_context!r}")
+    if args.video_pruning_rate is not None and not 0 <= args.video_pruning_rate < 1:
+        # vLLM v0.33.0 vllm/config/multimodal.py:MultiModalConfig.video_pruning_rate (Field(ge=0.0, lt=1.0))
+        raise FlagError(f"--video-pruning-rate must be in [0, 1), got {args.video_pruning_rate}",
+                        hint="it is the fraction of video tokens to prune, e.g. --video-pruning-rate 0.5")
     if args.limit_mm_per_prompt:
         for k, v in args.limit_mm_per_prompt.items():
             if isinstance(v, dict):

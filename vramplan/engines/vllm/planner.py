@@ -125,7 +125,7 @@ def build_plan(
                              ignored_flags=ignored_flags)
     # a family rule that changed between releases (families/<name>.py: for_release); the plan keeps the model given
     base_model = model
-    model = adapt_for_release(model, rules.requested if rules.requested != (0, 0, 0) else rules.version)
+    model = adapt_for_release(model, rules)
     cfg = resolve_engine(args, model, device, rules)
     budget = budget_for(rules)
     total = device.total_bytes

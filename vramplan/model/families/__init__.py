@@ -43,9 +43,10 @@ class Family:
     extra_params: Callable[[Any, dict], tuple] | None = None
     """``extra_params(ctx, config) -> params`` loaded with the embeddings on the first stage (e.g. a vision tower that
     vramplan does not profile as a vision family: its weights still count)."""
-    for_release: Callable[[Any, tuple], Any] | None = None
-    """``for_release(model, version) -> model``: the description as one vLLM release allocates it, where a rule of
-    the family changed between releases (applied to the weights by the planner)."""
+    for_release: Callable[[Any, Any], Any] | None = None
+    """``for_release(model, rules) -> model``: the description as one vLLM release allocates it, where a rule of
+    the family changed between releases (applied to the weights by the planner). ``rules`` is the release's
+    ``RuleSet`` (engines/vllm/rules/versions.py): the hook reads its named switches, never a release number."""
     buffers: Callable[[Any, tuple], tuple] | None = None
     """``buffers(ctx, layers) -> params``: the family's init-time buffers instead of the default rotary caches
     (e.g. none for a model without rotary embeddings)."""
@@ -269,13 +270,18 @@ def extra_params_for(name: str) -> Callable[[Any, dict], tuple] | None:
 
 
 @lru_cache(maxsize=512)
-def adapt_for_release(model: Any, version: tuple) -> Any:
-    """The family's ``for_release`` view of a model at a vLLM release (the model itself when none applies)."""
+def adapt_for_release(model: Any, rules: Any) -> Any:
+    """The family's ``for_release`` view of a model under a vLLM release's ``RuleSet`` (the model itself when none
+    applies). A release tuple such as ``(0, 33, 0)`` stands for the rule set that plans it."""
     _load()
     fam = _FAMILIES.get(getattr(model, "family", ""))
     if fam is None or fam.for_release is None:
         return model
-    return fam.for_release(model, tuple(version[:3]))
+    if isinstance(rules, tuple):
+        from ...engines.vllm.rules.versions import for_version
+
+        return adapt_for_release(model, for_version(rules, allow_older=True))
+    return fam.for_release(model, rules)
 
 
 def buffers_for(name: str) -> Callable[[Any, tuple], tuple] | None:

@@ -161,7 +161,8 @@ def _rope_positions(max_pos: int, rope: dict) -> int:
     factor = float(rope.get("factor") or 1.0)
     if "mrope_section" in rope or kind == "mrope":
         # MRotaryEmbedding enlarges its cache to 4x max_position (Qwen2/2.5/3-VL alike; only
-        # openpangu's MRotaryEmbeddingInterleaved keeps 1x).
+        # openpangu's MRotaryEmbeddingInterleaved keeps 1x). From vLLM 0.32 Qwen3-VL passes a factor of 1:
+        # the qwen3 / qwen3_moe families' for_release view (_mrope.py).
         return max_pos * 4
     if kind == "linear":
         return int(max_pos * factor)

@@ -120,11 +120,12 @@ def _ropes(ctx, layers) -> tuple:
     return tuple(out)
 
 
-def _for_release(model, version: tuple):
+def _for_release(model, rules):
     """Before vLLM 0.20.0 MiMoV2Attention padded V to the K head size before attention (v0.18.0 / v0.19.0
     mimo_v2_flash.py: ``torch.nn.functional.pad(v, [0, head_dim - v_head_dim])``), so the KV cache held V at 192;
-    0.20.0 gives Attention ``head_size_v`` (the DiffKV backend) and the cache holds V at 128."""
-    if version >= (0, 20, 0):
+    0.20.0 gives Attention ``head_size_v`` (the DiffKV backend) and the cache holds V at 128
+    (``RuleSet.mimo_v2_v_head_unpadded``)."""
+    if rules.mimo_v2_v_head_unpadded:
         return model
     from dataclasses import replace
 

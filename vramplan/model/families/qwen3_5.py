@@ -95,11 +95,11 @@ def _rope(ctx, layers) -> tuple:
     return (Param(name="rotary_emb.cos_sin_cache", shape=(ctx.max_pos, int(ctx.head_dim * factor)), part="buffer"),)
 
 
-def _for_release(model, version: tuple):
+def _for_release(model, rules):
     """Before vLLM 0.32.0 MRotaryEmbedding hard-coded ``cache_max_position_num = max_position x 4`` (v0.19.0,
     v0.26.0, v0.31.0 vllm/model_executor/layers/rotary_embedding/mrope.py); 0.32.0 made it
-    ``max_position x mrope_positions_factor`` (1 here)."""
-    if version >= (0, 32, 0):
+    ``max_position x mrope_positions_factor`` (1 here; ``RuleSet.mrope_positions_factor``)."""
+    if rules.mrope_positions_factor:
         return model
     from dataclasses import replace
 

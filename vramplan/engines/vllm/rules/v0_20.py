@@ -13,4 +13,6 @@ RULES = replace(_PREVIOUS, version=(0, 20, 0), estimate_cudagraphs_default=True,
                 # Platform._align_hybrid_block_size
                 hybrid_block_from_backend=True, hybrid_align_kernel_block=True,
                 # vLLM v0.20.0 vllm/config/compilation.py:CompilationConfig.adjust_cudagraph_sizes_for_spec_decode
-                spec_decode_rounding_any_runner=True)
+                spec_decode_rounding_any_runner=True,
+                # vLLM v0.20.0 vllm/model_executor/models/mimo_v2_flash.py:MiMoV2Attention (Attention head_size_v)
+                mimo_v2_v_head_unpadded=True)

@@ -159,6 +159,10 @@ class RuleSet:
     """Capture sizes are rounded to the speculative query length for every FULL decode mode and runner (v0.20:
     vllm/config/compilation.py ``CompilationConfig.adjust_cudagraph_sizes_for_spec_decode``); v0.19 only for the
     V1 runner's separate decode routine."""
+    mimo_v2_v_head_unpadded: bool = False
+    """MiMo-V2's KV cache keeps V at ``v_head_dim`` (v0.20: mimo_v2_flash.py gives ``Attention`` ``head_size_v``);
+    v0.18/v0.19 padded V to the K head size (``torch.nn.functional.pad(v, ...)``). Applied by the family's
+    ``for_release`` view (model/families/mimo_v2.py)."""
     capture_max_num_tokens: bool = False
     """``max_num_batched_tokens`` is added to the capture sizes when it fits (v0.21: vllm/config/vllm.py
     ``VllmConfig._set_cudagraph_sizes``, "ensure max_num_tokens is captured")."""
@@ -234,6 +238,12 @@ class RuleSet:
     v2_runner_rocm_dsa: bool = False
     """DeepSeek-V3.2/V4 run on the V2 runner on ROCm too (v0.32: vllm/config/vllm.py
     ``VllmConfig.use_v2_model_runner``)."""
+    mrope_positions_factor: bool = False
+    """M-RoPE's cos/sin cache has ``max_position x positions_factor`` rows, which Qwen3-VL, Qwen3-VL-MoE and Qwen3.5
+    pass as ``mrope_positions_factor(vllm_config)``: 1, or 4 with video pruning (v0.32:
+    vllm/model_executor/layers/rotary_embedding/mrope.py ``MRotaryEmbedding.__init__``,
+    vllm/model_executor/models/qwen3_vl.py ``mrope_positions_factor``); before, ``max_position x 4`` for every
+    M-RoPE model (v0.31.0 ``MRotaryEmbedding.__init__``). Applied by the families' ``for_release`` views."""
     gb10_small_batch_tier: bool = False
     """GB10 (SM 12.1) keeps the small batch-default tier (v0.33: vllm/engine/arg_utils.py
     ``EngineArgs.get_batch_defaults``)."""
