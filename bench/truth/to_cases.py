@@ -48,6 +48,19 @@ PATTERNS = [
     ("encoder_profile_items", r"Encoder cache will be initialized .* profiled with (\d+) \w+ items", int),
     ("encoder_profile_modality", r"Encoder cache will be initialized .* profiled with \d+ (\w+) items", str),
     ("block_size_logged", r"Setting kv cache block size to (\d+)", int),
+    # vLLM 0.34's extensible KV cache (v1/worker/extensible_kv_cache.py: measure_kv_cache_blocks, extend_kv_cache)
+    ("warmup_free_gib", r"Memory after warmup: " + NUM + r" GiB free", float),
+    ("warmup_committed_gib", r"Memory after warmup: [\d.]+ GiB free, " + NUM + r" GiB committed", float),
+    ("warmup_transient_gib", r"GiB committed to the KV cache, " + NUM + r" GiB kept for transient", float),
+    ("warmup_alloc_peak_gib", r"kept for transient activations \(" + NUM + r" GiB allocated at peak", float),
+    ("warmup_reserve_growth_gib", r"GiB allocated at peak, " + NUM + r" GiB of torch reservation growth", float),
+    ("warmup_fit_blocks", r"torch reservation growth\); (\d+) KV cache blocks", int),
+    ("warmup_fit_gib", r"KV cache blocks \(" + NUM + r" GiB\) fit within", float),
+    ("warmup_requested_gib", r"fit within the requested " + NUM + r" GiB", float),
+    ("extended_kv_blocks", r"Extended KV cache to (\d+) blocks", int),
+    ("extended_kv_gib", r"Extended KV cache to \d+ blocks \(" + NUM + r" GiB\)", float),
+    ("remapped_kv_blocks", r"Remapping the KV cache from \d+ to (\d+) blocks", int),
+    ("num_gpu_blocks", r"num_gpu_blocks(?:=|: )(\d+)", int),
 ]
 PREFIX = re.compile(r"^\((?P<who>[A-Za-z_]+\d*)(?: pid=\d+)?\)")
 MODEL_IDS = {"bench/truth/configs/gemma-3-4b-text": "google/gemma-3-4b-it:text-only (derived)"}
