@@ -163,3 +163,26 @@ def test_catalog_sglang_minus_description_is_the_rope_difference(model):
     assert p.logged_stage.rope_reserve_bytes == sum((need - rows) * dim * 4 for rows, dim, grows in caches
                                                     if grows and need > rows)
     assert p.bytes_of("rope_cache_reserve") == p.logged_stage.rope_reserve_bytes
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_mrope_with_yarn_has_original_times_factor_rows(version):
+    # Qwen3-VL-8B with the long-context YaRN its card suggests: rope_type yarn, factor 3.0, original 262144,
+    # max_position_embeddings 1000000 (not a multiple): SGLang builds YaRNScalingMRotaryEmbedding(original_max_position
+    # = 262144) whose cache is torch.arange(262144 x 3.0) = 786432 rows x 128 x 4 bytes
+    import json
+
+    from vramplan.inputs.model_source import catalog_root
+    from vramplan.model.from_config import describe_config
+
+    cfg = json.loads((catalog_root() / "Qwen/Qwen3-VL-8B-Instruct" / "config.json").read_text())
+    text = cfg["text_config"]
+    text["max_position_embeddings"] = 1_000_000
+    rope = dict(text.get("rope_scaling") or text.get("rope_parameters"))
+    rope.update(rope_type="yarn", factor=3.0, original_max_position_embeddings=262144)
+    text.pop("rope_parameters", None)
+    text["rope_scaling"] = rope
+    m = describe_config(cfg, name="qwen3-vl-8b-yarn")
+    assert m.vision is None  # no preprocessor_config given: the text model only
+    p = sglang.plan(m, device="h200", sglang_version=version)
+    assert dict(p.logged_stage.weights.parts)["buffer"] == 786432 * 128 * 4

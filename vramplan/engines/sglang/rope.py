@@ -53,8 +53,9 @@ ROPE_CACHE_ALIGN = 128
 # srt/models/qwen3_5.py).
 _GET_ROPE_VISION_ARCHS = ("Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration",
                           "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration")
-# Vision towers with only an inv_freq buffer (sglang srt/models/qwen2_5_vl.py: Qwen2_5_VisionRotaryEmbedding).
-_INV_FREQ_VISION_ARCHS = ("Qwen2_5_VLForConditionalGeneration",)
+# Vision towers with only an inv_freq buffer (sglang srt/models/qwen2_vl.py: Qwen2VisionRotaryEmbedding,
+# qwen2_5_vl.py: Qwen2_5_VisionRotaryEmbedding).
+_INV_FREQ_VISION_ARCHS = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
 _CACHE_DTYPES = (None, "bfloat16", "float16", "float32")
 
 
