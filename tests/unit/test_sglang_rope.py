@@ -186,3 +186,22 @@ def test_mrope_with_yarn_has_original_times_factor_rows(version):
     assert m.vision is None  # no preprocessor_config given: the text model only
     p = sglang.plan(m, device="h200", sglang_version=version)
     assert dict(p.logged_stage.weights.parts)["buffer"] == 786432 * 128 * 4
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_longrope_keeps_the_model_dtype_and_three_caches(version):
+    # Phi-3 with LongRoPE (the 128k variants): original 4096, max_position_embeddings 131072, head_dim 3072 / 32 = 96.
+    # rope_variant.py:Phi3LongRoPEScaledRotaryEmbedding registers short (4096 rows), long (131072 rows) and their
+    # concatenation (135168 rows), each .to(dtype) (bf16): 2 x (4096 + 131072) x 96 x 2 bytes; no reserve growth
+    import json
+
+    from vramplan.inputs.model_source import catalog_root
+    from vramplan.model.from_config import describe_config
+
+    cfg = json.loads((catalog_root() / "microsoft/Phi-3-mini-4k-instruct" / "config.json").read_text())
+    cfg.update(max_position_embeddings=131072, original_max_position_embeddings=4096,
+               rope_scaling={"type": "longrope", "short_factor": [1.0] * 48, "long_factor": [4.0] * 48})
+    m = describe_config(cfg, name="phi3-longrope")
+    p = sglang.plan(m, device="h100-80gb", sglang_version=version)
+    assert dict(p.logged_stage.weights.parts)["buffer"] == 2 * (4096 + 131072) * 96 * 2
+    assert p.logged_stage.rope_reserve_bytes == 0

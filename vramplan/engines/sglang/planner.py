@@ -195,8 +195,9 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     partition = ",".join(str(e - s) for s, e in splits)
     mm_gb = (100 / 1024) if (rules.mm_kv_reservation and model.is_multimodal) else 0.0  # SGLANG_VLM_CACHE_SIZE_MB=100
     # SGLang's own rotary caches (float32 on CUDA, M-RoPE x1 rows) in place of the description's (engines/sglang/rope.py)
-    rope = sglang_rope(model, device.platform in rules.rope_cache_fp32_platforms
-                       or (a.env_value("SGLANG_ROPE_CACHE_FP32") or "").lower() in ("1", "true", "yes", "on"))
+    # SGLANG_ROPE_CACHE_FP32 is an EnvBool (srt/environ.py): true / 1 / yes / y
+    fp32_env = (a.env_value("SGLANG_ROPE_CACHE_FP32") or "").lower() in ("true", "1", "yes", "y")
+    rope = sglang_rope(model, device.platform in rules.rope_cache_fp32_platforms or fp32_env)
     reserve = rope.reserve_growth_bytes(r.context_length)
 
     stages: list[StagePlan] = []

@@ -21,8 +21,14 @@ releases read (0.5.17 and 0.5.23):
   ``int(rotary_dim x partial_rotary_factor)`` there too.
 - vision: Qwen3-VL's (and Qwen3.5's, which reuses it) vision tower calls ``get_rope(head_size=head_dim,
   rotary_dim=head_dim // 2, max_position=8192)`` (srt/models/qwen3_vl.py: the vision model's ``__init__``): the
-  description's shape, in float32. Qwen2.5-VL's tower keeps no cache at all, only ``Qwen2_5_VisionRotaryEmbedding``'s
-  float32 ``inv_freq`` of ``rotary_dim / 2`` elements (srt/models/qwen2_5_vl.py).
+  description's shape, in float32. Qwen2-VL's and Qwen2.5-VL's towers keep no cache at all, only a float32
+  ``inv_freq`` of ``rotary_dim / 2`` elements (srt/models/qwen2_vl.py: Qwen2VisionRotaryEmbedding, qwen2_5_vl.py:
+  Qwen2_5_VisionRotaryEmbedding). Other vision towers keep the description's buffers.
+- not re-derived: DeepSeek-V4's own rope buffers (srt/models/deepseek_v4.py) keep the description's rows (already
+  float32); Llama 4's complex64 vision caches are left as described.
+- LongRoPE (Phi-3): ``rope_variant.py:Phi3LongRoPEScaledRotaryEmbedding`` registers ``short_cos_sin_cache``
+  (original_max_position rows), ``long_cos_sin_cache`` (max_position rows) and their concatenation, all cast to the
+  model dtype: ``2 x (original + max_position)`` rows; it has no ``_ensure_cos_sin_cache_length`` (no reserve).
 
 After "Load weight end" and before the KV pool is sized, ``ModelRunner.load_model`` calls
 ``reserve_rope_cache_for_long_sequences`` (srt/utils/common.py): every module with ``_ensure_cos_sin_cache_length``
@@ -143,18 +149,27 @@ def sglang_rope(model: ModelDescription, fp32: bool) -> SGLangRope:
     Memoised on the description's identity, so the weights of the returned view stay cached too."""
     rope = _text_rope(model)
     mrope = "mrope_section" in rope
+    longrope = str(rope.get("rope_type") or rope.get("type") or "") == "longrope"
     caches: list[RopeCache] = []
 
     def convert(p: Param, *, vision: bool) -> Param:
         old = int(math.prod(p.shape) * dtype_bytes(p.dtype or model.dtype))
-        elem = 4 if fp32 else int(dtype_bytes(p.dtype or model.dtype))
-        rows, reason = p.shape[0], "rows as the description (the same get_rope rule)"
+        keep32 = fp32 and not (longrope and not vision)
+        elem = 4 if keep32 else int(dtype_bytes(p.dtype or model.dtype))
+        rows, reason, grows = p.shape[0], "rows as the description (the same get_rope rule)", True
         if mrope and not vision:
             rows, reason = _mrope_rows(model, rope)
+        elif longrope and not vision:
+            text = model.hf_config.get("text_config") if isinstance(model.hf_config.get("text_config"), dict) \
+                else model.hf_config
+            orig = int(rope.get("original_max_position_embeddings") or text.get("original_max_position_embeddings")
+                       or model.max_position_embeddings)
+            rows = 2 * (orig + model.max_position_embeddings)
+            reason, grows = "Phi3LongRoPEScaledRotaryEmbedding: short + long + their concatenation", False
         caches.append(RopeCache(name=p.name, rows=rows, rotary_dim=p.shape[1], element_bytes=elem,
-                                description_bytes=old, extendable=True, vision=vision,
-                                reason=reason + ("; float32" if fp32 else "; model dtype")))
-        return replace(p, shape=(rows, p.shape[1]), dtype="float32" if fp32 else (p.dtype or model.dtype),
+                                description_bytes=old, extendable=grows, vision=vision,
+                                reason=reason + ("; float32" if keep32 else "; model dtype")))
+        return replace(p, shape=(rows, p.shape[1]), dtype="float32" if keep32 else (p.dtype or model.dtype),
                        name=p.name + " [sglang]")
 
     bufs = tuple(convert(p, vision=False) if _is_rope_cache(p) else p for p in model.buffer_params)
