@@ -122,6 +122,8 @@ def _hand_caches(m) -> tuple[int, list[tuple[int, int, bool]]]:
             assert kind in ("default", "mrope")
             assert rows in (max_pos, 4 * max_pos)  # x4 before vLLM 0.32 (Qwen2.5/3-VL), x1 (Qwen3.5)
             sg_rows = max_pos
+        if m.architecture.startswith("Gemma3"):  # gemma3_causal.py: rope_type "default" on every layer
+            sg_rows = max_pos
         delta += sg_rows * dim * 4 - rows * dim * elem
         caches.append((sg_rows, dim, True))
     if m.vision is not None:
@@ -205,3 +207,17 @@ def test_longrope_keeps_the_model_dtype_and_three_caches(version):
     p = sglang.plan(m, device="h100-80gb", sglang_version=version)
     assert dict(p.logged_stage.weights.parts)["buffer"] == 2 * (4096 + 131072) * 96 * 2
     assert p.logged_stage.rope_reserve_bytes == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_gemma3_caches_have_max_position_rows(version):
+    # Gemma-3-12B: head_dim 256, max_position_embeddings 131072; the config's global rope is linear x8, but SGLang's
+    # Gemma3Attention passes rope_type "default" to both kinds of layer: two caches (bases 1e6 and 1e4) of
+    # 131072 x 256 x 4 bytes. The description (vLLM): 1048576 x 256 x 2 + 131072 x 256 x 2.
+    p = sglang.plan("google/gemma-3-12b-it", device="h100-80gb", sglang_version=version)
+    m = load_model("google/gemma-3-12b-it")
+    text_buffers = 2 * 131072 * 256 * 4
+    desc = weights_per_rank(m, dtype="bfloat16", quant=None)
+    assert desc.total_bytes - p.logged_stage.weights.total_bytes == (1048576 + 131072) * 256 * 2 - text_buffers
+    # reserve: both caches 131072 -> 131328 rows
+    assert p.logged_stage.rope_reserve_bytes == 2 * 256 * 256 * 4

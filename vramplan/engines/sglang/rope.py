@@ -26,6 +26,9 @@ releases read (0.5.17 and 0.5.23):
   Qwen2_5_VisionRotaryEmbedding). Other vision towers keep the description's buffers.
 - not re-derived: DeepSeek-V4's own rope buffers (srt/models/deepseek_v4.py) keep the description's rows (already
   float32); Llama 4's complex64 vision caches are left as described.
+- Gemma 3: ``srt/models/gemma3_causal.py:Gemma3Attention.__init__`` gives local and global layers
+  ``rope_scaling={"rope_type": "default"}``: both caches have ``max_position`` rows, where vLLM's global cache has
+  ``max_position x 8`` (linear).
 - LongRoPE (Phi-3): ``rope_variant.py:Phi3LongRoPEScaledRotaryEmbedding`` registers ``short_cos_sin_cache``
   (original_max_position rows), ``long_cos_sin_cache`` (max_position rows) and their concatenation, all cast to the
   model dtype: ``2 x (original + max_position)`` rows; it has no ``_ensure_cos_sin_cache_length`` (no reserve).
@@ -63,6 +66,10 @@ _GET_ROPE_VISION_ARCHS = ("Qwen3VLForConditionalGeneration", "Qwen3VLMoeForCondi
 # qwen2_5_vl.py: Qwen2_5_VisionRotaryEmbedding).
 _INV_FREQ_VISION_ARCHS = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
 _CACHE_DTYPES = (None, "bfloat16", "float16", "float32")
+# Text models whose attention passes rope_scaling={"rope_type": "default"} to get_rope whatever the config says, so
+# every cache has max_position rows (no linear x factor): sglang 0.5.17 / 0.5.23 srt/models/gemma3_causal.py:
+# Gemma3Attention.__init__ (local and global layers alike; gemma3_mm.py wraps the same Gemma3ForCausalLM).
+_DEFAULT_ROPE_ARCHS = ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +166,8 @@ def sglang_rope(model: ModelDescription, fp32: bool) -> SGLangRope:
         rows, reason, grows = p.shape[0], "rows as the description (the same get_rope rule)", True
         if mrope and not vision:
             rows, reason = _mrope_rows(model, rope)
+        elif model.architecture in _DEFAULT_ROPE_ARCHS and not vision:
+            rows, reason = model.max_position_embeddings, "gemma3_causal.py: rope_type forced to default"
         elif longrope and not vision:
             text = model.hf_config.get("text_config") if isinstance(model.hf_config.get("text_config"), dict) \
                 else model.hf_config
