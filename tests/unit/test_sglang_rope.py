@@ -63,6 +63,9 @@ def test_qwen3_vl_8b_mrope_x1_float32(version):
     # recursion) 8192 -> 262400 rows
     assert reserve_rows(262144) == 262400
     assert p.logged_stage.rope_reserve_bytes == 256 * 128 * 4 + (262400 - 8192) * 36 * 4
+    caches = p.to_dict()["engine"]["rope_caches"]
+    assert [(c["rows"], c["rotary_dim"], c["element_bytes"], c["bytes"], c["description_bytes"]) for c in caches] == [
+        (262144, 128, 4, text_sglang, text_desc), (8192, 36, 4, vis_sglang, vis_desc)]
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -31,7 +31,7 @@ from . import messages as M
 from .defaults import Resolved, resolve
 from .flags import SGLangArgs
 from .pool import CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split
-from .rope import SGLangRope, reserve_rows, sglang_rope
+from .rope import RopeCache, SGLangRope, reserve_rows, sglang_rope
 from .rules import SGLangRules
 
 __all__ = ["StagePlan", "SGLangPlan", "build_sglang_plan", "STANDIN"]
@@ -94,6 +94,8 @@ class SGLangPlan:
     fix: str | None = None
     notes: tuple[str, ...] = ()
     engine: str = "sglang"
+    rope_caches: tuple[RopeCache, ...] = ()
+    """The rotary caches as SGLang allocates them at model init (engines/sglang/rope.py), inside ``weights``."""
 
     def __repr__(self) -> str:
         state = f"fails ({self.error_kind})" if self.error_kind else f"starts, {self.max_total_num_tokens or 0:,} KV tokens"
@@ -408,7 +410,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         max_total_num_tokens=tokens if tokens > 0 else None, swa_tokens=swa_tokens or None,
         max_running_requests=mrr, max_concurrency=(tokens / r.context_length) if tokens > 0 else None,
         kv_pool_bytes=pool_bytes, headroom_bytes=headroom, warnings=tuple(warnings), log_lines=tuple(logs),
-        ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n))
+        ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n), rope_caches=rope.caches)
 
 
 def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: StagePlan, need: int, headroom: int,

@@ -109,6 +109,11 @@ def sglang_plan_to_dict(p: SGLangPlan) -> dict[str, Any]:
             "max_num_batched_tokens": r.chunked_prefill_size,
             "gpu_memory_utilization": None,
             "enforce_eager": not (r.decode_graph or r.prefill_graph),
+            # rotary caches as SGLang keeps them (engines/sglang/rope.py); description_bytes: the shared (vLLM) layout
+            "rope_caches": [{"name": c.name, "rows": c.rows, "rotary_dim": c.rotary_dim,
+                             "element_bytes": c.element_bytes, "bytes": c.bytes,
+                             "description_bytes": c.description_bytes, "vision": c.vision, "reason": c.reason}
+                            for c in p.rope_caches],
         },
         "headroom_gib": {t.key: _g(t.bytes) for t in p.headroom_terms},
         "host_memory_gib": {},

@@ -164,6 +164,8 @@ def sglang_rope(model: ModelDescription, fp32: bool) -> SGLangRope:
         keep32 = fp32 and not (longrope and not vision)
         elem = 4 if keep32 else int(dtype_bytes(p.dtype or model.dtype))
         rows, reason, grows = p.shape[0], "rows as the description (the same get_rope rule)", True
+        if vision:
+            reason = "vision tower get_rope(max_position=8192) (qwen3_vl.py)"
         if mrope and not vision:
             rows, reason = _mrope_rows(model, rope)
         elif model.architecture in _DEFAULT_ROPE_ARCHS and not vision:
