@@ -106,17 +106,22 @@ def test_pool_tokens_qwen3_8b_h100_by_hand():
     # the baseline: torch total 79.18 GiB (81080 MiB) less the CUDA context estimate 522 MiB (vLLM-measured stand-in)
     pre = (81080 - 522) * 2**20
     # weights: embed + lm_head 2 x 151936 x 4096, 36 layers x (qkv 48x128x4096 + o 4096^2 + gate_up 2x12288x4096
-    # + down 12288x4096 + norms 2x4096 + q/k norm 2x128), final norm 4096, all bf16; + rotary cache 40960 x 128 bf16
+    # + down 12288x4096 + norms 2x4096 + q/k norm 2x128), final norm 4096, all bf16; + rotary cache 40960 x 128
+    # float32 (SGLang keeps it in fp32 on CUDA: rotary_embedding/base.py:RotaryEmbedding.__init__)
     layer = 48 * 128 * 4096 + 4096 * 4096 + 2 * 12288 * 4096 + 12288 * 4096 + 2 * 4096 + 2 * 128
-    weights = 2 * (2 * 151936 * 4096 + 36 * layer + 4096) + 40960 * 128 * 2
-    rest_gb = (pre - weights) / 2**30 - pre / 2**30 * (1 - 0.83)
+    weights = 2 * (2 * 151936 * 4096 + 36 * layer + 4096) + 40960 * 128 * 4
+    # after "Load weight end" reserve_rope_cache_for_long_sequences grows the cache to align_128(40960 + 256) = 41216
+    # rows: + 256 x 128 x 4 bytes out of the KV budget
+    reserve = (41216 - 40960) * 128 * 4
+    rest_gb = (pre - weights - reserve) / 2**30 - pre / 2**30 * (1 - 0.83)
     tokens = int(rest_gb * 2**30) // (8 * 256 * 36 * 2)
     p = sglang.plan("Qwen/Qwen3-8B", device="h100-80gb")
     assert p.logged_stage.weights.total_bytes == weights
-    assert p.max_total_num_tokens == tokens == 364306
-    # resolve_max_num_reqs: clamp(int(364306 / 40960 x 512), 2048, 4096) = 4096, <= tokens // 2
+    assert p.bytes_of("rope_cache_reserve") == reserve
+    assert p.max_total_num_tokens == tokens == 364234
+    # resolve_max_num_reqs: clamp(int(364234 / 40960 x 512), 2048, 4096) = 4096, <= tokens // 2
     assert p.max_running_requests == min(max(min(int(tokens / 40960 * 512), 4096), 2048), tokens // 2) == 4096
-    assert any(line.startswith("max_total_num_tokens=364306, chunked_prefill_size=8192, max_prefill_tokens=16384, "
+    assert any(line.startswith("max_total_num_tokens=364234, chunked_prefill_size=8192, max_prefill_tokens=16384, "
                                 "max_running_requests=4096, context_len=40960, available_gpu_mem=")
                for line in p.log_lines)
 
@@ -126,7 +131,7 @@ def test_max_total_tokens_and_page_size():
     assert p.max_total_num_tokens == 100_003 // 16 * 16
     # profiled below the cap: SGLang warns and keeps the profiled value
     p2 = sglang.plan("Qwen/Qwen3-8B", max_total_tokens=10_000_000)
-    assert p2.max_total_num_tokens == 364306
+    assert p2.max_total_num_tokens == 364234
     assert any("is larger than the profiled value" in w for w in p2.warnings)
 
 
@@ -205,7 +210,7 @@ def test_json_contract_keys():
     assert set(v) - set(d) == set()  # every vLLM contract key is there
     assert d["engine_name"] == "sglang" and d["engine_version"] == "0.5.23" and d["vllm_version"] is None
     assert v["engine_name"] == "vllm" and v["engine_version"] == v["vllm_version"]
-    assert d["kv_cache_tokens"] == 364306 and isinstance(d["engine"], dict)
+    assert d["kv_cache_tokens"] == 364234 and isinstance(d["engine"], dict)
 
 
 def test_api_engine_switch():
@@ -245,14 +250,14 @@ def test_tp_not_dividing_heads_in_sglangs_words():
 
 def test_fp8_block_checkpoint_weights_by_hand():
     # Qwen3-32B-FP8: linear layers fp8 (1 byte) with float32 block scales [ceil(out/128), ceil(in/128)]
-    # (SGLang's Fp8LinearMethod weight_scale_inv); embeddings, norms and the rotary cache in bf16
+    # (SGLang's Fp8LinearMethod weight_scale_inv); embeddings and norms in bf16, the rotary cache in float32 (CUDA)
     qkv = 10240 * 5120 + 80 * 40 * 4          # (64 + 2 x 8) x 128 rows
     o = 5120 * 8192 + 40 * 64 * 4
     gate_up = 51200 * 5120 + 400 * 40 * 4
     down = 5120 * 25600 + 40 * 200 * 4
     norms = (2 * 5120 + 2 * 128) * 2
     layers = 64 * (qkv + o + gate_up + down + norms)
-    total = layers + 2 * 151936 * 5120 * 2 + 5120 * 2 + 40960 * 128 * 2
+    total = layers + 2 * 151936 * 5120 * 2 + 5120 * 2 + 40960 * 128 * 4
     p = sglang.plan("Qwen/Qwen3-32B-FP8", device="h100-80gb")
     assert p.logged_stage.weights.total_bytes == total
 

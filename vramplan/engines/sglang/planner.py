@@ -31,6 +31,7 @@ from . import messages as M
 from .defaults import Resolved, resolve
 from .flags import SGLangArgs
 from .pool import CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split
+from .rope import RopeCache, SGLangRope, reserve_rows, sglang_rope
 from .rules import SGLangRules
 
 __all__ = ["StagePlan", "SGLangPlan", "build_sglang_plan", "STANDIN"]
@@ -56,6 +57,8 @@ class StagePlan:
     """This stage's tokens before the min over PP ranks."""
     mamba_state_bytes: int = 0
     mamba_cache_size: int = 0
+    rope_reserve_bytes: int = 0
+    """What ``reserve_rope_cache_for_long_sequences`` adds after "Load weight end", before the KV sizing."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +94,8 @@ class SGLangPlan:
     fix: str | None = None
     notes: tuple[str, ...] = ()
     engine: str = "sglang"
+    rope_caches: tuple[RopeCache, ...] = ()
+    """The rotary caches as SGLang allocates them at model init (engines/sglang/rope.py), inside ``weights``."""
 
     def __repr__(self) -> str:
         state = f"fails ({self.error_kind})" if self.error_kind else f"starts, {self.max_total_num_tokens or 0:,} KV tokens"
@@ -191,14 +196,19 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     splits = sglang_pp_split(model.num_hidden_layers, pp)
     partition = ",".join(str(e - s) for s, e in splits)
     mm_gb = (100 / 1024) if (rules.mm_kv_reservation and model.is_multimodal) else 0.0  # SGLANG_VLM_CACHE_SIZE_MB=100
+    # SGLang's own rotary caches (float32 on CUDA, M-RoPE x1 rows) in place of the description's (engines/sglang/rope.py)
+    # SGLANG_ROPE_CACHE_FP32 is an EnvBool (srt/environ.py): true / 1 / yes / y
+    fp32_env = (a.env_value("SGLANG_ROPE_CACHE_FP32") or "").lower() in ("true", "1", "yes", "y")
+    rope = sglang_rope(model, device.platform in rules.rope_cache_fp32_platforms or fp32_env)
+    reserve = rope.reserve_growth_bytes(r.context_length)
 
     stages: list[StagePlan] = []
     failure: tuple[str, str, str] | None = None
     for rank, (start, stop) in enumerate(splits):
-        w = weights_per_rank(model, dtype=r.model_dtype, quant=quant, tp=tp, pp=pp, pp_rank=rank, dp=1,
+        w = weights_per_rank(rope.model, dtype=r.model_dtype, quant=quant, tp=tp, pp=pp, pp_rank=rank, dp=1,
                              expert_parallel=a.ep_size > 1, pp_partition=partition if pp > 1 else None)
         after = pre - w.total_bytes
-        rest = rest_bytes(free_after_load_bytes=after, free_before_load_bytes=pre, fraction=r.mem_fraction_static,
+        rest = rest_bytes(free_after_load_bytes=after - reserve, free_before_load_bytes=pre, fraction=r.mem_fraction_static,
                           mm_reservation_gb=mm_gb)
         cell = cell_size(model, tp=tp, kv_bytes=r.kv_bytes, layers=range(start, stop),
                          swa_ratio=a.swa_full_tokens_ratio, hybrid_swa=not a.disable_hybrid_swa_memory)
@@ -222,12 +232,13 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                 rest = rest - state_bytes / GiB
         if rest <= 0 and failure is None:
             failure = ("no_kv_cache_memory",
-                       M.weights_leave_no_room(r.mem_fraction_static, after / GiB, pre / GiB), "kv_sizing")
+                       M.weights_leave_no_room(r.mem_fraction_static, (after - reserve) / GiB, pre / GiB), "kv_sizing")
         budget_bytes = int(rest * GiB) if rest > 0 else 0
         tokens, _swa = pool_tokens(budget_bytes, cell, page_size=r.page_size, max_total_tokens=None)
         stages.append(StagePlan(pp_rank=rank, layers=(start, stop), weights=w, free_before_load_bytes=pre,
                                 free_after_load_bytes=after, rest_gb=rest, budget_bytes=budget_bytes, cell=cell,
-                                tokens=tokens, mamba_state_bytes=state_bytes, mamba_cache_size=cache_size))
+                                tokens=tokens, mamba_state_bytes=state_bytes, mamba_cache_size=cache_size,
+                                rope_reserve_bytes=reserve))
 
     # _apply_token_constraints: the user cap, then the min over PP ranks
     profiled = min(s.tokens for s in stages)
@@ -291,7 +302,8 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     weights_term = Term(key="weights", label="weights (this rank)", bytes=w.total_bytes, kind="exact",
                         rule="vramplan rules/weights.py:weights_per_rank with SGLang's sharding (TP as vLLM's "
                              "linear layers, vocab padded to 64: sglang 0.5.23 srt/layers/vocab_parallel_embedding.py; "
-                             "PP split: srt/distributed/utils.py:get_pp_indices); experts over TP (ep_size 1)",
+                             "PP split: srt/distributed/utils.py:get_pp_indices); experts over TP (ep_size 1); "
+                             + _rope_rule(rope),
                         parts=w.parts)
     ctx_term = Term(key="non_torch", label="CUDA context (+ NCCL under TP/PP) before the baseline",
                     bytes=context_bytes, kind="measured", rule=f"{STANDIN}: {over.basis}")
@@ -305,6 +317,12 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                     bytes=req_bytes, kind="exact",
                     rule="sglang 0.5.23 srt/mem_cache/memory_pool.py:ReqToTokenPool (allocated after the sizing)")
     terms = [ctx_term, weights_term]
+    if last.rope_reserve_bytes:
+        terms.append(Term(key="rope_cache_reserve", label=f"rotary caches grown to {reserve_rows(r.context_length)} "
+                          "positions after loading", bytes=last.rope_reserve_bytes, kind="exact",
+                          rule="sglang 0.5.17 / 0.5.23 srt/utils/common.py:reserve_rope_cache_for_long_sequences: "
+                               "align_128(context_length + 256) rows (RotaryEmbedding._ensure_cos_sin_cache_length), "
+                               "after the weights figure, before the KV sizing"))
     if last.mamba_state_bytes:
         terms.append(Term(key="mamba_state", label=f"recurrent state: {last.mamba_cache_size} + 1 slots",
                           bytes=last.mamba_state_bytes, kind="exact",
@@ -313,7 +331,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                                "r = --mamba-full-memory-ratio (0.9)"))
     terms += [kv_term, req_term]
     # what the fraction leaves: free after the pools
-    after_pool = last.free_after_load_bytes - pool_bytes - req_bytes - last.mamba_state_bytes
+    after_pool = last.free_after_load_bytes - last.rope_reserve_bytes - pool_bytes - req_bytes - last.mamba_state_bytes
     headroom = after_pool
 
     # --- what SGLang does not budget (vLLM-fitted stand-ins) ---
@@ -392,7 +410,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         max_total_num_tokens=tokens if tokens > 0 else None, swa_tokens=swa_tokens or None,
         max_running_requests=mrr, max_concurrency=(tokens / r.context_length) if tokens > 0 else None,
         kv_pool_bytes=pool_bytes, headroom_bytes=headroom, warnings=tuple(warnings), log_lines=tuple(logs),
-        ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n))
+        ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n), rope_caches=rope.caches)
 
 
 def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: StagePlan, need: int, headroom: int,
@@ -412,7 +430,7 @@ def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: S
     if kind == "no_kv_cache_memory":
         # rest = pre x f - weights must hold one full-length request: f >= (weights + context x cell) / pre
         cell = max(last.cell.bytes_per_token, 1.0)
-        weights = pre - last.free_after_load_bytes
+        weights = pre - last.free_after_load_bytes + last.rope_reserve_bytes
         need_f = (weights + last.mamba_state_bytes + r.context_length * cell) / pre
         if need_f >= 0.95:
             return ("the weights leave no room for one full-length request on this device: more GPUs (--tp-size), "
@@ -420,6 +438,17 @@ def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: S
         new = int(need_f * 1000 + 1) / 1000
         return f"--mem-fraction-static {new} or more (holds one {r.context_length}-token request)"
     return None
+
+
+def _rope_rule(rope: SGLangRope) -> str:
+    """The weights rule's note on the rotary caches."""
+    if not rope.caches:
+        return "no rotary cache"
+    kept = "float32" if rope.fp32 else "the model dtype"
+    parts = ", ".join(f"{c.name} {c.rows} x {c.rotary_dim} x {c.element_bytes} B" for c in rope.caches)
+    return (f"rotary caches as SGLang keeps them ({kept}; M-RoPE x1 rows; sglang srt/layers/rotary_embedding/"
+            f"base.py:RotaryEmbedding.__init__, mrope.py:MRotaryEmbedding): {parts}; "
+            f"{rope.delta_bytes:+d} B against the shared (vLLM) description")
 
 
 def replace_args(plan: SGLangPlan, **kw) -> SGLangArgs:

@@ -57,6 +57,10 @@ class SGLangRules:
     ``model_config.py:is_multimodal_breakable_cuda_graph_supported``, 0.5.17 also the tc_piecewise list)."""
     """0.5.17 still accepts ``--cuda-graph-max-bs`` (a deprecated alias of ``--cuda-graph-max-bs-decode``);
     0.5.23 removed it, and argparse calls it ambiguous."""
+    rope_cache_fp32_platforms: tuple[str, ...] = ("cuda",)
+    """Platforms where ``RotaryEmbedding.__init__`` keeps ``cos_sin_cache`` in float32 (elsewhere it is cast to the
+    model dtype unless SGLANG_ROPE_CACHE_FP32 is set): srt/layers/rotary_embedding/base.py, 0.5.17 CUDA and XPU,
+    0.5.23 CUDA, HIP and XPU (engines/sglang/rope.py)."""
 
     @property
     def version_str(self) -> str:
@@ -82,7 +86,8 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         multimodal_prefill_graph_archs=("Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration",
                                         "Cohere2VisionForConditionalGeneration", "KimiK25ForConditionalGeneration",
                                         "MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration"),
-        prefill_graph_free_gate_gib=4.0, aiter_fraction_honours_explicit=False),
+        prefill_graph_free_gate_gib=4.0, aiter_fraction_honours_explicit=False,
+        rope_cache_fp32_platforms=("cuda", "xpu")),
     (0, 5, 23): SGLangRules(
         version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
         capacity_tiers=_TIERS_0523, no_gpu_fraction=0.95, mla_prefill_graph_max_bs="min_8192_cps",
@@ -98,7 +103,8 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
                                         "MuseGlimmerForConditionalGeneration", "MuseSparkForConditionalGeneration",
                                         "KimiK3ForConditionalGeneration", "KimiK25ForConditionalGeneration",
                                         "MiniMaxM3SparseForCausalLM"),
-        prefill_graph_free_gate_gib=None, aiter_fraction_honours_explicit=True),
+        prefill_graph_free_gate_gib=None, aiter_fraction_honours_explicit=True,
+        rope_cache_fp32_platforms=("cuda", "rocm", "xpu")),
 }
 SUPPORTED = tuple(".".join(map(str, v)) for v in sorted(RULE_SETS))
 DEFAULT_VERSION = SUPPORTED[-1]
