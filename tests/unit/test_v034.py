@@ -431,3 +431,18 @@ def test_with_the_cache_off_034_keeps_the_033_arithmetic(model, device, u, tp, m
     assert (new.verdict, new.error_kind, new.num_gpu_blocks, new.kv_cache_tokens) == \
         (old.verdict, old.error_kind, old.num_gpu_blocks, old.kv_cache_tokens)
     assert new.logged_rank.available_kv_bytes == old.logged_rank.available_kv_bytes
+
+
+def test_fix_explains_why_it_is_below_vllms_first_estimate():
+    """Llama-3.1-70B on 2 H100s, defaults: vLLM 0.34 first checks max_model_len against the reserved bound, then
+    again after warm-up on the committed blocks. The fix must be a length that passes both checks, and say why it is
+    below the estimate in vLLM's first error."""
+    p = vramplan.plan("meta-llama/Llama-3.1-70B-Instruct", tensor_parallel_size=2, device="h100-80gb")
+    assert not p.starts and p.error_kind == "max_model_len_exceeds_kv_cache"
+    first = p.estimated_max_model_len
+    n = int(p.fix.split("--max-model-len to ")[1].split()[0])
+    assert n < first and f"first check estimates {first}" in p.fix
+    assert vramplan.plan("meta-llama/Llama-3.1-70B-Instruct", tensor_parallel_size=2, device="h100-80gb",
+                         max_model_len=n).starts
+    assert not vramplan.plan("meta-llama/Llama-3.1-70B-Instruct", tensor_parallel_size=2, device="h100-80gb",
+                             max_model_len=first).starts

@@ -157,6 +157,10 @@ def _fix_capacity(plan: Plan, args: EngineArgs) -> str | None:
             n = q.estimated_max_model_len
         if _replan(plan, replace(args, max_model_len=n)).starts:
             fix = f"lower --max-model-len to {n} (or less)"
+            if n < p.estimated_max_model_len:
+                # the first estimate (from the reserved bound) is not what starts: say why the fix is lower
+                fix += (f" (vLLM's first check estimates {p.estimated_max_model_len}, but it checks again after "
+                        f"warm-up and CUDA-graph capture, when fewer KV blocks are committed)")
             cap = largest_util_that_passes_check(plan)
             if plan.engine.extensible_kv_cache and args.gpu_memory_utilization is not None:
                 # vLLM 0.34: unset, util is 1.0 and --max-model-len auto is refitted after warm-up
