@@ -322,12 +322,14 @@ def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[
 
     name, args, dev, version = inputs_from_facts(f, model=model, device=device)
     rules = for_version(version, allow_older=True, platform=dev.platform)
-    others = 0
-    if f.initial_free_gib is not None:
-        ctx = dev.context_bytes
-        others = max(int(dev.total_bytes - f.initial_free_gib * GiB - ctx), 0)
     desc = load_model(name)
-    p = build_plan(desc, args, dev, rules, used_by_others_bytes=others)
+    p = build_plan(desc, args, dev, rules, used_by_others_bytes=0)
+    if f.initial_free_gib is not None:
+        # what the log's free memory lacks against the plan's own (its CUDA context, NCCL, ... for this device, TP
+        # and release) is memory held by others: planned again with it, the plan's free memory is the log's
+        others = int(p.logged_rank.free_at_init_bytes - f.initial_free_gib * GiB)
+        if others > 0:
+            p = build_plan(desc, args, dev, rules, used_by_others_bytes=others)
     r = p.logged_rank
     rows = [
         ("requested (GiB)", r.requested_bytes / GiB, f.requested_gib),
