@@ -65,6 +65,12 @@ class Param:
     """True for the linear layers a checkpoint quantization applies to."""
     dtype: str | None = None
     """A fixed dtype (e.g. ``float32`` for an fp32 buffer); None means the model dtype."""
+    row_align: int = 0
+    """``Shard.COLUMN`` only: vLLM pads each rank's rows (plus ``row_extra``) up to a multiple of this (0: none), as
+    Kimi-K3's KDA ``in_proj_qkvgfab`` pads its TP-local output to 16 rows (vLLM v0.34.0
+    vllm/models/kimi_k3/nvidia/kda.py:KimiK3DeltaAttention.__init__, ``in_proj_padding``)."""
+    row_extra: int = 0
+    """Rows of the same merged layer held by another (replicated) param, counted in the ``row_align`` rounding."""
 
 
 class LayerKind(str, Enum):

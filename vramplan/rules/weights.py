@@ -82,7 +82,10 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
     if p.shard is Shard.REPLICATED:
         return s
     if p.shard is Shard.COLUMN:
-        return (cdiv(s[0], tp),) + s[1:]
+        rows = cdiv(s[0], tp)
+        if p.row_align:  # a merged layer padding its TP-local output (Param.row_align)
+            rows = -(-(rows + p.row_extra) // p.row_align) * p.row_align - p.row_extra
+        return (rows,) + s[1:]
     if p.shard is Shard.ROW:
         return (s[0], cdiv(s[1], tp)) + s[2:]
     if p.shard is Shard.VOCAB:

@@ -206,6 +206,14 @@ def _startup_check(free_at_init: int, requested: int, total: int, cfg: EngineCon
     return None
 
 
+def _vit_heads_fallback(model: ModelDescription, tp: int) -> bool:
+    """vLLM v0.33.0 / v0.34.0 vllm/model_executor/models/vision.py:is_vit_use_data_parallel(num_heads): a tower
+    whose heads TP does not divide falls back to data parallelism (replicated), where the family passes its heads
+    (``VisionSpec.extra["dp_when_heads_indivisible"]``, e.g. Kimi-K3's MoonViT: 12 heads at TP 8)."""
+    v = model.vision
+    return bool(v is not None and v.extra.get("dp_when_heads_indivisible") and v.num_heads % tp)
+
+
 def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: EngineConfig, pp_rank: int,
                 weights_source, cite) -> tuple[WeightShares, Term]:
     """vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:GPUModelRunner.load_model: the weights of one rank
@@ -214,8 +222,9 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
     shares = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant, tp=cfg.tp, pp=cfg.pp,
                               pp_rank=pp_rank, dp=cfg.dp, expert_parallel=cfg.expert_parallel,
                               pp_partition=cfg.pp_partition,
-                              vision_replicated=(args.mm_encoder_tp_mode == "data" and model.vision is not None
-                                                 and model.vision.supports_encoder_tp_data),
+                              vision_replicated=(model.vision is not None and model.vision.supports_encoder_tp_data
+                                                 and (args.mm_encoder_tp_mode == "data" or _vit_heads_fallback(
+                                                     model, cfg.tp))),
                               max_num_batched_tokens=cfg.max_num_batched_tokens,
                               cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
     load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)

@@ -112,16 +112,13 @@ _TOWER_BY_ARCH: dict[str, VisionTower] = {}
 _BY_TEXT_TYPE: dict[str, Family] = {}
 
 # Architectures read in vLLM's source but not modelled yet: architecture -> what stands in the way (one line).
-PENDING: dict[str, str] = {
-    "KimiK3ForConditionalGeneration": (
-        "Kimi-K3 (vLLM >= 0.33) is read but not modelled yet: KDA linear-attention state, sparse MLA, latent "
-        "MoE experts in MXFP4 and attention residuals"),
-}
+PENDING: dict[str, str] = {}
 
 # Family modules, imported once on first lookup (each calls register()).
 _MODULES: tuple[str, ...] = (
     "deepseek_v32",
     "kimi_k25",
+    "kimi_k3",
     "deepseek_v4",
     "qwen3_5",
     "nemotron_h",

@@ -448,11 +448,17 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
     from ....rules.kv import _kv_bytes, _mamba_state_bytes
     from ....rules.weights import kv_heads_per_rank
 
-    attn = next(layer.attention for layer in model.layers if layer.attention)
+    attn_layer = next(layer for layer in model.layers if layer.attention)
+    attn = attn_layer.attention
     mamba = next(layer.mamba for layer in model.layers if layer.mamba)
     kv_b = _kv_bytes(kv_dtype, model_dtype)
     heads = kv_heads_per_rank(attn.num_kv_heads, tp)
     per_token = int(heads * (attn.head_size + (attn.head_size_v or attn.head_size)) * kv_b)
+    if attn_layer.kind is LayerKind.MLA:
+        # vLLM v0.34.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size: with model_config.use_mla the
+        # one-token page is MLAAttentionSpec(block_size=1, num_kv_heads=1, head_size=kv_lora + rope): no V half
+        # (Kimi-K3, the only MLA + mamba hybrid modelled)
+        per_token = 656 if kv_dtype == "fp8_ds_mla" else int(attn.head_size * kv_b)
     k_per_token = int(heads * attn.head_size * kv_b)
     page = _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=ssm_dtype)
     conv = page - _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=ssm_dtype, conv_only=False,
@@ -464,7 +470,7 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
               and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
     bs, padded = d.hybrid_attention_block_size(
         rules, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
-        mamba_cache_mode=mamba_mode, platform=device.platform,
+        mamba_cache_mode=mamba_mode, platform=device.platform, use_mla=attn_layer.kind is LayerKind.MLA,
         prefill_checkpoint_alignment=64 if hopper else None,
         ssm_page_bytes=page - conv, conv_page_bytes=conv, attn_k_bytes_per_token=k_per_token)
     return bs, padded, f"attention block raised to {bs} tokens so a page holds one mamba state ({page:,} bytes)"
