@@ -209,3 +209,13 @@ def test_dsa_config_is_refused_in_one_line():
     with pytest.raises(InputError) as exc:
         describe_config(cfg, name="k31-dsa")
     assert "DSA" in exc.value.one_line() and "\n" not in exc.value.one_line()
+
+
+@pytest.mark.parametrize("version", ["0.33.0", "0.34.0"])
+def test_h200_runs_the_experts_on_marlin_as_loaded(version):
+    # situ is neither OAITritonExperts' (SWIGLUOAI only) nor FlashInfer CUTLASS's: Marlin, whose padding (hidden to
+    # 256, intermediate per rank to 128) leaves 3584 and 3072 / 8 = 384 as they are, and whose repack keeps the
+    # sizes (e2m1 pairs, e8m0 scales): the plan's weights are the hand figure above, vision replicated (12 % 8)
+    p = plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=32768, vllm_version=version)
+    assert p.engine.quant.method == "mxfp4" and p.engine.quant.moe_layout == "marlin"
+    assert p.logged_rank.weights.total_bytes == total(8)

@@ -178,6 +178,8 @@ class MoESpec:
     num_shared_experts: int = 0
     shared_intermediate_size: int = 0
     has_bias: bool = False
+    activation: str = ""
+    """The experts' activation where it decides the MXFP4 kernel (Kimi-K3: ``situ``); empty: the family's usual."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -184,7 +184,7 @@ def _moe(ctx: Any) -> tuple[list[Param], MoESpec]:
               quantizable=True),
     ]
     spec = MoESpec(num_experts=experts, top_k=top_k, intermediate_size=inter, num_shared_experts=shared,
-                   shared_intermediate_size=inter * shared)
+                   shared_intermediate_size=inter * shared, activation=str(t.get("hidden_act") or "silu"))
     return params, spec
 
 

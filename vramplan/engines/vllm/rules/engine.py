@@ -306,7 +306,8 @@ def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, r
         if engine == "v0":
             raise UnsupportedError("mxfp4 checkpoints arrived in vLLM 0.10",
                                    hint="plan it with --vllm-version 0.19 or newer")
-        quant = _mxfp4_backend(quant, device, notes, rules, env)
+        quant = _mxfp4_backend(quant, device, notes, rules, env,
+                               activation=model.moe.activation if model.moe is not None else "")
     kv_dtype = d.resolve_kv_cache_dtype(rules, args.kv_cache_dtype or "auto", qcfg)
     if engine != "v0" and kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
         kv_dtype = quant.kv_cache_dtype
@@ -390,7 +391,7 @@ def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, rules
 
 
 def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], rules: RuleSet,
-                   env: dict[str, str]) -> QuantSpec:
+                   env: dict[str, str], *, activation: str = "") -> QuantSpec:
     """gpt-oss MoE kernels and the expert layout each converts the checkpoint to.
 
     vLLM v0.26.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:select_mxfp4_moe_backend tries
@@ -410,6 +411,15 @@ def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], rules: Ru
     if device.platform != "cuda" or cc is None:
         return quant
     marlin_env = env.get("VLLM_MXFP4_USE_MARLIN", "").strip().lower() in ("1", "true")
+    if activation and activation != "swigluoai" and cc >= (9, 0) and cc < (10, 0):
+        # vLLM v0.34.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:select_mxfp4_moe_backend filters by
+        # activation: OAITritonExperts takes SWIGLUOAI only and FlashInfer CUTLASS no SITU
+        # (experts/gpt_oss_triton_kernels_moe.py, flashinfer_cutlass_moe.py: _supports_activation); Marlin's
+        # apply_moe_activation takes it (Kimi-K3's situ)
+        notes.append(f"mxfp4 experts run on the Marlin kernel (the Triton and FlashInfer CUTLASS MXFP4 kernels do "
+                     f"not take the {activation} activation): expert weights padded (hidden to 256, intermediate "
+                     f"to 128)")
+        return _replace(quant, moe_pad=(256, 128), moe_layout="marlin")
     # triton_kernels arrived inside the v0_10 span (0.10-0.16), which one rule set covers: kept by release
     if cc < (9, 0) or (cc < (11, 0) and (marlin_env or d._release(rules) < (0, 14, 0))):
         why = ("VLLM_MXFP4_USE_MARLIN=1" if marlin_env and cc >= (9, 0) else
