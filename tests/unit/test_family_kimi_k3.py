@@ -219,3 +219,15 @@ def test_h200_runs_the_experts_on_marlin_as_loaded(version):
     p = plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=32768, vllm_version=version)
     assert p.engine.quant.method == "mxfp4" and p.engine.quant.moe_layout == "marlin"
     assert p.logged_rank.weights.total_bytes == total(8)
+
+
+@pytest.mark.parametrize("tp,ep,per_rank", [(8, False, 384), (16, False, 256), (32, False, 256), (16, True, 3072)])
+def test_experts_padded_when_the_tp_share_is_under_256(tp, ep, per_rank):
+    # KimiMoE: with TP > 1 and no expert parallel, moe_intermediate_size // TP < 256 (3072 // 16 = 192) pads the
+    # experts to 256 x TP, i.e. 256 a rank; with EP each rank holds E / TP whole experts
+    m = load_model(MODEL)
+    q = parse_quant(text_config_of(m.hf_config)["quantization_config"])
+    got = weights_per_rank(m, dtype="bfloat16", quant=q, tp=tp, expert_parallel=ep)
+    experts = E // tp if ep else E
+    moe_part = (LAYERS - 1) * (E * H * B + E * 4 + experts * (mxfp4(2 * per_rank, LATENT) + mxfp4(LATENT, per_rank)))
+    assert got.part("moe") == moe_part

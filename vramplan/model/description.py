@@ -71,6 +71,10 @@ class Param:
     vllm/models/kimi_k3/nvidia/kda.py:KimiK3DeltaAttention.__init__, ``in_proj_padding``)."""
     row_extra: int = 0
     """Rows of the same merged layer held by another (replicated) param, counted in the ``row_align`` rounding."""
+    min_inter_per_tp: int = 0
+    """Expert shards only: with TP > 1 and no expert parallelism, an intermediate size whose ``I // TP`` is below this
+    becomes ``this x TP`` (vLLM v0.34.0 vllm/models/kimi_k3/nvidia/model.py:KimiMoE ``padded_moe_intermediate_size``,
+    ``min_moe_intermediate_per_partition`` 256); 0: none."""
 
 
 class LayerKind(str, Enum):

@@ -95,6 +95,11 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
         rows = (cdiv(q, tp) + 2 * kv_heads_per_rank(kv, tp)) * d
         return (rows, n)
     if p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW):
+        if p.min_inter_per_tp and ep == 1 and tp > 1:  # Param.min_inter_per_tp (Kimi-K3's padded experts)
+            inter = s[1] // 2 if p.shard is Shard.EXPERT_COLUMN else s[2]
+            if inter // tp < p.min_inter_per_tp:
+                inter = p.min_inter_per_tp * tp
+                s = (s[0], 2 * inter) + s[2:] if p.shard is Shard.EXPERT_COLUMN else s[:2] + (inter,) + s[3:]
         e = cdiv(s[0], ep)
         if p.shard is Shard.EXPERT_COLUMN:
             return (e, cdiv(s[1], moe_tp)) + s[2:]

@@ -29,7 +29,8 @@ Text (vLLM v0.34.0 vllm/models/kimi_k3/nvidia/model.py:KimiDecoderLayer, KimiMoE
   ``e_score_correction_bias``, shared experts (KimiMLP, ``moe_intermediate_size x num_shared_experts``, split
   by TP), and the latent projections ``routed_expert_down_proj`` (hidden -> routed_expert_hidden_size),
   ``routed_expert_norm``, ``routed_expert_up_proj`` (both replicated); the routed experts run in the latent
-  width (FusedMoE ``hidden_size = routed_expert_hidden_size``).
+  width (FusedMoE ``hidden_size = routed_expert_hidden_size``), padded to 256 x TP when
+  ``moe_intermediate_size // TP < 256`` without expert parallel (``padded_moe_intermediate_size``).
 - Attention residuals (``attn_res_block_size``): per layer ``self_attention_res_norm``, ``mlp_res_norm`` and two
   (1 x hidden) ``*_res_proj``; the model adds ``output_attn_res_norm`` / ``output_attn_res_proj`` on the last
   stage (counted with the last decoder layer here).
@@ -177,11 +178,13 @@ def _moe(ctx: Any) -> tuple[list[Param], MoESpec]:
             params.append(Param(name=f"{pre}.routed_expert_norm.weight", shape=(width,), part="norm"))
         params.append(Param(name=f"{pre}.routed_expert_up_proj.weight", shape=(h, width), part="mlp",
                             quantizable=True))
+    # KimiMoE pads the intermediate size to 256 x TP when I // TP < 256 without EP (min_moe_intermediate_per_partition)
+    pad = int(t.get("min_moe_intermediate_per_partition", 256))
     params += [
         Param(name=f"{pre}.experts.w13_weight", shape=(experts, 2 * inter, width), shard=Shard.EXPERT_COLUMN,
-              part="moe", quantizable=True),
+              part="moe", quantizable=True, min_inter_per_tp=pad),
         Param(name=f"{pre}.experts.w2_weight", shape=(experts, width, inter), shard=Shard.EXPERT_ROW, part="moe",
-              quantizable=True),
+              quantizable=True, min_inter_per_tp=pad),
     ]
     spec = MoESpec(num_experts=experts, top_k=top_k, intermediate_size=inter, num_shared_experts=shared,
                    shared_intermediate_size=inter * shared, activation=str(t.get("hidden_act") or "silu"))
@@ -233,11 +236,6 @@ def build(ctx: Any):
         "FlashKDA prefill workspace reserved before the KV cache is sized (max-num-batched-tokens x heads/tp x "
         "head_dim bf16, 2 x max-num-seqs x heads/tp x head_dim^2 float32 and an op-defined workspace).",
     ]
-    if moe is not None:
-        inter = moe.intermediate_size
-        notes.append(f"Kimi-K3 pads the routed experts' intermediate size to 256 x TP when intermediate/TP < 256 "
-                     f"(KimiMoE.padded_moe_intermediate_size; here TP > {inter // 256} without expert parallel): not "
-                     f"counted")
     lac = t.get("linear_attn_config") or {}
     heads = int(lac.get("num_heads") or 0)
     if kda:
