@@ -231,3 +231,26 @@ def test_experts_padded_when_the_tp_share_is_under_256(tp, ep, per_rank):
     experts = E // tp if ep else E
     moe_part = (LAYERS - 1) * (E * H * B + E * 4 + experts * (mxfp4(2 * per_rank, LATENT) + mxfp4(LATENT, per_rank)))
     assert got.part("moe") == moe_part
+
+
+def test_mamba_ssm_cache_dtype_flag():
+    # bfloat16 halves the recurrent state: 27,648 conv + 12 x 128 x 128 x 2 = 420,864 B at TP 8 -> block 128 x 3
+    state = (3 * P // 8) * (KERNEL - 1) * B + (KDA_HEADS // 8) * KDA_DIM * KDA_DIM * 2
+    assert state == 420_864
+    p = plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=8192, device_memory_gib=2048,
+             mamba_ssm_cache_dtype="bfloat16")
+    assert p.engine.block_size == 128 * -(-state // (128 * 1152)) == 384
+    # kda_state_dtype: "KDA recurrent state supports only auto, float32, and bfloat16"
+    with pytest.raises(InputError, match="KDA recurrent state"):
+        plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=8192, mamba_ssm_cache_dtype="float16")
+
+
+def test_vision_config_needs_no_transformers():
+    import sys
+
+    from vramplan.model.vision import resolve_config
+
+    before = "transformers" in sys.modules
+    cfg = _raw()
+    assert resolve_config(cfg) == cfg
+    assert ("transformers" in sys.modules) == before

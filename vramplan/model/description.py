@@ -160,6 +160,9 @@ class MambaSpec:
     state_dtype_by_release: tuple[tuple[tuple[int, int, int], str], ...] = ()
     """When the config states no SSM dtype: (first vLLM release, dtype) pairs, the newest at or below the planned
     release applies (NemotronH's fallback moved from float16 to float32); empty: ``state_dtype``."""
+    ssm_dtypes: tuple[str, ...] = ()
+    """The ``--mamba-ssm-cache-dtype`` values the layer accepts besides ``auto`` (empty: any). Kimi-K3's KDA takes
+    float32 and bfloat16 only (vLLM v0.34.0 mamba_utils.py:MambaStateDtypeCalculator.kda_state_dtype)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

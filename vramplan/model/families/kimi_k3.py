@@ -95,7 +95,8 @@ def _kda(ctx: Any) -> tuple[list[Param], MambaSpec]:
         Param(name="self_attn.decode_norm_weight", shape=(dim,), part="buffer", dtype="float32"),
     ]
     state = MambaSpec(kind="gdn", conv_dim=3 * p, conv_kernel=kernel, num_heads=heads, head_k_dim=dim,
-                      head_v_dim=dim, state_dtype="float32")
+                      head_v_dim=dim, state_dtype="float32",
+                      ssm_dtypes=("float32", "bfloat16"))
     return params, state
 
 

@@ -442,9 +442,13 @@ def _mamba_ssm_dtype(args: EngineArgs, model: ModelDescription, v: tuple[int, in
     config hooks only fill it in while it is ``auto``), else the model's own (config key, or its release fallback);
     None keeps each spec's dtype."""
     flag = getattr(args, "mamba_ssm_cache_dtype", None)
-    if flag not in (None, "", "auto"):
-        return str(flag)
     spec = next((layer.mamba for layer in model.layers if layer.mamba), None)
+    if flag not in (None, "", "auto"):
+        if spec is not None and spec.ssm_dtypes and str(flag) not in spec.ssm_dtypes:
+            # vLLM v0.34.0 vllm/model_executor/layers/mamba/mamba_utils.py:MambaStateDtypeCalculator.kda_state_dtype
+            raise InvalidConfig(f"KDA recurrent state supports only auto, {', '.join(spec.ssm_dtypes)}; got {flag}",
+                                hint="--mamba-ssm-cache-dtype " + " or ".join(("auto",) + spec.ssm_dtypes))
+        return str(flag)
     if spec is None or spec.state_dtype or not spec.state_dtype_by_release:
         return None
     return [dt for since, dt in spec.state_dtype_by_release if tuple(v[:3]) >= since][-1]
