@@ -254,3 +254,19 @@ def test_vision_config_needs_no_transformers():
     cfg = _raw()
     assert resolve_config(cfg) == cfg
     assert ("transformers" in sys.modules) == before
+
+
+@pytest.mark.parametrize("version,ssm,expected", [
+    # (1, T, 12, 128) bf16 + 2 x (N, 12, 128, 128) float32, T = 8192 tokens, N = 1024 seqs (H200 defaults)
+    ("0.34.0", None, 8192 * 12 * 128 * 2 + 2 * 1024 * 12 * 128 * 128 * 4),
+    ("0.34.0", "bfloat16", 8192 * 12 * 128 * 2 + 2 * 1024 * 12 * 128 * 128 * 2),
+    ("0.33.0", None, 0),  # 0.33's KimiK3DeltaAttention reserves no workspace at init
+])
+def test_flashkda_workspace_in_the_weights_term(version, ssm, expected):
+    from vramplan.render.json import plan_to_dict
+
+    kw = {"mamba_ssm_cache_dtype": ssm} if ssm else {}
+    p = plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=32768, vllm_version=version, **kw)
+    assert p.engine.max_num_batched_tokens == 8192 and p.engine.max_num_seqs == 1024
+    term = plan_to_dict(p)["ranks"][0]["terms"]["weights"]
+    assert term["bytes"] == total(8) + expected

@@ -239,6 +239,11 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
                              or (model.hf_config.get("text_config") or {}).get("kv_lora_rank") or 512),
             q_head_size=sparse.head_size, max_num_batched_tokens=cfg.max_num_batched_tokens,
             max_model_len=cfg.max_model_len)
+    from ...model.families import family as _registered_family
+
+    fam = _registered_family(model.family)
+    if fam is not None and fam.load_workspace is not None:  # e.g. Kimi-K3's FlashKDA views (families/kimi_k3.py)
+        load_extra = load_extra + tuple(fam.load_workspace(model, cfg, device))
     w_bytes = shares.total_bytes + sum(b for _, b in load_extra)
     w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
                   rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +

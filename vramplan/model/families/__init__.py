@@ -57,6 +57,10 @@ class Family:
     """The final norm is a LayerNorm (weight and bias) instead of an RMSNorm (phi-2)."""
     lm_head_bias: bool = False
     """The untied LM head carries a bias (phi-2)."""
+    load_workspace: Callable[..., tuple] | None = None
+    """``load_workspace(model, cfg, device) -> ((name, bytes), ...)``: buffers a family's layers reserve from vLLM's
+    workspace manager while the model is built (inside "Model loading took"), e.g. Kimi-K3's FlashKDA prefill
+    views; ``cfg`` is the vLLM planner's ``EngineConfig``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -233,9 +233,10 @@ def build(ctx: Any):
             specs.append(LayerSpec(index=i, kind=LayerKind.MLA, attention=mla_spec, is_moe=is_moe))
     notes = [
         "Kimi-K3 read from the vLLM 0.34 source only (nothing measured). Not counted: the attention-residual "
-        "activations (prefix sums over attn_res_block_size blocks) beyond the fitted profile terms; vLLM 0.34's "
-        "FlashKDA prefill workspace reserved before the KV cache is sized (max-num-batched-tokens x heads/tp x "
-        "head_dim bf16, 2 x max-num-seqs x heads/tp x head_dim^2 float32 and an op-defined workspace).",
+        "activations (prefix sums over attn_res_block_size blocks) beyond the fitted profile terms; the scratch "
+        "view of vLLM 0.34's FlashKDA prefill workspace, sized by a compiled op (get_workspace_size; its other "
+        "views, max-num-batched-tokens x heads/tp x 128 bf16 and 2 x max-num-seqs x heads/tp x 128 x 128 in the "
+        "recurrent dtype, are counted with the weights).",
     ]
     lac = t.get("linear_attn_config") or {}
     heads = int(lac.get("num_heads") or 0)
@@ -245,6 +246,38 @@ def build(ctx: Any):
                      f"with --enable-prefix-caching (mamba 'align' mode) FlashKDA adds one prefill-checkpoint "
                      f"block per request (MambaSpec.num_prefill_checkpoint_blocks): not counted")
     return tuple(specs), tuple(params), moe, {"buffer_params": (), "notes": tuple(notes)}
+
+
+def flashkda_load_workspace(model: Any, cfg: Any, device: Any) -> tuple[tuple[str, int], ...]:
+    """The FlashKDA prefill views vLLM 0.34 reserves while the model is built (so inside "Model loading took").
+
+    vLLM v0.34.0 vllm/models/kimi_k3/nvidia/kda.py:KimiK3DeltaAttention.__init__: when the prefill backend resolves
+    to ``flashkda`` (``resolve_kda_prefill_backend`` "auto": CUDA capability major 9, 10 or 12, head_dim 128,
+    bfloat16 activations, a float32 or bfloat16 recurrent state, a ``gate_lower_bound``), every KDA layer calls
+    ``current_workspace_manager().get_simultaneous`` with (1, T, heads / tp, D) in the model dtype, twice
+    (N, heads / tp, D, D) in the recurrent dtype and (``get_workspace_size(T, H, N)``,) uint8, T =
+    max_num_batched_tokens, N = max_num_seqs: one grow-only buffer for all layers (vllm/v1/worker/workspace.py:
+    ``WorkspaceManager``, each view rounded up to 256 bytes). The last view's size comes from a compiled op and is
+    not counted (the plan warns). vLLM 0.33 reserves nothing here.
+    """
+    if tuple(cfg.version[:3]) < (0, 34, 0) or getattr(device, "platform", "cuda") != "cuda":
+        return ()
+    cc = getattr(device, "compute_capability", None)
+    text = model.hf_config.get("text_config") or model.hf_config
+    lac = text.get("linear_attn_config") or {}
+    ssm = cfg.mamba_ssm_dtype or "float32"
+    if (cc is None or cc[0] not in (9, 10, 12) or cfg.model_dtype != "bfloat16" or ssm not in ("float32", "bfloat16")
+            or int(lac.get("head_dim") or 0) != 128 or lac.get("gate_lower_bound") is None
+            or not any(layer.mamba for layer in model.layers)):
+        return ()
+    heads = int(lac["num_heads"]) // cfg.tp
+    t, n, d = cfg.max_num_batched_tokens, cfg.max_num_seqs, 128
+
+    def view(nbytes: int) -> int:
+        return -(-nbytes // 256) * 256
+
+    nbytes = view(t * heads * d * 2) + 2 * view(n * heads * d * d * (4 if ssm == "float32" else 2))
+    return (("FlashKDA prefill workspace (known views)", nbytes),)
 
 
 def config_fix(raw: dict, resolved: dict) -> dict:
@@ -358,6 +391,7 @@ register(Family(
     vision=vision_spec,
     architectures={_ARCH: True, _ALIAS: True},
     config_fix=config_fix,
+    load_workspace=flashkda_load_workspace,
     buffers=lambda ctx, layers: (),  # NoPE MLA: no rotary cache (MultiHeadLatentAttention use_rope=False)
     # vllm/model_executor/models/registry.py: KimiK3ForConditionalGeneration absent from 0.26.0, present in 0.31.0
     # to 0.34.0 (0.27-0.30 not read); the tensors read in 0.34.0 match 0.33.0 (nvidia/kda.py, mla.py, model.py).
