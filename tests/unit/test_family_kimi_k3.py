@@ -89,7 +89,7 @@ def vision(tp: int) -> int:
 
 
 def total(tp: int) -> int:
-    layers = (N_KDA * (kda_layer(tp) + kda_buffers(tp)) + N_MLA * mla_layer(tp) + LAYERS * NORMS
+    layers = (N_KDA * kda_layer(tp) + N_MLA * mla_layer(tp) + LAYERS * NORMS
               + dense(tp) + (LAYERS - 1) * moe(tp))
     return (layers + 2 * (VOCAB // tp) * H * B + H * B        # embed, lm_head, final norm
             + 2 * H * B                                       # output_attn_res_norm / _proj
@@ -257,10 +257,11 @@ def test_vision_config_needs_no_transformers():
 
 
 @pytest.mark.parametrize("version,ssm,expected", [
-    # (1, T, 12, 128) bf16 + 2 x (N, 12, 128, 128) float32, T = 8192 tokens, N = 1024 seqs (H200 defaults)
-    ("0.34.0", None, 8192 * 12 * 128 * 2 + 2 * 1024 * 12 * 128 * 128 * 4),
+    # FlashKDA views (0.34): (1, T, 12, 128) bf16 + 2 x (N, 12, 128, 128) recurrent dtype, T = 8192, N = 1024
+    # (H200 defaults); native fused decode (float32 recurrent state only): 69 x (3 x 4 x 1536 + 128) float32
+    ("0.34.0", None, 8192 * 12 * 128 * 2 + 2 * 1024 * 12 * 128 * 128 * 4 + N_KDA * kda_buffers(8)),
     ("0.34.0", "bfloat16", 8192 * 12 * 128 * 2 + 2 * 1024 * 12 * 128 * 128 * 2),
-    ("0.33.0", None, 0),  # 0.33's KimiK3DeltaAttention reserves no workspace at init
+    ("0.33.0", None, N_KDA * kda_buffers(8)),  # 0.33's KimiK3DeltaAttention reserves no workspace at init
 ])
 def test_flashkda_workspace_in_the_weights_term(version, ssm, expected):
     from vramplan.render.json import plan_to_dict
@@ -270,3 +271,13 @@ def test_flashkda_workspace_in_the_weights_term(version, ssm, expected):
     assert p.engine.max_num_batched_tokens == 8192 and p.engine.max_num_seqs == 1024
     term = plan_to_dict(p)["ranks"][0]["terms"]["weights"]
     assert term["bytes"] == total(8) + expected
+
+
+@pytest.mark.parametrize("tp,copies", [(8, True), (16, False)])
+def test_fused_decode_copies_follow_the_heads_a_rank(tp, copies):
+    # is_fused_kda_decode_supported: 96 / 8 = 12 heads a rank is supported, 96 / 16 = 6 is not (Triton decode)
+    from vramplan.render.json import plan_to_dict
+
+    p = plan(MODEL, device="h200", tensor_parallel_size=tp, max_model_len=32768, vllm_version="0.33.0")
+    parts = plan_to_dict(p)["ranks"][0]["terms"]["weights"]["parts_gib"]
+    assert ("KDA fused-decode weight copies (float32)" in parts) == copies

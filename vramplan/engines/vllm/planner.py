@@ -243,7 +243,7 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
 
     fam = _registered_family(model.family)
     if fam is not None and fam.load_workspace is not None:  # e.g. Kimi-K3's FlashKDA views (families/kimi_k3.py)
-        load_extra = load_extra + tuple(fam.load_workspace(model, cfg, device))
+        load_extra = load_extra + tuple(fam.load_workspace(model, cfg, device, pp_rank))
     w_bytes = shares.total_bytes + sum(b for _, b in load_extra)
     w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
                   rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +

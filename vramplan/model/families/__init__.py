@@ -58,9 +58,9 @@ class Family:
     lm_head_bias: bool = False
     """The untied LM head carries a bias (phi-2)."""
     load_workspace: Callable[..., tuple] | None = None
-    """``load_workspace(model, cfg, device) -> ((name, bytes), ...)``: buffers a family's layers reserve from vLLM's
-    workspace manager while the model is built (inside "Model loading took"), e.g. Kimi-K3's FlashKDA prefill
-    views; ``cfg`` is the vLLM planner's ``EngineConfig``."""
+    """``load_workspace(model, cfg, device, pp_rank) -> ((name, bytes), ...)``: what a family's layers allocate while
+    the model is built (inside "Model loading took") that depends on the device or the flags, e.g. Kimi-K3's
+    FlashKDA prefill views and fused-decode weight copies; ``cfg`` is the vLLM planner's ``EngineConfig``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

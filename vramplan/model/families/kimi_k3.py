@@ -14,7 +14,7 @@ Text (vLLM v0.34.0 vllm/models/kimi_k3/nvidia/model.py:KimiDecoderLayer, KimiMoE
   ``f_b_proj`` (Column, head_dim -> P), ``dt_bias`` (P, float32), ``conv1d`` (Column, 3P x kernel, float32),
   ``A_log`` (heads, float32), ``o_norm`` (head_dim), ``o_proj`` (Row). The native fused decode (sm90/sm10x/sm12x,
   bf16, 12/24/48/96 heads a rank) keeps float32 copies ``decode_conv1d_weight`` (3, kernel, P/tp) and
-  ``decode_norm_weight`` (head_dim): counted as buffers.
+  ``decode_norm_weight`` (head_dim): counted by :func:`flashkda_load_workspace` (device and TP decide).
 - KDA state (vllm/model_executor/layers/mamba/mamba_utils.py:MambaStateShapeCalculator.kda_state_shape,
   MambaStateDtypeCalculator.kda_state_dtype): conv ``(3P / tp, kernel - 1)`` in the model dtype, recurrent
   ``(heads / tp, head_dim, head_dim)`` in float32 unless ``--mamba-ssm-cache-dtype`` says bfloat16 -- the GDN
@@ -89,11 +89,7 @@ def _kda(ctx: Any) -> tuple[list[Param], MambaSpec]:
         Param(name="self_attn.A_log", shape=(heads,), shard=Shard.COLUMN, part="attention", dtype="float32"),
         Param(name="self_attn.o_norm.weight", shape=(dim,), part="norm"),
         Param(name="self_attn.o_proj.weight", shape=(h, p), shard=Shard.ROW, part="attention", quantizable=True),
-        # native fused KDA decode copies (kda.py: decode_conv1d_weight, decode_norm_weight), float32
-        Param(name="self_attn.decode_conv1d_weight", shape=(3 * p, kernel), shard=Shard.COLUMN, part="buffer",
-              dtype="float32"),
-        Param(name="self_attn.decode_norm_weight", shape=(dim,), part="buffer", dtype="float32"),
-    ]
+    ]  # the fused-decode copies depend on the device and TP: flashkda_load_workspace
     state = MambaSpec(kind="gdn", conv_dim=3 * p, conv_kernel=kernel, num_heads=heads, head_k_dim=dim,
                       head_v_dim=dim, state_dtype="float32",
                       ssm_dtypes=("float32", "bfloat16"))
@@ -238,18 +234,24 @@ def build(ctx: Any):
         "views, max-num-batched-tokens x heads/tp x 128 bf16 and 2 x max-num-seqs x heads/tp x 128 x 128 in the "
         "recurrent dtype, are counted with the weights).",
     ]
-    lac = t.get("linear_attn_config") or {}
-    heads = int(lac.get("num_heads") or 0)
     if kda:
-        notes.append(f"KDA decode copies (float32 conv weights and norm) counted as allocated by the native fused "
-                     f"decode (sm90/sm10x/sm12x, bf16, {heads} / TP in 12, 24, 48, 96 heads a rank); "
-                     f"with --enable-prefix-caching (mamba 'align' mode) FlashKDA adds one prefill-checkpoint "
-                     f"block per request (MambaSpec.num_prefill_checkpoint_blocks): not counted")
+        notes.append("Kimi-K3: with --enable-prefix-caching (mamba 'align' mode) FlashKDA adds one prefill-checkpoint "
+                     "block per request and KDA layer (MambaSpec.num_prefill_checkpoint_blocks): not counted; "
+                     "speculative decoding's KDA buffers are not modelled")
     return tuple(specs), tuple(params), moe, {"buffer_params": (), "notes": tuple(notes)}
 
 
-def flashkda_load_workspace(model: Any, cfg: Any, device: Any) -> tuple[tuple[str, int], ...]:
-    """The FlashKDA prefill views vLLM 0.34 reserves while the model is built (so inside "Model loading took").
+def flashkda_load_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0) -> tuple[tuple[str, int], ...]:
+    """What the KDA layers allocate at build time depending on the device and flags (inside "Model loading took").
+
+    Fused-decode copies (vLLM v0.33.0 / v0.34.0 nvidia/kda.py:KimiK3DeltaAttention.__init__): when
+    ``resolve_kda_decode_backend("auto")`` picks ``native`` (``is_fused_kda_decode_supported``: 12, 24, 48 or 96 heads
+    a rank, head_dim 128, conv width 4, no speculative tokens, bfloat16 activations and conv state, a float32
+    recurrent state, capability 9.0 or the 10.x / 12.x families), each KDA layer keeps float32
+    ``decode_conv1d_weight`` (3, kernel, P / tp) and ``decode_norm_weight`` (head_dim). Speculative decoding is not
+    modelled here (it is counted as none).
+
+    FlashKDA prefill views, vLLM 0.34 only:
 
     vLLM v0.34.0 vllm/models/kimi_k3/nvidia/kda.py:KimiK3DeltaAttention.__init__: when the prefill backend resolves
     to ``flashkda`` (``resolve_kda_prefill_backend`` "auto": CUDA capability major 9, 10 or 12, head_dim 128,
@@ -260,24 +262,34 @@ def flashkda_load_workspace(model: Any, cfg: Any, device: Any) -> tuple[tuple[st
     ``WorkspaceManager``, each view rounded up to 256 bytes). The last view's size comes from a compiled op and is
     not counted (the plan warns). vLLM 0.33 reserves nothing here.
     """
-    if tuple(cfg.version[:3]) < (0, 34, 0) or getattr(device, "platform", "cuda") != "cuda":
-        return ()
+    from ...rules.weights import pp_layer_split
+
     cc = getattr(device, "compute_capability", None)
+    if getattr(device, "platform", "cuda") != "cuda" or cc is None:
+        return ()
     text = model.hf_config.get("text_config") or model.hf_config
     lac = text.get("linear_attn_config") or {}
-    ssm = cfg.mamba_ssm_dtype or "float32"
-    if (cc is None or cc[0] not in (9, 10, 12) or cfg.model_dtype != "bfloat16" or ssm not in ("float32", "bfloat16")
-            or int(lac.get("head_dim") or 0) != 128 or lac.get("gate_lower_bound") is None
-            or not any(layer.mamba for layer in model.layers)):
+    start, end = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)[pp_rank]
+    kda = sum(1 for layer in model.layers[start:end] if layer.mamba is not None)
+    if not kda or not lac.get("num_heads") or not lac.get("head_dim"):
         return ()
-    heads = int(lac["num_heads"]) // cfg.tp
-    t, n, d = cfg.max_num_batched_tokens, cfg.max_num_seqs, 128
+    heads, d, kernel = int(lac["num_heads"]) // cfg.tp, int(lac["head_dim"]), int(lac.get("short_conv_kernel_size", 4))
+    ssm = cfg.mamba_ssm_dtype or "float32"
+    bf16 = cfg.model_dtype == "bfloat16"
+    out: list[tuple[str, int]] = []
+    if (heads in (12, 24, 48, 96) and d == 128 and kernel == 4 and bf16 and ssm == "float32"
+            and (cc == (9, 0) or cc[0] in (10, 12))):
+        out.append(("KDA fused-decode weight copies (float32)", kda * (3 * kernel * heads * d * 4 + d * 4)))
+    if (tuple(cfg.version[:3]) >= (0, 34, 0) and cc[0] in (9, 10, 12) and bf16 and ssm in ("float32", "bfloat16")
+            and d == 128 and lac.get("gate_lower_bound") is not None):
+        t, n = cfg.max_num_batched_tokens, cfg.max_num_seqs
 
-    def view(nbytes: int) -> int:
-        return -(-nbytes // 256) * 256
+        def view(nbytes: int) -> int:
+            return -(-nbytes // 256) * 256
 
-    nbytes = view(t * heads * d * 2) + 2 * view(n * heads * d * d * (4 if ssm == "float32" else 2))
-    return (("FlashKDA prefill workspace (known views)", nbytes),)
+        out.append(("FlashKDA prefill workspace (known views)",
+                    view(t * heads * d * 2) + 2 * view(n * heads * d * d * (4 if ssm == "float32" else 2))))
+    return tuple(out)
 
 
 def config_fix(raw: dict, resolved: dict) -> dict:
