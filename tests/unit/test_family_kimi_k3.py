@@ -281,3 +281,21 @@ def test_fused_decode_copies_follow_the_heads_a_rank(tp, copies):
     p = plan(MODEL, device="h200", tensor_parallel_size=tp, max_model_len=32768, vllm_version="0.33.0")
     parts = plan_to_dict(p)["ranks"][0]["terms"]["weights"]["parts_gib"]
     assert ("KDA fused-decode weight copies (float32)" in parts) == copies
+
+
+def test_sequence_parallel_replicates_the_dense_mlp_and_shared_experts():
+    # KimiDecoderLayer.use_sequence_parallel (PP 1, EP, TP 8, DP 2): KimiMLP with disable_tp -> each rank holds the
+    # whole dense MLP (layer 0) and the whole shared experts (92 MoE layers) instead of a TP 8 shard
+    from vramplan.render.json import plan_to_dict
+
+    p = plan(MODEL, device="h200", tensor_parallel_size=8, data_parallel_size=2, enable_expert_parallel=True,
+             max_model_len=32768, vllm_version="0.33.0")
+    parts = plan_to_dict(p)["ranks"][0]["terms"]["weights"]
+    got = parts["bytes"] - p.logged_rank.weights.total_bytes - N_KDA * kda_buffers(8)
+    expected = 3 * (INTER - INTER // 8) * H * B + (LAYERS - 1) * 3 * (MOE_I * SHARED - MOE_I * SHARED // 8) * H * B
+    assert got == expected
+    # DP 1 (no sequence parallel): nothing replicated
+    q = plan(MODEL, device="h200", tensor_parallel_size=8, enable_expert_parallel=True, max_model_len=32768,
+             vllm_version="0.33.0")
+    assert plan_to_dict(q)["ranks"][0]["terms"]["weights"]["bytes"] == (
+        q.logged_rank.weights.total_bytes + N_KDA * kda_buffers(8))

@@ -289,7 +289,35 @@ def flashkda_load_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0)
 
         out.append(("FlashKDA prefill workspace (known views)",
                     view(t * heads * d * 2) + 2 * view(n * heads * d * d * (4 if ssm == "float32" else 2))))
+    out += _sequence_parallel_mlps(model, cfg, text, start, end)
     return tuple(out)
+
+
+def _sequence_parallel_mlps(model: Any, cfg: Any, text: dict, start: int, end: int) -> list[tuple[str, int]]:
+    """Sequence parallelism replicates the dense MLP and the shared experts (vLLM v0.34.0 nvidia/model.py:
+    ``KimiDecoderLayer.use_sequence_parallel`` = PP 1, expert parallel, TP > 1 and DP > 1 (or MegaMoE); ``KimiMLP``
+    then builds both projections with ``disable_tp`` unless ``VLLM_KIMI_K3_SHARD_SP_SHARED_EXPERT`` is set, taken
+    as unset here): the bytes above the TP shard the description prices. Both stay in the model dtype (the
+    checkpoint's ignore list; Mxfp4Config leaves linears unquantized)."""
+    from ..quant import dtype_bytes
+
+    tp = cfg.tp
+    if not (cfg.pp == 1 and cfg.expert_parallel and tp > 1 and cfg.dp > 1):
+        return []
+    h = int(text["hidden_size"])
+    b = dtype_bytes(cfg.model_dtype)
+
+    def extra(inter: int) -> int:
+        return int(((2 * inter - -(-2 * inter // tp)) + (inter - -(-inter // tp))) * h * b)
+
+    shared = int(text.get("moe_intermediate_size") or 0) * int(text.get("num_shared_experts") or 0)
+    total = 0
+    for layer in model.layers[start:end]:
+        if layer.is_moe:
+            total += extra(shared) if shared else 0
+        else:
+            total += extra(int(text.get("intermediate_size") or 0))
+    return [("dense MLP and shared experts replicated (sequence parallel)", total)] if total else []
 
 
 def config_fix(raw: dict, resolved: dict) -> dict:
