@@ -299,3 +299,16 @@ def test_sequence_parallel_replicates_the_dense_mlp_and_shared_experts():
              vllm_version="0.33.0")
     assert plan_to_dict(q)["ranks"][0]["terms"]["weights"]["bytes"] == (
         q.logged_rank.weights.total_bytes + N_KDA * kda_buffers(8))
+
+
+@pytest.mark.parametrize("prefix_caching,blocks", [(True, 3), (False, 1)])
+def test_flashkda_prefill_checkpoint_block_in_align_mode(prefix_caching, blocks):
+    # KimiK3DeltaAttention.get_kv_cache_spec: num_prefill_checkpoint_blocks = 1 under FlashKDA (Hopper, bf16);
+    # MambaSpec.max_memory_usage_bytes: align mode (prefix caching on) 2 + 1 pages a request, else 1
+    from vramplan.rules.kv import max_memory_usage_bytes
+
+    p = plan(MODEL, device="h200", tensor_parallel_size=8, max_model_len=32768, device_memory_gib=None,
+             enable_prefix_caching=prefix_caching)
+    mamba = [g.spec for g in p.logged_rank.layout.groups if g.spec.kind is LayerKind.MAMBA]
+    assert mamba and all(max_memory_usage_bytes(s, max_model_len=32768, max_in_flight_tokens=8192)
+                         == blocks * 768 * 1152 for s in mamba)

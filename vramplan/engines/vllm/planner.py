@@ -145,10 +145,16 @@ def build_plan(
     from .validate import check_pipeline_stages
 
     check_pipeline_stages(stages, model.num_hidden_layers)
+    from ...model.families import family as _registered_family
+
+    fam = _registered_family(model.family)
+    ckpt = (fam.mamba_checkpoint_blocks(model, cfg, device) if fam is not None and fam.mamba_checkpoint_blocks
+            and rules.prefill_checkpoint_blocks else 0)
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded, mamba_ssm_dtype=cfg.mamba_ssm_dtype,
-                            disable_hybrid=cfg.disable_hybrid_kv_cache_manager)
+                            disable_hybrid=cfg.disable_hybrid_kv_cache_manager,
+                            **({"mamba_ckpt_blocks": ckpt} if ckpt else {}))
     graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
                        estimates=cfg.estimate_runs, num_layers=stages[-1][1] - stages[-1][0],
                        max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp)

@@ -57,6 +57,9 @@ class Family:
     """The final norm is a LayerNorm (weight and bias) instead of an RMSNorm (phi-2)."""
     lm_head_bias: bool = False
     """The untied LM head carries a bias (phi-2)."""
+    mamba_checkpoint_blocks: Callable[..., int] | None = None
+    """``mamba_checkpoint_blocks(model, cfg, device) -> blocks``: ``MambaSpec.num_prefill_checkpoint_blocks`` of the
+    family's recurrent layers (counted per request in ``align`` mode from vLLM 0.33), e.g. Kimi-K3's FlashKDA."""
     load_workspace: Callable[..., tuple] | None = None
     """``load_workspace(model, cfg, device, pp_rank) -> ((name, bytes), ...)``: what a family's layers allocate while
     the model is built (inside "Model loading took") that depends on the device or the flags, e.g. Kimi-K3's

@@ -235,9 +235,8 @@ def build(ctx: Any):
         "recurrent dtype, are counted with the weights).",
     ]
     if kda:
-        notes.append("Kimi-K3: with --enable-prefix-caching (mamba 'align' mode) FlashKDA adds one prefill-checkpoint "
-                     "block per request and KDA layer (MambaSpec.num_prefill_checkpoint_blocks): not counted; "
-                     "speculative decoding's KDA buffers are not modelled")
+        notes.append("Kimi-K3: speculative decoding's KDA buffers (RecoverSSM records, wider conv states) are not "
+                     "modelled")
     return tuple(specs), tuple(params), moe, {"buffer_params": (), "notes": tuple(notes)}
 
 
@@ -280,8 +279,7 @@ def flashkda_load_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0)
     if (heads in (12, 24, 48, 96) and d == 128 and kernel == 4 and bf16 and ssm == "float32"
             and (cc == (9, 0) or cc[0] in (10, 12))):
         out.append(("KDA fused-decode weight copies (float32)", kda * (3 * kernel * heads * d * 4 + d * 4)))
-    if (tuple(cfg.version[:3]) >= (0, 34, 0) and cc[0] in (9, 10, 12) and bf16 and ssm in ("float32", "bfloat16")
-            and d == 128 and lac.get("gate_lower_bound") is not None):
+    if tuple(cfg.version[:3]) >= (0, 34, 0) and _flashkda(model, cfg, device):
         t, n = cfg.max_num_batched_tokens, cfg.max_num_seqs
 
         def view(nbytes: int) -> int:
@@ -291,6 +289,24 @@ def flashkda_load_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0)
                     view(t * heads * d * 2) + 2 * view(n * heads * d * d * (4 if ssm == "float32" else 2))))
     out += _sequence_parallel_mlps(model, cfg, text, start, end)
     return tuple(out)
+
+
+def _flashkda(model: Any, cfg: Any, device: Any) -> bool:
+    """``resolve_kda_prefill_backend("auto") == "flashkda"`` (vLLM v0.33.0 / v0.34.0 nvidia/kda.py:
+    is_flashkda_supported: CUDA capability major 9, 10 or 12, head_dim 128, bfloat16 activations, a float32 or
+    bfloat16 recurrent state, a ``gate_lower_bound``)."""
+    cc = getattr(device, "compute_capability", None)
+    text = model.hf_config.get("text_config") or model.hf_config
+    lac = text.get("linear_attn_config") or {}
+    return bool(getattr(device, "platform", "cuda") == "cuda" and cc is not None and cc[0] in (9, 10, 12)
+                and cfg.model_dtype == "bfloat16" and (cfg.mamba_ssm_dtype or "float32") in ("float32", "bfloat16")
+                and int(lac.get("head_dim") or 0) == 128 and lac.get("gate_lower_bound") is not None)
+
+
+def checkpoint_blocks(model: Any, cfg: Any, device: Any) -> int:
+    """KimiK3DeltaAttention.get_kv_cache_spec: ``num_prefill_checkpoint_blocks = 1`` when FlashKDA prefills
+    (``kda_prefill_checkpoint_alignment("flashkda")`` is 16), counted per request in mamba ``align`` mode."""
+    return 1 if _flashkda(model, cfg, device) else 0
 
 
 def _sequence_parallel_mlps(model: Any, cfg: Any, text: dict, start: int, end: int) -> list[tuple[str, int]]:
@@ -432,6 +448,7 @@ register(Family(
     architectures={_ARCH: True, _ALIAS: True},
     config_fix=config_fix,
     load_workspace=flashkda_load_workspace,
+    mamba_checkpoint_blocks=checkpoint_blocks,
     buffers=lambda ctx, layers: (),  # NoPE MLA: no rotary cache (MultiHeadLatentAttention use_rope=False)
     # vllm/model_executor/models/registry.py: KimiK3ForConditionalGeneration absent from 0.26.0, present in 0.31.0
     # to 0.34.0 (0.27-0.30 not read); the tensors read in 0.34.0 match 0.33.0 (nvidia/kda.py, mla.py, model.py).
