@@ -446,7 +446,8 @@ def _mamba_ssm_dtype(args: EngineArgs, model: ModelDescription, v: tuple[int, in
     if flag not in (None, "", "auto"):
         if spec is not None and spec.ssm_dtypes and str(flag) not in spec.ssm_dtypes:
             # vLLM v0.34.0 vllm/model_executor/layers/mamba/mamba_utils.py:MambaStateDtypeCalculator.kda_state_dtype
-            raise InvalidConfig(f"KDA recurrent state supports only auto, {', '.join(spec.ssm_dtypes)}; got {flag}",
+            allowed = ", ".join(("auto",) + spec.ssm_dtypes[:-1]) + ", and " + spec.ssm_dtypes[-1]
+            raise InvalidConfig(f"KDA recurrent state supports only {allowed}; got {flag}",
                                 hint="--mamba-ssm-cache-dtype " + " or ".join(("auto",) + spec.ssm_dtypes))
         return str(flag)
     if spec is None or spec.state_dtype or not spec.state_dtype_by_release:
