@@ -109,7 +109,7 @@ def test_vision_towers_by_model_type_and_architecture() -> None:
     by_type = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl",
                "qwen3_vl_moe": "qwen3_vl_moe", "qwen3_5": "qwen3_vl", "qwen3_5_moe": "qwen3_vl_moe", "gemma3": "gemma3",
                "llava": "llava", "llava_next": "llava_next", "mistral3": "mistral3", "internvl_chat": "internvl",
-               "kimi_vl": "kimi_vl", "kimi_k25": "kimi_k25", "llama4": "llama4", "mllama": "mllama"}
+               "kimi_vl": "kimi_vl", "kimi_k25": "kimi_k25", "kimi_k3": "kimi_k3", "llama4": "llama4", "mllama": "mllama"}
     for mt, fam in by_type.items():
         assert vision.vision_family({"model_type": mt}) == fam, mt
     by_arch = {"Qwen2VLForConditionalGeneration": "qwen2_vl", "Qwen2_5_VLForConditionalGeneration": "qwen2_5_vl",
@@ -117,7 +117,8 @@ def test_vision_towers_by_model_type_and_architecture() -> None:
                "Gemma3ForConditionalGeneration": "gemma3", "LlavaForConditionalGeneration": "llava",
                "LlavaNextForConditionalGeneration": "llava_next", "Mistral3ForConditionalGeneration": "mistral3",
                "InternVLChatModel": "internvl", "KimiVLForConditionalGeneration": "kimi_vl",
-               "KimiK25ForConditionalGeneration": "kimi_k25", "Llama4ForConditionalGeneration": "llama4",
+               "KimiK25ForConditionalGeneration": "kimi_k25", "KimiK3ForConditionalGeneration": "kimi_k3",
+               "KimiK31ForConditionalGeneration": "kimi_k3", "Llama4ForConditionalGeneration": "llama4",
                "MllamaForConditionalGeneration": "mllama"}
     for arch, fam in by_arch.items():
         assert vision.vision_family({"model_type": "unknown", "architectures": [arch]}) == fam, arch

@@ -65,6 +65,16 @@ class Param:
     """True for the linear layers a checkpoint quantization applies to."""
     dtype: str | None = None
     """A fixed dtype (e.g. ``float32`` for an fp32 buffer); None means the model dtype."""
+    row_align: int = 0
+    """``Shard.COLUMN`` only: vLLM pads each rank's rows (plus ``row_extra``) up to a multiple of this (0: none), as
+    Kimi-K3's KDA ``in_proj_qkvgfab`` pads its TP-local output to 16 rows (vLLM v0.34.0
+    vllm/models/kimi_k3/nvidia/kda.py:KimiK3DeltaAttention.__init__, ``in_proj_padding``)."""
+    row_extra: int = 0
+    """Rows of the same merged layer held by another (replicated) param, counted in the ``row_align`` rounding."""
+    min_inter_per_tp: int = 0
+    """Expert shards only: with TP > 1 and no expert parallelism, an intermediate size whose ``I // TP`` is below this
+    becomes ``this x TP`` (vLLM v0.34.0 vllm/models/kimi_k3/nvidia/model.py:KimiMoE ``padded_moe_intermediate_size``,
+    ``min_moe_intermediate_per_partition`` 256); 0: none."""
 
 
 class LayerKind(str, Enum):
@@ -150,6 +160,9 @@ class MambaSpec:
     state_dtype_by_release: tuple[tuple[tuple[int, int, int], str], ...] = ()
     """When the config states no SSM dtype: (first vLLM release, dtype) pairs, the newest at or below the planned
     release applies (NemotronH's fallback moved from float16 to float32); empty: ``state_dtype``."""
+    ssm_dtypes: tuple[str, ...] = ()
+    """The ``--mamba-ssm-cache-dtype`` values the layer accepts besides ``auto`` (empty: any). Kimi-K3's KDA takes
+    float32 and bfloat16 only (vLLM v0.34.0 mamba_utils.py:MambaStateDtypeCalculator.kda_state_dtype)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +185,8 @@ class MoESpec:
     num_shared_experts: int = 0
     shared_intermediate_size: int = 0
     has_bias: bool = False
+    activation: str = ""
+    """The experts' activation where it decides the MXFP4 kernel (Kimi-K3: ``situ``); empty: the family's usual."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

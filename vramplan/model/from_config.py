@@ -236,6 +236,7 @@ def _describe(
         raw_config=config,
         preprocessor_config=preprocessor,
         source=source,
+        notes=tuple(str(n) for n in extra.get("notes", ())),
     )
 
 

@@ -224,6 +224,12 @@ def _compressed_tensors(qcfg: dict, ignored: tuple[str, ...]) -> QuantSpec:
     kvs = qcfg.get("kv_cache_scheme")
     if isinstance(kvs, dict) and int(kvs.get("num_bits", 16)) == 8:
         kv = "fp8"
+    if bits == 4 and str(weights.get("type", "int")) == "float" and int(gsize or 16) == 32:
+        # MXFP4 (format mxfp4-pack-quantized; CompressedTensorsConfig._is_mxfp4: group 32): vLLM v0.34.0
+        # compressed_tensors/schemes/compressed_tensors_w4a4_mxfp4.py and compressed_tensors_moe_w4a4_mxfp4.py:
+        # create_weights: weight_packed (out, in/2) uint8 + weight_scale (out, in/32) uint8, no global scale
+        return QuantSpec(method="compressed-tensors", weight_bits=4, group_size=32, scale_dtype="uint8",
+                         ignored=ignored, kv_cache_dtype=kv, weight_format="mxfp4", raw=qcfg)
     if bits == 4 and str(weights.get("type", "int")) == "float":
         # NVFP4 (format nvfp4-pack-quantized): vLLM v0.34.0 vllm/model_executor/layers/quantization/
         # compressed_tensors/schemes/compressed_tensors_w4a4_nvfp4.py (and _w4a16_nvfp4.py):create_weights:
@@ -273,6 +279,8 @@ def quantized_weight_bytes(shape: tuple[int, ...], quant: QuantSpec, model_dtype
         # (utils/marlin_utils_fp4.py:prepare_fp4_layer_for_marlin) keeps both sizes for tile-aligned shapes
         g = quant.group_size or 16
         return numel // 2 + n * out_f * cdiv(in_f, g) + n * 4 * 2
+    if quant.weight_format == "mxfp4":
+        return numel // 2 + n * out_f * cdiv(in_f, 32)  # uint8 e2m1 pairs + uint8 e8m0 scales per 32
     if m in ("fp8", "modelopt") or (m == "compressed-tensors" and quant.weight_bits == 8):
         if quant.block:
             bo, bi = quant.block

@@ -126,10 +126,11 @@ def _looks_complete(cfg: Mapping[str, Any]) -> bool:
         return tower is not None and tower.remote_config
     text = cfg.get("text_config") or cfg.get("llm_config") or {}
     has_text = text.get("hidden_size") is not None or cfg.get("hidden_size") is not None
-    width = vc.get("hidden_size") is not None or vc.get("embed_dim") is not None
-    layers = vc.get("depth") is not None or vc.get("num_hidden_layers") is not None
-    heads = vc.get("num_heads") is not None or vc.get("num_attention_heads") is not None
-    inter = vc.get("intermediate_size") is not None or vc.get("mlp_ratio") is not None
+    # MoonViT-3D configs (Kimi-K2.5 / K3) name them vt_hidden_size, vt_num_hidden_layers, ...
+    width = any(vc.get(k) is not None for k in ("hidden_size", "embed_dim", "vt_hidden_size"))
+    layers = any(vc.get(k) is not None for k in ("depth", "num_hidden_layers", "vt_num_hidden_layers"))
+    heads = any(vc.get(k) is not None for k in ("num_heads", "num_attention_heads", "vt_num_attention_heads"))
+    inter = any(vc.get(k) is not None for k in ("intermediate_size", "mlp_ratio", "vt_intermediate_size"))
     towered = tower is not None and tower.needs_image_size
     return has_text and width and layers and heads and inter and vc.get("patch_size") is not None and (
         not towered or vc.get("image_size") is not None)

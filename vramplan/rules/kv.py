@@ -135,6 +135,7 @@ def _layer_specs(
     mamba_page_padded: int | None = None,
     max_encoder_tokens: int = 0,
     disable_hybrid: bool = False,
+    mamba_ckpt_blocks: int = 0,
 ) -> dict[int, KVSpec]:
     """Each layer's KV spec on one rank (vLLM ``Attention.get_kv_cache_spec`` and friends).
 
@@ -156,8 +157,11 @@ def _layer_specs(
             m = layer.mamba
             assert m is not None
             state = _mamba_state_bytes(m, tp=tp, model_dtype=model_dtype, ssm_dtype=mamba_ssm_dtype)
+            # vLLM v0.33.0 vllm/v1/kv_cache_interface.py:MambaSpec.max_memory_usage_bytes: align mode adds the
+            # layer's num_prefill_checkpoint_blocks (``mamba_ckpt_blocks``) per request
             out[layer.index] = KVSpec(kind=kind, block_size=mamba_block_size or block_size,
-                                      page_bytes=mamba_page_padded or state, mamba_mode=mamba_mode)
+                                      page_bytes=mamba_page_padded or state, mamba_mode=mamba_mode,
+                                      spec_blocks=mamba_ckpt_blocks if mamba_mode == "align" else 0)
             continue
         a = layer.attention
         assert a is not None

@@ -82,7 +82,10 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
     if p.shard is Shard.REPLICATED:
         return s
     if p.shard is Shard.COLUMN:
-        return (cdiv(s[0], tp),) + s[1:]
+        rows = cdiv(s[0], tp)
+        if p.row_align:  # a merged layer padding its TP-local output (Param.row_align)
+            rows = -(-(rows + p.row_extra) // p.row_align) * p.row_align - p.row_extra
+        return (rows,) + s[1:]
     if p.shard is Shard.ROW:
         return (s[0], cdiv(s[1], tp)) + s[2:]
     if p.shard is Shard.VOCAB:
@@ -92,6 +95,11 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
         rows = (cdiv(q, tp) + 2 * kv_heads_per_rank(kv, tp)) * d
         return (rows, n)
     if p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW):
+        if p.min_inter_per_tp and ep == 1 and tp > 1:  # Param.min_inter_per_tp (Kimi-K3's padded experts)
+            inter = s[1] // 2 if p.shard is Shard.EXPERT_COLUMN else s[2]
+            if inter // tp < p.min_inter_per_tp:
+                inter = p.min_inter_per_tp * tp
+                s = (s[0], 2 * inter) + s[2:] if p.shard is Shard.EXPERT_COLUMN else s[:2] + (inter,) + s[3:]
         e = cdiv(s[0], ep)
         if p.shard is Shard.EXPERT_COLUMN:
             return (e, cdiv(s[1], moe_tp)) + s[2:]

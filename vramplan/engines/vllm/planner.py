@@ -145,10 +145,16 @@ def build_plan(
     from .validate import check_pipeline_stages
 
     check_pipeline_stages(stages, model.num_hidden_layers)
+    from ...model.families import family as _registered_family
+
+    fam = _registered_family(model.family)
+    ckpt = (fam.mamba_checkpoint_blocks(model, cfg, device) if fam is not None and fam.mamba_checkpoint_blocks
+            and rules.prefill_checkpoint_blocks else 0)
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded, mamba_ssm_dtype=cfg.mamba_ssm_dtype,
-                            disable_hybrid=cfg.disable_hybrid_kv_cache_manager)
+                            disable_hybrid=cfg.disable_hybrid_kv_cache_manager,
+                            **({"mamba_ckpt_blocks": ckpt} if ckpt else {}))
     graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
                        estimates=cfg.estimate_runs, num_layers=stages[-1][1] - stages[-1][0],
                        max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp)
@@ -206,6 +212,14 @@ def _startup_check(free_at_init: int, requested: int, total: int, cfg: EngineCon
     return None
 
 
+def _vit_heads_fallback(model: ModelDescription, tp: int) -> bool:
+    """vLLM v0.33.0 / v0.34.0 vllm/model_executor/models/vision.py:is_vit_use_data_parallel(num_heads): a tower
+    whose heads TP does not divide falls back to data parallelism (replicated), where the family passes its heads
+    (``VisionSpec.extra["dp_when_heads_indivisible"]``, e.g. Kimi-K3's MoonViT: 12 heads at TP 8)."""
+    v = model.vision
+    return bool(v is not None and v.extra.get("dp_when_heads_indivisible") and v.num_heads % tp)
+
+
 def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: EngineConfig, pp_rank: int,
                 weights_source, cite) -> tuple[WeightShares, Term]:
     """vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:GPUModelRunner.load_model: the weights of one rank
@@ -214,8 +228,9 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
     shares = weights_per_rank(model, dtype=cfg.model_dtype, quant=cfg.quant, tp=cfg.tp, pp=cfg.pp,
                               pp_rank=pp_rank, dp=cfg.dp, expert_parallel=cfg.expert_parallel,
                               pp_partition=cfg.pp_partition,
-                              vision_replicated=(args.mm_encoder_tp_mode == "data" and model.vision is not None
-                                                 and model.vision.supports_encoder_tp_data),
+                              vision_replicated=(model.vision is not None and model.vision.supports_encoder_tp_data
+                                                 and (args.mm_encoder_tp_mode == "data" or _vit_heads_fallback(
+                                                     model, cfg.tp))),
                               max_num_batched_tokens=cfg.max_num_batched_tokens,
                               cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
     load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)
@@ -230,6 +245,11 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
                              or (model.hf_config.get("text_config") or {}).get("kv_lora_rank") or 512),
             q_head_size=sparse.head_size, max_num_batched_tokens=cfg.max_num_batched_tokens,
             max_model_len=cfg.max_model_len)
+    from ...model.families import family as _registered_family
+
+    fam = _registered_family(model.family)
+    if fam is not None and fam.load_workspace is not None:  # e.g. Kimi-K3's FlashKDA views (families/kimi_k3.py)
+        load_extra = load_extra + tuple(fam.load_workspace(model, cfg, device, pp_rank))
     w_bytes = shares.total_bytes + sum(b for _, b in load_extra)
     w_term = Term(key="weights", label="weights", bytes=w_bytes, parts=shares.parts + load_extra,
                   rule=cite("vllm/v1/worker/gpu_model_runner.py", "GPUModelRunner.load_model") +

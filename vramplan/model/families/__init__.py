@@ -57,6 +57,13 @@ class Family:
     """The final norm is a LayerNorm (weight and bias) instead of an RMSNorm (phi-2)."""
     lm_head_bias: bool = False
     """The untied LM head carries a bias (phi-2)."""
+    mamba_checkpoint_blocks: Callable[..., int] | None = None
+    """``mamba_checkpoint_blocks(model, cfg, device) -> blocks``: ``MambaSpec.num_prefill_checkpoint_blocks`` of the
+    family's recurrent layers (counted per request in ``align`` mode from vLLM 0.33), e.g. Kimi-K3's FlashKDA."""
+    load_workspace: Callable[..., tuple] | None = None
+    """``load_workspace(model, cfg, device, pp_rank) -> ((name, bytes), ...)``: what a family's layers allocate while
+    the model is built (inside "Model loading took") that depends on the device or the flags, e.g. Kimi-K3's
+    FlashKDA prefill views and fused-decode weight copies; ``cfg`` is the vLLM planner's ``EngineConfig``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,16 +119,13 @@ _TOWER_BY_ARCH: dict[str, VisionTower] = {}
 _BY_TEXT_TYPE: dict[str, Family] = {}
 
 # Architectures read in vLLM's source but not modelled yet: architecture -> what stands in the way (one line).
-PENDING: dict[str, str] = {
-    "KimiK3ForConditionalGeneration": (
-        "Kimi-K3 (vLLM >= 0.33) is read but not modelled yet: KDA linear-attention state, sparse MLA, latent "
-        "MoE experts in MXFP4 and attention residuals"),
-}
+PENDING: dict[str, str] = {}
 
 # Family modules, imported once on first lookup (each calls register()).
 _MODULES: tuple[str, ...] = (
     "deepseek_v32",
     "kimi_k25",
+    "kimi_k3",
     "deepseek_v4",
     "qwen3_5",
     "nemotron_h",

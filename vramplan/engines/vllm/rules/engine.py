@@ -306,7 +306,8 @@ def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, r
         if engine == "v0":
             raise UnsupportedError("mxfp4 checkpoints arrived in vLLM 0.10",
                                    hint="plan it with --vllm-version 0.19 or newer")
-        quant = _mxfp4_backend(quant, device, notes, rules, env)
+        quant = _mxfp4_backend(quant, device, notes, rules, env,
+                               activation=model.moe.activation if model.moe is not None else "")
     kv_dtype = d.resolve_kv_cache_dtype(rules, args.kv_cache_dtype or "auto", qcfg)
     if engine != "v0" and kv_dtype == "auto" and quant is not None and quant.kv_cache_dtype:
         kv_dtype = quant.kv_cache_dtype
@@ -390,7 +391,7 @@ def _resolve_v0(args: EngineArgs, model: ModelDescription, device: Device, rules
 
 
 def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], rules: RuleSet,
-                   env: dict[str, str]) -> QuantSpec:
+                   env: dict[str, str], *, activation: str = "") -> QuantSpec:
     """gpt-oss MoE kernels and the expert layout each converts the checkpoint to.
 
     vLLM v0.26.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:select_mxfp4_moe_backend tries
@@ -410,6 +411,15 @@ def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], rules: Ru
     if device.platform != "cuda" or cc is None:
         return quant
     marlin_env = env.get("VLLM_MXFP4_USE_MARLIN", "").strip().lower() in ("1", "true")
+    if activation and activation != "swigluoai" and cc >= (9, 0) and cc < (10, 0):
+        # vLLM v0.34.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:select_mxfp4_moe_backend filters by
+        # activation: OAITritonExperts takes SWIGLUOAI only and FlashInfer CUTLASS no SITU
+        # (experts/gpt_oss_triton_kernels_moe.py, flashinfer_cutlass_moe.py: _supports_activation); Marlin's
+        # apply_moe_activation takes it (Kimi-K3's situ)
+        notes.append(f"mxfp4 experts run on the Marlin kernel (the Triton and FlashInfer CUTLASS MXFP4 kernels do "
+                     f"not take the {activation} activation): expert weights padded (hidden to 256, intermediate "
+                     f"to 128)")
+        return _replace(quant, moe_pad=(256, 128), moe_layout="marlin")
     # triton_kernels arrived inside the v0_10 span (0.10-0.16), which one rule set covers: kept by release
     if cc < (9, 0) or (cc < (11, 0) and (marlin_env or d._release(rules) < (0, 14, 0))):
         why = ("VLLM_MXFP4_USE_MARLIN=1" if marlin_env and cc >= (9, 0) else
@@ -432,9 +442,14 @@ def _mamba_ssm_dtype(args: EngineArgs, model: ModelDescription, v: tuple[int, in
     config hooks only fill it in while it is ``auto``), else the model's own (config key, or its release fallback);
     None keeps each spec's dtype."""
     flag = getattr(args, "mamba_ssm_cache_dtype", None)
-    if flag not in (None, "", "auto"):
-        return str(flag)
     spec = next((layer.mamba for layer in model.layers if layer.mamba), None)
+    if flag not in (None, "", "auto"):
+        if spec is not None and spec.ssm_dtypes and str(flag) not in spec.ssm_dtypes:
+            # vLLM v0.34.0 vllm/model_executor/layers/mamba/mamba_utils.py:MambaStateDtypeCalculator.kda_state_dtype
+            allowed = ", ".join(("auto",) + spec.ssm_dtypes[:-1]) + ", and " + spec.ssm_dtypes[-1]
+            raise InvalidConfig(f"KDA recurrent state supports only {allowed}; got {flag}",
+                                hint="--mamba-ssm-cache-dtype " + " or ".join(("auto",) + spec.ssm_dtypes))
+        return str(flag)
     if spec is None or spec.state_dtype or not spec.state_dtype_by_release:
         return None
     return [dt for since, dt in spec.state_dtype_by_release if tuple(v[:3]) >= since][-1]
@@ -448,11 +463,17 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
     from ....rules.kv import _kv_bytes, _mamba_state_bytes
     from ....rules.weights import kv_heads_per_rank
 
-    attn = next(layer.attention for layer in model.layers if layer.attention)
+    attn_layer = next(layer for layer in model.layers if layer.attention)
+    attn = attn_layer.attention
     mamba = next(layer.mamba for layer in model.layers if layer.mamba)
     kv_b = _kv_bytes(kv_dtype, model_dtype)
     heads = kv_heads_per_rank(attn.num_kv_heads, tp)
     per_token = int(heads * (attn.head_size + (attn.head_size_v or attn.head_size)) * kv_b)
+    if attn_layer.kind is LayerKind.MLA:
+        # vLLM v0.34.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size: with model_config.use_mla the
+        # one-token page is MLAAttentionSpec(block_size=1, num_kv_heads=1, head_size=kv_lora + rope): no V half
+        # (Kimi-K3, the only MLA + mamba hybrid modelled)
+        per_token = 656 if kv_dtype == "fp8_ds_mla" else int(attn.head_size * kv_b)
     k_per_token = int(heads * attn.head_size * kv_b)
     page = _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=ssm_dtype)
     conv = page - _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=ssm_dtype, conv_only=False,
@@ -464,7 +485,7 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
               and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
     bs, padded = d.hybrid_attention_block_size(
         rules, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
-        mamba_cache_mode=mamba_mode, platform=device.platform,
+        mamba_cache_mode=mamba_mode, platform=device.platform, use_mla=attn_layer.kind is LayerKind.MLA,
         prefill_checkpoint_alignment=64 if hopper else None,
         ssm_page_bytes=page - conv, conv_page_bytes=conv, attn_k_bytes_per_token=k_per_token)
     return bs, padded, f"attention block raised to {bs} tokens so a page holds one mamba state ({page:,} bytes)"
