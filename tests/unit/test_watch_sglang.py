@@ -262,3 +262,17 @@ def test_very_long_lines_are_cut_not_fatal(line):
     assert r.internal_errors == []
     a = AutoLogReader()
     assert isinstance(a.feed(line), list)
+
+
+def test_batch_lines_are_request_bursts():
+    # the format strings of metrics_reporter.py:report_prefill_stats / report_decode_stats (0.5.17, 0.5.23)
+    sg = DEFAULT.read_text().splitlines()
+    prefill = "[2026-12-05 10:01:00 TP0] Prefill batch, #new-seq: 1, #new-token: 7, #cached-token: 0, token usage: 0.00"
+    decode = "[2026-12-05 10:01:01 TP0] Decode batch, #running-req: 1, #token: 40, token usage: 0.00"
+    lines = [*sg, prefill, decode, decode, "[2026-12-05 10:01:02 TP0] KV pool holds 100 tokens, fewer than --context-length 200",
+             prefill, decode]
+    r = SGLangLogReader()
+    evs = [e for line in lines for e in r.feed(line)]
+    req = [(e.line_no, e.values["batch"]) for e in evs if e.kind == "request"]
+    assert req == [(len(sg) + 1, "prefill"), (len(sg) + 5, "prefill")]
+    assert r.num_request_lines == 5

@@ -31,7 +31,11 @@ said):
   both): ``no_kv_cache_memory``; torch's "CUDA out of memory. Tried to allocate": ``out_of_memory``;
   "Scheduler hit an exception:" (managers/scheduler.py:run_scheduler_process, both) and "Received sigquit
   from a child process" (entrypoints/engine.py, the launch-phase SIGQUIT handler, both): ``startup_failed``
-  (the cause, when a later line names it, comes as a further ``error`` event).
+  (the cause, when a later line names it, comes as a further ``error`` event);
+- ``request`` (not a phase; a burst of batches, as the vLLM reader reports request bursts): the first
+  "Prefill batch[ [N]], #new-seq: ..." or "Decode batch[ [N]], #running-req: ..." line after any other event
+  (managers/scheduler_components/metrics_reporter.py:report_prefill_stats and report_decode_stats, both);
+  the lines of a burst are only counted (``num_request_lines``).
 
 Startup phases only move forward (TP ranks print the same line one after another: the first rank to reach a
 phase marks it; a line of an earlier phase after a later one is a figure event only). ``error`` can follow any
@@ -63,6 +67,7 @@ _PREFIX = re.compile(r"^\s*\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)?[^\]]{0,80}\]\s*")
 _DEVICE_READY = ("Init torch distributed ends.", "Memory baseline taken.", "Load weight begin.")
 _FAILED = ("Scheduler hit an exception", "Received sigquit from a child process")
 _READY = "The server is fired up and ready to roll!"
+_BATCH = re.compile(r"^(Prefill|Decode) batch(?: \[\d+\])?, #(?:new-seq|running-req): ")
 _GRAPH_BEGIN = re.compile(r"Capture (?:target |draft )?(?:decode|prefill|verify|extend) (?:CUDA|CPU|NPU|XPU) graph begin\.")
 _SPECIFIC = (*MARKERS, "Init torch distributed", "Memory baseline taken.", _READY, "Capture target ",
              "Scheduler hit an exception", "Received sigquit from a child process")
@@ -94,6 +99,8 @@ class SGLangLogReader:
         self._phase_idx = -1
         self._error = False
         self._capturing = False
+        self._burst = False
+        self.num_request_lines = 0
         self._kept: list[str] = []
         self._kept_chars = 0
         self.internal_errors: list[str] = []
@@ -119,7 +126,10 @@ class SGLangLogReader:
             if self._kept_chars < MAX_KEPT_CHARS:
                 self._kept.append(raw)
                 self._kept_chars += len(raw) + 1
-            return self._process(self._n, raw)
+            out = self._process(self._n, raw)
+            if out and out[-1].kind != "request":
+                self._burst = False
+            return out
         except Exception as e:  # a reader bug must not end the watch: note it, carry on
             self.internal_errors.append(f"line {self._n}: {e!r}")
             return []
@@ -151,6 +161,13 @@ class SGLangLogReader:
             self._error = True
             emit("error", values)
 
+        bm = _BATCH.match(text)
+        if bm:
+            self.num_request_lines += 1
+            if not self._burst:
+                self._burst = True
+                emit("request", {"batch": bm.group(1).lower()})
+            return out
         if "server_args=ServerArgs(" in text or "server_args=" in text and "ServerArgs(" in text:
             phase("engine_start")
             m = _ARGS.search(text)
