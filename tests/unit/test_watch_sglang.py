@@ -276,3 +276,24 @@ def test_batch_lines_are_request_bursts():
     req = [(e.line_no, e.values["batch"]) for e in evs if e.kind == "request"]
     assert req == [(len(sg) + 1, "prefill"), (len(sg) + 5, "prefill")]
     assert r.num_request_lines == 5
+
+
+def test_unknown_engine_is_an_input_error(tmp_path):
+    from vramplan.errors import InputError
+
+    with pytest.raises(InputError, match="unknown engine 'tgi'"):
+        watch_command([sys.executable, "-c", "pass"], out_dir=tmp_path, backend=FakeBackend.from_state_file(tmp_path / "s"),
+                      engine="tgi", stdout=None, stderr=None)
+    assert not (tmp_path / "timeline.jsonl").exists()  # nothing started
+
+
+def test_cli_engine_choices():
+    import argparse
+
+    from vramplan.watch.cli import add_watch_arguments
+
+    p = add_watch_arguments(argparse.ArgumentParser())
+    assert p.parse_args([]).engine == "auto"
+    assert p.parse_args(["--engine", "sglang", "--pid", "1", "--log", "x"]).engine == "sglang"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--engine", "tgi"])
