@@ -5,7 +5,8 @@
     print(r.levels_text, r.exit_code)
 
 Readings come from NVML (NVIDIA), ``npu-smi info`` (Ascend) or ``nvidia-smi``; phases
-from the server's own log lines (:mod:`vramplan.engines.vllm.log`). Output: a JSON-lines
+from the server's own log lines (:mod:`vramplan.engines.vllm.log` for vLLM,
+:mod:`vramplan.engines.sglang.log_stream` for SGLang; :mod:`vramplan.watch.engine` chooses). Output: a JSON-lines
 timeline (:mod:`vramplan.watch.timeline`), a plot, the command's log, and a table of
 levels per phase. Nothing heavy is imported here (NVML and matplotlib load on use).
 """

@@ -1,7 +1,8 @@
 """The ``vramplan watch`` subcommand: arguments and entry point (wired in by ``vramplan.cli``).
 
     vramplan watch [--out DIR] [--interval S] [--backend auto|nvml|npu-smi|nvidia-smi]
-                   [--level LABEL=SIZE ...] [--plot-format png|svg] [--pid N [--log FILE]] [-- CMD ...]
+                   [--level LABEL=SIZE ...] [--plot-format png|svg] [--engine auto|vllm|sglang]
+                   [--pid N [--log FILE]] [-- CMD ...]
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "(repeat; labels with weights, activation, non-KV, budget are compared with the "
                              "matching phase)")
     parser.add_argument("--plot-format", choices=("png", "svg"), default="png", help="plot file type (default png)")
+    parser.add_argument("--engine", choices=("auto", "vllm", "sglang"), default="auto",
+                        help="whose log marks the phases (default auto: sglang.launch_server / sglang serve -> "
+                             "SGLang, vllm serve -> vLLM, else the log's first recognisable line)")
     parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...",
                         help="the server command to start and watch, e.g. -- vllm serve Qwen/Qwen3-8B")
     return parser
@@ -69,7 +73,7 @@ def main_watch(args: argparse.Namespace) -> int:
     pid = getattr(args, "pid", None)
     log = getattr(args, "log", None)
     common = dict(out_dir=args.out, interval_s=args.interval, backend=args.backend, plan=levels or None,
-                  plot_format=getattr(args, "plot_format", "png"))
+                  plot_format=getattr(args, "plot_format", "png"), engine=getattr(args, "engine", None) or "auto")
     if pid is not None and cmd:
         raise InputError("give either --pid or a command after --, not both", hint="vramplan watch --pid 1234, or vramplan watch -- vllm serve MODEL")
     if pid is None and not cmd:
@@ -124,7 +128,13 @@ def _handler(ns: argparse.Namespace, rest: list[str]) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     ns.cmd = cmd + list(rest)
-    levels, note = plan_levels_for(ns.cmd)
+    from .engine import engine_from_argv
+
+    engine = getattr(ns, "engine", None) or "auto"
+    if engine == "sglang" or (engine == "auto" and engine_from_argv(ns.cmd) == "sglang"):
+        levels, note = None, None  # the plan's levels are vLLM's terms; give SGLang's with --level
+    else:
+        levels, note = plan_levels_for(ns.cmd)
     if levels:
         ns.plan_levels = levels
     if note:

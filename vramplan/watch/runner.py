@@ -66,10 +66,19 @@ class WatchResult:
     """What the log reader's ``finish()`` returned (None without a reader)."""
 
 
-def _default_log_reader_factory() -> LogReaderFactory:
-    from ..engines.vllm.log import LogReader  # imported here: the CLI's start-up stays light
+def _default_log_reader_factory(engine: str | None = "vllm") -> LogReaderFactory:
+    """The reader for ``engine`` ("vllm", "sglang"; None: decided by the log's first recognisable line)."""
+    from .engine import reader_factory
 
-    return LogReader
+    return reader_factory(engine)
+
+
+def _check_engine(engine: str) -> str:
+    from .engine import ENGINES
+
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}", hint="use --engine auto, vllm or sglang")
+    return engine
 
 
 def _now_iso() -> str:
@@ -88,13 +97,14 @@ class _Phases:
         self.changes: list[tuple[float, str]] = []
         self._reader = None
         self._reader_broken = False
+        self._engine_noted = False
         if reader_factory is not None:
             try:
                 self._reader = reader_factory()
             except Exception as e:  # a broken reader must not stop the watch
                 writer.write({"type": "warning", "t_s": 0.0, "message": f"log reader could not start: {e!r}"})
         elif needs_reader:
-            writer.write({"type": "warning", "t_s": 0.0, "message": "no log reader (vramplan.engines.vllm.log): phases are not marked"})
+            writer.write({"type": "warning", "t_s": 0.0, "message": "no log reader: phases are not marked"})
 
     def set(self, phase: str, t: float | None = None, **extra: Any) -> None:
         with self._lock:
@@ -116,6 +126,11 @@ class _Phases:
                 self._writer.write({"type": "warning", "t_s": round(self._clock(), 4), "message": f"log reader failed, phases stop here: {e!r}"})
                 return
         t = self._clock() if t is None else t
+        if not self._engine_noted and getattr(self._reader, "engine", None) is not None:
+            # the auto reader decided which engine's log this is (watch.engine.AutoLogReader)
+            self._engine_noted = True
+            self._writer.write({"type": "engine", "t_s": round(t, 4), "engine": self._reader.engine,
+                                "line_no": getattr(self._reader, "decided_at", None), "source": "log", **extra})
         for ev in events:
             kind = str(getattr(ev, "kind", ""))
             info = {
@@ -391,6 +406,7 @@ def watch_command(
     env: Mapping[str, str] | None = None,
     plot_format: str = "png",
     grace_s: float = 15.0,
+    engine: str = "auto",
 ) -> WatchResult:
     """Start ``argv``, record device memory until it exits, and write timeline, log and plot.
 
@@ -409,11 +425,21 @@ def watch_command(
     argv = [str(a) for a in argv]
     if not argv:
         raise InputError("no command to watch", hint="put it after --, e.g. vramplan watch -- vllm serve MODEL")
+    engine = _check_engine(engine)
+    chosen: str | None
+    if engine == "auto":
+        from .engine import engine_from_argv
+
+        chosen, source = engine_from_argv(argv), "command"
+        if chosen is None:
+            source = "log"  # neither server named: the log's first recognisable line decides
+    else:
+        chosen, source = engine, "flag"
     be = _resolve_backend(backend)
     interval = _check_interval(interval_s, be)
     out = _prepare_out_dir(out_dir)
     if log_reader_factory == "default":
-        log_reader_factory = _default_log_reader_factory()
+        log_reader_factory = _default_log_reader_factory(chosen)
     if stdout == "inherit":
         stdout = sys.stdout
     if stderr == "inherit":
@@ -423,7 +449,8 @@ def watch_command(
     clock = lambda: time.monotonic() - t0  # noqa: E731
     writer = TimelineWriter(os.path.join(out, "timeline.jsonl"))
     writer.write({"type": "header", "format": TIMELINE_FORMAT, "backend": getattr(be, "name", "?"), "interval_s": interval,
-                  "argv": argv, "pid": None, "started_at": _now_iso(), "levels": dict(plan) if plan else None})
+                  "argv": argv, "pid": None, "started_at": _now_iso(), "levels": dict(plan) if plan else None,
+                  "engine": chosen, "engine_source": source})
     phases = _Phases(writer, clock, "before_start", log_reader_factory)
     sampler = _Sampler(be, interval, writer, clock, phases, None)
     log_path = os.path.join(out, "output.log")
@@ -587,6 +614,7 @@ def watch_pid(
     log_path: str | os.PathLike[str] | None = None,
     log_reader_factory: LogReaderFactory | None | str = "default",
     plot_format: str = "png",
+    engine: str = "auto",
 ) -> WatchResult:
     """Attach to a running process (and its children, the TP workers) until it exits or Ctrl-C.
 
@@ -601,13 +629,24 @@ def watch_pid(
     out = _prepare_out_dir(out_dir)
     if log_path is not None and not os.path.isfile(log_path):
         raise InputError(f"no log file at {os.fspath(log_path)}", hint="pass the file the server writes its log to, or leave --log out")
+    engine = _check_engine(engine)
+    chosen: str | None
+    if engine != "auto":
+        chosen, source = engine, "flag"
+    elif log_path is not None:
+        from .engine import engine_from_log_file
+
+        chosen, source = engine_from_log_file(log_path), "log"  # None: the lines still to come decide
+    else:
+        chosen, source = None, None
     if log_reader_factory == "default":
-        log_reader_factory = _default_log_reader_factory()
+        log_reader_factory = _default_log_reader_factory(chosen)
     t0 = time.monotonic()
     clock = lambda: time.monotonic() - t0  # noqa: E731
     writer = TimelineWriter(os.path.join(out, "timeline.jsonl"))
     writer.write({"type": "header", "format": TIMELINE_FORMAT, "backend": getattr(be, "name", "?"), "interval_s": interval,
-                  "argv": None, "pid": pid, "started_at": _now_iso(), "levels": dict(plan) if plan else None})
+                  "argv": None, "pid": pid, "started_at": _now_iso(), "levels": dict(plan) if plan else None,
+                  "engine": chosen, "engine_source": source})
     phases = _Phases(writer, clock, "attached", log_reader_factory if log_path is not None else None,
                      needs_reader=log_path is not None)
     tree = ProcessTree(pid)

@@ -3,7 +3,10 @@
 One JSON object per line, each with a ``type``:
 
 - ``header``: ``format``, ``backend``, ``interval_s``, ``argv`` or ``pid``, ``started_at``, ``levels``
-  (planned levels, label -> bytes, or null);
+  (planned levels, label -> bytes, or null), ``engine`` (whose log is read: ``vllm``, ``sglang``, or null
+  while the log has not said) and ``engine_source`` (``flag``, ``command``, ``log``; null without a log);
+- ``engine``: written once when the log's first recognisable line decides the engine (``engine``,
+  ``line_no``, ``source``), where the header could not say;
 - ``sample``: ``t_s``, ``device``, ``name``, ``used_bytes``, ``total_bytes``, ``processes``
   (``{"pid": bytes}`` for every process the driver lists on that device), ``watched_bytes``
   (the part of it held by the watched process tree, null where the driver lists none),
