@@ -46,6 +46,8 @@ class SGLangArgs:
     cuda_graph_backend_decode: str | None = None
     disable_cuda_graph_padding: bool = False
     attention_backend: str | None = None
+    dsa_prefill_backend: str | None = None
+    dsa_decode_backend: str | None = None
     enable_dp_attention: bool = False
     language_only: bool = False
     disable_radix_cache: bool = False
@@ -82,7 +84,8 @@ _FLOAT = {"mem_fraction_static", "swa_full_tokens_ratio", "mamba_full_memory_rat
 _BOOL = {"disable_cuda_graph", "disable_prefill_cuda_graph", "disable_decode_cuda_graph", "disable_cuda_graph_padding",
          "enable_dp_attention", "language_only", "disable_radix_cache", "disable_hybrid_swa_memory"}
 _STR = {"model_path", "kv_cache_dtype", "dtype", "quantization", "cuda_graph_backend_prefill",
-        "cuda_graph_backend_decode", "attention_backend", "load_format"}
+        "cuda_graph_backend_decode", "attention_backend", "load_format",
+        "dsa_prefill_backend", "dsa_decode_backend"}
 
 # SGLang's spellings (srt/server_args.py add_cli_args; aliases as SGLang declares them)
 _ALIASES = {
