@@ -122,3 +122,56 @@ def test_printed_kv_pool_line_and_log_use_the_dsa_cell():
     e = json.loads(out)["engine"]
     assert e["kv_cell_bytes_per_token"] == 78324 and e["dsa"]["indexer_layers"] == 61
     assert e["dsa"]["mla_row_bytes"] == MLA_BF16 and e["dsa"]["indexer_bytes_per_layer"] == INDEXER
+
+
+# The whole space the two releases see on CUDA: (model, layers, layers with their own top-k under 0.5.23)
+_MODELS = {"deepseek-ai/DeepSeek-V3.2": (61, 61), "zai-org/GLM-5": (78, 78), "zai-org/GLM-5.2": (78, 21)}
+# device -> SM major (Hopper 9, Blackwell 10)
+_DEVICES = {"h100-80gb": 9, "h200": 9, "b200": 10}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("device", sorted(_DEVICES))
+@pytest.mark.parametrize("kv", ["auto", "bf16", "bfloat16", "fp8_e4m3"])
+@pytest.mark.parametrize("model", sorted(_MODELS))
+def test_cell_matrix(version, device, kv, model):
+    layers, own_topk = _MODELS[model]
+    sm = _DEVICES[device]
+    dtype = {"auto": "fp8_e4m3" if sm >= 10 else "bfloat16", "bf16": "bfloat16"}.get(kv, kv)
+    if dtype == "bfloat16":
+        row = MLA_BF16
+    else:  # fp8: Blackwell's trtllm reads the raw 576-byte row, Hopper's flashmla_kv the scaled 656-byte one
+        row = MLA_FP8_RAW if sm >= 10 else MLA_FP8_SCALED
+    idx_layers = own_topk if version == "0.5.23" else layers
+    p = sglang.plan(model, device=device, tp_size=8, sglang_version=version, kv_cache_dtype=kv)
+    assert p.resolved.kv_cache_dtype == dtype and p.resolved.page_size == 64
+    assert _cell(p).bytes_per_token == layers * row + idx_layers * INDEXER
+    if p.max_total_num_tokens:
+        assert p.max_total_num_tokens % 64 == 0
+
+
+def test_skip_topk_rule_by_hand():
+    from vramplan.engines.sglang.dsa import skips_topk
+    # index_topk_freq 4, no offset: max(i - 1, 0) % 4 == 0 computes its own top-k -> 0, 1, 5, 9
+    own = [i for i in range(12) if not skips_topk({"index_topk_freq": 4}, i)]
+    assert own == [0, 1, 5, 9]
+    # offset 3: max(i - 2, 0) % 4 == 0 -> 0, 1, 2, 6, 10
+    assert [i for i in range(12) if not skips_topk({"index_topk_freq": 4, "index_skip_topk_offset": 3}, i)] == [0, 1, 2, 6, 10]
+    # cli_factor 3 (LongCat): every third layer; a pattern: "S" skips
+    assert [i for i in range(7) if not skips_topk({"cli_factor": 3}, i)] == [0, 3, 6]
+    assert [i for i in range(4) if skips_topk({"index_topk_pattern": "FSFS"}, i)] == [1, 3]
+    # GLM-5.2's freq 4 / offset 3 agree with its explicit indexer_types, which 0.5.23 reads first
+    cfg = json.loads((ROOT / "vramplan/catalog/zai-org/GLM-5.2/config.json").read_text())
+    by_freq = {k: cfg[k] for k in ("index_topk_freq", "index_skip_topk_offset")}
+    assert [skips_topk(by_freq, i) for i in range(78)] == [t == "shared" for t in cfg["indexer_types"]]
+    # V3.2 has none of these keys: every layer computes its own top-k
+    assert not any(skips_topk({}, i) for i in range(61))
+
+
+@pytest.mark.parametrize("model", ["deepseek-ai/DeepSeek-V3.2", "zai-org/GLM-5"])
+def test_0517_keeps_the_prefill_graph_for_every_dsa_model(model):
+    # 0.5.17 _disable_breakable_cudagraph_if_incompatible: "MLA attention (non-DSA)" = use_mla_backend and not
+    # is_deepseek_dsa; GlmMoeDsaForCausalLM is on is_deepseek_dsa's list as well as DeepseekV32ForCausalLM
+    p = sglang.plan(model, device="h200", tp_size=8, sglang_version="0.5.17")
+    assert p.resolved.prefill_graph
+    assert not sglang.plan("deepseek-ai/DeepSeek-V2-Lite", device="h200", sglang_version="0.5.17").resolved.prefill_graph

@@ -196,7 +196,9 @@ def _prefill_graph(model: ModelDescription, a: SGLangArgs, rules: SGLangRules, i
         return False, "off: pipeline parallelism"
     if model.architecture in rules.prefill_graph_off_archs:
         return False, f"off: {model.architecture}"
-    if rules.prefill_graph_off_for_mla and model.uses_mla and "V32" not in model.architecture:
+    # 0.5.17 server_args.py:_disable_breakable_cudagraph_if_incompatible: use_mla_backend and not is_deepseek_dsa
+    # (GLM-5's GlmMoeDsaForCausalLM is DSA too)
+    if rules.prefill_graph_off_for_mla and model.uses_mla and dsa_text(model, rules.dsa_archs) is None:
         return False, "off: MLA attention (non-DSA)"
     if is_vlm and model.architecture not in rules.multimodal_prefill_graph_archs:
         return False, "off: multimodal model"
