@@ -175,3 +175,14 @@ def test_0517_keeps_the_prefill_graph_for_every_dsa_model(model):
     p = sglang.plan(model, device="h200", tp_size=8, sglang_version="0.5.17")
     assert p.resolved.prefill_graph
     assert not sglang.plan("deepseek-ai/DeepSeek-V2-Lite", device="h200", sglang_version="0.5.17").resolved.prefill_graph
+
+
+def test_dsa_flags_read_and_unmodelled_ones_warned():
+    from vramplan.engines.sglang.flags import parse_sglang_flags
+    parsed = parse_sglang_flags(["python", "-m", "sglang.launch_server", "--model-path", "deepseek-ai/DeepSeek-V3.2",
+                                 "--tp", "8", "--kv-cache-dtype", "fp8_e4m3", "--dsa-decode-backend", "trtllm",
+                                 "--dsa-prefill-backend", "trtllm", "--enable-hisparse"])
+    assert "--enable-hisparse" in parsed.unmodelled
+    p = sglang.plan(device="h200", args=parsed.args)
+    # trtllm on either phase: calculate_mla_kv_cache_dim keeps the raw 576-element row, 1 byte in fp8
+    assert _cell(p).bytes_per_token == 61 * (MLA_FP8_RAW + INDEXER)

@@ -103,13 +103,17 @@ FLAG_NAMES = tuple(sorted(_ALIASES))
 _UNMODELLED = {"--speculative-algorithm", "--lora-paths", "--enable-lora", "--cpu-offload-gb",
                "--enable-hierarchical-cache", "--enable-two-batch-overlap", "--moe-a2a-backend",
                "--enable-memory-saver", "--enable-symm-mem", "--dcp-size", "--attn-cp-size",
-               "--disaggregation-mode", "--max-mamba-cache-size"}
+               "--disaggregation-mode", "--max-mamba-cache-size",
+               # DSA: HiSparse scales the indexer by host_to_device_ratio; the layer split keeps ceil(L / cp) + 1
+               # layers (pool_configurator.py:_compute_dsa_indexer_cell_size, get_glm_dsa_layer_split_effective_num_layers)
+               "--enable-hisparse", "--enable-dsa-cache-layer-split"}
 # store_true flags SGLang has that take no value (so the parser does not swallow the next token)
 _OTHER_BOOL = {"--trust-remote-code", "--enable-metrics", "--disable-overlap-schedule", "--enable-torch-compile",
                "--skip-server-warmup", "--enable-mixed-chunk", "--log-requests", "--disable-custom-all-reduce",
                "--enable-lora", "--enable-hierarchical-cache", "--enable-two-batch-overlap", "--enable-memory-saver",
                "--enable-symm-mem", "--enable-cache-report", "--skip-tokenizer-init", "--is-embedding",
-               "--enable-multimodal", "--show-time-cost", "--enable-eplb", "--enable-deterministic-inference"}
+               "--enable-multimodal", "--show-time-cost", "--enable-eplb", "--enable-deterministic-inference",
+               "--enable-hisparse", "--enable-dsa-cache-layer-split"}
 
 
 # vLLM's names for what SGLang calls otherwise: refused with SGLang's name (SGLang's argparse would refuse them too)
