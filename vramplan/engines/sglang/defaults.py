@@ -22,6 +22,7 @@ from ...errors import InvalidConfig
 from ...inputs.devices import Device
 from ...model.description import ModelDescription
 from ...units import MiB
+from .dsa import DSAPool, dsa_backends, dsa_pool, dsa_text, resolve_dsa_kv_dtype
 from .flags import SGLangArgs
 from .rules import SGLangRules
 
@@ -67,6 +68,8 @@ class Resolved:
     is_vlm: bool
     attention_backend: str
     notes: tuple[str, ...] = ()
+    dsa: DSAPool | None = None
+    """DeepSeek Sparse Attention models: the latent row, the indexer K record and the DSA backends (engines/sglang/dsa.py)."""
 
 
 def device_capacity_mib(device: Device, override: float | None = None) -> tuple[float | None, str]:
@@ -193,7 +196,9 @@ def _prefill_graph(model: ModelDescription, a: SGLangArgs, rules: SGLangRules, i
         return False, "off: pipeline parallelism"
     if model.architecture in rules.prefill_graph_off_archs:
         return False, f"off: {model.architecture}"
-    if rules.prefill_graph_off_for_mla and model.uses_mla and "V32" not in model.architecture:
+    # 0.5.17 server_args.py:_disable_breakable_cudagraph_if_incompatible: use_mla_backend and not is_deepseek_dsa
+    # (GLM-5's GlmMoeDsaForCausalLM is DSA too)
+    if rules.prefill_graph_off_for_mla and model.uses_mla and dsa_text(model, rules.dsa_archs) is None:
         return False, "off: MLA attention (non-DSA)"
     if is_vlm and model.architecture not in rules.multimodal_prefill_graph_archs:
         return False, "off: multimodal model"
@@ -306,13 +311,35 @@ def resolve(model: ModelDescription, a: SGLangArgs, device: Device, rules: SGLan
         kv = "fp8_e4m3"
     kv_dtype = {"auto": model_dtype, "bf16": "bfloat16", "bfloat16": "bfloat16"}.get(kv, kv)
     kv_bytes = _DTYPE_BYTES.get(kv_dtype, 2)
+    # 7. DeepSeek Sparse Attention (engines/sglang/dsa.py): KV dtype default, DSA backends, page size, indexer cache
+    dsa = None
+    text = dsa_text(model, rules.dsa_archs)
+    if text is not None and device.platform in ("cuda", "rocm"):
+        kv_dtype = resolve_dsa_kv_dtype(a.kv_cache_dtype, cc=device.compute_capability, platform=device.platform,
+                                        text=text, sinks_keep_bf16=rules.dsa_sinks_keep_bf16)
+        kv_bytes = _DTYPE_BYTES[kv_dtype]
+        prefill, decode = dsa_backends(kv_dtype, cc=device.compute_capability, platform=device.platform,
+                                       architecture=model.architecture, prefill=a.dsa_prefill_backend,
+                                       decode=a.dsa_decode_backend, rocm_default=rules.dsa_rocm_backend)
+        if a.attention_backend is None:
+            backend = "dsa"
+        if device.platform == "cuda":
+            # model_overrides/deepseek_v2.py:_deepseek_family_overrides: page size 64 x index_kpool (0.5.17: 64);
+            # DSATokenToKVPool asserts 64-token physical index pages
+            page = 64 * (int(text.get("index_kpool") or 1) if rules.dsa_index_kpool else 1)
+        else:
+            notes.append("DSA on ROCm: SGLang sets page size 1 unless aiter's preshuffle paged-MQA kernel is "
+                         "available (not modelled: the page size given or 1 is used)")
+        dsa = dsa_pool(text, kv=kv_dtype, kv_bytes=kv_bytes, prefill=prefill, decode=decode,
+                       platform=device.platform, num_layers=model.num_hidden_layers, use_kpool=rules.dsa_index_kpool,
+                       elide_skipped=rules.dsa_indexer_skips_shared)
     return Resolved(gpu_mem_mib=gpu_mem, gpu_mem_source=mem_src, chunked_prefill_size=cps, decode_graph=decode_graph,
                     decode_max_bs=max_bs, decode_bs=decode_bs, prefill_graph=prefill_graph,
                     prefill_graph_note=prefill_note, prefill_max_bs=pmax, prefill_bs=prefill_bs,
                     mem_fraction_static=fraction, fraction_given=fraction_given, reserved_parts=parts,
                     page_size=page, context_length=ctx, derived_context_length=derived, model_dtype=model_dtype,
                     kv_cache_dtype=kv_dtype, kv_bytes=kv_bytes, is_mla=is_mla, is_vlm=is_vlm,
-                    attention_backend=backend, notes=tuple(notes))
+                    attention_backend=backend, notes=tuple(notes), dsa=dsa)
 
 
 _DTYPE_NAMES = {"half": "float16", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",

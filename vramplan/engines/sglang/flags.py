@@ -46,6 +46,8 @@ class SGLangArgs:
     cuda_graph_backend_decode: str | None = None
     disable_cuda_graph_padding: bool = False
     attention_backend: str | None = None
+    dsa_prefill_backend: str | None = None
+    dsa_decode_backend: str | None = None
     enable_dp_attention: bool = False
     language_only: bool = False
     disable_radix_cache: bool = False
@@ -82,7 +84,8 @@ _FLOAT = {"mem_fraction_static", "swa_full_tokens_ratio", "mamba_full_memory_rat
 _BOOL = {"disable_cuda_graph", "disable_prefill_cuda_graph", "disable_decode_cuda_graph", "disable_cuda_graph_padding",
          "enable_dp_attention", "language_only", "disable_radix_cache", "disable_hybrid_swa_memory"}
 _STR = {"model_path", "kv_cache_dtype", "dtype", "quantization", "cuda_graph_backend_prefill",
-        "cuda_graph_backend_decode", "attention_backend", "load_format"}
+        "cuda_graph_backend_decode", "attention_backend", "load_format",
+        "dsa_prefill_backend", "dsa_decode_backend"}
 
 # SGLang's spellings (srt/server_args.py add_cli_args; aliases as SGLang declares them)
 _ALIASES = {
@@ -100,13 +103,17 @@ FLAG_NAMES = tuple(sorted(_ALIASES))
 _UNMODELLED = {"--speculative-algorithm", "--lora-paths", "--enable-lora", "--cpu-offload-gb",
                "--enable-hierarchical-cache", "--enable-two-batch-overlap", "--moe-a2a-backend",
                "--enable-memory-saver", "--enable-symm-mem", "--dcp-size", "--attn-cp-size",
-               "--disaggregation-mode", "--max-mamba-cache-size"}
+               "--disaggregation-mode", "--max-mamba-cache-size",
+               # DSA: HiSparse scales the indexer by host_to_device_ratio; the layer split keeps ceil(L / cp) + 1
+               # layers (pool_configurator.py:_compute_dsa_indexer_cell_size, get_glm_dsa_layer_split_effective_num_layers)
+               "--enable-hisparse", "--enable-dsa-cache-layer-split"}
 # store_true flags SGLang has that take no value (so the parser does not swallow the next token)
 _OTHER_BOOL = {"--trust-remote-code", "--enable-metrics", "--disable-overlap-schedule", "--enable-torch-compile",
                "--skip-server-warmup", "--enable-mixed-chunk", "--log-requests", "--disable-custom-all-reduce",
                "--enable-lora", "--enable-hierarchical-cache", "--enable-two-batch-overlap", "--enable-memory-saver",
                "--enable-symm-mem", "--enable-cache-report", "--skip-tokenizer-init", "--is-embedding",
-               "--enable-multimodal", "--show-time-cost", "--enable-eplb", "--enable-deterministic-inference"}
+               "--enable-multimodal", "--show-time-cost", "--enable-eplb", "--enable-deterministic-inference",
+               "--enable-hisparse", "--enable-dsa-cache-layer-split"}
 
 
 # vLLM's names for what SGLang calls otherwise: refused with SGLang's name (SGLang's argparse would refuse them too)

@@ -211,7 +211,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         rest = rest_bytes(free_after_load_bytes=after - reserve, free_before_load_bytes=pre, fraction=r.mem_fraction_static,
                           mm_reservation_gb=mm_gb)
         cell = cell_size(model, tp=tp, kv_bytes=r.kv_bytes, layers=range(start, stop),
-                         swa_ratio=a.swa_full_tokens_ratio, hybrid_swa=not a.disable_hybrid_swa_memory)
+                         swa_ratio=a.swa_full_tokens_ratio, hybrid_swa=not a.disable_hybrid_swa_memory, dsa=r.dsa)
         state_bytes, cache_size = 0, 0
         if cell.kind == "hybrid_mamba" and rest > 0:
             # configs/mamba_utils.py:mamba2_state_dtype: conv bf16 (SGLANG_MAMBA_CONV_DTYPE), SSM float32 unless the

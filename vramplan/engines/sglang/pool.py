@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ...model.description import LayerKind, ModelDescription
 from ...units import GiB
+from .dsa import DSAPool
 
 __all__ = ["CellSize", "cell_size", "sglang_pp_split", "rest_bytes", "pool_tokens", "max_running_requests",
            "mamba_state", "HYBRID_SWA_ARCHS"]
@@ -54,6 +55,10 @@ class CellSize:
     swa_ratio: float = 0.0
     sliding_window: int | None = None
     rule: str = ""
+    indexer_per_token: int = 0
+    """DSA: bytes per token of one layer's indexer K cache (included in ``bytes_per_token``)."""
+    num_indexer_layers: int = 0
+    """DSA: layers of the stage whose indexer cache the cell counts."""
 
 
 def sglang_pp_split(num_layers: int, pp: int) -> list[tuple[int, int]]:
@@ -74,7 +79,7 @@ def _kv_heads(total: int, tp: int) -> int:
 
 
 def cell_size(model: ModelDescription, *, tp: int, kv_bytes: int, layers: range, swa_ratio: float = 0.8,
-              hybrid_swa: bool = True) -> CellSize:
+              hybrid_swa: bool = True, dsa: DSAPool | None = None) -> CellSize:
     """Bytes per token cell (``pool_configurator.py``, 0.5.17 and 0.5.23).
 
     - MHA/GQA: ``get_num_kv_heads(tp) x (head_dim + v_head_dim) x layers x kv_size``
@@ -86,6 +91,16 @@ def cell_size(model: ModelDescription, *, tp: int, kv_bytes: int, layers: range,
     - hybrid Mamba/linear attention: the full-attention layers of the stage only (``mambaish_config``).
     """
     stage = [lay for lay in model.layers if layers.start <= lay.index < layers.stop]
+    if dsa is not None:
+        mla = [lay for lay in stage if lay.kind == LayerKind.MLA and lay.attention]
+        n_idx = sum(1 for i in layers if i in dsa.indexer_layers)
+        return CellSize(kind="mla", bytes_per_token=dsa.mla_row_bytes * len(mla) + dsa.indexer_bytes * n_idx,
+                        num_layers=len(mla), full_per_token=dsa.mla_row_bytes, indexer_per_token=dsa.indexer_bytes,
+                        num_indexer_layers=n_idx,
+                        rule="sglang 0.5.23 srt/model_executor/pool_configurator.py:DefaultPoolConfigurator."
+                             "_compute_cell_size (DSA: calculate_mla_kv_cache_dim x kv_size x layers + indexer K "
+                             "(index_head_dim + index_head_dim // 128 x 4) uint8 x indexer layers: "
+                             "_compute_dsa_indexer_cell_size; 0.5.17 counts every layer)")
     if model.uses_mla:
         mla = [lay for lay in stage if lay.kind == LayerKind.MLA and lay.attention]
         dim = mla[0].attention.head_size if mla else 0

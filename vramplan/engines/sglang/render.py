@@ -103,6 +103,11 @@ def sglang_plan_to_dict(p: SGLangPlan) -> dict[str, Any]:
             "attention_backend": r.attention_backend,
             "kv_cell_bytes_per_token": round(last.cell.bytes_per_token, 4),
             "kv_cell_kind": last.cell.kind,
+            # DeepSeek Sparse Attention: the latent row and the indexer K record per layer (engines/sglang/dsa.py)
+            "dsa": None if r.dsa is None else {
+                "mla_row_bytes": r.dsa.mla_row_bytes, "indexer_bytes_per_layer": last.cell.indexer_per_token,
+                "indexer_layers": last.cell.num_indexer_layers, "prefill_backend": r.dsa.prefill_backend,
+                "decode_backend": r.dsa.decode_backend},
             "quantization": p.model.quant.method if p.model.quant else a.quantization,
             # vLLM-contract keys with their SGLang counterparts
             "max_num_seqs": p.max_running_requests,

@@ -13,6 +13,15 @@ from ...errors import FlagError
 
 __all__ = ["SGLangRules", "RULE_SETS", "rules_for", "SUPPORTED", "DEFAULT_VERSION"]
 
+# srt/configs/model_config.py:is_deepseek_dsa, 0.5.17 and 0.5.23
+_DSA_ARCHS_0517 = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "DeepseekV3ForCausalLMNextN",
+                   "MistralLarge3ForCausalLM", "PixtralForConditionalGeneration", "GlmMoeDsaForCausalLM",
+                   "GlmMoeDsaForCausalLMNextN", "LongcatFlashForCausalLM", "LongcatFlashForCausalLMNextN")
+_DSA_ARCHS_0523 = _DSA_ARCHS_0517 + ("Glm5NextForConditionalGenerationNextN", "Glm5NextForConditionalGeneration",
+                                     "Dots3NoteForCausalLM", "Dots3NoteForCausalLMNextN", "HYV4ForCausalLM",
+                                     "HYV4ForCausalLMNextN")
+
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SGLangRules:
@@ -61,6 +70,20 @@ class SGLangRules:
     """Platforms where ``RotaryEmbedding.__init__`` keeps ``cos_sin_cache`` in float32 (elsewhere it is cast to the
     model dtype unless SGLANG_ROPE_CACHE_FP32 is set): srt/layers/rotary_embedding/base.py, 0.5.17 CUDA and XPU,
     0.5.23 CUDA, HIP and XPU (engines/sglang/rope.py)."""
+    dsa_archs: tuple[str, ...] = _DSA_ARCHS_0517
+    """``srt/configs/model_config.py:is_deepseek_dsa``: the architectures read as DeepSeek Sparse Attention (with
+    ``index_topk`` in the config); 0.5.23 adds Glm5Next, Dots3Note and HYV4 (engines/sglang/dsa.py)."""
+    dsa_indexer_skips_shared: bool = False
+    """0.5.23 ``pool_configurator.py:_compute_dsa_indexer_cell_size`` counts the indexer cache only on layers that
+    do not skip top-k (``dsa_layer_skips_topk``; ``_should_elide_dsa_index_k``); 0.5.17 ``_compute_cell_size``
+    counts it on every layer."""
+    dsa_index_kpool: bool = False
+    """0.5.23 reads ``index_kpool``: indexer bytes ``ceil_div(132, index_kpool)`` and page size 64 x index_kpool;
+    0.5.17 has no pooled index keys (page size 64)."""
+    dsa_sinks_keep_bf16: bool = False
+    """0.5.23 ``_dsa_kv_cache_dtype_default`` keeps bfloat16 for ``learnable_sink`` configs on SM >= 10."""
+    dsa_rocm_backend: str = "tilelang"
+    """Default DSA backends on ROCm (``_dsa_split_backend_resolution``): 0.5.17 tilelang, 0.5.23 triton."""
 
     @property
     def version_str(self) -> str:
@@ -87,7 +110,9 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
                                         "Cohere2VisionForConditionalGeneration", "KimiK25ForConditionalGeneration",
                                         "MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration"),
         prefill_graph_free_gate_gib=4.0, aiter_fraction_honours_explicit=False,
-        rope_cache_fp32_platforms=("cuda", "xpu")),
+        rope_cache_fp32_platforms=("cuda", "xpu"),
+        dsa_archs=_DSA_ARCHS_0517, dsa_indexer_skips_shared=False, dsa_index_kpool=False, dsa_sinks_keep_bf16=False,
+        dsa_rocm_backend="tilelang"),
     (0, 5, 23): SGLangRules(
         version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
         capacity_tiers=_TIERS_0523, no_gpu_fraction=0.95, mla_prefill_graph_max_bs="min_8192_cps",
@@ -104,7 +129,9 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
                                         "KimiK3ForConditionalGeneration", "KimiK25ForConditionalGeneration",
                                         "MiniMaxM3SparseForCausalLM"),
         prefill_graph_free_gate_gib=None, aiter_fraction_honours_explicit=True,
-        rope_cache_fp32_platforms=("cuda", "rocm", "xpu")),
+        rope_cache_fp32_platforms=("cuda", "rocm", "xpu"),
+        dsa_archs=_DSA_ARCHS_0523, dsa_indexer_skips_shared=True, dsa_index_kpool=True, dsa_sinks_keep_bf16=True,
+        dsa_rocm_backend="triton"),
 }
 SUPPORTED = tuple(".".join(map(str, v)) for v in sorted(RULE_SETS))
 DEFAULT_VERSION = SUPPORTED[-1]
