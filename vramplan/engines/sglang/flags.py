@@ -54,6 +54,8 @@ class SGLangArgs:
     swa_full_tokens_ratio: float = 0.8
     mamba_full_memory_ratio: float = 0.9
     disable_hybrid_swa_memory: bool = False
+    disable_overlap_schedule: bool = False
+    """``--disable-overlap-schedule``: one prefill chunk in flight instead of two (the SWA request cap)."""
     load_format: str = "auto"
     env: tuple[tuple[str, str], ...] = ()
     """Environment variables written before the command (``SGLANG_...=1 python -m ...``)."""
@@ -82,7 +84,8 @@ _INT = {"tp_size", "pp_size", "dp_size", "ep_size", "max_total_tokens", "context
         "cuda_graph_max_bs_prefill"}
 _FLOAT = {"mem_fraction_static", "swa_full_tokens_ratio", "mamba_full_memory_ratio"}
 _BOOL = {"disable_cuda_graph", "disable_prefill_cuda_graph", "disable_decode_cuda_graph", "disable_cuda_graph_padding",
-         "enable_dp_attention", "language_only", "disable_radix_cache", "disable_hybrid_swa_memory"}
+         "enable_dp_attention", "language_only", "disable_radix_cache", "disable_hybrid_swa_memory",
+         "disable_overlap_schedule"}
 _STR = {"model_path", "kv_cache_dtype", "dtype", "quantization", "cuda_graph_backend_prefill",
         "cuda_graph_backend_decode", "attention_backend", "load_format",
         "dsa_prefill_backend", "dsa_decode_backend"}

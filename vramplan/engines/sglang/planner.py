@@ -30,7 +30,8 @@ from ...units import GiB
 from . import messages as M
 from .defaults import Resolved, resolve
 from .flags import SGLangArgs
-from .pool import CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split
+from .pool import (CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split,
+                   swa_cap_pool_tokens, swa_request_cap)
 from .rope import RopeCache, SGLangRope, reserve_rows, sglang_rope
 from .rules import SGLangRules
 
@@ -204,6 +205,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
 
     stages: list[StagePlan] = []
     failure: tuple[str, str, str] | None = None
+    swa_cap: int | None = None
     for rank, (start, stop) in enumerate(splits):
         w = weights_per_rank(rope.model, dtype=r.model_dtype, quant=quant, tp=tp, pp=pp, pp_rank=rank, dp=1,
                              expert_parallel=a.ep_size > 1, pp_partition=partition if pp > 1 else None)
@@ -234,7 +236,16 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
             failure = ("no_kv_cache_memory",
                        M.weights_leave_no_room(r.mem_fraction_static, (after - reserve) / GiB, pre / GiB), "kv_sizing")
         budget_bytes = int(rest * GiB) if rest > 0 else 0
-        tokens, _swa = pool_tokens(budget_bytes, cell, page_size=r.page_size, max_total_tokens=None)
+        if swa_cap is None:
+            swa_cap = _swa_cap(cell, a, r, rules)
+        if swa_cap is not None:
+            tokens, _swa = swa_cap_pool_tokens(budget_bytes, cell, cap=swa_cap, page_size=r.page_size)
+            if tokens <= 0 and rest > 0 and failure is None:
+                failure = ("no_kv_cache_memory", M.swa_cap_no_room(_swa, _swa * cell.swa_per_token * cell.num_swa_layers,
+                                                                   budget_bytes), "kv_sizing")
+            tokens = max(tokens, 0)
+        else:
+            tokens, _swa = pool_tokens(budget_bytes, cell, page_size=r.page_size, max_total_tokens=None)
         stages.append(StagePlan(pp_rank=rank, layers=(start, stop), weights=w, free_before_load_bytes=pre,
                                 free_after_load_bytes=after, rest_gb=rest, budget_bytes=budget_bytes, cell=cell,
                                 tokens=tokens, mamba_state_bytes=state_bytes, mamba_cache_size=cache_size,
@@ -251,7 +262,13 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     page = r.page_size
     swa_tokens = 0
     tokens = tokens // page * page
-    if last.cell.kind == "hybrid_swa":
+    if swa_cap is not None:
+        # the request-capped SWA pool: ceil_align(cap) tokens, min'd with a lowered --max-total-tokens
+        # (calculate_pool_sizes_from_max_tokens); no admission-floor check on this path
+        swa_tokens = -(-swa_cap // page) * page
+        if tokens != profiled:
+            swa_tokens = min(swa_tokens, tokens)
+    elif last.cell.kind == "hybrid_swa":
         swa_tokens = tokens if last.cell.num_layers == 0 else int(tokens * last.cell.swa_ratio) // page * page
         win = last.cell.sliding_window
         if failure is None and tokens > 0 and win is not None and win + page >= swa_tokens:
@@ -411,6 +428,28 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         max_running_requests=mrr, max_concurrency=(tokens / r.context_length) if tokens > 0 else None,
         kv_pool_bytes=pool_bytes, headroom_bytes=headroom, warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n), rope_caches=rope.caches)
+
+
+def _swa_cap(cell: CellSize, a: SGLangArgs, r: Resolved, rules: SGLangRules) -> int | None:
+    """The SWA request cap when SGLang sizes the SWA pool from ``--max-running-requests`` instead of
+    ``--swa-full-tokens-ratio``, else None. Applicable (0.5.17 ``SWAChunkCapPoolConfigurator.is_applicable``, 0.5.23
+    ``SWARequestCapPoolConfigurator.is_applicable``) to a hybrid-SWA pool with full layers and a window, given
+    ``--max-running-requests`` and ``--disable-radix-cache``, and a chunked prefill (0.5.23: size > 0)."""
+    if cell.kind != "hybrid_swa" or cell.num_layers == 0 or cell.sliding_window is None:
+        return None
+    if a.max_running_requests is None or not a.disable_radix_cache:
+        return None
+    if rules.swa_cap_needs_positive_chunk and r.chunked_prefill_size <= 0:
+        return None
+    raw = a.env_value("SGLANG_SWA_EVICTION_INTERVAL") or "128"
+    try:
+        interval = int(raw)
+    except ValueError:
+        interval = 128
+    return swa_request_cap(window=cell.sliding_window, page_size=r.page_size, max_running_requests=a.max_running_requests,
+                           attn_dp=a.dp_size if a.enable_dp_attention else 1, chunked_prefill_size=r.chunked_prefill_size,
+                           disable_overlap_schedule=a.disable_overlap_schedule, eviction_interval=interval,
+                           at_least_one_request=rules.swa_cap_at_least_one_request)
 
 
 def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: StagePlan, need: int, headroom: int,

@@ -26,7 +26,7 @@ from ...units import GiB
 from .dsa import DSAPool
 
 __all__ = ["CellSize", "cell_size", "sglang_pp_split", "rest_bytes", "pool_tokens", "max_running_requests",
-           "mamba_state", "HYBRID_SWA_ARCHS"]
+           "mamba_state", "HYBRID_SWA_ARCHS", "swa_request_cap", "swa_cap_pool_tokens"]
 
 # sglang 0.5.23 srt/configs/model_config.py:is_hybrid_swa_model (the architectures in vramplan's reach;
 # 0.5.17 has the same minus the SWA_SINK_ARCHS Granite/IQuest entries). Gemma 2/3 are not in it: SGLang gives
@@ -173,6 +173,38 @@ def pool_tokens(budget_bytes: int, cell: CellSize, *, page_size: int, max_total_
         else:
             swa = int(tokens * cell.swa_ratio) // page_size * page_size
     return tokens, swa
+
+
+def swa_request_cap(*, window: int, page_size: int, max_running_requests: int, attn_dp: int, chunked_prefill_size: int,
+                    disable_overlap_schedule: bool, eviction_interval: int = 128, at_least_one_request: bool = True
+                    ) -> int:
+    """The SWA pool's worst-case tokens at ``--max-running-requests`` (no speculative decoding, no PD decode):
+    per request ``window + eviction_interval + page`` (trailing tokens) ``+ page`` (decode allocation), times
+    ``max_running_requests // attn_dp`` (0.5.23 at least 1), plus ``chunks_in_flight x chunked_prefill_size + page``,
+    chunks_in_flight = 1 under ``--disable-overlap-schedule``, else 2. ``eviction_interval`` is
+    ``max(1, SGLANG_SWA_EVICTION_INTERVAL)`` (128).
+
+    sglang 0.5.17 ``model_executor/pool_configurator.py:SWAChunkCapPoolConfigurator.__init__``;
+    0.5.23 ``model_executor/pool_configurator.py:compute_swa_request_cap``."""
+    per_request = window + max(1, eviction_interval) + page_size + page_size
+    n = max_running_requests // attn_dp
+    if at_least_one_request:
+        n = max(1, n)
+    chunks = 1 if disable_overlap_schedule else 2
+    return per_request * n + chunks * chunked_prefill_size + page_size
+
+
+def swa_cap_pool_tokens(budget_bytes: int, cell: CellSize, *, cap: int, page_size: int) -> tuple[int, int]:
+    """(full tokens, SWA tokens) when the SWA pool is sized from the request cap: SWA = ceil_align(cap, page), its
+    bytes ``swa x swa_per_token x swa_layers`` come off the budget and the rest goes to the full layers,
+    ``int((budget - fixed) // full_cell) // page x page`` (``calculate_pool_sizes`` of 0.5.17
+    ``SWAChunkCapPoolConfigurator`` / 0.5.23 ``SWARequestCapPoolConfigurator``). Full tokens may be <= 0 (the
+    "SWA pool cap ... leaves no room for the full KV pool" error)."""
+    swa = -(-cap // page_size) * page_size
+    fixed = swa * cell.swa_per_token * cell.num_swa_layers
+    full_cell = cell.full_per_token * cell.num_layers
+    full = int((budget_bytes - fixed) // full_cell) // page_size * page_size
+    return full, swa
 
 
 def max_running_requests(tokens: int, context_len: int, requested: int | None, attn_dp: int = 1) -> int:

@@ -85,6 +85,13 @@ class SGLangRules:
     dsa_rocm_backend: str = "tilelang"
     """Default DSA backends on ROCm (``_dsa_split_backend_resolution``): 0.5.17 tilelang, 0.5.23 triton."""
 
+    swa_cap_at_least_one_request: bool = True
+    """The SWA request cap counts ``max(1, max_running_requests // attn_dp)`` requests (0.5.23
+    ``compute_swa_request_cap``); 0.5.17 ``SWAChunkCapPoolConfigurator.__init__`` counts the bare quotient."""
+    swa_cap_needs_positive_chunk: bool = True
+    """0.5.23 ``SWARequestCapPoolConfigurator.is_applicable`` refuses ``chunked_prefill_size <= 0``; 0.5.17
+    ``SWAChunkCapPoolConfigurator.is_applicable`` refuses only ``None``."""
+
     @property
     def version_str(self) -> str:
         return ".".join(map(str, self.version))
@@ -112,7 +119,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         prefill_graph_free_gate_gib=4.0, aiter_fraction_honours_explicit=False,
         rope_cache_fp32_platforms=("cuda", "xpu"),
         dsa_archs=_DSA_ARCHS_0517, dsa_indexer_skips_shared=False, dsa_index_kpool=False, dsa_sinks_keep_bf16=False,
-        dsa_rocm_backend="tilelang"),
+        dsa_rocm_backend="tilelang", swa_cap_at_least_one_request=False, swa_cap_needs_positive_chunk=False),
     (0, 5, 23): SGLangRules(
         version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
         capacity_tiers=_TIERS_0523, no_gpu_fraction=0.95, mla_prefill_graph_max_bs="min_8192_cps",
@@ -131,7 +138,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         prefill_graph_free_gate_gib=None, aiter_fraction_honours_explicit=True,
         rope_cache_fp32_platforms=("cuda", "rocm", "xpu"),
         dsa_archs=_DSA_ARCHS_0523, dsa_indexer_skips_shared=True, dsa_index_kpool=True, dsa_sinks_keep_bf16=True,
-        dsa_rocm_backend="triton"),
+        dsa_rocm_backend="triton", swa_cap_at_least_one_request=True, swa_cap_needs_positive_chunk=True),
 }
 SUPPORTED = tuple(".".join(map(str, v)) for v in sorted(RULE_SETS))
 DEFAULT_VERSION = SUPPORTED[-1]
