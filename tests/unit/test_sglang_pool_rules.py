@@ -117,3 +117,112 @@ def test_swa_cap_leaving_no_room_for_full_kv_is_sglangs_error(version):
     assert not p.starts and p.error_kind == "no_kv_cache_memory"
     assert p.error_message.startswith(f"RuntimeError: SWA pool cap ({258 * 100_000 + 16385} tokens, ")
     assert "leaves no room for the full KV pool" in p.error_message
+
+
+# --- hybrid Mamba / linear attention: the state pool's slots ---------------------------------------------------
+
+from vramplan.engines.sglang.flags import parse_sglang_flags  # noqa: E402
+from vramplan.engines.sglang.pool import mamba_extra_buffer, mamba_ratio  # noqa: E402
+from vramplan.engines.sglang.rules import rules_for  # noqa: E402
+from vramplan.errors import FlagError  # noqa: E402
+
+QNEXT = "Qwen/Qwen3-Next-80B-A3B-Instruct"
+# Qwen3-Next at TP 4, per GDN layer: conv [(2 x 16 x 128 + 32 x 128) / 4, 4 - 1] bf16 + SSM [32 / 4, 128, 128] fp32;
+# 36 GDN layers of 48
+QNEXT_PER_REQ = ((2 * 16 * 128 + 32 * 128) // 4 * 3 * 2 + 8 * 128 * 128 * 4) * 36
+
+
+def test_mamba_ratio_table():
+    # _calculate_mamba_ratio (0.5.17 and 0.5.23 agree): no radix 1; no_buffer 3; extra_buffer 3 + 2 (overlap) / + 1
+    assert mamba_ratio(disable_radix_cache=True, extra_buffer=False, lazy=False, overlap=True) == 1
+    assert mamba_ratio(disable_radix_cache=False, extra_buffer=False, lazy=False, overlap=True) == 3
+    assert mamba_ratio(disable_radix_cache=False, extra_buffer=True, lazy=False, overlap=True) == 5
+    assert mamba_ratio(disable_radix_cache=False, extra_buffer=True, lazy=False, overlap=False) == 4
+    assert mamba_ratio(disable_radix_cache=False, extra_buffer=True, lazy=True, overlap=True) == 4
+    # SGLANG_OPT_MAMBA_SKIP_DECODE_LOCK: base 2; no_buffer adds the 1 back, extra_buffer adds its slots
+    assert mamba_ratio(disable_radix_cache=False, extra_buffer=False, lazy=False, overlap=True,
+                       skip_decode_lock=True) == 3
+    assert mamba_ratio(disable_radix_cache=False, extra_buffer=True, lazy=False, overlap=True,
+                       skip_decode_lock=True) == 4
+
+
+@pytest.mark.parametrize("version", ["0.5.17", "0.5.23"])
+def test_auto_strategy_resolution(version):
+    archs = rules_for(version).mamba_extra_buffer_archs
+
+    def eb(arch="Qwen3NextForCausalLM", strategy="auto", radix_off=False, overlap_off=False, page=None, be="triton"):
+        return mamba_extra_buffer(arch=arch, strategy=strategy, disable_radix_cache=radix_off,
+                                  disable_overlap_schedule=overlap_off, page_size=page, linear_attn_backend=be,
+                                  extra_buffer_archs=archs)
+    assert eb() == (True, False)
+    assert eb(overlap_off=True) == (False, False)            # no overlap, no paging: no_buffer
+    assert eb(overlap_off=True, page=64) == (True, False)    # paging asks for it
+    assert eb(be="flashinfer") == (False, False)
+    assert eb(arch="Lfm2ForCausalLM") == (False, False)      # mamba radix cache, but no extra-buffer support
+    assert eb(radix_off=True, strategy="extra_buffer") == (False, False)
+    assert eb(strategy="extra_buffer_lazy") == (True, True)
+    assert eb(strategy="no_buffer") == (False, False)
+    # the Qwen3.5 text-only class supports it only from 0.5.23
+    assert eb(arch="Qwen3_5ForCausalLM") == ((True, False) if version == "0.5.23" else (False, False))
+
+
+@pytest.mark.parametrize("version", ["0.5.17", "0.5.23"])
+@pytest.mark.parametrize("kw,ratio", [({}, 5), (dict(disable_overlap_schedule=True), 3),
+                                      (dict(mamba_radix_cache_strategy="no_buffer"), 3),
+                                      (dict(mamba_radix_cache_strategy="extra_buffer_lazy"), 4),
+                                      (dict(disable_overlap_schedule=True, mamba_radix_cache_strategy="extra_buffer"), 4)])
+def test_qwen3_next_running_requests_capped_by_state_slots(version, kw, ratio):
+    # Qwen3-Next supports extra_buffer: by default (overlap on) 5 state slots per running request, not 3
+    p = sglang.plan(QNEXT, device="h100-80gb", sglang_version=version, tp_size=4, **kw)
+    s = p.logged_stage
+    k = s.mamba_cache_size
+    assert s.mamba_state_bytes == (k + 1) * QNEXT_PER_REQ
+    # the budget path: K = int((rest x 0.9 / 1.9 x 2^30 - per_req) // per_req); rest before the state is taken
+    rest_before = s.rest_gb + s.mamba_state_bytes / 2**30
+    assert abs(k - (rest_before * 0.9 / 1.9 * 2**30 - QNEXT_PER_REQ) / QNEXT_PER_REQ) < 1.001
+    assert p.max_running_requests == k // ratio
+    assert any(f"capped to {k // ratio} by the mamba state cache (max_mamba_cache_size={k}, {ratio} state slots"
+               in w for w in p.warnings)
+
+
+@pytest.mark.parametrize("version", ["0.5.17", "0.5.23"])
+def test_mamba_slots_from_max_running_requests_without_radix_cache(version):
+    # --disable-radix-cache --max-running-requests 48: the pool holds 48 slots (+1 padding), 1 per request, and the
+    # rest of the budget (not 0.9 / 1.9 of it) goes to the full-attention KV
+    p = sglang.plan(QNEXT, device="h100-80gb", sglang_version=version, tp_size=4, disable_radix_cache=True,
+                    max_running_requests=48)
+    s = p.logged_stage
+    assert s.mamba_cache_size == 48 and s.mamba_state_bytes == 49 * QNEXT_PER_REQ
+    assert p.max_running_requests == 48
+    # 12 full-attention layers, 2 KV heads / TP 4 -> 1, head_dim 256, K + V, bf16; page 1
+    assert s.cell.bytes_per_token == 12 * 1 * 256 * 2 * 2
+    assert p.max_total_num_tokens == s.budget_bytes // (12 * 256 * 2 * 2)
+
+
+@pytest.mark.parametrize("version", ["0.5.17", "0.5.23"])
+def test_explicit_max_mamba_cache_size(version):
+    p = sglang.plan(QNEXT, device="h100-80gb", sglang_version=version, tp_size=4, max_mamba_cache_size=300)
+    s = p.logged_stage
+    assert s.mamba_cache_size == 300 and s.mamba_state_bytes == 301 * QNEXT_PER_REQ
+    assert p.max_running_requests == 300 // 5
+
+
+def test_mamba_slots_per_dp_worker_differ_by_release():
+    # --max-running-requests 2 over 4 DP-attention workers without radix cache: 0.5.17 2 // 4 = 0 slots (SGLang's
+    # "Not enough GPU memory for hybrid ... state cache" error); 0.5.23 max(1, 0) = 1
+    kw = dict(tp_size=4, dp_size=4, enable_dp_attention=True, disable_radix_cache=True, max_running_requests=2)
+    old = sglang.plan(QNEXT, device="h100-80gb", sglang_version="0.5.17", **kw)
+    assert not old.starts and "max_mamba_cache_size=0" in old.error_message
+    new = sglang.plan(QNEXT, device="h100-80gb", sglang_version="0.5.23", **kw)
+    assert new.logged_stage.mamba_cache_size == 1
+
+
+def test_mamba_flags_parse():
+    a = parse_sglang_flags(["--mamba-scheduler-strategy", "no_buffer", "--max-mamba-cache-size", "64",
+                            "--disable-overlap-schedule"])
+    assert a.args.mamba_radix_cache_strategy == "no_buffer" and a.args.max_mamba_cache_size == 64
+    assert a.args.disable_overlap_schedule and "--max-mamba-cache-size" not in a.unmodelled
+    assert parse_sglang_flags(["--mamba-radix-cache-strategy=extra_buffer"]).args.mamba_radix_cache_strategy == \
+        "extra_buffer"
+    with pytest.raises(FlagError):
+        parse_sglang_flags(["--mamba-radix-cache-strategy", "double"])
