@@ -226,3 +226,20 @@ def test_mamba_flags_parse():
         "extra_buffer"
     with pytest.raises(FlagError):
         parse_sglang_flags(["--mamba-radix-cache-strategy", "double"])
+
+
+@pytest.mark.parametrize("version", ["0.5.17", "0.5.23"])
+def test_mamba_state_charged_at_the_largest_stage_share_under_pp(version):
+    # PP 5 over 48 layers (get_pp_indices: 9, 9, 10, 10, 10); full attention at i % 4 == 3, so the stages hold
+    # 7, 7, 7, 8, 7 GDN layers. _handle_max_mamba_cache charges every rank int(per_req(36 layers) x 8 / 36); each rank
+    # allocates its own layers' state. TP 1, per GDN layer: conv (2 x 16 x 128 + 32 x 128) x 3 bf16 + SSM 32 x 128 x
+    # 128 fp32
+    layer = (2 * 16 * 128 + 32 * 128) * 3 * 2 + 32 * 128 * 128 * 4
+    charge = int(36 * layer * (8 / 36))
+    p = sglang.plan(QNEXT, device="h100-80gb", sglang_version=version, pp_size=5)
+    own = [7, 7, 7, 8, 7]
+    for s, n in zip(p.stages, own):
+        k = s.mamba_cache_size
+        assert s.mamba_state_bytes == (k + 1) * n * layer
+        rest_before = s.rest_gb + (k + 1) * charge / 2**30
+        assert abs(k - (rest_before * 0.9 / 1.9 * 2**30 - charge) / charge) < 1.001

@@ -224,17 +224,27 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
             conv_name = a.env_value("SGLANG_MAMBA_CONV_DTYPE") or "bfloat16"
             per_req, _n = mamba_state(model, tp=tp, layers=range(start, stop), conv_bytes=_DT.get(conv_name, 2),
                                       ssm_bytes=_DT.get(ssm_name, 4))
-            if per_req:
+            charge = per_req
+            if pp > 1:
+                # _handle_max_mamba_cache charges every rank the largest stage's share,
+                # int(mamba_cache_per_req x max stage mamba layers / all mamba layers), so every rank sizes the same
+                # pool; the rank allocates its own layers' state (HybridReqToTokenPool mamba_layer_ids)
+                per_all, n_all = mamba_state(model, tp=tp, layers=range(0, model.num_hidden_layers),
+                                             conv_bytes=_DT.get(conv_name, 2), ssm_bytes=_DT.get(ssm_name, 4))
+                n_max = max(mamba_state(model, tp=tp, layers=range(s0, s1), conv_bytes=2, ssm_bytes=4)[1]
+                            for s0, s1 in splits)
+                charge = int(per_all * (n_max / max(n_all, 1)))
+            if charge:
                 # kv_cache_configurator.py:_handle_max_mamba_cache (no speculative decoding)
                 cache_size, _path = mamba_cache_size(
-                    rest_gb=rest, per_req=per_req, mamba_full_memory_ratio=a.mamba_full_memory_ratio,
+                    rest_gb=rest, per_req=charge, mamba_full_memory_ratio=a.mamba_full_memory_ratio,
                     max_mamba_cache_size=a.max_mamba_cache_size, disable_radix_cache=a.disable_radix_cache,
                     max_running_requests=a.max_running_requests, attn_dp=a.dp_size if a.enable_dp_attention else 1,
                     at_least_one_request=rules.mamba_slots_at_least_one_request)
                 if cache_size <= 0 and failure is None:
-                    failure = ("no_kv_cache_memory", M.mamba_state_too_small(cache_size, rest, per_req), "kv_sizing")
+                    failure = ("no_kv_cache_memory", M.mamba_state_too_small(cache_size, rest, charge), "kv_sizing")
                 state_bytes = (cache_size + 1) * per_req
-                rest = rest - state_bytes / GiB
+                rest = rest - (cache_size + 1) * charge / GiB
         if rest <= 0 and failure is None:
             failure = ("no_kv_cache_memory",
                        M.weights_leave_no_room(r.mem_fraction_static, (after - reserve) / GiB, pre / GiB), "kv_sizing")
