@@ -54,6 +54,13 @@ class SGLangArgs:
     swa_full_tokens_ratio: float = 0.8
     mamba_full_memory_ratio: float = 0.9
     disable_hybrid_swa_memory: bool = False
+    disable_overlap_schedule: bool = False
+    mamba_radix_cache_strategy: str = "auto"
+    """``--mamba-radix-cache-strategy`` (0.5.17 also ``--mamba-scheduler-strategy``): auto, no_buffer, extra_buffer,
+    extra_buffer_lazy."""
+    max_mamba_cache_size: int | None = None
+    linear_attn_backend: str = "triton"
+    """``--disable-overlap-schedule``: one prefill chunk in flight instead of two (the SWA request cap)."""
     load_format: str = "auto"
     env: tuple[tuple[str, str], ...] = ()
     """Environment variables written before the command (``SGLANG_...=1 python -m ...``)."""
@@ -79,13 +86,14 @@ class ParsedSGLang:
 
 _INT = {"tp_size", "pp_size", "dp_size", "ep_size", "max_total_tokens", "context_length", "chunked_prefill_size",
         "max_prefill_tokens", "max_running_requests", "page_size", "cuda_graph_max_bs_decode",
-        "cuda_graph_max_bs_prefill"}
+        "cuda_graph_max_bs_prefill", "max_mamba_cache_size"}
 _FLOAT = {"mem_fraction_static", "swa_full_tokens_ratio", "mamba_full_memory_ratio"}
 _BOOL = {"disable_cuda_graph", "disable_prefill_cuda_graph", "disable_decode_cuda_graph", "disable_cuda_graph_padding",
-         "enable_dp_attention", "language_only", "disable_radix_cache", "disable_hybrid_swa_memory"}
+         "enable_dp_attention", "language_only", "disable_radix_cache", "disable_hybrid_swa_memory",
+         "disable_overlap_schedule"}
 _STR = {"model_path", "kv_cache_dtype", "dtype", "quantization", "cuda_graph_backend_prefill",
         "cuda_graph_backend_decode", "attention_backend", "load_format",
-        "dsa_prefill_backend", "dsa_decode_backend"}
+        "dsa_prefill_backend", "dsa_decode_backend", "mamba_radix_cache_strategy", "linear_attn_backend"}
 
 # SGLang's spellings (srt/server_args.py add_cli_args; aliases as SGLang declares them)
 _ALIASES = {
@@ -94,6 +102,7 @@ _ALIASES = {
     "--pp-size": "pp_size", "--pipeline-parallel-size": "pp_size",
     "--dp-size": "dp_size", "--dp": "dp_size", "--data-parallel-size": "dp_size",
     "--ep-size": "ep_size", "--ep": "ep_size", "--expert-parallel-size": "ep_size",
+    "--mamba-scheduler-strategy": "mamba_radix_cache_strategy",
 }
 for _f in sorted(_INT | _FLOAT | _BOOL | _STR):
     _ALIASES.setdefault("--" + _f.replace("_", "-"), _f)
@@ -103,7 +112,7 @@ FLAG_NAMES = tuple(sorted(_ALIASES))
 _UNMODELLED = {"--speculative-algorithm", "--lora-paths", "--enable-lora", "--cpu-offload-gb",
                "--enable-hierarchical-cache", "--enable-two-batch-overlap", "--moe-a2a-backend",
                "--enable-memory-saver", "--enable-symm-mem", "--dcp-size", "--attn-cp-size",
-               "--disaggregation-mode", "--max-mamba-cache-size",
+               "--disaggregation-mode",
                # DSA: HiSparse scales the indexer by host_to_device_ratio; the layer split keeps ceil(L / cp) + 1
                # layers (pool_configurator.py:_compute_dsa_indexer_cell_size, get_glm_dsa_layer_split_effective_num_layers)
                "--enable-hisparse", "--enable-dsa-cache-layer-split"}
@@ -235,11 +244,14 @@ def _check(a: SGLangArgs) -> None:
     if a.mem_fraction_static is not None and not 0 < a.mem_fraction_static <= 1:
         raise FlagError(f"--mem-fraction-static must be in (0, 1], got {a.mem_fraction_static}",
                         hint="e.g. --mem-fraction-static 0.85")
-    for name in ("max_total_tokens", "context_length", "max_running_requests", "page_size", "cuda_graph_max_bs_decode",
+    for name in ("max_total_tokens", "context_length", "max_running_requests", "max_mamba_cache_size", "page_size", "cuda_graph_max_bs_decode",
                  "cuda_graph_max_bs_prefill"):
         v = getattr(a, name)
         if v is not None and v < 1:
             raise FlagError(f"--{name.replace('_', '-')} must be positive, got {v}", hint="give a positive integer")
+    if a.mamba_radix_cache_strategy not in _MAMBA_STRATEGIES:
+        raise FlagError(f"--mamba-radix-cache-strategy {a.mamba_radix_cache_strategy!r} is not one SGLang accepts",
+                        hint="one of: " + ", ".join(_MAMBA_STRATEGIES))
     if a.kv_cache_dtype in _KV_NOT_MODELLED:
         raise FlagError(f"--kv-cache-dtype {a.kv_cache_dtype} (scaled block formats) is not modelled for SGLang yet",
                         hint="one of: " + ", ".join(_KV_DTYPES))
@@ -250,6 +262,8 @@ def _check(a: SGLangArgs) -> None:
 
 # sglang 0.5.23 srt/arg_groups/fields/model.py kv_cache_dtype choices: those with one element size are modelled
 _KV_DTYPES = ("auto", "fp8_e5m2", "fp8_e4m3", "bf16", "bfloat16")
+# sglang 0.5.17 / 0.5.23 MAMBA_RADIX_CACHE_STRATEGY_CHOICES
+_MAMBA_STRATEGIES = ("auto", "no_buffer", "extra_buffer", "extra_buffer_lazy")
 _KV_NOT_MODELLED = ("mxfp8", "nvfp4", "fp4_e2m1", "fp4_mx_block16")
 
 SGLANG_FIELDS = {f.name for f in fields(SGLangArgs)}

@@ -92,3 +92,11 @@ def scheduler_line(tokens: int, cps: int, max_prefill: int, mrr: int, ctx: int, 
 
 STANDIN = "vLLM-fitted, not measured on SGLang"
 """The label of the terms SGLang does not budget and vramplan takes from its vLLM fits (activations, graphs)."""
+
+
+def swa_cap_no_room(swa_tokens: int, fixed_bytes: int, budget_bytes: int) -> str:
+    """0.5.17 / 0.5.23 pool_configurator.py SWAChunkCapPoolConfigurator / SWARequestCapPoolConfigurator.
+    calculate_pool_sizes, in SGLang's words."""
+    return (f"RuntimeError: SWA pool cap ({swa_tokens} tokens, {fixed_bytes / (1 << 30):.2f} GiB) leaves no room for the "
+            f"full KV pool within the available {budget_bytes / (1 << 30):.2f} GiB. Reduce --max-running-requests, "
+            "lower SGLANG_SWA_EVICTION_INTERVAL, or increase --mem-fraction-static.")

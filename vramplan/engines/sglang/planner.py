@@ -30,7 +30,8 @@ from ...units import GiB
 from . import messages as M
 from .defaults import Resolved, resolve
 from .flags import SGLangArgs
-from .pool import CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split
+from .pool import (CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split,
+                   swa_cap_pool_tokens, swa_request_cap, mamba_cache_size, mamba_extra_buffer, mamba_ratio)
 from .rope import RopeCache, SGLangRope, reserve_rows, sglang_rope
 from .rules import SGLangRules
 
@@ -204,6 +205,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
 
     stages: list[StagePlan] = []
     failure: tuple[str, str, str] | None = None
+    swa_cap: int | None = None
     for rank, (start, stop) in enumerate(splits):
         w = weights_per_rank(rope.model, dtype=r.model_dtype, quant=quant, tp=tp, pp=pp, pp_rank=rank, dp=1,
                              expert_parallel=a.ep_size > 1, pp_partition=partition if pp > 1 else None)
@@ -222,19 +224,41 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
             conv_name = a.env_value("SGLANG_MAMBA_CONV_DTYPE") or "bfloat16"
             per_req, _n = mamba_state(model, tp=tp, layers=range(start, stop), conv_bytes=_DT.get(conv_name, 2),
                                       ssm_bytes=_DT.get(ssm_name, 4))
-            if per_req:
-                # kv_cache_configurator.py:_handle_max_mamba_cache (no speculative decoding, radix cache on)
-                budget = rest * a.mamba_full_memory_ratio / (1 + a.mamba_full_memory_ratio) * GiB
-                cache_size = int((budget - per_req) // per_req)
+            charge = per_req
+            if pp > 1:
+                # _handle_max_mamba_cache charges every rank the largest stage's share,
+                # int(mamba_cache_per_req x max stage mamba layers / all mamba layers), so every rank sizes the same
+                # pool; the rank allocates its own layers' state (HybridReqToTokenPool mamba_layer_ids)
+                per_all, n_all = mamba_state(model, tp=tp, layers=range(0, model.num_hidden_layers),
+                                             conv_bytes=_DT.get(conv_name, 2), ssm_bytes=_DT.get(ssm_name, 4))
+                n_max = max(mamba_state(model, tp=tp, layers=range(s0, s1), conv_bytes=2, ssm_bytes=4)[1]
+                            for s0, s1 in splits)
+                charge = int(per_all * (n_max / max(n_all, 1)))
+            if charge:
+                # kv_cache_configurator.py:_handle_max_mamba_cache (no speculative decoding)
+                cache_size, _path = mamba_cache_size(
+                    rest_gb=rest, per_req=charge, mamba_full_memory_ratio=a.mamba_full_memory_ratio,
+                    max_mamba_cache_size=a.max_mamba_cache_size, disable_radix_cache=a.disable_radix_cache,
+                    max_running_requests=a.max_running_requests, attn_dp=a.dp_size if a.enable_dp_attention else 1,
+                    at_least_one_request=rules.mamba_slots_at_least_one_request)
                 if cache_size <= 0 and failure is None:
-                    failure = ("no_kv_cache_memory", M.mamba_state_too_small(cache_size, rest, per_req), "kv_sizing")
+                    failure = ("no_kv_cache_memory", M.mamba_state_too_small(cache_size, rest, charge), "kv_sizing")
                 state_bytes = (cache_size + 1) * per_req
-                rest = rest - state_bytes / GiB
+                rest = rest - (cache_size + 1) * charge / GiB
         if rest <= 0 and failure is None:
             failure = ("no_kv_cache_memory",
                        M.weights_leave_no_room(r.mem_fraction_static, (after - reserve) / GiB, pre / GiB), "kv_sizing")
         budget_bytes = int(rest * GiB) if rest > 0 else 0
-        tokens, _swa = pool_tokens(budget_bytes, cell, page_size=r.page_size, max_total_tokens=None)
+        if swa_cap is None:
+            swa_cap = _swa_cap(cell, a, r, rules)
+        if swa_cap is not None:
+            tokens, _swa = swa_cap_pool_tokens(budget_bytes, cell, cap=swa_cap, page_size=r.page_size)
+            if tokens <= 0 and rest > 0 and failure is None:
+                failure = ("no_kv_cache_memory", M.swa_cap_no_room(_swa, _swa * cell.swa_per_token * cell.num_swa_layers,
+                                                                   budget_bytes), "kv_sizing")
+            tokens = max(tokens, 0)
+        else:
+            tokens, _swa = pool_tokens(budget_bytes, cell, page_size=r.page_size, max_total_tokens=None)
         stages.append(StagePlan(pp_rank=rank, layers=(start, stop), weights=w, free_before_load_bytes=pre,
                                 free_after_load_bytes=after, rest_gb=rest, budget_bytes=budget_bytes, cell=cell,
                                 tokens=tokens, mamba_state_bytes=state_bytes, mamba_cache_size=cache_size,
@@ -251,7 +275,13 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     page = r.page_size
     swa_tokens = 0
     tokens = tokens // page * page
-    if last.cell.kind == "hybrid_swa":
+    if swa_cap is not None:
+        # the request-capped SWA pool: ceil_align(cap) tokens, min'd with a lowered --max-total-tokens
+        # (calculate_pool_sizes_from_max_tokens); no admission-floor check on this path
+        swa_tokens = -(-swa_cap // page) * page
+        if tokens != profiled:
+            swa_tokens = min(swa_tokens, tokens)
+    elif last.cell.kind == "hybrid_swa":
         swa_tokens = tokens if last.cell.num_layers == 0 else int(tokens * last.cell.swa_ratio) // page * page
         win = last.cell.sliding_window
         if failure is None and tokens > 0 and win is not None and win + page >= swa_tokens:
@@ -264,20 +294,22 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
 
     mrr = max_running_requests(tokens, r.context_length, a.max_running_requests,
                                a.dp_size if a.enable_dp_attention else 1) if tokens > 0 else None
+    capped_by_mamba = False
     if mrr is not None and last.cell.kind == "hybrid_mamba" and last.mamba_cache_size > 0:
-        ratio = 1 if a.disable_radix_cache else 3  # MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO, no extra buffer
+        ratio = _mamba_slots_per_request(model, a, rules)
         cap = last.mamba_cache_size // ratio
         if cap < mrr:
+            capped_by_mamba = True
             warnings.append(f"max_running_requests is capped to {cap} by the mamba state cache "
-                            f"(max_mamba_cache_size={last.mamba_cache_size}, {ratio} state slots per request; "
-                            "SGLang's extra_buffer strategy, chosen where the model supports it, adds 1-2 slots: "
-                            "not modelled).")
+                            f"(max_mamba_cache_size={last.mamba_cache_size}, {ratio} state slots per request). "
+                            "To raise it: increase --mamba-full-memory-ratio or --max-mamba-cache-size, or halve the "
+                            "state size with --mamba-ssm-dtype bfloat16.")
             mrr = cap
         if cap < 1 and failure is None:  # not one request's state slots fit: nothing can run
             failure = ("no_kv_cache_memory", M.not_enough_memory(r.mem_fraction_static)
                        + f" (the mamba state cache holds {last.mamba_cache_size} slot(s), fewer than the {ratio} one "
                        "request takes)", "kv_sizing")
-    if a.max_running_requests is not None and mrr is not None and mrr < a.max_running_requests:
+    if a.max_running_requests is not None and mrr is not None and mrr < a.max_running_requests and not capped_by_mamba:
         warnings.append(f"max_running_requests was reduced from the requested {a.max_running_requests} to {mrr} "
                         "(per dp worker) due to the available KV cache capacity.")
     if tokens > 0 and tokens < r.context_length and failure is None:
@@ -326,9 +358,10 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     if last.mamba_state_bytes:
         terms.append(Term(key="mamba_state", label=f"recurrent state: {last.mamba_cache_size} + 1 slots",
                           bytes=last.mamba_state_bytes, kind="exact",
-                          rule="sglang 0.5.23 kv_cache_configurator.py:_handle_max_mamba_cache: (max_mamba_cache_size + 1) x "
-                               "mamba_cache_per_req; size = (rest x r / (1 + r) - per_req) // per_req, "
-                               "r = --mamba-full-memory-ratio (0.9)"))
+                          rule="sglang 0.5.17 / 0.5.23 kv_cache_configurator.py:_handle_max_mamba_cache: "
+                               "(max_mamba_cache_size + 1) x mamba_cache_per_req; size = --max-mamba-cache-size // dp, "
+                               "else under --disable-radix-cache --max-running-requests // dp (0.5.23 at least 1), "
+                               "else (rest x r / (1 + r) - per_req) // per_req, r = --mamba-full-memory-ratio (0.9)"))
     terms += [kv_term, req_term]
     # what the fraction leaves: free after the pools
     after_pool = last.free_after_load_bytes - last.rope_reserve_bytes - pool_bytes - req_bytes - last.mamba_state_bytes
@@ -411,6 +444,40 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         max_running_requests=mrr, max_concurrency=(tokens / r.context_length) if tokens > 0 else None,
         kv_pool_bytes=pool_bytes, headroom_bytes=headroom, warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n), rope_caches=rope.caches)
+
+
+def _mamba_slots_per_request(model: ModelDescription, a: SGLangArgs, rules: SGLangRules) -> int:
+    """``_calculate_mamba_ratio`` with the strategy resolved as SGLang resolves ``auto`` (engines/sglang/pool.py)."""
+    extra, lazy = mamba_extra_buffer(arch=model.architecture, strategy=a.mamba_radix_cache_strategy,
+                                     disable_radix_cache=a.disable_radix_cache,
+                                     disable_overlap_schedule=a.disable_overlap_schedule, page_size=a.page_size,
+                                     linear_attn_backend=a.linear_attn_backend,
+                                     extra_buffer_archs=rules.mamba_extra_buffer_archs)
+    skip = (a.env_value("SGLANG_OPT_MAMBA_SKIP_DECODE_LOCK") or "").lower() in ("true", "1", "yes", "y")
+    return mamba_ratio(disable_radix_cache=a.disable_radix_cache, extra_buffer=extra, lazy=lazy,
+                       overlap=not a.disable_overlap_schedule, skip_decode_lock=skip)
+
+
+def _swa_cap(cell: CellSize, a: SGLangArgs, r: Resolved, rules: SGLangRules) -> int | None:
+    """The SWA request cap when SGLang sizes the SWA pool from ``--max-running-requests`` instead of
+    ``--swa-full-tokens-ratio``, else None. Applicable (0.5.17 ``SWAChunkCapPoolConfigurator.is_applicable``, 0.5.23
+    ``SWARequestCapPoolConfigurator.is_applicable``) to a hybrid-SWA pool with full layers and a window, given
+    ``--max-running-requests`` and ``--disable-radix-cache``, and a chunked prefill (0.5.23: size > 0)."""
+    if cell.kind != "hybrid_swa" or cell.num_layers == 0 or cell.sliding_window is None:
+        return None
+    if a.max_running_requests is None or not a.disable_radix_cache:
+        return None
+    if rules.swa_cap_needs_positive_chunk and r.chunked_prefill_size <= 0:
+        return None
+    raw = a.env_value("SGLANG_SWA_EVICTION_INTERVAL") or "128"
+    try:
+        interval = int(raw)
+    except ValueError:
+        interval = 128
+    return swa_request_cap(window=cell.sliding_window, page_size=r.page_size, max_running_requests=a.max_running_requests,
+                           attn_dp=a.dp_size if a.enable_dp_attention else 1, chunked_prefill_size=r.chunked_prefill_size,
+                           disable_overlap_schedule=a.disable_overlap_schedule, eviction_interval=interval,
+                           at_least_one_request=rules.swa_cap_at_least_one_request)
 
 
 def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: StagePlan, need: int, headroom: int,

@@ -26,7 +26,8 @@ from ...units import GiB
 from .dsa import DSAPool
 
 __all__ = ["CellSize", "cell_size", "sglang_pp_split", "rest_bytes", "pool_tokens", "max_running_requests",
-           "mamba_state", "HYBRID_SWA_ARCHS"]
+           "mamba_state", "HYBRID_SWA_ARCHS", "swa_request_cap", "swa_cap_pool_tokens",
+           "mamba_extra_buffer", "mamba_ratio", "mamba_cache_size"]
 
 # sglang 0.5.23 srt/configs/model_config.py:is_hybrid_swa_model (the architectures in vramplan's reach;
 # 0.5.17 has the same minus the SWA_SINK_ARCHS Granite/IQuest entries). Gemma 2/3 are not in it: SGLang gives
@@ -175,6 +176,38 @@ def pool_tokens(budget_bytes: int, cell: CellSize, *, page_size: int, max_total_
     return tokens, swa
 
 
+def swa_request_cap(*, window: int, page_size: int, max_running_requests: int, attn_dp: int, chunked_prefill_size: int,
+                    disable_overlap_schedule: bool, eviction_interval: int = 128, at_least_one_request: bool = True
+                    ) -> int:
+    """The SWA pool's worst-case tokens at ``--max-running-requests`` (no speculative decoding, no PD decode):
+    per request ``window + eviction_interval + page`` (trailing tokens) ``+ page`` (decode allocation), times
+    ``max_running_requests // attn_dp`` (0.5.23 at least 1), plus ``chunks_in_flight x chunked_prefill_size + page``,
+    chunks_in_flight = 1 under ``--disable-overlap-schedule``, else 2. ``eviction_interval`` is
+    ``max(1, SGLANG_SWA_EVICTION_INTERVAL)`` (128).
+
+    sglang 0.5.17 ``model_executor/pool_configurator.py:SWAChunkCapPoolConfigurator.__init__``;
+    0.5.23 ``model_executor/pool_configurator.py:compute_swa_request_cap``."""
+    per_request = window + max(1, eviction_interval) + page_size + page_size
+    n = max_running_requests // attn_dp
+    if at_least_one_request:
+        n = max(1, n)
+    chunks = 1 if disable_overlap_schedule else 2
+    return per_request * n + chunks * chunked_prefill_size + page_size
+
+
+def swa_cap_pool_tokens(budget_bytes: int, cell: CellSize, *, cap: int, page_size: int) -> tuple[int, int]:
+    """(full tokens, SWA tokens) when the SWA pool is sized from the request cap: SWA = ceil_align(cap, page), its
+    bytes ``swa x swa_per_token x swa_layers`` come off the budget and the rest goes to the full layers,
+    ``int((budget - fixed) // full_cell) // page x page`` (``calculate_pool_sizes`` of 0.5.17
+    ``SWAChunkCapPoolConfigurator`` / 0.5.23 ``SWARequestCapPoolConfigurator``). Full tokens may be <= 0 (the
+    "SWA pool cap ... leaves no room for the full KV pool" error)."""
+    swa = -(-cap // page_size) * page_size
+    fixed = swa * cell.swa_per_token * cell.num_swa_layers
+    full_cell = cell.full_per_token * cell.num_layers
+    full = int((budget_bytes - fixed) // full_cell) // page_size * page_size
+    return full, swa
+
+
 def max_running_requests(tokens: int, context_len: int, requested: int | None, attn_dp: int = 1) -> int:
     """``KVCacheConfigurator.resolve_max_num_reqs`` (0.5.17, 0.5.23): estimated = clamp(int(tokens / context_len x
     512), 2048, 4096); the limit is min(estimated or the requested per DP worker, tokens // 2)."""
@@ -199,3 +232,56 @@ def mamba_state(model: ModelDescription, *, tp: int, layers: range, conv_bytes: 
         per += conv + ssm
         n += 1
     return per, n
+
+
+def mamba_extra_buffer(*, arch: str, strategy: str, disable_radix_cache: bool, disable_overlap_schedule: bool,
+                       page_size: int | None, linear_attn_backend: str, extra_buffer_archs: frozenset[str]
+                       ) -> tuple[bool, bool]:
+    """(extra buffer on, lazy) for a hybrid Mamba/linear-attention model.
+
+    ``auto`` resolves to ``extra_buffer`` when overlap scheduling is on or ``--page-size`` > 1 and the architecture
+    supports it on the triton linear-attention backend, else to ``no_buffer`` (sglang 0.5.17 / 0.5.23
+    ``arg_groups/overrides.py:_mamba_radix_cache_resolution``, ``supports_mamba_cache_extra_buffer``). The buffer
+    exists only with the radix cache on (``enable_mamba_extra_buffer`` / ``mamba_extra_buffer_of``)."""
+    if disable_radix_cache:
+        return False, False
+    if strategy == "auto":
+        wants = (not disable_overlap_schedule) or (page_size is not None and page_size > 1)
+        supported = arch in extra_buffer_archs and linear_attn_backend == "triton"
+        strategy = "extra_buffer" if wants and supported else "no_buffer"
+    return strategy in ("extra_buffer", "extra_buffer_lazy"), strategy == "extra_buffer_lazy"
+
+
+def mamba_ratio(*, disable_radix_cache: bool, extra_buffer: bool, lazy: bool, overlap: bool,
+                skip_decode_lock: bool = False) -> int:
+    """State slots per running request (``_calculate_mamba_ratio``, 0.5.17 and 0.5.23 alike): 1 without the radix
+    cache; else 3 (``MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO``, 2 under SGLANG_OPT_MAMBA_SKIP_DECODE_LOCK) plus the
+    extra buffer's tracking slots (2 with overlap scheduling, 1 without or lazy: 0.5.23
+    ``allocation_sizing.py:get_mamba_tracking_slots``, 0.5.17 ``MAMBA_CACHE_V2_ADDITIONAL_RATIO_*``), or 1 for
+    no_buffer under the skip."""
+    if disable_radix_cache:
+        return 1
+    base = 3 - (1 if skip_decode_lock else 0)
+    if extra_buffer:
+        return base + (1 if lazy else (2 if overlap else 1))
+    return base + (1 if skip_decode_lock else 0)
+
+
+def mamba_cache_size(*, rest_gb: float, per_req: int, mamba_full_memory_ratio: float,
+                     max_mamba_cache_size: int | None, disable_radix_cache: bool, max_running_requests: int | None,
+                     attn_dp: int, at_least_one_request: bool) -> tuple[int, str]:
+    """(max_mamba_cache_size per DP shard, which path) of ``_handle_max_mamba_cache`` without speculative decoding:
+
+    - ``--max-mamba-cache-size`` given: that // attn_dp (``mamba_pool.per_dp_shard``);
+    - else ``--disable-radix-cache`` with ``--max-running-requests``: max_running_requests // attn_dp (0.5.23 at least
+      1; ``mamba_pool.from_max_running_requests``);
+    - else ``int((rest x r / (1 + r) x 2^30 - per_req) // per_req)``, r = ``--mamba-full-memory-ratio``
+      (``mamba_pool.memory_budget``).
+    The caller takes ``(size + 1) x per_req`` off the KV budget."""
+    if max_mamba_cache_size is not None:
+        return max_mamba_cache_size // attn_dp, "max_mamba_cache_size"
+    if disable_radix_cache and max_running_requests is not None:
+        n = max_running_requests // attn_dp
+        return (max(1, n) if at_least_one_request else n), "max_running_requests"
+    budget = rest_gb * mamba_full_memory_ratio / (1 + mamba_full_memory_ratio) * GiB
+    return int((budget - per_req) // per_req), "memory_budget"

@@ -22,6 +22,19 @@ _DSA_ARCHS_0523 = _DSA_ARCHS_0517 + ("Glm5NextForConditionalGenerationNextN", "G
                                      "HYV4ForCausalLMNextN")
 
 
+# sglang 0.5.17 srt/arg_groups/overrides.py:_MAMBA_EXTRA_BUFFER_ARCHS
+_MAMBA_EXTRA_0517 = frozenset({
+    "KimiLinearForCausalLM", "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration",
+    "Qwen3NextForCausalLM", "InternS2PreviewForConditionalGeneration", "MiniCPMV4_6ForConditionalGeneration",
+    "BailingMoeV2_5ForCausalLM", "FalconH1ForCausalLM", "GraniteMoeHybridForCausalLM", "NemotronHForCausalLM",
+    "NemotronHPuzzleForCausalLM", "KimiK3ForConditionalGeneration"})
+# sglang 0.5.23 srt/arg_groups/overrides.py:_MAMBA_EXTRA_BUFFER_ARCHS
+_MAMBA_EXTRA_0523 = _MAMBA_EXTRA_0517 | frozenset({
+    "Qwen3_5MoeForCausalLM", "Qwen3_5ForCausalLM", "Qwen4ExpForConditionalGeneration",
+    "MiniCPMV4_7ForConditionalGeneration", "BailingMoeV3ForCausalLM", "BailingMoeV3VLForConditionalGeneration",
+    "Glm5NextForConditionalGeneration", "NemotronH_Omni_Reasoning_V3", "InklingForConditionalGeneration",
+    "InklingForConditionalGenerationMTP"})
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SGLangRules:
@@ -85,6 +98,21 @@ class SGLangRules:
     dsa_rocm_backend: str = "tilelang"
     """Default DSA backends on ROCm (``_dsa_split_backend_resolution``): 0.5.17 tilelang, 0.5.23 triton."""
 
+    swa_cap_at_least_one_request: bool = True
+    """The SWA request cap counts ``max(1, max_running_requests // attn_dp)`` requests (0.5.23
+    ``compute_swa_request_cap``); 0.5.17 ``SWAChunkCapPoolConfigurator.__init__`` counts the bare quotient."""
+    swa_cap_needs_positive_chunk: bool = True
+    """0.5.23 ``SWARequestCapPoolConfigurator.is_applicable`` refuses ``chunked_prefill_size <= 0``; 0.5.17
+    ``SWAChunkCapPoolConfigurator.is_applicable`` refuses only ``None``."""
+
+    mamba_extra_buffer_archs: frozenset[str] = frozenset()
+    """Architectures that support the extra_buffer mamba radix-cache strategy (``arg_groups/overrides.py:
+    _MAMBA_EXTRA_BUFFER_ARCHS``); 0.5.23 adds the Qwen3.5 text-only entries, Qwen4-Exp, MiniCPM-V 4.7, Bailing V3,
+    GLM-5-Next, Nemotron-H Omni and Inkling."""
+    mamba_slots_at_least_one_request: bool = True
+    """Under ``--disable-radix-cache`` with ``--max-running-requests`` the mamba pool holds
+    ``max(1, requests // attn_dp)`` slots (0.5.23 ``_handle_max_mamba_cache``); 0.5.17 the bare quotient."""
+
     @property
     def version_str(self) -> str:
         return ".".join(map(str, self.version))
@@ -112,7 +140,8 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         prefill_graph_free_gate_gib=4.0, aiter_fraction_honours_explicit=False,
         rope_cache_fp32_platforms=("cuda", "xpu"),
         dsa_archs=_DSA_ARCHS_0517, dsa_indexer_skips_shared=False, dsa_index_kpool=False, dsa_sinks_keep_bf16=False,
-        dsa_rocm_backend="tilelang"),
+        dsa_rocm_backend="tilelang", swa_cap_at_least_one_request=False, swa_cap_needs_positive_chunk=False,
+        mamba_extra_buffer_archs=_MAMBA_EXTRA_0517, mamba_slots_at_least_one_request=False),
     (0, 5, 23): SGLangRules(
         version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
         capacity_tiers=_TIERS_0523, no_gpu_fraction=0.95, mla_prefill_graph_max_bs="min_8192_cps",
@@ -131,7 +160,8 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         prefill_graph_free_gate_gib=None, aiter_fraction_honours_explicit=True,
         rope_cache_fp32_platforms=("cuda", "rocm", "xpu"),
         dsa_archs=_DSA_ARCHS_0523, dsa_indexer_skips_shared=True, dsa_index_kpool=True, dsa_sinks_keep_bf16=True,
-        dsa_rocm_backend="triton"),
+        dsa_rocm_backend="triton", swa_cap_at_least_one_request=True, swa_cap_needs_positive_chunk=True,
+        mamba_extra_buffer_archs=_MAMBA_EXTRA_0523, mamba_slots_at_least_one_request=True),
 }
 SUPPORTED = tuple(".".join(map(str, v)) for v in sorted(RULE_SETS))
 DEFAULT_VERSION = SUPPORTED[-1]
