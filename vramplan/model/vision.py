@@ -68,6 +68,7 @@ __all__ = [
     "vision_param_count",
     "vision_weight_elements",
     "vision_weight_bytes",
+    "heads_whole_prefixes",
     "FAMILIES",
 ]
 
@@ -172,6 +173,17 @@ def _is_data_replicated(spec: VisionSpec, name: str) -> bool:
     return any(name.startswith(prefix) for prefix in spec.extra.get("data_mode_replicated", ()))
 
 
+def heads_whole_prefixes(spec: VisionSpec, tp: int) -> tuple[str, ...]:
+    """Name prefixes of the params held whole on every rank while the rest of the tower is split, when TP does
+    not divide the tower's heads: InternViT's attention (vLLM v0.12.0 .. v0.34.0
+    vllm/model_executor/models/intern_vit.py:InternVisionEncoderLayer._init_attn builds InternParallelAttention
+    with ``disable_tp`` when ``(num_heads + num_dummy_heads) % tp``; InternVLChatModel passes no dummy heads; the
+    MLP stays split). The family lists them in ``spec.extra["whole_when_heads_indivisible"]``; () otherwise."""
+    if tp <= 1 or not spec.num_heads or not spec.num_heads % tp:
+        return ()
+    return tuple(spec.extra.get("whole_when_heads_indivisible", ()))
+
+
 def vision_weight_elements(spec: VisionSpec, *, tp: int = 1, mm_encoder_tp_mode: str = "weights",
                            include_buffers: bool = True) -> int:
     """Elements of vision params held by one TP rank.
@@ -181,11 +193,12 @@ def vision_weight_elements(spec: VisionSpec, *, tp: int = 1, mm_encoder_tp_mode:
     vLLM v0.26.0 vllm/config/model.py:ModelConfig.__post_init__; vllm/model_executor/models/vision.py:is_vit_use_data_parallel).
     """
     data = mm_encoder_tp_mode == "data" and spec.supports_encoder_tp_data
+    whole = heads_whole_prefixes(spec, tp)
     total = 0
     for p in spec.params:
         if p.part == "buffer" and not include_buffers:
             continue
-        if data and _is_data_replicated(spec, p.name):
+        if (data and _is_data_replicated(spec, p.name)) or (whole and p.name.startswith(whole)):
             total += param_numel(p)
         else:
             total += param_numel_per_rank(p, tp)
@@ -199,9 +212,11 @@ def vision_weight_bytes(spec: VisionSpec, *, dtype_bytes: int = 2, tp: int = 1,
                         mm_encoder_tp_mode: str = "weights") -> int:
     """Bytes of vision params and buffers on one TP rank (unquantized)."""
     data = mm_encoder_tp_mode == "data" and spec.supports_encoder_tp_data
+    whole = heads_whole_prefixes(spec, tp)
     total = 0
     for p in spec.params:
-        n = param_numel(p) if (data and _is_data_replicated(spec, p.name)) else param_numel_per_rank(p, tp)
+        held_whole = (data and _is_data_replicated(spec, p.name)) or (whole and p.name.startswith(whole))
+        n = param_numel(p) if held_whole else param_numel_per_rank(p, tp)
         total += n * (_DTYPE_BYTES[p.dtype] if p.dtype else dtype_bytes)
     return total
 
