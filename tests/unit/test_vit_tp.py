@@ -170,3 +170,43 @@ def test_towers_without_heads_fallback_stay_split(repo, version):
     for tp in (2, 3, 4, 8):
         assert not _vit_heads_fallback(m, tp, rules)
         assert heads_whole_prefixes(m.vision, tp) == ()
+
+
+# --------------------------------------------------------------------------- vLLM refuses an indivisible split
+
+def _plan_error(repo: str, tp: int, version: str, **kw):
+    from vramplan.api import plan
+    from vramplan.errors import InvalidConfig
+
+    try:
+        p = plan(repo, device="h200", tensor_parallel_size=tp, vllm_version=version, max_model_len=4096, **kw)
+    except InvalidConfig as e:
+        return e.message
+    return p.error_message if not p.starts else None
+
+
+def _with_vision_heads(repo: str, heads: int):
+    from dataclasses import replace
+
+    m = load_model(repo)
+    return replace(m, vision=replace(m.vision, num_heads=heads))
+
+
+@pytest.mark.parametrize("version", ["0.26.0", "0.34.0"])
+def test_tower_without_fallback_refuses_indivisible_heads(version):
+    # Qwen2.5-VL-7B: text 28 heads, 4 KV heads; vision 16 heads. At TP 2 and 4 both divide: it plans.
+    assert _plan_error("Qwen/Qwen2.5-VL-7B-Instruct", 4, version) is None
+    # A tower of 12 heads (same text) at TP 8: the config-time check (28 % 8) comes first, vLLM's own text
+    m = _with_vision_heads("Qwen/Qwen2.5-VL-7B-Instruct", 12)
+    assert _plan_error(m, 8, version).startswith("Total number of attention heads (28)")
+    # ... at TP 4 the tower is built first: divide(12, ...) is fine -> plans; with 6 heads, divide(6, 4) asserts
+    m6 = _with_vision_heads("Qwen/Qwen2.5-VL-7B-Instruct", 6)
+    assert _plan_error(m6, 4, version) == "6 is not divisible by 4"
+    # --mm-encoder-tp-mode data builds it whole (disable_tp): no assert
+    assert _plan_error(m6, 4, version, flags="--mm-encoder-tp-mode data") is None
+
+
+def test_kimi_k3_tp8_plans_with_replicated_tower():
+    # 12 heads at TP 8: the v0.26+ fallback, not the assert (the plan may still not fit 8 x 141 GB)
+    err = _plan_error("moonshotai/Kimi-K3", 8, "0.34.0")
+    assert err is None or "is not divisible" not in err

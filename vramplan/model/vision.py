@@ -69,6 +69,7 @@ __all__ = [
     "vision_weight_elements",
     "vision_weight_bytes",
     "heads_whole_prefixes",
+    "vision_tp_error",
     "FAMILIES",
 ]
 
@@ -182,6 +183,27 @@ def heads_whole_prefixes(spec: VisionSpec, tp: int) -> tuple[str, ...]:
     if tp <= 1 or not spec.num_heads or not spec.num_heads % tp:
         return ()
     return tuple(spec.extra.get("whole_when_heads_indivisible", ()))
+
+
+def vision_tp_error(spec: VisionSpec, tp: int, *, heads_fallback: bool, mm_encoder_tp_mode: str | None) -> str | None:
+    """vLLM's message when it cannot split the tower's attention heads over TP, else None.
+
+    Towers built with ``is_vit_use_data_parallel()`` (no heads: Qwen2/2.5/3-VL, CLIP, SigLIP, Pixtral,
+    MoonViT of Kimi-VL, Llama 4) split their heads with ``vllm.distributed.utils.divide`` (Llama 4: a bare
+    ``assert num_heads % tp_size == 0``), which fails at model construction when TP does not divide them
+    (vLLM v0.19.0 .. v0.34.0, e.g. v0.34.0 qwen2_5_vl.py:Qwen2_5_VisionAttention, siglip.py:SiglipAttention).
+    No error when the tower is held whole: ``--mm-encoder-tp-mode data`` where supported, the heads fallback
+    (``heads_fallback``: ``RuleSet.vit_heads_fallback`` and a family passing its heads), InternViT's whole
+    attention, or a tower with no TP-split attention (Gemma 4's ReplicatedLinear tower)."""
+    if tp <= 1 or not spec.num_heads or not spec.num_heads % tp:
+        return None
+    if mm_encoder_tp_mode == "data" and spec.supports_encoder_tp_data:
+        return None
+    if (heads_fallback and spec.extra.get("dp_when_heads_indivisible")) or spec.extra.get("whole_when_heads_indivisible"):
+        return None
+    if not any(p.shard is Shard.QKV for p in spec.params):
+        return None
+    return f"{spec.num_heads} is not divisible by {tp}"
 
 
 def vision_weight_elements(spec: VisionSpec, *, tp: int = 1, mm_encoder_tp_mode: str = "weights",
