@@ -165,6 +165,7 @@ CHANGE_POINTS: dict[str, tuple[tuple[int, int], object, object]] = {
     "kv_dtypes_v026": ((0, 26), False, True),
     "mxfp4_scale_pad_k4": ((0, 26), False, True),
     "transformers5": ((0, 26), False, True),
+    "vit_heads_fallback": ((0, 26), False, True),
     "v2_profiles_encoder": ((0, 27), False, True),
     "plamo2_fp16": ((0, 27), False, True),
     "hybrid_prefix_caching_default": ((0, 28), False, True),

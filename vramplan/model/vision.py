@@ -68,6 +68,8 @@ __all__ = [
     "vision_param_count",
     "vision_weight_elements",
     "vision_weight_bytes",
+    "heads_whole_prefixes",
+    "vision_tp_error",
     "FAMILIES",
 ]
 
@@ -172,6 +174,38 @@ def _is_data_replicated(spec: VisionSpec, name: str) -> bool:
     return any(name.startswith(prefix) for prefix in spec.extra.get("data_mode_replicated", ()))
 
 
+def heads_whole_prefixes(spec: VisionSpec, tp: int) -> tuple[str, ...]:
+    """Name prefixes of the params held whole on every rank while the rest of the tower is split, when TP does
+    not divide the tower's heads: InternViT's attention (vLLM v0.12.0 .. v0.34.0
+    vllm/model_executor/models/intern_vit.py:InternVisionEncoderLayer._init_attn builds InternParallelAttention
+    with ``disable_tp`` when ``(num_heads + num_dummy_heads) % tp``; InternVLChatModel passes no dummy heads; the
+    MLP stays split). The family lists them in ``spec.extra["whole_when_heads_indivisible"]``; () otherwise."""
+    if tp <= 1 or not spec.num_heads or not spec.num_heads % tp:
+        return ()
+    return tuple(spec.extra.get("whole_when_heads_indivisible", ()))
+
+
+def vision_tp_error(spec: VisionSpec, tp: int, *, heads_fallback: bool, mm_encoder_tp_mode: str | None) -> str | None:
+    """vLLM's message when it cannot split the tower's attention heads over TP, else None.
+
+    Towers built with ``is_vit_use_data_parallel()`` (no heads: Qwen2/2.5/3-VL, CLIP, SigLIP, Pixtral,
+    MoonViT of Kimi-VL, Llama 4) split their heads with ``vllm.distributed.utils.divide`` (Llama 4: a bare
+    ``assert num_heads % tp_size == 0``), which fails at model construction when TP does not divide them
+    (vLLM v0.19.0 .. v0.34.0, e.g. v0.34.0 qwen2_5_vl.py:Qwen2_5_VisionAttention, siglip.py:SiglipAttention).
+    No error when the tower is held whole: ``--mm-encoder-tp-mode data`` where supported, the heads fallback
+    (``heads_fallback``: ``RuleSet.vit_heads_fallback`` and a family passing its heads), InternViT's whole
+    attention, or a tower with no TP-split attention (Gemma 4's ReplicatedLinear tower)."""
+    if tp <= 1 or not spec.num_heads or not spec.num_heads % tp:
+        return None
+    if mm_encoder_tp_mode == "data" and spec.supports_encoder_tp_data:
+        return None
+    if (heads_fallback and spec.extra.get("dp_when_heads_indivisible")) or spec.extra.get("whole_when_heads_indivisible"):
+        return None
+    if not any(p.shard is Shard.QKV for p in spec.params):
+        return None
+    return f"{spec.num_heads} is not divisible by {tp}"
+
+
 def vision_weight_elements(spec: VisionSpec, *, tp: int = 1, mm_encoder_tp_mode: str = "weights",
                            include_buffers: bool = True) -> int:
     """Elements of vision params held by one TP rank.
@@ -181,11 +215,12 @@ def vision_weight_elements(spec: VisionSpec, *, tp: int = 1, mm_encoder_tp_mode:
     vLLM v0.26.0 vllm/config/model.py:ModelConfig.__post_init__; vllm/model_executor/models/vision.py:is_vit_use_data_parallel).
     """
     data = mm_encoder_tp_mode == "data" and spec.supports_encoder_tp_data
+    whole = heads_whole_prefixes(spec, tp)
     total = 0
     for p in spec.params:
         if p.part == "buffer" and not include_buffers:
             continue
-        if data and _is_data_replicated(spec, p.name):
+        if (data and _is_data_replicated(spec, p.name)) or (whole and p.name.startswith(whole)):
             total += param_numel(p)
         else:
             total += param_numel_per_rank(p, tp)
@@ -199,9 +234,11 @@ def vision_weight_bytes(spec: VisionSpec, *, dtype_bytes: int = 2, tp: int = 1,
                         mm_encoder_tp_mode: str = "weights") -> int:
     """Bytes of vision params and buffers on one TP rank (unquantized)."""
     data = mm_encoder_tp_mode == "data" and spec.supports_encoder_tp_data
+    whole = heads_whole_prefixes(spec, tp)
     total = 0
     for p in spec.params:
-        n = param_numel(p) if (data and _is_data_replicated(spec, p.name)) else param_numel_per_rank(p, tp)
+        held_whole = (data and _is_data_replicated(spec, p.name)) or (whole and p.name.startswith(whole))
+        n = param_numel(p) if held_whole else param_numel_per_rank(p, tp)
         total += n * (_DTYPE_BYTES[p.dtype] if p.dtype else dtype_bytes)
     return total
 

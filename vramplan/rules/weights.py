@@ -177,6 +177,7 @@ def weights_per_rank(
     expert_parallel: bool = False,
     pp_partition: str | None = None,
     vision_replicated: bool = False,
+    vision_whole_prefixes: tuple[str, ...] = (),
     max_num_batched_tokens: int = 0,
     cpu_offload_bytes: int = 0,
 ) -> WeightShares:
@@ -230,7 +231,12 @@ def weights_per_rank(
         add(tuple(Param(name=p.name, shape=(max_num_batched_tokens,) + p.shape, part=p.part, dtype=p.dtype)
                   for p in model.token_buffers))
     if model.vision is not None:
-        add(model.vision.params, shard_tp=1 if vision_replicated else tp)
+        if vision_whole_prefixes and not vision_replicated:  # parts of the tower held whole (e.g. InternViT attention)
+            whole = tuple(p for p in model.vision.params if p.name.startswith(vision_whole_prefixes))
+            add(whole, shard_tp=1)
+            add(tuple(p for p in model.vision.params if not p.name.startswith(vision_whole_prefixes)))
+        else:
+            add(model.vision.params, shard_tp=1 if vision_replicated else tp)
         if model.vision.num_deepstack and max_num_batched_tokens:
             # vLLM v0.26.0 vllm/model_executor/models/qwen3_vl.py:Qwen3VLForConditionalGeneration.__init__:
             # one zeroed [max_num_batched_tokens, text hidden] buffer per deepstack level, allocated at

@@ -43,6 +43,7 @@ from ...rules.kv import (
     num_blocks_for,
 )
 from .rules.versions import RuleSet
+from ...model.vision import heads_whole_prefixes
 from .budget import PROFILE_AND_SUBTRACT, Budget
 from .failure import _Failure
 from .npu_budget import ABSOLUTE_PEAK, npu_double_alloc
@@ -164,7 +165,7 @@ def build_plan(
     enc_line = None
     ranks: list[RankPlan] = []
     for pp_rank, (start, end) in enumerate(stages):
-        shares, w_term = _load_model(model, args, device, cfg, pp_rank, weights_source, cite)
+        shares, w_term = _load_model(model, args, device, cfg, pp_rank, weights_source, cite, rules)
         a_term, line = _profile_run(model, args, cfg, rules, pp_rank, start, end, shares, warnings, cite)
         if line is not None:
             enc_line = line
@@ -212,16 +213,18 @@ def _startup_check(free_at_init: int, requested: int, total: int, cfg: EngineCon
     return None
 
 
-def _vit_heads_fallback(model: ModelDescription, tp: int) -> bool:
-    """vLLM v0.33.0 / v0.34.0 vllm/model_executor/models/vision.py:is_vit_use_data_parallel(num_heads): a tower
+def _vit_heads_fallback(model: ModelDescription, tp: int, rules: RuleSet) -> bool:
+    """vLLM v0.26.0 / v0.34.0 vllm/model_executor/models/vision.py:is_vit_use_data_parallel(num_heads): a tower
     whose heads TP does not divide falls back to data parallelism (replicated), where the family passes its heads
-    (``VisionSpec.extra["dp_when_heads_indivisible"]``, e.g. Kimi-K3's MoonViT: 12 heads at TP 8)."""
+    (``VisionSpec.extra["dp_when_heads_indivisible"]``: Kimi-K2.5 and Kimi-K3's MoonViT-3D, e.g. K3's 12 heads at
+    TP 8). The argument is new in v0.26.0 (``RuleSet.vit_heads_fallback``); v0.25.0 and older never fall back."""
     v = model.vision
-    return bool(v is not None and v.extra.get("dp_when_heads_indivisible") and v.num_heads % tp)
+    return bool(v is not None and rules.vit_heads_fallback and v.extra.get("dp_when_heads_indivisible")
+                and v.num_heads % tp)
 
 
 def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: EngineConfig, pp_rank: int,
-                weights_source, cite) -> tuple[WeightShares, Term]:
+                weights_source, cite, rules: RuleSet) -> tuple[WeightShares, Term]:
     """vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:GPUModelRunner.load_model: the weights of one rank
     and the workspaces allocated while loading."""
     platform = device.platform
@@ -230,7 +233,8 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
                               pp_partition=cfg.pp_partition,
                               vision_replicated=(model.vision is not None and model.vision.supports_encoder_tp_data
                                                  and (args.mm_encoder_tp_mode == "data" or _vit_heads_fallback(
-                                                     model, cfg.tp))),
+                                                     model, cfg.tp, rules))),
+                              vision_whole_prefixes=(heads_whole_prefixes(model.vision, cfg.tp) if model.vision else ()),
                               max_num_batched_tokens=cfg.max_num_batched_tokens,
                               cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
     load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)

@@ -67,6 +67,9 @@ def _internvl(cfg: dict, family: str) -> VisionSpec:
         "max_dynamic_patch": int(top["max_dynamic_patch"]), "min_dynamic_patch": int(top["min_dynamic_patch"]),
         "use_thumbnail": bool(top["use_thumbnail"]), "dynamic_image_size": bool(top["dynamic_image_size"]),
         "embed_dim_per_token": text_hidden, "data_mode_replicated": (f"{pre}.",),
+        # vLLM v0.26.0 intern_vit.py:InternParallelAttention: heads (+ 0 dummy heads for InternVLChatModel) not
+        # divisible by TP -> qkv, proj (and q/k norms) built with disable_tp; the MLP stays split
+        "whole_when_heads_indivisible": tuple(f"{pre}.encoder.layers.{i}.attn." for i in range(n_load)),
         "notes": ("InternVL remote-code config defaults written out in vramplan (not hand-checked against a checkpoint)",),
     }
     return VisionSpec(

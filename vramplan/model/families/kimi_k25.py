@@ -89,6 +89,9 @@ def vision_spec(cfg: dict, family: str) -> VisionSpec:
         "arch": "moonvit3d", "in_channels": 3, "patch_input_dim": 3 * patch * patch, "head_dim": width // heads,
         "mlp": "plain", "norm": "layer", "merge_kernel_size": (kh, kw), "loaded_layers": n, "config_layers": n,
         "embed_dim_per_token": text_hidden, "data_mode_replicated": (f"{pre}.",),
+        # vLLM v0.26.0 kimi_k25.py:KimiK25ForConditionalGeneration passes vision num_attention_heads to
+        # is_vit_use_data_parallel (planner._vit_heads_fallback, RuleSet.vit_heads_fallback)
+        "dp_when_heads_indivisible": True,
         "notes": ("the 2-D rope table (complex64, 512 x 512 x head_dim / 2) is created on the first encoder call "
                   "(profile run), not at load", "encoder profile not modelled for Kimi-K2.5"),
     }

@@ -284,6 +284,28 @@ class _ModelSettings:
     derived: int | float | None
 
 
+def _construction_time(message: str) -> bool:
+    """A ``validate_parallel`` error raised by ``divide`` while building the model (not a config-time check)."""
+    return "is not divisible by" in message and not message.startswith("Total number of attention heads")
+
+
+def _vision_tp_error(model: ModelDescription, args: EngineArgs, rules: RuleSet) -> InvalidConfig | None:
+    """The vision tower's heads over TP (model/vision.py:vision_tp_error), as the error vLLM raises."""
+    if model.vision is None:
+        return None
+    from ....model.vision import vision_tp_error
+
+    msg = vision_tp_error(model.vision, args.tensor_parallel_size, heads_fallback=rules.vit_heads_fallback,
+                          mm_encoder_tp_mode=args.mm_encoder_tp_mode)
+    if msg is None:
+        return None
+    hint = "vLLM asserts this while building the vision tower's attention: pick a --tensor-parallel-size that " \
+           "divides its heads"
+    if model.vision.supports_encoder_tp_data:
+        hint += ", or pass --mm-encoder-tp-mode data"
+    return InvalidConfig(msg, hint=hint)
+
+
 def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, rules: RuleSet, engine: str,
                     env: dict[str, str], notes: list[str]) -> _ModelSettings:
     """What every engine settles first: the parallel checks, dtype, quantization, KV dtype and max_model_len
@@ -293,11 +315,20 @@ def _model_settings(args: EngineArgs, model: ModelDescription, device: Device, r
     v = d._release(rules)  # the release asked for: the architecture registry and the messages name it
     check_architecture(model.architecture, v, notes)  # registry.py: is the architecture in this release?
     text = text_config_of(model.hf_config)
-    d.validate_parallel(rules, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
-                        vocab_size=model.vocab_size, tp=args.tensor_parallel_size, pp=args.pipeline_parallel_size,
-                        dp=args.data_parallel_size, num_layers=model.num_hidden_layers, platform=device.platform,
-                        intermediate_size=model.intermediate_size, use_mla=model.uses_mla,
-                        tie_word_embeddings=model.tie_word_embeddings)
+    vision_msg = _vision_tp_error(model, args, rules)
+    try:
+        d.validate_parallel(rules, num_attention_heads=model.num_attention_heads, num_kv_heads=model.num_kv_heads,
+                            vocab_size=model.vocab_size, tp=args.tensor_parallel_size, pp=args.pipeline_parallel_size,
+                            dp=args.data_parallel_size, num_layers=model.num_hidden_layers, platform=device.platform,
+                            intermediate_size=model.intermediate_size, use_mla=model.uses_mla,
+                            tie_word_embeddings=model.tie_word_embeddings)
+    except InvalidConfig as e:
+        # the divide() asserts of the text model (embedding, KV heads, MLP) come after the vision tower's: the
+        # multimodal models build it first (e.g. v0.34.0 qwen2_5_vl.py, llava.py, gemma3_mm.py, mllama4.py)
+        if vision_msg is None or not _construction_time(e.message):
+            raise
+    if vision_msg is not None:
+        raise vision_msg
     model_dtype = _resolve_dtype(rules, model.dtype, device.platform, device.label, model.text_model_type,
                                  args.dtype or "auto", device.compute_capability)
     qcfg = model.hf_config.get("quantization_config") or text.get("quantization_config")

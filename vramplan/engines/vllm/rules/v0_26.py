@@ -26,4 +26,6 @@ RULES = replace(
     # vLLM v0.26.0 vllm/v1/kv_cache_interface.py:max_admission_blocks_per_request, MambaSpec.max_memory_usage_bytes
     admission_counts_concurrent_batches=True, mamba_all_counts_spec_blocks=True,
     transformers5=True, kv_dtypes_v026=True, mxfp4_scale_pad_k4=True,
+    # vLLM v0.26.0 vllm/model_executor/models/vision.py:is_vit_use_data_parallel(num_heads) (absent in v0.25.0)
+    vit_heads_fallback=True,
 )

@@ -269,6 +269,11 @@ class RuleSet:
     mxfp4_scale_pad_k4: bool = False
     """The Hopper Triton mxfp4 scales are padded to a multiple of 4 along K (v0.26:
     vllm/model_executor/layers/quantization/utils/mxfp4_utils.py ``_swizzle_mxfp4``)."""
+    vit_heads_fallback: bool = False
+    """``is_vit_use_data_parallel(num_heads)``: a vision tower whose model file passes its head count is built
+    whole on every rank (data parallel) when TP does not divide the heads (v0.26: vllm/model_executor/models/
+    vision.py ``is_vit_use_data_parallel``; v0.25.0 and older take no argument). Which towers pass their heads is
+    the family's (``VisionSpec.extra["dp_when_heads_indivisible"]``)."""
     v2_load_log_says_memory: bool = False
     """The V2 runner's "Model loading took N GiB memory" line says "memory" (v0.33:
     vllm/v1/worker/gpu/model_runner.py ``GPUModelRunner.load_model``)."""
