@@ -312,3 +312,22 @@ def test_fit_finds_the_window_when_the_lowest_fraction_does_not_start():
     assert not sglang.plan("Qwen/Qwen3-8B", device="l40s", mem_fraction_static=0.30).starts
     res = fit_sglang(lambda **kw: sglang.plan("Qwen/Qwen3-8B", device="l40s", **kw), concurrency=4, context=8192)
     assert res.plan.starts and res.flags["mem-fraction-static"] > 0.30
+
+
+def test_sampling_of_many_running_requests_is_its_own_phase():
+    """gpt-oss-20b (201,088-entry vocabulary) on one H100 at SGLang's defaults: 4096 running requests. What sets the
+    serving peak is then the logits and sampling buffers of the running requests, not the prefill step: the plan
+    says so (label, phase) and its fix names --max-running-requests; at 256 running requests that part is 16x
+    smaller and the plan starts."""
+    import vramplan
+
+    p = vramplan.plan("openai/gpt-oss-20b", engine="sglang", device="h100-80gb")
+    label = next(t.label for t in p.headroom_terms if t.key == "activation_peak")
+    assert label == "activation peak while serving: sampling 4096 running requests"
+    if p.verdict != "starts":
+        assert p.error_phase == "serving_decode" and "--max-running-requests" in p.fix
+    q = vramplan.plan("openai/gpt-oss-20b", engine="sglang", device="h100-80gb", max_running_requests=256)
+    assert q.verdict == "starts"
+    # 8 running requests of a 152k vocabulary: the 8192-token prefill step sets the peak
+    r = vramplan.plan("Qwen/Qwen3-8B", engine="sglang", device="h100-80gb", max_running_requests=8)
+    assert "prefill step" in next(t.label for t in r.headroom_terms if t.key == "activation_peak")

@@ -403,7 +403,10 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     peak = profile_peak(model, runner="v1", max_num_batched_tokens=step_tokens, max_num_seqs=mrr or 1, tp=tp,
                         moe_tp=moe_tp, model_dtype=r.model_dtype, layers=layers, last_stage=True,
                         platform=device.platform)
-    head_terms.append(Term(key="activation_peak", label=f"activation peak of one {step_tokens}-token prefill step",
+    sampling = peak.phase == "sampler"  # the logits and sampling buffers of the running requests set the peak
+    peak_label = (f"activation peak while serving: sampling {min(mrr or 1, step_tokens)} running requests"
+                  if sampling else f"activation peak of one {step_tokens}-token prefill step")
+    head_terms.append(Term(key="activation_peak", label=peak_label,
                            bytes=peak.total_bytes, kind="measured", rule=f"{STANDIN}: {peak.basis}",
                            parts=peak.parts))
     need = nt_inc + graphs + peak.total_bytes
@@ -417,7 +420,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         verdict, kind, phase = "fails", "out_of_memory", "graph_capture"
         msg = M.cuda_oom(graphs, total, headroom - nt_inc)
     elif need > headroom:
-        verdict, kind, phase = "fails", "out_of_memory", "serving_prefill"
+        verdict, kind, phase = "fails", "out_of_memory", ("serving_decode" if sampling else "serving_prefill")
         msg = M.cuda_oom(peak.total_bytes, total, headroom - nt_inc - graphs)
 
     avail_after_graphs = after_pool - nt_inc - graphs
@@ -492,8 +495,10 @@ def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: S
         delta = short / pre
         new = int((f - delta) * 1000) / 1000
         return (f"--mem-fraction-static {new} (leaves {short / GiB:.2f} GiB more for the "
-                f"{'CUDA graphs' if phase == 'graph_capture' else 'prefill activations'}), or a smaller "
-                f"--chunked-prefill-size / --cuda-graph-max-bs-decode")
+                + ("sampling of the running requests), or a smaller --max-running-requests"
+                   if phase == "serving_decode" else
+                   f"{'CUDA graphs' if phase == 'graph_capture' else 'prefill activations'}), or a smaller "
+                   f"--chunked-prefill-size / --cuda-graph-max-bs-decode"))
     if kind == "no_kv_cache_memory":
         # rest = pre x f - weights must hold one full-length request: f >= (weights + context x cell) / pre
         cell = max(last.cell.bytes_per_token, 1.0)
