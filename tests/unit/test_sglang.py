@@ -182,6 +182,11 @@ def test_pasted_launch_line_and_flag_names_per_release():
     # 0.5.23 removed --cuda-graph-max-bs: argparse calls it ambiguous
     with pytest.raises(InvalidConfig, match="ambiguous option: --cuda-graph-max-bs"):
         sglang.plan(flags=line, sglang_version="0.5.23")
+    # --mamba-scheduler-strategy: a deprecated alias in 0.5.17 (server_args.py), no such option in 0.5.23
+    old_name = ["--model-path", "x", "--mamba-scheduler-strategy", "no_buffer"]
+    assert parse_sglang_flags(old_name, legacy_cuda_graph_max_bs=True).args.mamba_radix_cache_strategy == "no_buffer"
+    with pytest.raises(InvalidConfig, match="unrecognized arguments: --mamba-scheduler-strategy"):
+        parse_sglang_flags(old_name, legacy_cuda_graph_max_bs=False)
     with pytest.raises(FlagError):
         parse_sglang_flags(["--model-path", "x", "--mem-fraction-static", "1.5"])
     with pytest.raises(FlagError):

@@ -173,8 +173,10 @@ def parse_sglang_flags(tokens: list[str], *, base: SGLangArgs | None = None, leg
                        ) -> ParsedSGLang:
     """Read SGLang flags (and an optional pasted launch line) into :class:`SGLangArgs`.
 
-    ``legacy_cuda_graph_max_bs``: whether the release still accepts ``--cuda-graph-max-bs`` (0.5.17 yes,
-    as a deprecated alias of ``--cuda-graph-max-bs-decode``; 0.5.23 no: argparse refuses it as ambiguous).
+    ``legacy_cuda_graph_max_bs``: whether the release still accepts the deprecated aliases ``--cuda-graph-max-bs``
+    (of ``--cuda-graph-max-bs-decode``) and ``--mamba-scheduler-strategy`` (of ``--mamba-radix-cache-strategy``):
+    0.5.17 yes; 0.5.23 no (argparse refuses the first as ambiguous, the second as unrecognized; both releases'
+    parser is ``prog="sglang serve"``).
     """
     rest, env = _strip_command(list(tokens))
     values: dict = {}
@@ -195,10 +197,15 @@ def parse_sglang_flags(tokens: list[str], *, base: SGLangArgs | None = None, leg
         if flag == "--cuda-graph-max-bs":
             if not legacy_cuda_graph_max_bs:
                 raise InvalidConfig(
-                    "launch_server: error: ambiguous option: --cuda-graph-max-bs could match "
+                    "sglang serve: error: ambiguous option: --cuda-graph-max-bs could match "
                     "--cuda-graph-max-bs-decode, --cuda-graph-max-bs-prefill",
                     hint="this SGLang release has no --cuda-graph-max-bs: use --cuda-graph-max-bs-decode")
             name = "cuda_graph_max_bs_decode"
+        if flag == "--mamba-scheduler-strategy" and not legacy_cuda_graph_max_bs:
+            # 0.5.17 server_args.py keeps it as a deprecated alias of --mamba-radix-cache-strategy; 0.5.23 has no
+            # such option, and prepare_server_args' parser.parse_args refuses it
+            raise InvalidConfig("sglang serve: error: unrecognized arguments: --mamba-scheduler-strategy",
+                                hint="this SGLang release names it --mamba-radix-cache-strategy")
         if flag == "--cuda-graph-bs" or flag == "--cuda-graph-bs-decode":
             j = i + 1
             sizes = []
