@@ -359,86 +359,21 @@ def config_fix(raw: dict, resolved: dict) -> dict:
     return out
 
 
+# KimiK3VisionConfig's defaults (vllm/transformers_utils/configs/kimi_k3.py)
+_VISION_DEFAULTS: dict[str, Any] = {
+    "vt_hidden_size": 1024, "vt_num_attention_heads": 12, "vt_intermediate_size": 4096, "vt_num_hidden_layers": 27,
+    "qkv_hidden_size": 1536, "patch_size": 14, "merge_kernel_size": (2, 2), "init_pos_emb_height": 64,
+    "init_pos_emb_width": 64, "init_pos_emb_time": 4, "attn_bias": False, "linear_bias": False,
+    "norm_type": "rmsnorm", "patch_embed_proj_bias": False, "mm_projector_type": "patchmergerv2"}
+
+
 def vision_spec(cfg: dict, family: str) -> VisionSpec:
-    """MoonViT-3D as Kimi-K3 configures it (vLLM v0.34.0 vllm/model_executor/models/kimi_k25_vit.py:
-    MoonViT3dPretrainedModel, MoonViTEncoderLayer with ``qkv_hidden_size``, ``norm_type`` rmsnorm (weight only),
-    ``attn_bias`` / ``linear_bias`` off; KimiK25MultiModalProjector ``patchmergerv2``: linear_1, linear_2 without
-    bias and an RMSNorm(text hidden) ``post_norm``). Model dtype, never quantized (``_maybe_ignore_quant_config``)."""
-    from ._vit import _linear, _norm, _p, _text_hidden
+    """MoonViT-3D as Kimi-K3 configures it (``qkv_hidden_size``, RMSNorm, no biases, the ``patchmergerv2``
+    projector by default): ``kimi_k25.moonvit3d_spec``, the same vLLM module as Kimi-K2.5's tower."""
+    from .kimi_k25 import moonvit3d_spec
 
-    vc = dict(cfg.get("vision_config") or {})
-
-    def get(*keys: str, default: Any = None) -> Any:
-        for k in keys:
-            if vc.get(k) is not None:
-                return vc[k]
-        return default
-
-    # KimiK3VisionConfig defaults (vllm/transformers_utils/configs/kimi_k3.py)
-    width = int(get("vt_hidden_size", "hidden_size", default=1024))
-    heads = int(get("vt_num_attention_heads", "num_attention_heads", default=12))
-    inter = int(get("vt_intermediate_size", "intermediate_size", default=4096))
-    n = int(get("vt_num_hidden_layers", "num_hidden_layers", default=27))
-    qkv = int(get("qkv_hidden_size", default=1536))
-    patch = int(get("patch_size", default=14))
-    kh, kw = (int(x) for x in get("merge_kernel_size", default=(2, 2)))
-    pos_h = int(get("init_pos_emb_height", "pos_emb_height", default=64))
-    pos_w = int(get("init_pos_emb_width", "pos_emb_width", default=64))
-    pos_t = int(get("init_pos_emb_time", "pos_emb_time", default=4))
-    attn_bias = bool(get("attn_bias", default=False))
-    linear_bias = bool(get("linear_bias", default=False))
-    norm_type = str(get("norm_type", default="rmsnorm"))
-    if norm_type not in ("rmsnorm", "layernorm"):
-        raise UnsupportedError(f"Kimi-K3 vision norm_type {norm_type!r}: vLLM supports layernorm and rmsnorm",
-                               hint="use the Hub vision_config")
-    norm_bias = norm_type == "layernorm"
-    projector = str(get("mm_projector_type", default="patchmergerv2"))
-    if qkv % heads:
-        raise ConfigError("Kimi-K3 vision qkv_hidden_size is not a multiple of vt_num_attention_heads",
-                          hint="compare vision_config with the model's Hub config.json")
-    head_dim = qkv // heads
-    pre = "vision_tower"
-    params = [_p(f"{pre}.patch_embed.proj.weight", (width, 3, patch, patch))]
-    if bool(get("patch_embed_proj_bias", default=False)):
-        params.append(_p(f"{pre}.patch_embed.proj.bias", (width,)))
-    params += [_p(f"{pre}.patch_embed.pos_emb.weight", (pos_h, pos_w, width)),
-               _p(f"{pre}.patch_embed.pos_emb.time_weight", (pos_t, 1, width), dtype="float32", part="buffer")]
-    for i in range(n):
-        b = f"{pre}.encoder.blocks.{i}"
-        params += _norm(f"{b}.norm0", width, bias=norm_bias)
-        params.append(_p(f"{b}.wqkv.weight", (heads, heads, head_dim, width), Shard.QKV))
-        if attn_bias:
-            params.append(_p(f"{b}.wqkv.bias", (heads, heads, head_dim, 1), Shard.QKV))
-        params += _linear(f"{b}.wo", qkv, width, Shard.ROW, bias=attn_bias, q=False)
-        params += _norm(f"{b}.norm1", width, bias=norm_bias)
-        params += _linear(f"{b}.mlp.fc0", width, inter, Shard.COLUMN, bias=linear_bias, q=False)
-        params += _linear(f"{b}.mlp.fc1", inter, width, Shard.ROW, bias=linear_bias, q=False)
-    params += _norm(f"{pre}.encoder.final_layernorm", width, bias=norm_bias)
-    text_hidden = _text_hidden(cfg)
-    merged = width * kh * kw
-    if projector == "patchmergerv2":
-        params += _linear("mm_projector.linear_1", merged, merged, Shard.REPLICATED, bias=False, q=False)
-        params += _linear("mm_projector.linear_2", merged, text_hidden, Shard.REPLICATED, bias=False, q=False)
-        params += _norm("mm_projector.post_norm", text_hidden, bias=False)
-    else:  # KimiK25MultiModalProjector's patchmerger
-        params += _norm("mm_projector.pre_norm", width, bias=True)
-        params += _linear("mm_projector.linear_1", merged, merged, Shard.REPLICATED, bias=True, q=False)
-        params += _linear("mm_projector.linear_2", merged, text_hidden, Shard.REPLICATED, bias=True, q=False)
-    params = [Param(name=p.name, shape=p.shape, shard=p.shard, part=p.part, quantizable=False, dtype=p.dtype)
-              for p in params]
-    extra = {
-        "arch": "moonvit3d", "in_channels": 3, "patch_input_dim": 3 * patch * patch, "head_dim": head_dim,
-        "mlp": "plain", "norm": "rms" if norm_type == "rmsnorm" else "layer", "merge_kernel_size": (kh, kw),
-        "loaded_layers": n, "config_layers": n, "embed_dim_per_token": text_hidden,
-        "data_mode_replicated": (f"{pre}.",), "dp_when_heads_indivisible": True,
-        "notes": ("the 2-D rope table (complex64, 512 x 512 x head_dim / 2) is created on the first encoder call "
-                  "(profile run), not at load", "encoder profile not modelled for Kimi-K3"),
-    }
-    return VisionSpec(
-        family=family, params=tuple(params), num_layers=n, hidden_size=width, num_heads=heads,
-        intermediate_size=inter, patch_size=patch, spatial_merge_size=kh, out_hidden_size=text_hidden,
-        supports_encoder_tp_data=True, extra=extra,
-    )
+    return moonvit3d_spec(cfg, family, model="Kimi-K3", defaults=_VISION_DEFAULTS,
+                          projectors=("patchmergerv2", "patchmerger"))
 
 
 register(Family(
