@@ -175,7 +175,7 @@ def test_context_over_pool_warning_only_in_0523():
 def test_pasted_launch_line_and_flag_names_per_release():
     line = ("SGLANG_ENABLE_POST_CAPTURE_KV_SIZING=0 python -m sglang.launch_server --model-path Qwen/Qwen3-8B "
             "--tp 2 --mem-fraction-static=0.8 --trust-remote-code --port 30000 --cuda-graph-max-bs 64").split()
-    parsed = parse_sglang_flags(line, legacy_cuda_graph_max_bs=True)
+    parsed = parse_sglang_flags(line, legacy_aliases=True)
     a = parsed.args
     assert (a.model_path, a.tp_size, a.mem_fraction_static, a.cuda_graph_max_bs_decode) == ("Qwen/Qwen3-8B", 2, 0.8, 64)
     assert "--port" in parsed.ignored and "--trust-remote-code" in parsed.ignored
@@ -184,9 +184,9 @@ def test_pasted_launch_line_and_flag_names_per_release():
         sglang.plan(flags=line, sglang_version="0.5.23")
     # --mamba-scheduler-strategy: a deprecated alias in 0.5.17 (server_args.py), no such option in 0.5.23
     old_name = ["--model-path", "x", "--mamba-scheduler-strategy", "no_buffer"]
-    assert parse_sglang_flags(old_name, legacy_cuda_graph_max_bs=True).args.mamba_radix_cache_strategy == "no_buffer"
+    assert parse_sglang_flags(old_name, legacy_aliases=True).args.mamba_radix_cache_strategy == "no_buffer"
     with pytest.raises(InvalidConfig, match="unrecognized arguments: --mamba-scheduler-strategy"):
-        parse_sglang_flags(old_name, legacy_cuda_graph_max_bs=False)
+        parse_sglang_flags(old_name, legacy_aliases=False)
     with pytest.raises(FlagError):
         parse_sglang_flags(["--model-path", "x", "--mem-fraction-static", "1.5"])
     with pytest.raises(FlagError):

@@ -63,7 +63,7 @@ def plan(
     unmodelled: tuple[str, ...] = ()
     base = args or SGLangArgs()
     if flags is not None:
-        parsed = parse_sglang_flags(list(flags), base=base, legacy_cuda_graph_max_bs=rules.legacy_cuda_graph_max_bs)
+        parsed = parse_sglang_flags(list(flags), base=base, legacy_aliases=rules.legacy_aliases)
         base, ignored, unmodelled = parsed.args, parsed.ignored, parsed.unmodelled
     unknown = set(server_args) - SGLANG_FIELDS
     if unknown:

@@ -37,7 +37,7 @@ def _plan_from(ns: argparse.Namespace, tokens: list[str], **override):
     rules = rules_for(getattr(ns, "sglang_version", None))
     from .flags import parse_sglang_flags
 
-    parsed = parse_sglang_flags(list(tokens), legacy_cuda_graph_max_bs=rules.legacy_cuda_graph_max_bs)
+    parsed = parse_sglang_flags(list(tokens), legacy_aliases=rules.legacy_aliases)
     a = parsed.args
     name = getattr(ns, "model", None) or a.model_path
     if not name:

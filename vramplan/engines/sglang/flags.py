@@ -98,6 +98,7 @@ _STR = {"model_path", "kv_cache_dtype", "dtype", "quantization", "cuda_graph_bac
 # SGLang's spellings (srt/server_args.py add_cli_args; aliases as SGLang declares them)
 _ALIASES = {
     "--model-path": "model_path", "--model": "model_path",
+    "--cuda-graph-max-bs": "cuda_graph_max_bs_decode",  # 0.5.17's alias (_LEGACY_ALIASES: 0.5.23 refuses it)
     "--tp-size": "tp_size", "--tp": "tp_size", "--tensor-parallel-size": "tp_size",
     "--pp-size": "pp_size", "--pipeline-parallel-size": "pp_size",
     "--dp-size": "dp_size", "--dp": "dp_size", "--data-parallel-size": "dp_size",
@@ -169,14 +170,25 @@ def _value(flag: str, name: str, raw: str):
     return raw
 
 
-def parse_sglang_flags(tokens: list[str], *, base: SGLangArgs | None = None, legacy_cuda_graph_max_bs: bool = True
+# Deprecated aliases 0.5.17 still accepts and 0.5.23 does not, with 0.5.23's argparse error (prepare_server_args:
+# ArgumentParser(prog="sglang serve").parse_args) and what to write instead.
+_LEGACY_ALIASES: dict[str, tuple[str, str]] = {
+    # 0.5.17: alias of --cuda-graph-max-bs-decode; 0.5.23: a prefix of two options
+    "--cuda-graph-max-bs": ("ambiguous option: --cuda-graph-max-bs could match --cuda-graph-max-bs-decode, "
+                            "--cuda-graph-max-bs-prefill",
+                            "this SGLang release has no --cuda-graph-max-bs: use --cuda-graph-max-bs-decode"),
+    # 0.5.17 server_args.py: deprecated alias of --mamba-radix-cache-strategy; 0.5.23: no such option
+    "--mamba-scheduler-strategy": ("unrecognized arguments: --mamba-scheduler-strategy",
+                                   "this SGLang release names it --mamba-radix-cache-strategy"),
+}
+
+
+def parse_sglang_flags(tokens: list[str], *, base: SGLangArgs | None = None, legacy_aliases: bool = True
                        ) -> ParsedSGLang:
     """Read SGLang flags (and an optional pasted launch line) into :class:`SGLangArgs`.
 
-    ``legacy_cuda_graph_max_bs``: whether the release still accepts the deprecated aliases ``--cuda-graph-max-bs``
-    (of ``--cuda-graph-max-bs-decode``) and ``--mamba-scheduler-strategy`` (of ``--mamba-radix-cache-strategy``):
-    0.5.17 yes; 0.5.23 no (argparse refuses the first as ambiguous, the second as unrecognized; both releases'
-    parser is ``prog="sglang serve"``).
+    ``legacy_aliases``: whether the release still accepts the deprecated aliases of ``_LEGACY_ALIASES`` (0.5.17
+    yes; 0.5.23 no: its argparse refuses them).
     """
     rest, env = _strip_command(list(tokens))
     values: dict = {}
@@ -194,18 +206,9 @@ def parse_sglang_flags(tokens: list[str], *, base: SGLangArgs | None = None, leg
         if flag in _VLLM_NAMES:
             raise FlagError(f"{flag} is vLLM's flag, not SGLang's", hint=f"SGLang's is {_VLLM_NAMES[flag]}")
         name = _ALIASES.get(flag)
-        if flag == "--cuda-graph-max-bs":
-            if not legacy_cuda_graph_max_bs:
-                raise InvalidConfig(
-                    "sglang serve: error: ambiguous option: --cuda-graph-max-bs could match "
-                    "--cuda-graph-max-bs-decode, --cuda-graph-max-bs-prefill",
-                    hint="this SGLang release has no --cuda-graph-max-bs: use --cuda-graph-max-bs-decode")
-            name = "cuda_graph_max_bs_decode"
-        if flag == "--mamba-scheduler-strategy" and not legacy_cuda_graph_max_bs:
-            # 0.5.17 server_args.py keeps it as a deprecated alias of --mamba-radix-cache-strategy; 0.5.23 has no
-            # such option, and prepare_server_args' parser.parse_args refuses it
-            raise InvalidConfig("sglang serve: error: unrecognized arguments: --mamba-scheduler-strategy",
-                                hint="this SGLang release names it --mamba-radix-cache-strategy")
+        if flag in _LEGACY_ALIASES and not legacy_aliases:
+            error, hint = _LEGACY_ALIASES[flag]
+            raise InvalidConfig(f"sglang serve: error: {error}", hint=hint)
         if flag == "--cuda-graph-bs" or flag == "--cuda-graph-bs-decode":
             j = i + 1
             sizes = []

@@ -59,7 +59,8 @@ class SGLangRules:
     out of the KV budget of a multimodal model; 0.5.17 has no such step."""
     warns_context_over_pool: bool
     """0.5.23 ``tp_worker.py:get_worker_info`` warns when the pool holds fewer tokens than --context-length."""
-    legacy_cuda_graph_max_bs: bool
+    legacy_aliases: bool
+    """Deprecated flag aliases still accepted (0.5.17) or refused by argparse (0.5.23): flags._LEGACY_ALIASES."""
     prefill_graph_off_for_mla: bool
     """The prefill CUDA graph (breakable, the CUDA default) is turned off for MLA models that are not DSA
     (0.5.17 ``_disable_breakable_cudagraph_if_incompatible``: "MLA attention (non-DSA)"); 0.5.23 keeps it."""
@@ -130,7 +131,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         version=(0, 5, 17), source="sglang 0.5.17 srt/server_args.py",
         capacity_tiers=_TIERS_0517, no_gpu_fraction=0.88, mla_prefill_graph_max_bs="fixed_2048",
         clamp_decode_max_bs_to_running=False, post_capture_floor_mib=512, mm_kv_reservation=False,
-        warns_context_over_pool=False, legacy_cuda_graph_max_bs=True,
+        warns_context_over_pool=False, legacy_aliases=True,
         prefill_graph_off_for_mla=True, prefill_graph_off_for_pp=False,
         prefill_graph_off_archs=("NemotronHForCausalLM", "DeepseekV4ForCausalLM"),
         # sglang 0.5.17 srt/configs/model_config.py: multimodal_breakable_/piecewise_cuda_graph_supported_model_archs
@@ -146,7 +147,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
         capacity_tiers=_TIERS_0523, no_gpu_fraction=0.95, mla_prefill_graph_max_bs="min_8192_cps",
         clamp_decode_max_bs_to_running=True, post_capture_floor_mib=1536, mm_kv_reservation=True,
-        warns_context_over_pool=True, legacy_cuda_graph_max_bs=False,
+        warns_context_over_pool=True, legacy_aliases=False,
         prefill_graph_off_for_mla=False, prefill_graph_off_for_pp=True,
         prefill_graph_off_archs=("DeepseekV4ForCausalLM", "KimiLinearForCausalLM"),
         # sglang 0.5.23 srt/configs/model_config.py: multimodal_breakable_cuda_graph_supported_model_archs
