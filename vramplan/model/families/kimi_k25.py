@@ -54,15 +54,12 @@ def moonvit3d_spec(cfg: dict, family: str, *, model: str, defaults: dict[str, An
     quantized (``_maybe_ignore_quant_config``). ``defaults``: the model's config-class defaults; ``projectors``: the
     projector types the model's vLLM class builds."""
     from ...errors import ConfigError, UnsupportedError
-    from ._vit import _linear, _norm, _p, _text_hidden
+    from ._vit import _get, _linear, _norm, _p, _text_hidden
 
     vc = dict(cfg.get("vision_config") or {})
 
-    def get(*keys: str) -> Any:
-        for k in keys:
-            if vc.get(k) is not None:
-                return vc[k]
-        return defaults.get(keys[0])
+    def get(*keys: str) -> Any:  # the first key given, else the model's default (keyed by the first name)
+        return _get(vc, *keys, default=defaults.get(keys[0]))
 
     width = int(get("vt_hidden_size", "hidden_size"))
     heads = int(get("vt_num_attention_heads", "num_attention_heads"))
