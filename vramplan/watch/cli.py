@@ -74,6 +74,7 @@ def main_watch(args: argparse.Namespace) -> int:
     log = getattr(args, "log", None)
     common = dict(out_dir=args.out, interval_s=args.interval, backend=args.backend, plan=levels or None,
                   plot_format=getattr(args, "plot_format", "png"), engine=getattr(args, "engine", None) or "auto")
+    level_planner = getattr(args, "level_planner", None)
     if pid is not None and cmd:
         raise InputError("give either --pid or a command after --, not both", hint="vramplan watch --pid 1234, or vramplan watch -- vllm serve MODEL")
     if pid is None and not cmd:
@@ -83,7 +84,7 @@ def main_watch(args: argparse.Namespace) -> int:
     if pid is not None:
         result = watch_pid(pid, log_path=log, **common)
     else:
-        result = watch_command(cmd, **common)
+        result = watch_command(cmd, level_planner=level_planner, **common)
 
     err = sys.stderr
     print("", file=err)
@@ -132,7 +133,10 @@ def _handler(ns: argparse.Namespace, rest: list[str]) -> int:
 
     engine = getattr(ns, "engine", None) or "auto"
     if engine == "sglang" or (engine == "auto" and engine_from_argv(ns.cmd) == "sglang"):
-        levels, note = None, None  # the plan's levels are vLLM's terms; give SGLang's with --level
+        # SGLang's levels are planned on the device read before the server starts (engines/sglang/watch_levels.py)
+        levels, note = None, None
+        if ns.cmd and getattr(ns, "pid", None) is None:
+            ns.level_planner = _sglang_level_planner(list(ns.cmd))
     else:
         levels, note = plan_levels_for(ns.cmd)
     if levels:
@@ -140,6 +144,19 @@ def _handler(ns: argparse.Namespace, rest: list[str]) -> int:
     if note:
         print(f"vramplan watch: {note}", file=sys.stderr)
     return main_watch(ns)
+
+
+def _sglang_level_planner(cmd: list[str]):
+    """The runner's level planner for a watched SGLang command; says at once why there are no levels."""
+
+    def planner(readings):
+        from ..engines.sglang.watch_levels import plan_watched_sglang
+
+        planned = plan_watched_sglang(cmd, readings)
+        print(f"vramplan watch: {planned.note or planned.summary}", file=sys.stderr)
+        return planned
+
+    return planner
 
 
 def plan_levels_for(cmd: list[str]) -> tuple[dict[str, int] | None, str | None]:

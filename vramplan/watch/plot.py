@@ -105,10 +105,10 @@ def plot_timeline(
             y = (int(value) + offset) / GiB
             y_max = max(y_max, y)
             ax.axhline(y, ls="--", lw=1.1, color=f"C{(i + 3) % 10}", alpha=0.9)
-            # alternate the label's place so that close levels stay readable
+            # three places for the labels in turn, so that close levels stay readable
             ax.annotate(
                 f"plan: {label} {int(value) / GiB:.2f}" + (" (+ baseline)" if offset else ""),
-                xy=(1.0 if i % 2 == 0 else 0.62, y), xycoords=("axes fraction", "data"), xytext=(-4, 2),
+                xy=((1.0, 0.68, 0.36)[i % 3], y), xycoords=("axes fraction", "data"), xytext=(-4, 2),
                 textcoords="offset points", ha="right", va="bottom", fontsize=7.5, color=f"C{(i + 3) % 10}",
             )
     totals = {str(s["device"]): s["total_bytes"] for s in samples}

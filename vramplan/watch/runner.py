@@ -33,6 +33,21 @@ PHASE_KINDS = frozenset(
 ("request" bursts, figure events such as "weights") are recorded as ``log_event`` lines."""
 
 LogReaderFactory = Callable[[], Any]
+LevelPlanner = Callable[[Sequence[DeviceReading]], Any]
+
+
+def _run_level_planner(level_planner: LevelPlanner, readings: Sequence[DeviceReading], writer: TimelineWriter,
+                       clock: Callable[[], float]) -> Any:
+    """Call the level planner on the baseline readings and record its result; None if it failed."""
+    try:
+        planned = level_planner(readings)
+        record = planned.record() if hasattr(planned, "record") else None
+    except Exception as e:  # a planner bug must not stop the watch
+        writer.write({"type": "warning", "t_s": round(clock(), 4), "message": f"no planned levels: the planner failed ({e!r})"})
+        return None
+    if record:
+        writer.write({**record, "t_s": round(clock(), 4)})
+    return planned
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +79,8 @@ class WatchResult:
     """The per-phase table (and planned vs measured) as printed at the end."""
     log_facts: Any = None
     """What the log reader's ``finish()`` returned (None without a reader)."""
+    planned: Any = None
+    """What the level planner returned (None without one, or if it failed)."""
 
 
 def _default_log_reader_factory(engine: str | None = "vllm") -> LogReaderFactory:
@@ -348,7 +365,7 @@ def _exit_code(returncode: int | None) -> int:
 def _finish(
     *, out_dir: str, writer: TimelineWriter, sampler: _Sampler | None, phases: _Phases | None, backend: Backend,
     clock: Callable[[], float], plan: Mapping[str, int] | None, plot_format: str, log_path: str | None, returncode: int | None,
-    exit_code: int, interrupted: bool,
+    exit_code: int, interrupted: bool, planned: Any = None,
 ) -> WatchResult:
     """Stop everything and write what was seen. Must not raise."""
     if sampler is not None:
@@ -363,9 +380,16 @@ def _finish(
     writer.close()
     records = load_timeline(writer.path)
     try:
-        levels_text = format_levels(records, plan)
+        levels_text = format_levels(records, plan, level_phases=getattr(planned, "level_phases", None) or None)
     except Exception as e:  # the table is a courtesy; the file is the record
         levels_text = f"(could not tabulate the levels: {e!r})"
+    if planned is not None:  # a plan made by the level planner (SGLang): what it was, or why there is none
+        try:
+            extra = [x for x in (getattr(planned, "summary", None), getattr(planned, "note", None)) if x]
+            table = planned.log_table(facts) if hasattr(planned, "log_table") else ""
+            levels_text = "\n\n".join([levels_text, *(["\n".join(extra)] if extra else []), *([table] if table else [])])
+        except Exception as e:
+            levels_text += f"\n(could not compare the plan with the log: {e!r})"
     plot_path, plot_error = None, None
     try:
         from .plot import plot_timeline
@@ -390,6 +414,7 @@ def _finish(
         plot_error=plot_error,
         levels_text=levels_text,
         log_facts=facts,
+        planned=planned,
     )
 
 
@@ -407,6 +432,7 @@ def watch_command(
     plot_format: str = "png",
     grace_s: float = 15.0,
     engine: str = "auto",
+    level_planner: LevelPlanner | None = None,
 ) -> WatchResult:
     """Start ``argv``, record device memory until it exits, and write timeline, log and plot.
 
@@ -419,7 +445,12 @@ def watch_command(
 
     ``interval_s`` defaults to the backend's (0.1 s NVML, 0.2 s npu-smi / nvidia-smi).
     ``plan`` maps labels to planned bytes above the baseline (dashed lines, and the
-    planned-vs-measured table). Raises :class:`DeviceError` before starting anything
+    planned-vs-measured table). ``level_planner``, if given, is called with the baseline readings
+    (before the command starts) and returns an object with ``levels`` (added under ``plan``'s),
+    ``level_phases`` (label -> (phase, statistic)), ``note``, ``summary``, ``record()`` (written to the
+    timeline) and ``log_table(facts)``; watch plans a watched SGLang command this way
+    (engines/sglang/watch_levels.py). It must not raise; if it does, a warning is recorded and watch goes on.
+    Raises :class:`DeviceError` before starting anything
     if no backend works, :class:`InputError` if the command cannot be started.
     """
     argv = [str(a) for a in argv]
@@ -460,6 +491,7 @@ def watch_command(
     returncode: int | None = None
     interrupted = False
     pumps: list[_Pump] = []
+    planned: Any = None
 
     def on_line(text: str, stream: str) -> None:
         t = clock()
@@ -471,10 +503,14 @@ def watch_command(
 
     try:
         try:
-            sampler.sample_once("before_start")  # the baseline: what is in use before the server
+            baseline = sampler.sample_once("before_start")  # the baseline: what is in use before the server
         except Exception as e:
             writer.write({"type": "sampler_error", "t_s": round(clock(), 4), "error": f"{type(e).__name__}: {e}"})
             raise DeviceError(f"the {getattr(be, 'name', '')} backend could not read the devices: {e}", hint="check the driver, or choose another --backend") from e
+        if level_planner is not None:
+            planned = _run_level_planner(level_planner, baseline, writer, clock)
+            if planned is not None and getattr(planned, "levels", None):
+                plan = {**planned.levels, **dict(plan or {})}  # --level values win over the plan's
         child_env = dict(os.environ if env is None else env)
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         with _Signals() as sig:
@@ -555,7 +591,7 @@ def watch_command(
         code = 130 if interrupted else (2 if isinstance(failure, InputError) else 1)
     result = _finish(out_dir=out, writer=writer, sampler=sampler, phases=phases, backend=be, plan=plan, clock=clock,
                      plot_format=plot_format, log_path=log_path, returncode=returncode, exit_code=code,
-                     interrupted=interrupted)
+                     interrupted=interrupted, planned=planned)
     if isinstance(failure, Exception):
         raise failure
     return result

@@ -13,6 +13,9 @@ One JSON object per line, each with a ``type``:
   ``phase`` (the phase current when the reading was taken);
 - ``phase``: a phase change (``phase``, ``line_no``, ``rank``, ``text`` of the log line);
 - ``log_event``: any other event the log reader reported (``kind``, ``values``, ...);
+- ``plan``: the plan watch made of the watched command (SGLang: engines/sglang/watch_levels.py), written after
+  the baseline reading: ``engine``, ``levels`` (label -> bytes above the baseline, or null), ``level_phases``
+  (label -> [phase, statistic]), ``note`` (why there are no levels, or null), ``summary``;
 - ``exit`` (``returncode``, ``signal``), ``interrupted``, ``sampler_error``, ``warning``;
 - ``end``: written last when watch ends in order (a file without it was cut short).
 
@@ -302,8 +305,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
     return [fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)]
 
 
-def format_levels(records: Sequence[Mapping[str, Any]], planned: Mapping[str, int] | None = None) -> str:
-    """The plain-text tables printed when watch ends: levels per phase, then planned vs measured."""
+def format_levels(records: Sequence[Mapping[str, Any]], planned: Mapping[str, int] | None = None, *,
+                  level_phases: Mapping[str, tuple[str, str]] | None = None) -> str:
+    """The plain-text tables printed when watch ends: levels per phase, then planned vs measured
+    (``level_phases`` as :func:`compare_planned` takes it)."""
     levels = phase_levels(records)
     if not levels:
         return "no samples were recorded"
@@ -332,7 +337,7 @@ def format_levels(records: Sequence[Mapping[str, Any]], planned: Mapping[str, in
     if base:
         lines.append("baseline (not the server's): " + ", ".join(f"dev {d} {_g(b)} GiB" for d, b in sorted(base.items(), key=lambda kv: _device_key(kv[0]))))
     if planned:
-        comps = compare_planned(records, planned)
+        comps = compare_planned(records, planned, level_phases=level_phases)
         lines.append("")
         lines.append("Planned vs measured (GiB above the baseline):")
         crow = [

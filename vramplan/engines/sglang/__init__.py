@@ -7,7 +7,7 @@
 Layout: ``rules`` (per-release data), ``flags`` (SGLang's flag names, a pasted launch line), ``defaults``
 (the derived defaults and ``--mem-fraction-static``), ``pool`` (the KV pool sizing), ``planner`` (the plan and
 verdict), ``messages`` (SGLang's error texts and log lines), ``log`` (the log reader), ``explain``, ``fit``,
-``compare`` and ``render``. Read from the SGLang 0.5.17 and 0.5.23 sources; not yet measured on a real startup.
+``compare``, ``render`` and ``watch_levels`` (the levels ``vramplan watch`` draws). Read from the SGLang 0.5.17 and 0.5.23 sources; not yet measured on a real startup.
 """
 
 from __future__ import annotations
