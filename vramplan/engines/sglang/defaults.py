@@ -22,7 +22,7 @@ from ...errors import InvalidConfig
 from ...inputs.devices import Device
 from ...model.description import ModelDescription
 from ...units import MiB
-from .dsa import DSAPool, dsa_backends, dsa_pool, dsa_text, resolve_dsa_kv_dtype
+from .dsa import DSAPool, dsa_backend_refusal, dsa_backends, dsa_pool, dsa_text, resolve_dsa_kv_dtype
 from .flags import SGLangArgs
 from .rules import SGLangRules
 
@@ -321,6 +321,10 @@ def resolve(model: ModelDescription, a: SGLangArgs, device: Device, rules: SGLan
         prefill, decode = dsa_backends(kv_dtype, cc=device.compute_capability, platform=device.platform,
                                        architecture=model.architecture, prefill=a.dsa_prefill_backend,
                                        decode=a.dsa_decode_backend, rocm_default=rules.dsa_rocm_backend)
+        refusal = dsa_backend_refusal(kv_dtype, prefill, decode, cc=device.compute_capability,
+                                      platform=device.platform, check=rules.dsa_backend_check)
+        if refusal:
+            raise InvalidConfig(refusal, hint="choose the DSA backends and --kv-cache-dtype as the message says")
         if a.attention_backend is None:
             backend = "dsa"
         if device.platform == "cuda":

@@ -52,6 +52,10 @@ def _search_max(lo: int, hi: int, ok) -> int | None:
 def fit_sglang(make, *, concurrency: int = 1, context: int | None = None) -> FitResult:
     """``make(**overrides) -> SGLangPlan``. Solves the five flags for ``concurrency`` requests of ``context`` tokens."""
     base = make()
+    if base.error_kind == "unsupported_device" and base.error_phase != "attention_backend_init":
+        # no fraction helps: SGLang's kernels refuse the device (engines/sglang/dsa.py:dsa_kernel_failure)
+        raise NoFittingFlags(f"no flag makes this start on {base.device.label}: {base.error_message}",
+                             hint=base.fix or "another device")
     ctx = context or base.resolved.context_length
     need = concurrency * ctx
 

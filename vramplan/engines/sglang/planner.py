@@ -29,6 +29,7 @@ from ...rules.weights import WeightShares, weights_per_rank
 from ...units import GiB
 from . import messages as M
 from .defaults import Resolved, resolve
+from .dsa import dsa_kernel_failure
 from .flags import SGLangArgs
 from .pool import (CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split,
                    swa_cap_pool_tokens, swa_request_cap, mamba_cache_size, mamba_extra_buffer, mamba_ratio)
@@ -413,9 +414,16 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     head_terms.append(Term(key="headroom", label="free after the KV pool (what the fraction leaves)", bytes=headroom,
                            kind="exact", rule="free before loading - weights - pools"))
 
+    # DeepSeek Sparse Attention below SM90: SGLang starts, then its kernels refuse the device (engines/sglang/dsa.py)
+    dsa_fail = dsa_kernel_failure(r.dsa.prefill_backend, cc=device.compute_capability, platform=device.platform,
+                                  prefill_graph=bool(prefill_graph and r.prefill_bs),
+                                  decode_graph=bool(r.decode_graph and r.decode_bs),
+                                  version=rules.version_str) if r.dsa is not None else None
     verdict, kind, msg, phase = "starts", None, None, None
     if failure is not None:
         verdict, (kind, msg, phase) = "fails", failure
+    elif dsa_fail is not None:
+        verdict, kind, (phase, msg) = "fails", "unsupported_device", dsa_fail
     elif nt_inc + graphs > headroom:
         verdict, kind, phase = "fails", "out_of_memory", "graph_capture"
         msg = M.cuda_oom(graphs, total, headroom - nt_inc)
@@ -434,8 +442,11 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
             half = pool_bytes / 2 / GiB
             logs.append(M.kv_allocated(torch_dtype, tokens, half, half))
         logs.append(M.pool_end(after_pool / GiB))
-        logs.append(M.scheduler_line(tokens, r.chunked_prefill_size, a.max_prefill_tokens, mrr or 0, r.context_length,
-                                     avail_after_graphs / GiB))
+        if dsa_fail is not None:
+            logs.append(dsa_fail[1])
+        else:
+            logs.append(M.scheduler_line(tokens, r.chunked_prefill_size, a.max_prefill_tokens, mrr or 0, r.context_length,
+                                           avail_after_graphs / GiB))
     elif msg:
         logs.append(msg)
     fix = _fix(verdict, kind, phase, r, last, need, headroom, pre)
@@ -489,6 +500,11 @@ def _fix(verdict: str, kind: str | None, phase: str | None, r: Resolved, last: S
     if verdict == "starts":
         return None
     f = r.mem_fraction_static
+    if kind == "unsupported_device" and phase == "attention_backend_init":
+        return "--dsa-prefill-backend flashmla_sparse (flashmla_sparse_q8 runs on SM90 only)"
+    if kind == "unsupported_device":
+        return ("a GPU of SM90 or newer (H100, H200, B200): SGLang has no DeepSeek Sparse Attention kernels below "
+                "SM90, whatever the flags")
     if kind == "out_of_memory":
         # headroom grows by pre x delta when the fraction drops by delta
         short = need - headroom

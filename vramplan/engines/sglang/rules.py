@@ -98,6 +98,9 @@ class SGLangRules:
     """0.5.23 ``_dsa_kv_cache_dtype_default`` keeps bfloat16 for ``learnable_sink`` configs on SM >= 10."""
     dsa_rocm_backend: str = "tilelang"
     """Default DSA backends on ROCm (``_dsa_split_backend_resolution``): 0.5.17 tilelang, 0.5.23 triton."""
+    dsa_backend_check: str = "0.5.17"
+    """Which argument-time check of the DSA backends (engines/sglang/dsa.py:dsa_backend_refusal): 0.5.17
+    ``_check_tilelang_dsa_fp8_kv``, 0.5.23 ``_check_dsa_backend_constraints``."""
 
     swa_cap_at_least_one_request: bool = True
     """The SWA request cap counts ``max(1, max_running_requests // attn_dp)`` requests (0.5.23
@@ -141,7 +144,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         prefill_graph_free_gate_gib=4.0, aiter_fraction_honours_explicit=False,
         rope_cache_fp32_platforms=("cuda", "xpu"),
         dsa_archs=_DSA_ARCHS_0517, dsa_indexer_skips_shared=False, dsa_index_kpool=False, dsa_sinks_keep_bf16=False,
-        dsa_rocm_backend="tilelang", swa_cap_at_least_one_request=False, swa_cap_needs_positive_chunk=False,
+        dsa_rocm_backend="tilelang", dsa_backend_check="0.5.17", swa_cap_at_least_one_request=False, swa_cap_needs_positive_chunk=False,
         mamba_extra_buffer_archs=_MAMBA_EXTRA_0517, mamba_slots_at_least_one_request=False),
     (0, 5, 23): SGLangRules(
         version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
@@ -161,7 +164,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         prefill_graph_free_gate_gib=None, aiter_fraction_honours_explicit=True,
         rope_cache_fp32_platforms=("cuda", "rocm", "xpu"),
         dsa_archs=_DSA_ARCHS_0523, dsa_indexer_skips_shared=True, dsa_index_kpool=True, dsa_sinks_keep_bf16=True,
-        dsa_rocm_backend="triton", swa_cap_at_least_one_request=True, swa_cap_needs_positive_chunk=True,
+        dsa_rocm_backend="triton", dsa_backend_check="0.5.23", swa_cap_at_least_one_request=True, swa_cap_needs_positive_chunk=True,
         mamba_extra_buffer_archs=_MAMBA_EXTRA_0523, mamba_slots_at_least_one_request=True),
 }
 SUPPORTED = tuple(".".join(map(str, v)) for v in sorted(RULE_SETS))
