@@ -253,3 +253,31 @@ def test_pools_end_at_the_static_fraction(fraction, ctx_len, page, kv, model):
     over = levels[KV] - p.bytes_of("req_to_token") - static
     assert -2 <= over <= page * cell + 2  # float GB arithmetic: a byte either way
     assert levels[W] < levels[KV] <= levels[GRAPHS] <= levels[PEAK]
+
+
+def test_attached_sglang_server_is_planned_from_its_own_command_line(tmp_path, monkeypatch, capsys):
+    import os
+    import subprocess
+    import time
+
+    cli = pytest.importorskip("vramplan.cli")
+    state = tmp_path / "state"
+    server_log = tmp_path / "server.log"
+    env = {**os.environ, "PYTHONPATH": _launcher(tmp_path, state), "PYTHONUNBUFFERED": "1"}
+    with open(server_log, "w") as f:
+        child = subprocess.Popen([sys.executable, "-m", "sglang.launch_server", "--model-path", "Qwen/Qwen3-8B",
+                                  "--mem-fraction-static", str(F)], stdout=f, stderr=subprocess.STDOUT, env=env)
+    try:
+        time.sleep(0.5)  # attach once it runs (and, maybe, holds memory already)
+        monkeypatch.setattr(runner, "select_backend", lambda name: FakeBackend.from_state_file(state, base_bytes=BASE))
+        code = cli.main(["watch", "--pid", str(child.pid), "--log", str(server_log), "--out", str(tmp_path / "w"),
+                         "--interval", "0.02"])
+    finally:
+        child.wait(10)
+    assert code == 0
+    recs = load_timeline(tmp_path / "w" / "timeline.jsonl")
+    plan = next(r for r in recs if r["type"] == "plan")
+    # what the server held on attaching is not the baseline: the plan sees the 300 MiB others hold, as when started
+    assert plan["levels"][W] == _hand()["weights"]
+    assert f"{BASE / GiB:.2f} GiB in use before" in plan["summary"]
+    assert "Planned vs logged" in capsys.readouterr().out

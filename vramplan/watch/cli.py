@@ -82,7 +82,7 @@ def main_watch(args: argparse.Namespace) -> int:
     if log is not None and pid is None:
         raise InputError("--log goes with --pid", hint="a command started by watch is read from its own output")
     if pid is not None:
-        result = watch_pid(pid, log_path=log, **common)
+        result = watch_pid(pid, log_path=log, level_planner=level_planner, **common)
     else:
         result = watch_command(cmd, level_planner=level_planner, **common)
 
@@ -132,11 +132,20 @@ def _handler(ns: argparse.Namespace, rest: list[str]) -> int:
     from .engine import engine_from_argv
 
     engine = getattr(ns, "engine", None) or "auto"
-    if engine == "sglang" or (engine == "auto" and engine_from_argv(ns.cmd) == "sglang"):
+    pid = getattr(ns, "pid", None)
+    attached: list[str] | None = None
+    if pid is not None and not ns.cmd and isinstance(pid, int) and pid > 0:
+        from .procs import command_line
+
+        attached = command_line(pid)  # the attached server's own command line, planned like a started one
+    watched = ns.cmd or attached or []
+    if engine == "sglang" or (engine == "auto" and engine_from_argv(watched) == "sglang"):
         # SGLang's levels are planned on the device read before the server starts (engines/sglang/watch_levels.py)
         levels, note = None, None
-        if ns.cmd and getattr(ns, "pid", None) is None:
-            ns.level_planner = _sglang_level_planner(list(ns.cmd))
+        if watched and (pid is None) == bool(ns.cmd):
+            ns.level_planner = _sglang_level_planner(list(watched))
+    elif attached is not None:
+        levels, note = None, None  # a vLLM server attached to: its levels are not planned (yet)
     else:
         levels, note = plan_levels_for(ns.cmd)
     if levels:

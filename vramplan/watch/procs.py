@@ -9,7 +9,27 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["ProcessTree", "pid_alive"]
+__all__ = ["ProcessTree", "pid_alive", "command_line"]
+
+
+def command_line(pid: int) -> list[str] | None:
+    """The process's argv (Linux ``/proc/<pid>/cmdline``; else psutil if installed); None if unknown."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                raw = f.read()
+        except OSError:
+            return None
+        parts = [p.decode("utf-8", errors="replace") for p in raw.split(b"\0") if p]
+        return parts or None
+    try:
+        import psutil  # optional, not a dependency
+    except ImportError:
+        return None
+    try:
+        return list(psutil.Process(pid).cmdline()) or None
+    except Exception:
+        return None
 
 
 def pid_alive(pid: int) -> bool:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
 from ..errors import DeviceError, InputError
@@ -651,12 +651,15 @@ def watch_pid(
     log_reader_factory: LogReaderFactory | None | str = "default",
     plot_format: str = "png",
     engine: str = "auto",
+    level_planner: LevelPlanner | None = None,
 ) -> WatchResult:
     """Attach to a running process (and its children, the TP workers) until it exits or Ctrl-C.
 
     Nothing is forwarded to it: Ctrl-C ends the watch only (exit code 0). Phases come
     from ``log_path`` if given, a file the server writes (read from its start, then
-    followed); without it the samples carry the phase ``attached``.
+    followed); without it the samples carry the phase ``attached``. ``level_planner`` as for
+    :func:`watch_command`, called with one reading taken on attaching, less what the watched
+    processes hold (the server's memory is not the baseline).
     """
     if pid <= 0 or not pid_alive(pid):
         raise InputError(f"no running process with pid {pid}", hint="check the pid with ps, or start the server through watch")
@@ -688,6 +691,19 @@ def watch_pid(
     tree = ProcessTree(pid)
     writer.write({"type": "started", "t_s": 0.0, "pid": pid, "process_tree": tree.method, "attached": True})
     sampler = _Sampler(be, interval, writer, clock, phases, tree)
+    planned: Any = None
+    if level_planner is not None:
+        try:
+            pids = tree.pids()
+            readings = [replace(r, used_bytes=int(r.used_bytes) - sum(b for q, b in r.processes.items() if q in pids))
+                        for r in be.read()]
+        except Exception as e:  # the sampler will meet the same failure and record it
+            readings = []
+            writer.write({"type": "warning", "t_s": round(clock(), 4), "message": f"no reading to plan on: {e!r}"})
+        if readings:
+            planned = _run_level_planner(level_planner, readings, writer, clock)
+            if planned is not None and getattr(planned, "levels", None):
+                plan = {**planned.levels, **dict(plan or {})}
     follower = _LogFollower(os.fspath(log_path), phases, clock) if log_path is not None else None
     interrupted = False
     try:
@@ -717,5 +733,6 @@ def watch_pid(
             follower.stop_event.set()
             follower.join(1.0)
         result = _finish(out_dir=out, writer=writer, sampler=sampler, phases=phases, backend=be, plan=plan, clock=clock,
-                         plot_format=plot_format, log_path=None, returncode=None, exit_code=0, interrupted=interrupted)
+                         plot_format=plot_format, log_path=None, returncode=None, exit_code=0, interrupted=interrupted,
+                         planned=planned)
     return result
