@@ -112,6 +112,7 @@ def test_watched_sglang_command_is_planned_and_compared(tmp_path, monkeypatch, c
     assert plan["level_phases"][W] == ["weights_loaded", "first"]
     assert plan["level_phases"][KV] == plan["level_phases"][static] == ["kv_allocated", "first"]
     assert plan["note"] is None and f"{hand['tokens']:,} KV tokens" in plan["summary"]
+    assert "GiB left above the pools for graphs and activations" in plan["summary"]
     assert "planned SGLang 0.5.23 Qwen/Qwen3-8B" in cap.err  # said at once, on stderr
     text = cap.out[cap.out.index("Measured device memory per phase"):]  # the server's own output comes first
     # planned vs measured: the fake holds what the log's lines say (SGLang's GB = GiB)

@@ -143,9 +143,15 @@ def _plan(argv: list[str], readings: list[Any], sglang_version: str | None) -> S
     levels, phases = levels_of(p)
     tokens = f"{p.max_total_num_tokens:,} KV tokens" if p.max_total_num_tokens else "no KV pool"
     verdict = "starts" if p.starts else f"fails ({p.error_kind} at {p.error_phase})"
+    room = ""
+    if p.max_total_num_tokens:
+        need = sum(p.bytes_of(k) for k in ("non_torch_increase", "cudagraph_decode", "cudagraph_prefill",
+                                            "activation_peak"))
+        room = (f", {p.headroom_bytes / GiB:.2f} GiB left above the pools for graphs and activations "
+                f"({need / GiB:.2f} GiB planned)")
     summary = (f"planned SGLang {p.engine_version} {p.model.name} on {p.args.tp_size}x {device.label} "
                f"({device.total_bytes / GiB:.2f} GiB, {others / GiB:.2f} GiB in use before): "
-               f"--mem-fraction-static {p.resolved.mem_fraction_static:g}, {tokens}, {verdict}")
+               f"--mem-fraction-static {p.resolved.mem_fraction_static:g}, {tokens}{room}, {verdict}")
     return SGLangWatchPlan(plan=p, levels=levels, level_phases=phases, summary=summary)
 
 
