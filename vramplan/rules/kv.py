@@ -178,8 +178,15 @@ def _layer_specs(
             # vLLM v0.34.0 vllm/model_executor/models/deepseek_v2.py:DeepseekV32IndexerCache.get_kv_cache_spec
             # (uint8, head_dim index_head_dim + index_head_dim // 128 * 4, block_size = cache_config.block_size)
             indexer = block_size * a.indexer_bytes_per_token
+            subs = ()
+            if a.indexer_packed and indexer:
+                # Kimi-K3.1 (vLLM v0.34.0 vllm/models/kimi_k3/common/dsa_cache.py:KimiK3IndexerBackend, BLHNC only):
+                # the indexer cache (registered first, in KimiK3DSAIndexer.__init__) and the MLA cache are two
+                # cache layers that _get_packed_kv_cache_groups packs block-outermost (:func:`_packed_layout`)
+                subs = (KVSpec(kind=kind, block_size=block_size, page_bytes=indexer, role="indexer"),
+                        KVSpec(kind=kind, block_size=block_size, page_bytes=page, role="mla"))
             out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page + indexer,
-                                      indexer_page_bytes=indexer)
+                                      indexer_page_bytes=indexer, sub_specs=subs)
             continue
         heads = kv_heads_per_rank(a.num_kv_heads, tp)
         head_v = a.head_size_v or a.head_size
@@ -328,12 +335,18 @@ def _packed_layout(specs: dict[int, KVSpec], keep: set[int]) -> KVLayout:
     (as many layers of each page size) are split into groups of ``_approximate_gcd`` pattern repeats (at least
     the largest mixed bucket's count); a block holds the widest group's pages
     (``_get_kv_cache_bytes_per_block``: sum of its pages; the DeepSeek-V4 specs carry no block-stride
-    alignment). No Mamba or circular-buffer bucket is modelled here.
+    alignment). Mamba buckets (Kimi-K3.1's KDA states, ``MambaSpec.is_uniform_with_collection``: same page and
+    extra blocks) are state buckets: split into as many groups as keep each group within the widest group any
+    bucket needs (``anchor_bytes``, ``states_per_block``). No circular-buffer bucket is modelled here.
     """
     cache_layers = [(i, sub) for i, sp in specs.items() for sub in (sp.sub_specs or (sp,))]
     buckets: list[tuple[tuple, list[tuple[int, KVSpec]]]] = []
     for i, sub in cache_layers:
-        key = (sub.kind is LayerKind.SLIDING, sub.block_size, sub.sliding_window if sub.kind is LayerKind.SLIDING else None)
+        if sub.kind is LayerKind.MAMBA:
+            key = ("mamba", sub.block_size, sub.page_bytes, sub.spec_blocks, sub.mamba_mode)
+        else:
+            key = (sub.kind is LayerKind.SLIDING, sub.block_size,
+                   sub.sliding_window if sub.kind is LayerKind.SLIDING else None)
         for bkey, members in buckets:
             if bkey == key:
                 members.append((i, sub))
@@ -350,9 +363,24 @@ def _packed_layout(specs: dict[int, KVSpec], keep: set[int]) -> KVLayout:
     min_repeats = max((most for _, by_page, bal, most in info if bal and len(by_page) > 1), default=0)
     repeats = (_approximate_gcd([most for _, _, bal, most in info if bal], lower_bound=min_repeats)
                if min_repeats else None)
+
+    def n_groups(balanced: bool, most: int) -> int:
+        return cdiv(most, repeats) if balanced and repeats is not None else 1
+
+    def is_state(members: list) -> bool:
+        return members[0][1].kind is LayerKind.MAMBA
+
+    def widest(by_page: dict, n: int) -> int:
+        return sum(cdiv(len(v), n) * page for page, v in by_page.items())
+
+    # vLLM v0.34.0 kv_cache_planning.py:_get_packed_kv_cache_groups (anchor_bytes, states_per_block)
+    anchor = max((widest(by_page, len(members) if is_state(members) else n_groups(bal, most))
+                  for members, by_page, bal, most in info), default=0)
     groups: list[list[tuple[int, KVSpec]]] = []
     for members, by_page, balanced, most in info:
-        n = cdiv(most, repeats) if balanced and repeats is not None else 1
+        n = n_groups(balanced, most)
+        if anchor and is_state(members):
+            n = max(n, cdiv(len(members), max(anchor // members[0][1].page_bytes, 1)))
         if n == 1:
             groups.append(members)
             continue
