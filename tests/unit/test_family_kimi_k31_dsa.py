@@ -15,8 +15,8 @@ vllm/platforms/interface.py, vllm/model_executor/layers/sparse_attn_indexer.py);
 
 from __future__ import annotations
 
-import copy
 import json
+import math
 
 import pytest
 
@@ -64,6 +64,15 @@ def _dir(tmp_path, cfg: dict, name: str = "k31") -> str:
 def kda_state(tp: int, ssm_bytes: int = 4) -> int:
     """MambaStateShapeCalculator.kda_state_shape: conv (3P / tp, kernel - 1) bf16 + (heads / tp, 128, 128)."""
     return (3 * P // tp) * (KERNEL - 1) * B + (KDA_HEADS // tp) * KDA_DIM * KDA_DIM * ssm_bytes
+
+
+def aligned(row: int, kv: str, entry: int) -> int:
+    """_get_kv_cache_bytes_per_block: the row rounded up to the lcm of the cache layers' block-stride alignments
+    (customize_attention_spec): the indexer backend's fixed 64-token kernel blocks (64 x entry bytes), the MLA
+    backend's rows (FLASH_ATTN_MLA_SPARSE, bf16: one 1,152-byte token) or 64-token pages (FLASHMLA_SPARSE, fp8 on
+    SM90: 64 x 656); KDA states align to 1 byte."""
+    align = math.lcm(64 * entry, 64 * 656 if kv == "fp8" else 1152)
+    return -(-row // align) * align
 
 
 def hybrid_block(tp: int, per_token: int) -> int:
@@ -115,19 +124,20 @@ def test_packed_kv_layout_by_hand(tmp_path, kv, tp):
     assert p.engine.block_size == block
     assert p.engine.kv_cache_dtype == ("fp8_ds_mla" if kv == "fp8" else "auto")
     lay = p.logged_rank.layout
-    assert lay.packed and lay.bytes_per_block == row
+    assert lay.packed and lay.bytes_per_block == aligned(row, kv, ENTRY)
     attn = [g for g in lay.groups if g.spec.kind is LayerKind.MLA]
     kda = [g for g in lay.groups if g.spec.kind is LayerKind.MAMBA]
     assert len(attn) == 1 and len(attn[0].layers) == 2 * N_MLA
     assert [len(g.layers) for g in kda] == [23, 23, 23] and {g.spec.page_bytes for g in kda} == {kda_page}
-    assert row in (24 * 768 * (1152 + 132), 24 * 5760 * (1152 + 132), 24 * 1536 * (656 + 132))
+    # written out: 934 x 25,344; 7,004 x 25,344; 21 x 1,385,472
+    assert lay.bytes_per_block in (23_671_296, 177_509_376, 29_094_912)
 
 
 def test_default_index_head_dim_stores_68_bytes_a_token(tmp_path):
     # vLLM's default index_head_dim 64: Kimi stores 64 + 4 (one scale a token); DeepSeek-V3.2's formula would give
     # 64 + 64 // 128 x 4 = 64
     p = plan(_dir(tmp_path, _raw(index_head_dim=None)), device="h200", tensor_parallel_size=8, max_model_len=32768)
-    assert p.logged_rank.layout.bytes_per_block == N_MLA * 768 * (1152 + 68)
+    assert p.logged_rank.layout.bytes_per_block == aligned(N_MLA * 768 * (1152 + 68), "auto", 68)
 
 
 def _trimmed(**dsa) -> dict:
@@ -139,7 +149,7 @@ def _trimmed(**dsa) -> dict:
 def test_blocks_and_capacity_of_a_starting_plan(tmp_path):
     p = plan(_dir(tmp_path, _trimmed()), device="h200", tensor_parallel_size=8, max_model_len=32768)
     assert p.starts, p.error_message
-    row = N_MLA * 768 * (1152 + ENTRY)                      # 23,666,688 bytes a block id
+    row = aligned(N_MLA * 768 * (1152 + ENTRY), "auto", ENTRY)   # 23,666,688 rounded to 25,344: 23,671,296
     assert p.num_gpu_blocks == p.logged_rank.available_kv_bytes // row
     # a request: cdiv(32768, 768) = 43 attention blocks + 3 KDA groups x (2 + 1 FlashKDA checkpoint) in align mode
     assert p.engine.mamba_cache_mode == "align"
@@ -231,3 +241,24 @@ def test_cli_matrix_plans_or_refuses_in_one_line(tmp_path, capsys):
                         assert code == 0, (version, device, tp, js, err)
                         if js:
                             assert json.loads(out)["verdict"] in ("starts", "fails")
+
+
+@pytest.mark.parametrize("tp", [1, 2, 4, 8])
+@pytest.mark.parametrize("kv", ["auto", "fp8"])
+@pytest.mark.parametrize("idx_dim", [64, 128])
+def test_packed_layout_matrix(tmp_path, tp, kv, idx_dim):
+    # the same hand rules over TP, KV dtype and index_head_dim: one MLA + indexer group of every DSA layer's pages,
+    # the 69 KDA states in max(cdiv(69, 24), cdiv(69, row // KDA page)) groups of near-equal size
+    align_token = MLA_BYTES * (1 if kv == "fp8" else 2)
+    block = hybrid_block(tp, align_token)
+    row = N_MLA * block * ((656 if kv == "fp8" else 1152) + idx_dim + 4)
+    kda_page = block * align_token
+    n = max(-(-N_KDA // 24), -(-N_KDA // max(row // kda_page, 1)))
+    p = plan(_dir(tmp_path, _raw(index_head_dim=idx_dim)), device="h100-80gb", tensor_parallel_size=tp,
+             max_model_len=65536, kv_cache_dtype=kv)
+    lay = p.logged_rank.layout
+    assert p.engine.block_size == block and lay.bytes_per_block == aligned(row, kv, idx_dim + 4)
+    kda = [g for g in lay.groups if g.spec.kind is LayerKind.MAMBA]
+    assert len(kda) == n and sorted(i for g in kda for i in g.layers) == sorted(
+        i for i, layer in enumerate(p.model.layers) if layer.kind is LayerKind.MAMBA)
+    assert {len(g.layers) for g in kda} <= {N_KDA // n, -(-N_KDA // n)}

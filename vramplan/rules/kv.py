@@ -59,6 +59,9 @@ class KVSpec:
     """Sparse MLA (DSA): the part of ``page_bytes`` that is the layer's indexer K cache. vLLM registers that cache
     as its own layer (``DeepseekV32IndexerCache``, an ``MLAAttentionSpec`` with ``cache_role=INDEXER``) with the
     same block size, so both land in the one uniform-type group whose block costs the sum of the pages."""
+    stride_align: int = 1
+    """For a sub-spec of a block-outermost layout: ``KVCacheSpec.get_block_stride_alignment`` (bytes the block
+    stride must be a multiple of), set by the backend's ``customize_spec`` / kernel block sizes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +186,11 @@ def _layer_specs(
                 # Kimi-K3.1 (vLLM v0.34.0 vllm/models/kimi_k3/common/dsa_cache.py:KimiK3IndexerBackend, BLHNC only):
                 # the indexer cache (registered first, in KimiK3DSAIndexer.__init__) and the MLA cache are two
                 # cache layers that _get_packed_kv_cache_groups packs block-outermost (:func:`_packed_layout`)
-                subs = (KVSpec(kind=kind, block_size=block_size, page_bytes=indexer, role="indexer"),
-                        KVSpec(kind=kind, block_size=block_size, page_bytes=page, role="mla"))
+                subs = (KVSpec(kind=kind, block_size=block_size, page_bytes=indexer, role="indexer",
+                               stride_align=_kernel_page(block_size, 64, a.indexer_bytes_per_token)),
+                        KVSpec(kind=kind, block_size=block_size, page_bytes=page, role="mla",
+                               stride_align=(_kernel_page(block_size, 64, page // block_size)
+                                             if kv_cache_dtype == "fp8_ds_mla" else page // block_size)))
             out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page + indexer,
                                       indexer_page_bytes=indexer, sub_specs=subs)
             continue
@@ -202,6 +208,20 @@ def _layer_specs(
             max_encoder_tokens=max_encoder_tokens if kind is LayerKind.CROSS else 0,
         )
     return out
+
+
+def _kernel_page(block_size: int, kernel: int, bytes_per_token: int) -> int:
+    """``get_block_stride_alignment`` of a ``MultipleOf(kernel)`` alignment (vLLM v0.34.0
+    vllm/v1/kv_cache_interface.py:KVCacheSpec.get_block_stride_alignment): the page of ``gcd(kernel, block)`` tokens,
+    or 1 when that is the whole block.
+
+    Kimi-K3.1's packed caches (vllm/v1/worker/gpu/attn_utils.py:get_kv_cache_spec applies
+    vllm/v1/worker/utils.py:customize_attention_spec): the indexer's backend declares fixed ``[64]`` kernel blocks
+    (``DeepseekV32IndexerBackend.get_supported_kernel_block_sizes`` on CUDA) -> ``MultipleOf(64)``; FLASHMLA_SPARSE
+    with a quantized cache off SM100 sets ``MultipleOf(64)`` (flashmla_sparse.py ``customize_spec``); the bf16
+    sparse MLA backends align blocks to one row (sparse_utils.py ``align_blocks_to_rows``: the token's bytes)."""
+    k = math.gcd(kernel, block_size)
+    return 1 if k == block_size else k * bytes_per_token
 
 
 def _extra_cache_spec(c, *, block_size: int, kv_cache_dtype: str, kv_b: float) -> KVSpec:
@@ -389,6 +409,9 @@ def _packed_layout(specs: dict[int, KVSpec], keep: set[int]) -> KVLayout:
             groups.append([m for rep in pattern[g::n] for m in rep])
     rank_groups = [[m for m in g if m[0] in keep] for g in groups]
     bytes_per_block = max((sum(sp.page_bytes for _, sp in g) for g in rank_groups), default=0)
+    # _get_kv_cache_bytes_per_block: rounded up to the lcm of every cache layer's block-stride alignment
+    align = math.lcm(*(max(sp.stride_align, 1) for _, sp in cache_layers))
+    bytes_per_block = cdiv(bytes_per_block, align) * align
     out = tuple(KVGroup(spec=g[0][1], layers=tuple(i for i, _ in g)) for g in rank_groups if g)
     return KVLayout(groups=out, uniform_type=False, bytes_per_block=bytes_per_block, group_size=1,
                     page_bytes=bytes_per_block, packed=True)
