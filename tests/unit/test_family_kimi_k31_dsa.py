@@ -262,3 +262,24 @@ def test_packed_layout_matrix(tmp_path, tp, kv, idx_dim):
     assert len(kda) == n and sorted(i for g in kda for i in g.layers) == sorted(
         i for i, layer in enumerate(p.model.layers) if layer.kind is LayerKind.MAMBA)
     assert {len(g.layers) for g in kda} <= {N_KDA // n, -(-N_KDA // n)}
+
+
+def test_b200_fp8_cache_on_flashinfer_mla_sparse(tmp_path):
+    # SM10x keeps fp8 (576 B/token, FLASHINFER_MLA_SPARSE), whose customize_spec aligns blocks to 32 rows:
+    # block 128 x cdiv(814,080, 73,728) = 1,536; row 24 x 1,536 x (576 + 132) = 26,099,712, rounded up to
+    # lcm(32 x 576, 64 x 132) = 202,752: 129 x 202,752 = 26,155,008
+    p = plan(_dir(tmp_path, _trimmed()), device="b200", tensor_parallel_size=8, max_model_len=32768,
+             kv_cache_dtype="fp8")
+    assert p.engine.kv_cache_dtype.startswith("fp8") and p.engine.kv_cache_dtype != "fp8_ds_mla"
+    assert p.engine.block_size == 1536
+    assert p.logged_rank.layout.bytes_per_block == 26_155_008 == -(-24 * 1536 * 708 // 202_752) * 202_752
+
+
+def test_rocm_refuses_kimi_k31_in_one_line(tmp_path, capsys):
+    # KimiK3DSAAttention: "Kimi-K3.1 DSA requires the CUDA FlashMLA sparse / DeepGEMM indexer kernels; ROCm is not
+    # supported" (NotImplementedError while the model is built)
+    from vramplan.cli import main
+
+    code = main(["plan", _dir(tmp_path, _trimmed()), "--device", "mi300x", "-tp", "8"])
+    err = capsys.readouterr().err
+    assert code == 2 and "ROCm is not supported" in err and len(err.strip().splitlines()) == 1

@@ -190,7 +190,8 @@ def _layer_specs(
                                stride_align=_kernel_page(block_size, 64, a.indexer_bytes_per_token)),
                         KVSpec(kind=kind, block_size=block_size, page_bytes=page, role="mla",
                                stride_align=(_kernel_page(block_size, 64, page // block_size)
-                                             if kv_cache_dtype == "fp8_ds_mla" else page // block_size)))
+                                             if kv_cache_dtype == "fp8_ds_mla" else
+                                             32 * (page // block_size) if kv_b == 1 else page // block_size)))
             out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page + indexer,
                                       indexer_page_bytes=indexer, sub_specs=subs)
             continue
@@ -219,7 +220,9 @@ def _kernel_page(block_size: int, kernel: int, bytes_per_token: int) -> int:
     vllm/v1/worker/utils.py:customize_attention_spec): the indexer's backend declares fixed ``[64]`` kernel blocks
     (``DeepseekV32IndexerBackend.get_supported_kernel_block_sizes`` on CUDA) -> ``MultipleOf(64)``; FLASHMLA_SPARSE
     with a quantized cache off SM100 sets ``MultipleOf(64)`` (flashmla_sparse.py ``customize_spec``); the bf16
-    sparse MLA backends align blocks to one row (sparse_utils.py ``align_blocks_to_rows``: the token's bytes)."""
+    sparse MLA backends align blocks to one row (sparse_utils.py ``align_blocks_to_rows``: the token's bytes);
+    FLASHINFER_MLA_SPARSE (SM10x, the fp8 cache that stays fp8) to 32 rows (flashinfer_mla_sparse.py
+    ``customize_spec``: its ``MultipleOf(32)`` kernel page)."""
     k = math.gcd(kernel, block_size)
     return 1 if k == block_size else k * bytes_per_token
 

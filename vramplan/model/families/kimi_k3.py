@@ -371,9 +371,16 @@ def dsa_profile_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0) -
 
     text = model.hf_config.get("text_config") or model.hf_config
     start, end = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)[pp_rank]
-    if getattr(device, "platform", "cuda") != "cuda" or not any(
-            layer.attention is not None and layer.attention.indexer_packed for layer in model.layers[start:end]):
+    if not any(layer.attention is not None and layer.attention.indexer_packed for layer in model.layers[start:end]):
         return ()
+    platform = getattr(device, "platform", "cuda")
+    if platform != "cuda":
+        from ...errors import InvalidConfig
+
+        # vLLM v0.34.0 vllm/models/kimi_k3/nvidia/dsa.py:KimiK3DSAAttention.__init__ (NotImplementedError on ROCm)
+        raise InvalidConfig("Kimi-K3.1 DSA requires the CUDA FlashMLA sparse / DeepGEMM indexer kernels; "
+                            f"{'ROCm' if platform == 'rocm' else platform} is not supported",
+                            hint="serve Kimi-K3.1 on an NVIDIA GPU (vramplan devices lists them)")
     dsa = dsa_config(text, model.num_hidden_layers, kda_layers(text, model.num_hidden_layers))
     if dsa is None:
         return ()
