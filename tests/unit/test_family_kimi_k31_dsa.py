@@ -81,12 +81,14 @@ def hybrid_block(tp: int, per_token: int) -> int:
 
 
 @pytest.mark.parametrize("tp", [1, 8])
-def test_indexer_weights_and_topk_buffer_per_rank(tp):
+@pytest.mark.parametrize("arch", ["KimiK3ForConditionalGeneration", "KimiK31ForConditionalGeneration"])
+def test_indexer_weights_and_topk_buffer_per_rank(tp, arch):
     # every DSA layer adds one replicated indexer; the model adds one (max_num_batched_tokens, index_topk) int32
-    # topk_indices_buffer (KimiLinearModel.__init__); the rest equals Kimi-K3 (same arch, same quantization)
-    k3 = _raw("KimiK3ForConditionalGeneration")
+    # topk_indices_buffer (KimiLinearModel.__init__); the rest equals Kimi-K3 (same arch, same quantization: Mxfp4Config
+    # for the K3 name, compressed-tensors whose ignore list 're:.*self_attn.*' keeps the indexer in bf16 for K3.1)
+    k3 = _raw(arch)
     del k3["text_config"]["dsa_config"]
-    a = describe_config(_raw("KimiK3ForConditionalGeneration"), name="k31")
+    a = describe_config(_raw(arch), name="k31")
     b = describe_config(k3, name="k3")
     q = parse_quant(text_config_of(a.hf_config)["quantization_config"])
     kw = dict(dtype="bfloat16", quant=q, tp=tp, vision_replicated=True, max_num_batched_tokens=8192)

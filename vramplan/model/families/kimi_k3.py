@@ -250,8 +250,10 @@ def build(ctx: Any):
                      "modelled")
     extra: dict = {"buffer_params": ()}
     if dsa is not None:
-        notes.append("Kimi-K3.1 DSA read from the vLLM 0.34 source only (nothing measured): the indexer keeps fp8 "
-                     "keys (MXFP4 keys, --attention-config indexer_kv_dtype=mxfp4 on SM10x, are not modelled)")
+        notes.append("Kimi-K3.1 DSA read from the vLLM 0.34 source only (nothing measured; the config was not seen "
+                     "either): the indexer keeps fp8 keys (MXFP4 keys, --attention-config indexer_kv_dtype=mxfp4 on "
+                     "SM10x, are not modelled, nor a speculative dense MLA draft's caches in the DSA block row); its "
+                     "profile-run logits buffer is added on top of the fitted activation peak")
         if dsa.ignored_keys:
             notes.append("vLLM ignores these dsa_config keys (KimiLinearDSAConfig.from_dict warns): "
                          + ", ".join(dsa.ignored_keys))
