@@ -285,3 +285,22 @@ def test_rocm_refuses_kimi_k31_in_one_line(tmp_path, capsys):
     code = main(["plan", _dir(tmp_path, _trimmed()), "--device", "mi300x", "-tp", "8"])
     err = capsys.readouterr().err
     assert code == 2 and "ROCm is not supported" in err and len(err.strip().splitlines()) == 1
+
+
+def test_packed_state_buckets_are_capped_to_the_row():
+    # vLLM 0.34 _get_packed_kv_cache_groups on a small hand-made case: 4 layers of (indexer 10 B + MLA 100 B) pages
+    # and 9 mamba states of 100 B. _approximate_gcd([4, 9], >= 4): d = 4 pads 0 + 3, d = 5 pads 1 + 1 = 2 (least)
+    # -> 5 repeats: one attention group (cdiv(4, 5)), the states cdiv(9, 5) = 2 groups ... but a row holds
+    # anchor 4 x 110 = 440 B, i.e. 440 // 100 = 4 states, so cdiv(9, 4) = 3 groups (3, 3, 3); 440 B a block
+    from vramplan.rules.kv import KVSpec, build_layout
+
+    mla = KVSpec(kind=LayerKind.MLA, block_size=64, page_bytes=110, indexer_page_bytes=10, sub_specs=(
+        KVSpec(kind=LayerKind.MLA, block_size=64, page_bytes=10, role="indexer"),
+        KVSpec(kind=LayerKind.MLA, block_size=64, page_bytes=100, role="mla")))
+    state = KVSpec(kind=LayerKind.MAMBA, block_size=64, page_bytes=100, mamba_mode="align")
+    specs = {i: state for i in range(9)} | {i: mla for i in range(9, 13)}
+    lay = build_layout(specs)
+    assert lay.packed and lay.bytes_per_block == 440
+    kinds = sorted(len(g.layers) for g in lay.groups if g.spec.kind is LayerKind.MAMBA)
+    assert kinds == [3, 3, 3]
+    assert [len(g.layers) for g in lay.groups if g.spec.kind is LayerKind.MLA] == [8]
