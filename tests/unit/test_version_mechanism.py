@@ -195,6 +195,8 @@ CHANGE_POINTS: dict[str, tuple[tuple[int, int], object, object]] = {
     "cudagraph_estimate_only_when_applied": ((0, 34), False, True),
     "kv_memory_hint_in_errors": ((0, 34), False, True),
     "split_capture_sizes": ((0, 34), False, True),
+    "kimi_k3_dsa": ((0, 34), False, True),
+    "flashkda_prefill_workspace": ((0, 34), False, True),
 }
 # VllmConfig._is_default_v2_model_runner_model's rule per release (docs/vllm-rules.md §5)
 V2_RULE = {(0, 22): "dense_unquantized", (0, 23): "dense_unquantized", (0, 24): "listed"}

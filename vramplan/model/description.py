@@ -133,6 +133,10 @@ class AttentionSpec:
     indexer_bytes_per_token: int = 0
     """Bytes per token of the layer's lightning-indexer K cache (fp8 keys + float32 scales, stored as uint8), a
     separate vLLM cache layer of the same block size; 0 when the layer has no indexer of its own."""
+    indexer_packed: bool = False
+    """The indexer's backend declares block-outermost layouts only (Kimi-K3.1 in vLLM 0.34:
+    ``KimiK3IndexerBackend.supported_kv_cache_layouts`` is ``(BLHNC,)``), so vLLM packs the MLA and indexer pages
+    (and the KDA states) by ``_get_packed_kv_cache_groups`` instead of one uniform-type group."""
     extra_caches: tuple[ExtraCache, ...] = ()
     """Several cache layers of one decoder layer, packed by vLLM's block-outermost grouping (DeepSeek-V4); when set,
     they are the layer's whole KV cache."""

@@ -59,6 +59,9 @@ class KVSpec:
     """Sparse MLA (DSA): the part of ``page_bytes`` that is the layer's indexer K cache. vLLM registers that cache
     as its own layer (``DeepseekV32IndexerCache``, an ``MLAAttentionSpec`` with ``cache_role=INDEXER``) with the
     same block size, so both land in the one uniform-type group whose block costs the sum of the pages."""
+    stride_align: int = 1
+    """For a sub-spec of a block-outermost layout: ``KVCacheSpec.get_block_stride_alignment`` (bytes the block
+    stride must be a multiple of), set by the backend's ``customize_spec`` / kernel block sizes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +181,19 @@ def _layer_specs(
             # vLLM v0.34.0 vllm/model_executor/models/deepseek_v2.py:DeepseekV32IndexerCache.get_kv_cache_spec
             # (uint8, head_dim index_head_dim + index_head_dim // 128 * 4, block_size = cache_config.block_size)
             indexer = block_size * a.indexer_bytes_per_token
+            subs = ()
+            if a.indexer_packed and indexer:
+                # Kimi-K3.1 (vLLM v0.34.0 vllm/models/kimi_k3/common/dsa_cache.py:KimiK3IndexerBackend, BLHNC only):
+                # the indexer cache (registered first, in KimiK3DSAIndexer.__init__) and the MLA cache are two
+                # cache layers that _get_packed_kv_cache_groups packs block-outermost (:func:`_packed_layout`)
+                subs = (KVSpec(kind=kind, block_size=block_size, page_bytes=indexer, role="indexer",
+                               stride_align=_kernel_page(block_size, 64, a.indexer_bytes_per_token)),
+                        KVSpec(kind=kind, block_size=block_size, page_bytes=page, role="mla",
+                               stride_align=(_kernel_page(block_size, 64, page // block_size)
+                                             if kv_cache_dtype == "fp8_ds_mla" else
+                                             32 * (page // block_size) if kv_b == 1 else page // block_size)))
             out[layer.index] = KVSpec(kind=kind, block_size=block_size, page_bytes=page + indexer,
-                                      indexer_page_bytes=indexer)
+                                      indexer_page_bytes=indexer, sub_specs=subs)
             continue
         heads = kv_heads_per_rank(a.num_kv_heads, tp)
         head_v = a.head_size_v or a.head_size
@@ -195,6 +209,22 @@ def _layer_specs(
             max_encoder_tokens=max_encoder_tokens if kind is LayerKind.CROSS else 0,
         )
     return out
+
+
+def _kernel_page(block_size: int, kernel: int, bytes_per_token: int) -> int:
+    """``get_block_stride_alignment`` of a ``MultipleOf(kernel)`` alignment (vLLM v0.34.0
+    vllm/v1/kv_cache_interface.py:KVCacheSpec.get_block_stride_alignment): the page of ``gcd(kernel, block)`` tokens,
+    or 1 when that is the whole block.
+
+    Kimi-K3.1's packed caches (vllm/v1/worker/gpu/attn_utils.py:get_kv_cache_spec applies
+    vllm/v1/worker/utils.py:customize_attention_spec): the indexer's backend declares fixed ``[64]`` kernel blocks
+    (``DeepseekV32IndexerBackend.get_supported_kernel_block_sizes`` on CUDA) -> ``MultipleOf(64)``; FLASHMLA_SPARSE
+    with a quantized cache off SM100 sets ``MultipleOf(64)`` (flashmla_sparse.py ``customize_spec``); the bf16
+    sparse MLA backends align blocks to one row (sparse_utils.py ``align_blocks_to_rows``: the token's bytes);
+    FLASHINFER_MLA_SPARSE (SM10x, the fp8 cache that stays fp8) to 32 rows (flashinfer_mla_sparse.py
+    ``customize_spec``: its ``MultipleOf(32)`` kernel page)."""
+    k = math.gcd(kernel, block_size)
+    return 1 if k == block_size else k * bytes_per_token
 
 
 def _extra_cache_spec(c, *, block_size: int, kv_cache_dtype: str, kv_b: float) -> KVSpec:
@@ -328,12 +358,18 @@ def _packed_layout(specs: dict[int, KVSpec], keep: set[int]) -> KVLayout:
     (as many layers of each page size) are split into groups of ``_approximate_gcd`` pattern repeats (at least
     the largest mixed bucket's count); a block holds the widest group's pages
     (``_get_kv_cache_bytes_per_block``: sum of its pages; the DeepSeek-V4 specs carry no block-stride
-    alignment). No Mamba or circular-buffer bucket is modelled here.
+    alignment). Mamba buckets (Kimi-K3.1's KDA states, ``MambaSpec.is_uniform_with_collection``: same page and
+    extra blocks) are state buckets: split into as many groups as keep each group within the widest group any
+    bucket needs (``anchor_bytes``, ``states_per_block``). No circular-buffer bucket is modelled here.
     """
     cache_layers = [(i, sub) for i, sp in specs.items() for sub in (sp.sub_specs or (sp,))]
     buckets: list[tuple[tuple, list[tuple[int, KVSpec]]]] = []
     for i, sub in cache_layers:
-        key = (sub.kind is LayerKind.SLIDING, sub.block_size, sub.sliding_window if sub.kind is LayerKind.SLIDING else None)
+        if sub.kind is LayerKind.MAMBA:
+            key = ("mamba", sub.block_size, sub.page_bytes, sub.spec_blocks, sub.mamba_mode)
+        else:
+            key = (sub.kind is LayerKind.SLIDING, sub.block_size,
+                   sub.sliding_window if sub.kind is LayerKind.SLIDING else None)
         for bkey, members in buckets:
             if bkey == key:
                 members.append((i, sub))
@@ -350,9 +386,24 @@ def _packed_layout(specs: dict[int, KVSpec], keep: set[int]) -> KVLayout:
     min_repeats = max((most for _, by_page, bal, most in info if bal and len(by_page) > 1), default=0)
     repeats = (_approximate_gcd([most for _, _, bal, most in info if bal], lower_bound=min_repeats)
                if min_repeats else None)
+
+    def n_groups(balanced: bool, most: int) -> int:
+        return cdiv(most, repeats) if balanced and repeats is not None else 1
+
+    def is_state(members: list) -> bool:
+        return members[0][1].kind is LayerKind.MAMBA
+
+    def widest(by_page: dict, n: int) -> int:
+        return sum(cdiv(len(v), n) * page for page, v in by_page.items())
+
+    # vLLM v0.34.0 kv_cache_planning.py:_get_packed_kv_cache_groups (anchor_bytes, states_per_block)
+    anchor = max((widest(by_page, len(members) if is_state(members) else n_groups(bal, most))
+                  for members, by_page, bal, most in info), default=0)
     groups: list[list[tuple[int, KVSpec]]] = []
     for members, by_page, balanced, most in info:
-        n = cdiv(most, repeats) if balanced and repeats is not None else 1
+        n = n_groups(balanced, most)
+        if anchor and is_state(members):
+            n = max(n, cdiv(len(members), max(anchor // members[0][1].page_bytes, 1)))
         if n == 1:
             groups.append(members)
             continue
@@ -361,6 +412,9 @@ def _packed_layout(specs: dict[int, KVSpec], keep: set[int]) -> KVLayout:
             groups.append([m for rep in pattern[g::n] for m in rep])
     rank_groups = [[m for m in g if m[0] in keep] for g in groups]
     bytes_per_block = max((sum(sp.page_bytes for _, sp in g) for g in rank_groups), default=0)
+    # _get_kv_cache_bytes_per_block: rounded up to the lcm of every cache layer's block-stride alignment
+    align = math.lcm(*(max(sp.stride_align, 1) for _, sp in cache_layers))
+    bytes_per_block = cdiv(bytes_per_block, align) * align
     out = tuple(KVGroup(spec=g[0][1], layers=tuple(i for i, _ in g)) for g in rank_groups if g)
     return KVLayout(groups=out, uniform_type=False, bytes_per_block=bytes_per_block, group_size=1,
                     page_bytes=bytes_per_block, packed=True)

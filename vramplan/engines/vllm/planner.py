@@ -167,6 +167,12 @@ def build_plan(
     for pp_rank, (start, end) in enumerate(stages):
         shares, w_term = _load_model(model, args, device, cfg, pp_rank, weights_source, cite, rules)
         a_term, line = _profile_run(model, args, cfg, rules, pp_rank, start, end, shares, warnings, cite)
+        if fam is not None and fam.profile_workspace is not None:  # e.g. Kimi-K3.1's DSA indexer (kimi_k3.py)
+            extra = tuple(fam.profile_workspace(model, cfg, device, pp_rank))
+            if extra:
+                from dataclasses import replace as _replace
+
+                a_term = _replace(a_term, bytes=a_term.bytes + sum(b for _, b in extra), parts=a_term.parts + extra)
         if line is not None:
             enc_line = line
         nt_term = budget.non_torch_term(over, used_by_others_bytes, cite)

@@ -64,6 +64,10 @@ class Family:
     """``load_workspace(model, cfg, device, pp_rank) -> ((name, bytes), ...)``: what a family's layers allocate while
     the model is built (inside "Model loading took") that depends on the device or the flags, e.g. Kimi-K3's
     FlashKDA prefill views and fused-decode weight copies; ``cfg`` is the vLLM planner's ``EngineConfig``."""
+    profile_workspace: Callable[..., tuple] | None = None
+    """``profile_workspace(model, cfg, device, pp_rank) -> ((name, bytes), ...)``: what a family's layers add to the
+    torch peak of the profile run beyond the fitted activation terms (e.g. Kimi-K3.1's DSA indexer: the shared
+    workspace grown by its dummy-run reservation and its transient logits buffer)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,7 +24,7 @@ Text (vLLM v0.34.0 vllm/models/kimi_k3/nvidia/model.py:KimiDecoderLayer, KimiMoE
   ``kv_a_layernorm``, ``kv_b_proj`` and its model-dtype ``W_UK_T`` / ``W_UV`` copies
   (``process_weights_after_loading``), ``o_proj``. Cache: ``MLAAttentionSpec(num_kv_heads=1,
   head_size=kv_lora_rank + qk_rope_head_dim)`` (576). No rotary cache: ``use_rope`` is False.
-  ``dsa_config`` (Kimi-K3.1: DSA indexer on the MLA layers) is refused: not modelled.
+  ``dsa_config`` (Kimi-K3.1: a DSA indexer on the MLA layers, vLLM 0.34 only): families/kimi_k3_dsa.py.
 - MoE from ``first_k_dense_replace`` (KimiMoE): ``gate`` (E x hidden, model dtype), float32
   ``e_score_correction_bias``, shared experts (KimiMLP, ``moe_intermediate_size x num_shared_experts``, split
   by TP), and the latent projections ``routed_expert_down_proj`` (hidden -> routed_expert_hidden_size),
@@ -190,13 +190,23 @@ def _moe(ctx: Any) -> tuple[list[Param], MoESpec]:
 
 def build(ctx: Any):
     """Kimi-K3's decoder layers: KDA (linear attention) and NoPE MLA, dense MLP then latent MoE."""
+    from .kimi_k3_dsa import dsa_config, indexer_entry_bytes, indexer_params
+
     t, h = ctx.text, ctx.hidden
-    if t.get("dsa_config"):
-        raise UnsupportedError("Kimi-K3.1 DSA (dsa_config: a sparse-attention indexer on the MLA layers) is not "
-                               "modelled yet", hint="Kimi-K3 without dsa_config is")
     kda = kda_layers(t, ctx.num_layers)
+    dsa = dsa_config(t, ctx.num_layers, kda)
     kda_params, state = _kda(ctx) if kda else ([], None)
     mla_params, mla_spec = _mla(ctx)
+    if dsa is not None:
+        # KimiK3DSAAttention (nvidia/dsa.py): the same MLA tensors with a standalone g_proj, plus the indexer; the
+        # cache is sparse MLA with the indexer's record, packed block-outermost (KimiK3IndexerBackend: BLHNC)
+        from dataclasses import replace as _replace
+
+        mla_params = [_replace(p, name="self_attn.g_proj.weight") if p.name.endswith("[g]") else p
+                      for p in mla_params]
+        mla_params += list(indexer_params(dsa, hidden=h, q_lora_rank=t.get("q_lora_rank")))
+        mla_spec = _replace(mla_spec, sparse=True, indexer_bytes_per_token=indexer_entry_bytes(dsa.index_head_dim),
+                            indexer_packed=True)
     first_dense = int(_get(t, "first_k_dense_replace", default=0))
     freq = int(_get(t, "moe_layer_freq", default=1))
     moe_params, moe = _moe(ctx) if t.get("num_experts") is not None else ([], None)
@@ -229,15 +239,29 @@ def build(ctx: Any):
             specs.append(LayerSpec(index=i, kind=LayerKind.MLA, attention=mla_spec, is_moe=is_moe))
     notes = [
         "Kimi-K3 read from the vLLM 0.34 source only (nothing measured). Not counted: the attention-residual "
-        "activations (prefix sums over attn_res_block_size blocks) beyond the fitted profile terms; the scratch "
-        "view of vLLM 0.34's FlashKDA prefill workspace, sized by a compiled op (get_workspace_size; its other "
-        "views, max-num-batched-tokens x heads/tp x 128 bf16 and 2 x max-num-seqs x heads/tp x 128 x 128 in the "
-        "recurrent dtype, are counted with the weights).",
+        "activations (prefix sums over attn_res_block_size blocks) beyond the fitted profile terms. vLLM 0.34's "
+        "FlashKDA prefill workspace is counted with the weights: max-num-batched-tokens x heads/tp x 128 bf16, "
+        "2 x max-num-seqs x heads/tp x 128 x 128 in the recurrent dtype, and the scratch view the compiled op "
+        "get_workspace_size sizes ((cdiv(max-num-batched-tokens, 16) + max-num-seqs) x heads/tp x 13,824 bytes, "
+        "read from the 0.34 wheel's _flashkda_C binary, not from Python source).",
     ]
     if kda:
         notes.append("Kimi-K3: speculative decoding's KDA buffers (RecoverSSM records, wider conv states) are not "
                      "modelled")
-    return tuple(specs), tuple(params), moe, {"buffer_params": (), "notes": tuple(notes)}
+    extra: dict = {"buffer_params": ()}
+    if dsa is not None:
+        notes.append("Kimi-K3.1 DSA read from the vLLM 0.34 source only (nothing measured; the config was not seen "
+                     "either): the indexer keeps fp8 keys (MXFP4 keys, --attention-config indexer_kv_dtype=mxfp4 on "
+                     "SM10x, are not modelled, nor a speculative dense MLA draft's caches in the DSA block row); its "
+                     "profile-run logits buffer is added on top of the fitted activation peak")
+        if dsa.ignored_keys:
+            notes.append("vLLM ignores these dsa_config keys (KimiLinearDSAConfig.from_dict warns): "
+                         + ", ".join(dsa.ignored_keys))
+        # KimiLinearModel.__init__: one topk_indices_buffer (max_num_batched_tokens, index_topk) int32
+        extra["token_buffers"] = (Param(name="topk_indices_buffer", shape=(dsa.index_topk,), part="buffer",
+                                        dtype="int32"),)
+    extra["notes"] = tuple(notes)
+    return tuple(specs), tuple(params), moe, extra
 
 
 def flashkda_load_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0) -> tuple[tuple[str, int], ...]:
@@ -250,7 +274,7 @@ def flashkda_load_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0)
     ``decode_conv1d_weight`` (3, kernel, P / tp) and ``decode_norm_weight`` (head_dim). Speculative decoding is not
     modelled here (it is counted as none).
 
-    FlashKDA prefill views, vLLM 0.34 only:
+    FlashKDA prefill views, vLLM 0.34 only (``RuleSet.flashkda_prefill_workspace``):
 
     vLLM v0.34.0 vllm/models/kimi_k3/nvidia/kda.py:KimiK3DeltaAttention.__init__: when the prefill backend resolves
     to ``flashkda`` (``resolve_kda_prefill_backend`` "auto": CUDA capability major 9, 10 or 12, head_dim 128,
@@ -258,9 +282,17 @@ def flashkda_load_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0)
     ``current_workspace_manager().get_simultaneous`` with (1, T, heads / tp, D) in the model dtype, twice
     (N, heads / tp, D, D) in the recurrent dtype and (``get_workspace_size(T, H, N)``,) uint8, T =
     max_num_batched_tokens, N = max_num_seqs: one grow-only buffer for all layers (vllm/v1/worker/workspace.py:
-    ``WorkspaceManager``, each view rounded up to 256 bytes). The last view's size comes from a compiled op and is
-    not counted (the plan warns). vLLM 0.33 reserves nothing here.
+    ``WorkspaceManager``, each view rounded up to 256 bytes). vLLM 0.33 reserves nothing here.
+
+    The last view's size comes from the compiled op ``torch.ops._flashkda_C.get_workspace_size`` (no Python source
+    in the wheel): :func:`flashkda_scratch_bytes` reads its arithmetic from the v0.34.0 wheel's
+    ``vllm/_flashkda_C.abi3.so`` (x86-64 disassembly of ``get_workspace_size(long, long, long)``).
+
+    Kimi-K3.1 (DSA) on FLASHMLA_SPARSE: that backend reserves its own views in the same buffer while the model is
+    built (families/deepseek_v32.py ``sparse_mla_load_workspace``, added by the planner); the buffer is the larger
+    of the two requests, so only the FlashKDA bytes beyond it are added here.
     """
+    from ...engines.vllm.rules.versions import for_version
     from ...rules.weights import pp_layer_split
 
     cc = getattr(device, "compute_capability", None)
@@ -279,16 +311,88 @@ def flashkda_load_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0)
     if (heads in (12, 24, 48, 96) and d == 128 and kernel == 4 and bf16 and ssm == "float32"
             and (cc == (9, 0) or cc[0] in (10, 12))):
         out.append(("KDA fused-decode weight copies (float32)", kda * (3 * kernel * heads * d * 4 + d * 4)))
-    if tuple(cfg.version[:3]) >= (0, 34, 0) and _flashkda(model, cfg, device):
-        t, n = cfg.max_num_batched_tokens, cfg.max_num_seqs
-
-        def view(nbytes: int) -> int:
-            return -(-nbytes // 256) * 256
-
-        out.append(("FlashKDA prefill workspace (known views)",
-                    view(t * heads * d * 2) + 2 * view(n * heads * d * d * (4 if ssm == "float32" else 2))))
+    rules = for_version(tuple(cfg.version[:3]), allow_older=True, platform=cfg.platform)
+    known, scratch = flashkda_views(model, cfg, device, rules)
+    if known:
+        shared = _sparse_mla_reservation(model, cfg, device)
+        if shared:  # one grow-only buffer: FLASHMLA_SPARSE's views are counted by the planner
+            out.append(("FlashKDA prefill workspace beyond the FLASHMLA_SPARSE views (one shared buffer)",
+                        max(known + scratch - shared, 0)))
+        else:
+            out.append(("FlashKDA prefill workspace (known views)", known))
+            out.append(("FlashKDA prefill workspace (get_workspace_size scratch)", scratch))
     out += _sequence_parallel_mlps(model, cfg, text, start, end)
     return tuple(out)
+
+
+def flashkda_scratch_bytes(tokens: int, heads: int, seqs: int) -> int:
+    """``torch.ops._flashkda_C.get_workspace_size(T, H, N)`` of the vLLM v0.34.0 wheel (vllm/_flashkda_C.abi3.so,
+    read from its x86-64 disassembly): ``(T // 16 rounded up + N) x H x 27 x 512`` bytes."""
+    return (-(-tokens // 16) + seqs) * heads * 27 * 512
+
+
+def _view(nbytes: int) -> int:
+    return -(-nbytes // 256) * 256  # vLLM v0.34.0 vllm/v1/worker/workspace.py: round_up(actual, 256) per view
+
+
+def flashkda_views(model: Any, cfg: Any, device: Any, rules: Any) -> tuple[int, int]:
+    """``(known views, get_workspace_size scratch)`` bytes of the FlashKDA prefill request (0, 0 when none)."""
+    text = model.hf_config.get("text_config") or model.hf_config
+    lac = text.get("linear_attn_config") or {}
+    if not (rules.flashkda_prefill_workspace and lac.get("num_heads") and _flashkda(model, cfg, device)):
+        return 0, 0
+    heads, d = int(lac["num_heads"]) // cfg.tp, int(lac["head_dim"])
+    t, n = cfg.max_num_batched_tokens, cfg.max_num_seqs
+    state_b = 4 if (cfg.mamba_ssm_dtype or "float32") == "float32" else 2
+    return (_view(t * heads * d * 2) + 2 * _view(n * heads * d * d * state_b),
+            _view(flashkda_scratch_bytes(t, heads, n)))
+
+
+def _sparse_mla_reservation(model: Any, cfg: Any, device: Any) -> int:
+    """FLASHMLA_SPARSE's load-time views of a Kimi-K3.1 (DSA) model, as the planner counts them (0 otherwise)."""
+    from .deepseek_v32 import sparse_mla_load_workspace
+
+    sparse = next((layer.attention for layer in model.layers if layer.attention and layer.attention.sparse), None)
+    if sparse is None:
+        return 0
+    text = model.hf_config.get("text_config") or model.hf_config
+    return sum(b for _, b in sparse_mla_load_workspace(
+        tuple(cfg.version[:3]), platform=cfg.platform, device_capability=getattr(device, "compute_capability", None),
+        kv_cache_dtype=cfg.kv_cache_dtype, heads_per_rank=model.num_attention_heads // cfg.tp,
+        kv_lora_rank=int(text.get("kv_lora_rank") or 512), q_head_size=sparse.head_size,
+        max_num_batched_tokens=cfg.max_num_batched_tokens, max_model_len=cfg.max_model_len))
+
+
+def dsa_profile_workspace(model: Any, cfg: Any, device: Any, pp_rank: int = 0) -> tuple[tuple[str, int], ...]:
+    """Kimi-K3.1: what the DSA indexer adds to the profile run's torch peak on a rank that holds a DSA layer
+    (families/kimi_k3_dsa.py ``profile_workspace``); the shared buffer already holds the larger of the load-time
+    requests (FlashKDA views, FLASHMLA_SPARSE views)."""
+    from ...engines.vllm.rules.versions import for_version
+    from ...rules.weights import pp_layer_split
+    from .kimi_k3_dsa import dsa_config, profile_workspace
+
+    text = model.hf_config.get("text_config") or model.hf_config
+    start, end = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)[pp_rank]
+    if not any(layer.attention is not None and layer.attention.indexer_packed for layer in model.layers[start:end]):
+        return ()
+    platform = getattr(device, "platform", "cuda")
+    if platform != "cuda":
+        from ...errors import InvalidConfig
+
+        # vLLM v0.34.0 vllm/models/kimi_k3/nvidia/dsa.py:KimiK3DSAAttention.__init__ (NotImplementedError on ROCm)
+        raise InvalidConfig("Kimi-K3.1 DSA requires the CUDA FlashMLA sparse / DeepGEMM indexer kernels; "
+                            f"{'ROCm' if platform == 'rocm' else platform} is not supported",
+                            hint="serve Kimi-K3.1 on an NVIDIA GPU (vramplan devices lists them)")
+    dsa = dsa_config(text, model.num_hidden_layers, kda_layers(text, model.num_hidden_layers))
+    if dsa is None:
+        return ()
+    rules = for_version(tuple(cfg.version[:3]), allow_older=True, platform=cfg.platform)
+    known, scratch = flashkda_views(model, cfg, device, rules)
+    load_buffer = max(known + scratch, _sparse_mla_reservation(model, cfg, device))
+    return profile_workspace(dsa, max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs,
+                             max_num_batched_tokens=cfg.max_num_batched_tokens,
+                             device_capability=getattr(device, "compute_capability", None),
+                             load_buffer_bytes=load_buffer)
 
 
 def _flashkda(model: Any, cfg: Any, device: Any) -> bool:
@@ -376,9 +480,18 @@ def vision_spec(cfg: dict, family: str) -> VisionSpec:
                           projectors=("patchmergerv2", "patchmerger"))
 
 
+def _for_release(model, rules):
+    """Kimi-K3.1 (DSA) exists from the release with ``RuleSet.kimi_k3_dsa`` (families/kimi_k3_dsa.py)."""
+    from .kimi_k3_dsa import for_release
+
+    return for_release(model, rules)
+
+
 register(Family(
     name="kimi_k3",
     builder=build,
+    for_release=_for_release,
+    profile_workspace=dsa_profile_workspace,
     vision=vision_spec,
     architectures={_ARCH: True, _ALIAS: True},
     config_fix=config_fix,

@@ -503,8 +503,10 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
     if attn_layer.kind is LayerKind.MLA:
         # vLLM v0.34.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size: with model_config.use_mla the
         # one-token page is MLAAttentionSpec(block_size=1, num_kv_heads=1, head_size=kv_lora + rope): no V half
-        # (Kimi-K3, the only MLA + mamba hybrid modelled)
-        per_token = 656 if kv_dtype == "fp8_ds_mla" else int(attn.head_size * kv_b)
+        # (Kimi-K3, the only MLA + mamba hybrid modelled). It builds that spec without ``state_content_bytes``, from
+        # cache_config.cache_dtype, so an fp8 cache counts 576 bytes here even where the sparse layers store the
+        # 656-byte fp8_ds_mla record (Kimi-K3.1 on FLASHMLA_SPARSE)
+        per_token = int(attn.head_size * kv_b)
     k_per_token = int(heads * attn.head_size * kv_b)
     page = _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=ssm_dtype)
     conv = page - _mamba_state_bytes(mamba, tp=tp, model_dtype=model_dtype, ssm_dtype=ssm_dtype, conv_only=False,

@@ -25,4 +25,5 @@ from .v0_33 import RULES as _PREVIOUS
 
 RULES = replace(_PREVIOUS, version=(0, 34, 0), extensible_kv_cache_platforms=("cuda", "rocm"),
                 default_block_size=64, v1_model_runner=False, cudagraph_estimate_only_when_applied=True,
-                kv_memory_hint_in_errors=True, split_capture_sizes=True)
+                kv_memory_hint_in_errors=True, split_capture_sizes=True,
+                kimi_k3_dsa=True, flashkda_prefill_workspace=True)

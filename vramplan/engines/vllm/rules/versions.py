@@ -143,6 +143,14 @@ class RuleSet:
     kv_memory_hint_in_errors: bool = False
     """The KV-memory errors end with ``_more_kv_cache_memory_hint`` and "Decreasing `max_model_len` also reduces
     what is needed." (v0.34 ``kv_cache_planning._check_enough_kv_cache_memory``)."""
+    kimi_k3_dsa: bool = False
+    """Kimi-K3.1's DSA (``dsa_config``): a sparse-attention indexer on the MLA layers, its indexer cache packed
+    block-outermost beside the MLA pages (v0.34 vllm/models/kimi_k3/nvidia/dsa.py, common/dsa_cache.py
+    ``KimiK3IndexerBackend.supported_kv_cache_layouts``); v0.33 has no indexer (its ``KimiLinearConfig`` takes
+    no ``dsa_config``). Read by the kimi_k3 family's ``for_release`` view (model/families/kimi_k3_dsa.py)."""
+    flashkda_prefill_workspace: bool = False
+    """Kimi-K3's FlashKDA prefill reserves its views in the shared workspace while the model is built (v0.34
+    vllm/models/kimi_k3/nvidia/kda.py ``KimiK3DeltaAttention.__init__``); v0.33 reserves nothing there."""
     # ---- change points of the general V1 line (0.20 and later). Each defaults to the older behaviour and is
     # switched in the rule file of the release that introduced it (docs/vllm-rules.md, "Where the rules changed").
     batched_dp_moe_batch_default: bool = False
