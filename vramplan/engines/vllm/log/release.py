@@ -279,6 +279,55 @@ def _package_clues(f) -> tuple[list[Clue], list[str]]:
     return clues, seen
 
 
+_BASENAME_ONLY_AMBIGUOUS = frozenset({"model_runner.py"})
+"""File names two engines share (the V2 runner's gpu/model_runner.py and V0's worker/model_runner.py): a prefix
+that gives only the file name is not matched for them."""
+
+
+def _fingerprint_clues(f, plat: str) -> list[Clue]:
+    """Clues from where a message was logged ("[kv_cache_utils.py:1286] GPU KV cache size: ..."): the releases
+    read that log it from that line, bounded by the neighbouring releases read that log it elsewhere
+    (``_fingerprints.py``, built by tools/release_fingerprints.py)."""
+    from ._fingerprints import ANCHORS, FINGERPRINTS
+
+    out: dict[tuple[str, str], Clue] = {}
+    for src, text in getattr(f, "source_lines", ()) or ():
+        path, _, line = str(src).rpartition(":")
+        if not line.isdecimal() or not path or len(line) > 7:
+            continue
+        n = int(line)
+        path = path.lstrip("./")
+        for anchor, needle in ANCHORS.items():
+            if needle not in text:
+                continue
+            for key, rows in FINGERPRINTS.get(anchor, {}).items():
+                kind, _, rel = key.partition(":")
+                if kind == "ascend" and plat != "ascend":
+                    continue
+                if "/" in path:
+                    if not (rel.endswith(path) or path.endswith(rel)):
+                        continue
+                elif rel.rsplit("/", 1)[-1] != path or path in _BASENAME_ONLY_AMBIGUOUS:
+                    continue
+                hits = [r for r in rows if n in r[2]]
+                if not hits or (anchor, key) in out:
+                    continue
+                first, last = hits[0][1], hits[-1][1]
+                before = [r for r in rows if r[1] < first]
+                after = [r for r in rows if r[1] > last]
+                low = (before[-1][1][0], before[-1][1][1], before[-1][1][2] + 1) if before else None
+                end = after[0][1] if after else None
+                pkg = "vllm-ascend" if kind == "ascend" else "vLLM"
+                where = ", ".join(r[0] for r in hits)
+                elsewhere = ", ".join(r[0] for r in (before[-1:] + after[:1]))
+                out[(anchor, key)] = Clue(
+                    name=f"line_{anchor}", says=f"'{needle}' logged from {path}:{n}", low=low, end=end, strong=True,
+                    source=f"{pkg} {where} {'vllm_ascend' if kind == 'ascend' else 'vllm'}/{rel} logs it at line {n}"
+                           + (f"; {elsewhere} elsewhere" if elsewhere else ""),
+                    platform="ascend" if kind == "ascend" else None)
+    return list(out.values())
+
+
 def infer_release(f, *, platform: str | None = None) -> ReleaseInference:
     """The release ``f`` (a :class:`LogFacts` without ``vllm_version``) most likely came from (see module doc).
 
@@ -297,7 +346,11 @@ def infer_release(f, *, platform: str | None = None) -> ReleaseInference:
         if hit:
             found.append(clue)
     pkg_clues, seen = _package_clues(f)
-    found = pkg_clues + found
+    try:
+        line_clues = _fingerprint_clues(f, plat)
+    except Exception:  # noqa: BLE001
+        line_clues = []
+    found = pkg_clues + line_clues + found
 
     lo: Release | None = None
     end: Release | None = None
@@ -329,6 +382,8 @@ def infer_release(f, *, platform: str | None = None) -> ReleaseInference:
     version = _newest_fitting(lo, end, engine, plat, SUPPORTED, for_version)
     low_text = release_text(lo) if lo else None
     high_text = _last_before(end) if end else None
+    if lo and end and end[2] == 0 and lo[2] > 0 and lo[:2] == (end[0], end[1] - 1):
+        high_text += ".x"  # 0.27.1-0.27.x, not 0.27.1-0.27
     modules = _rule_sets_in(lo, end, plat, SUPPORTED, for_version)
     ambiguous = bool(aside) or len(modules) > 1
     evidence = tuple(_describe(c) for c in used) + tuple(prior)
