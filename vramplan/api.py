@@ -210,10 +210,15 @@ def explain(log: str | os.PathLike | Iterable[str], *, compare: bool = False, mo
             note = exc.one_line()
     platform = p.device.platform if p is not None else None
     used, source, inference = release_for(facts, platform=platform, vllm_version=vllm_version)
+    checks: list = []
     if p is None:  # no comparison asked for, or it could not be made
         used = source = None
+    elif source == "inferred" and len(inference.rule_sets) > 1:
+        from .explain import range_check
+
+        checks = range_check(facts, inference, rows, model=model, device=device, chosen_label=p.rules.label)
     return explanation(facts, compared=compare, compare_rows=rows, compare_note=note, plan=p, release=inference,
-                       release_source=source, compared_version=used)
+                       release_source=source, compared_version=used, range_check=tuple(checks))
 
 
 def fit(

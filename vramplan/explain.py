@@ -59,6 +59,9 @@ class Explanation:
     "inferred" (``release``); None when no comparison was asked for or it could not be made."""
     compared_version: str | None = None
     """The release the comparison was planned at (its rule set is ``plan.rules``)."""
+    range_check: tuple[dict[str, Any], ...] = ()
+    """When the release was inferred and its range holds several rule sets: the log planned with each of the
+    others (:func:`range_check`), so the report can say whether they agree."""
 
     def __repr__(self) -> str:
         f = self.facts
@@ -243,7 +246,7 @@ def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
 
 def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: str | None = None,
                 plan: Any = None, release: Any = None, release_source: str | None = None,
-                compared_version: str | None = None) -> Explanation:
+                compared_version: str | None = None, range_check: tuple = ()) -> Explanation:
     """An :class:`Explanation` of the facts read from a log. ``release`` defaults to the inference from the
     log's lines when it states no version."""
     from .engines.vllm.sizing.extensible_log import explain_rows, extensible_figures
@@ -256,7 +259,8 @@ def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: s
                        activation_peak_gib=activation_peak_gib(f), compared=compared,
                        compare_rows=tuple(compare_rows) if compare_rows else None, compare_note=compare_note,
                        plan=plan, extensible=extensible_figures(f) or None, extensible_rows=tuple(explain_rows(f)),
-                       release=release, release_source=release_source, compared_version=compared_version)
+                       release=release, release_source=release_source, compared_version=compared_version,
+                       range_check=tuple(range_check))
 
 
 def _extensible_json(f) -> dict | None:
@@ -342,6 +346,32 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None,
     # 0.6.3-0.6.4, vllm-ascend's NPU worker, the 0.27 profiling summary, 0.34's extensible KV cache, ...)
     version = release_for(f, platform=dev.platform, vllm_version=vllm_version)[0]
     return name, args, dev, version
+
+
+def _shown(v: Any) -> Any:
+    """A compared figure as the report shows it (GiB to 2 decimals), so rule sets that agree to the print agree."""
+    return round(v, 2) if isinstance(v, float) else v
+
+
+def range_check(f, inference, chosen_rows, *, model: str | None = None, device: str | None = None,
+                chosen_label: str | None = None) -> list[dict[str, Any]]:
+    """The log compared with each other rule set of an inferred release range (``inference.rule_sets``): for each,
+    its label, the release planned and the rows whose predicted figure differs from the chosen comparison's
+    (``{term: [chosen, this]}``; empty when the rule set plans the log alike). A rule set that cannot plan the
+    log says why."""
+    out: list[dict[str, Any]] = []
+    chosen = {t: _shown(p) for t, p, _ in chosen_rows}
+    for label, version in getattr(inference, "rule_sets", ()):
+        if label == chosen_label:
+            continue
+        try:
+            _, rows = compare(f, model=model, device=device, vllm_version=version)
+        except InputError as exc:
+            out.append({"rules": label, "version": version, "same": None, "differs": {}, "note": exc.one_line()})
+            continue
+        diff = {t: [chosen.get(t), _shown(p)] for t, p, _ in rows if chosen.get(t) != _shown(p)}
+        out.append({"rules": label, "version": version, "same": not diff, "differs": diff})
+    return out
 
 
 def compare(f, *, model: str | None = None, device: str | None = None,

@@ -113,10 +113,16 @@ def test_seed_001_cli_says_it_inferred_and_the_user_version_wins():
     inf = obj["release_inference"]
     assert inf["inferred"] is True and inf["range"] == "0.14-0.23" and inf["evidence"] and inf["ambiguous"] is True
     assert obj["compare"]["vllm_version_source"] == "inferred" and obj["compare"]["vllm_version"] == inf["version"]
+    # every other rule set of 0.14-0.23 (v0.19-v0.22) was planned too and gives the same comparison
+    checks = obj["compare"]["range_check"]
+    assert {c["rules"] for c in checks} == {"v0.19.0", "v0.20.0", "v0.21.0", "v0.22.0"}
+    assert all(c["same"] and not c["differs"] for c in checks)
+    assert "plan this log alike" in flat
     code, out, _ = run_cli("explain", str(SEED), "--compare", "--json", "--vllm-version", "0.33")
     obj = json.loads(out)
     assert obj["compare"]["vllm_version_source"] == "user" and obj["compare"]["rules"] == "v0.33.0"
     assert obj["release_inference"]["range"] == "0.14-0.23"  # still reported
+    assert obj["compare"]["range_check"] == []  # the user chose: no range to check
     code, _, err = run_cli("explain", str(SEED), "--vllm-version", "x.y")
     assert code == 2 and err.count("\n") == 1 and "not a vLLM version" in err
 
@@ -310,3 +316,19 @@ def test_the_line_a_message_is_logged_from_names_the_release(line, platform, low
 def test_a_line_number_no_release_read_uses_is_no_clue():
     inf = infer_release(parse_log_text("INFO 01-01 [gpu_worker.py:1] Available KV cache memory: 4.0 GiB"), platform="cuda")
     assert not any("logged from" in e for e in inf.evidence)
+
+
+def test_a_range_whose_rule_sets_disagree_says_how():
+    # Qwen3-Next on Ascend, vLLM 0.12 lines: only vllm-ascend's own NPU worker rules (v0.12.0) run V1 at or below
+    # 0.12 on Ascend, so nothing else is planned; asked at 0.19 (memory_profiling) the non-torch term differs
+    from vramplan import explain
+
+    log = DATA / "public" / "logs" / "qwen3-next-80b-ascend-tp4-v012rc1.log"
+    x = explain(log, compare=True, model="Qwen/Qwen3-Next-80B-A3B-Instruct", device="ascend-910b3")
+    assert x.plan.rules.label == "v0.12.0" and x.release_source == "inferred"
+    assert [label for label, _ in x.release.rule_sets] == ["v0.12.0"] and x.range_check == ()
+    from vramplan.explain import range_check
+
+    fake = type("R", (), {"rule_sets": (("v0.19.0", "0.19.0"),)})()
+    diff = range_check(x.facts, fake, x.compare_rows, model="Qwen/Qwen3-Next-80B-A3B-Instruct", device="ascend-910b3")
+    assert diff[0]["same"] is False and "non-torch increase (GiB)" in diff[0]["differs"]

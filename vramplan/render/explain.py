@@ -72,6 +72,7 @@ def explanation_to_dict(x: "Explanation") -> dict[str, Any]:
         obj["compare"]["vllm_version_source"] = getattr(x, "release_source", None)
         plan = x.plan
         obj["compare"]["rules"] = plan.rules.label if plan is not None else None
+        obj["compare"]["range_check"] = list(getattr(x, "range_check", ()) or ())
     return obj
 
 
@@ -147,6 +148,17 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
             con.print(f"planned with vLLM {plan.rules.label} rules{why} on {plan.device.label}", style="dim")
             if plan.rules.stand_in_note:
                 con.print(plan.rules.stand_in_note, style="dim", highlight=False)
+            checks = getattr(x, "range_check", ()) or ()
+            if checks:
+                rng = x.release.range if getattr(x, "release", None) is not None else "the inferred range"
+                alike = [c["rules"] for c in checks if c["same"]]
+                differ = [c for c in checks if c["same"] is False]
+                if alike:
+                    con.print(f"the other rule sets in {rng} ({', '.join(alike)}) plan this log alike", style="dim",
+                              highlight=False)
+                for c in differ:
+                    terms = "; ".join(f"{t} {_fmt(a)} -> {_fmt(b)}" for t, (a, b) in list(c["differs"].items())[:4])
+                    con.print(f"{c['rules']} (also in {rng}) differs: {terms}", style="yellow", highlight=False)
     elif note:
         con.print(f"compare: {note} — showing the log side only", style="yellow", highlight=False)
 

@@ -273,7 +273,7 @@ def explain_json(req: dict) -> dict:
         except VramplanError as exc:
             obj = x.to_dict()
             obj["compare"] = {"unavailable": exc.one_line(), "vllm_version": None, "vllm_version_source": None,
-                              "rules": None}
+                              "rules": None, "range_check": []}
             return json.loads(json.dumps(obj, default=str))
         x = vramplan.explain(io.StringIO(log, newline="\n"), compare=True, model=model, device=device,
                              vllm_version=version)

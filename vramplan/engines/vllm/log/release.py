@@ -200,6 +200,9 @@ class ReleaseInference:
     """Whether the range holds several rule sets, or clues disagreed."""
     note: str = ""
     """One line for the report: "release not in the log; inferred 0.14-0.23 from ...; compared at 0.23.0 ..."."""
+    rule_sets: tuple[tuple[str, str], ...] = ()
+    """(rule set label, the newest release in the range it plans) for each rule set in the range with the log's
+    engine, newest first: what ``explain --compare`` re-plans to say whether the range's rule sets agree."""
 
     @property
     def range(self) -> str:
@@ -208,7 +211,8 @@ class ReleaseInference:
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "range": self.range, "low": self.low, "high": self.high,
                 "inferred": True, "evidence": list(self.evidence), "set_aside": list(self.set_aside),
-                "seen": list(self.seen), "ambiguous": self.ambiguous, "note": self.note}
+                "seen": list(self.seen), "ambiguous": self.ambiguous, "note": self.note,
+                "rule_sets": [{"rules": label, "version": v} for label, v in self.rule_sets]}
 
 
 def release_text(r: Release) -> str:
@@ -384,7 +388,12 @@ def infer_release(f, *, platform: str | None = None) -> ReleaseInference:
     high_text = _last_before(end) if end else None
     if lo and end and end[2] == 0 and lo[2] > 0 and lo[:2] == (end[0], end[1] - 1):
         high_text += ".x"  # 0.27.1-0.27.x, not 0.27.1-0.27
-    modules = _rule_sets_in(lo, end, plat, SUPPORTED, for_version)
+    reps: dict[str, str] = {}
+    for p in _candidates(lo, end, SUPPORTED):
+        rules = _rules_at(p, plat, for_version)
+        if rules is not None and rules.engine == engine and rules.label not in reps:
+            reps[rules.label] = ".".join(map(str, p))
+    modules = set(reps)  # the rule sets of the range that run the log's engine
     ambiguous = bool(aside) or len(modules) > 1
     evidence = tuple(_describe(c) for c in used) + tuple(prior)
     rng = _range_text(low_text, high_text)
@@ -399,7 +408,7 @@ def infer_release(f, *, platform: str | None = None) -> ReleaseInference:
     note += f"; --compare plans it at {version}"
     return ReleaseInference(version=version, low=low_text, high=high_text, evidence=evidence,
                             set_aside=tuple(_describe(c) for c in aside), seen=tuple(seen), ambiguous=ambiguous,
-                            note=note)
+                            note=note, rule_sets=tuple(reps.items()))
 
 
 def _candidates(lo: Release | None, end: Release | None, supported) -> list[Release]:
@@ -413,13 +422,20 @@ def _candidates(lo: Release | None, end: Release | None, supported) -> list[Rele
     return sorted((p for p in pts if (lo is None or p >= lo) and (end is None or p < end)), reverse=True)
 
 
+def _rules_at(p: Release, plat: str, for_version):
+    """The rule set that plans release ``p``, or None where only a newer one would stand in (a release older
+    than every rule set of the platform): that one is not a rule set of the range."""
+    try:
+        rules = for_version(p, allow_older=True, platform=plat)
+    except Exception:  # noqa: BLE001
+        return None
+    return None if rules.version > p else rules
+
+
 def _newest_fitting(lo, end, engine, plat, supported, for_version) -> str:
     for p in _candidates(lo, end, supported):
-        try:
-            rules = for_version(p, allow_older=True, platform=plat)
-        except Exception:  # noqa: BLE001
-            continue
-        if rules.engine == engine:
+        rules = _rules_at(p, plat, for_version)
+        if rules is not None and rules.engine == engine:
             return ".".join(map(str, p))
     # nothing in the range has the log's engine: the range's newest point, or the platform's default
     pts = _candidates(lo, end, supported)
@@ -428,13 +444,3 @@ def _newest_fitting(lo, end, engine, plat, supported, for_version) -> str:
     from ..rules.versions import default_version
 
     return default_version(plat)
-
-
-def _rule_sets_in(lo, end, plat, supported, for_version) -> set[str]:
-    out = set()
-    for p in _candidates(lo, end, supported):
-        try:
-            out.add(for_version(p, allow_older=True, platform=plat).label)
-        except Exception:  # noqa: BLE001
-            continue
-    return out
