@@ -106,7 +106,7 @@ CLUES: tuple[tuple[Clue, Callable[[Any], bool]], ...] = (
     (Clue(name="profile_non_torch_forward", says='"non-torch forward increase memory" in the profiling summary',
           low=(0, 9, 2), end=(0, 27, 0), strong=True,
           source="vLLM 0.12.0-0.26.0 vllm/utils/mem_utils.py:MemoryProfilingResult.__repr__ (weights + torch peak + "
-                 "non-torch; 0.27.0 prints 'total consumed')"),
+                 "non-torch; 0.27.0 prints 'total consumed'; the lower bound is PR #19312's release, not read)"),
      lambda f: _any(f, "non-torch forward increase memory", ("memory_profile",))),
     (Clue(name="v034_extensible", says="vLLM 0.34's extensible KV cache lines", low=(0, 34, 0), end=None, strong=True,
           source="vLLM 0.34.0 vllm/v1/worker/gpu_worker.py (Memory after warmup / Extended KV cache)"),
@@ -126,7 +126,7 @@ CLUES: tuple[tuple[Clue, Callable[[Any], bool]], ...] = (
     (Clue(name="util_two_decimals", says='"Requested memory: X.XX (util)" (two decimals)', low=(0, 10, 1),
           end=(0, 14, 0), strong=False,
           source="vLLM 0.12.0/0.13.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory prints the util "
-                 "with %.2f; 0.14.1 with %f"),
+                 "with %.2f; 0.14.1 with %f; the lower bound is PR #21429's release, not read"),
      lambda f: 2 in _util_decimals(f)),
     (Clue(name="util_six_decimals", says='"Requested memory: X.XXXXXX (util)" (%f)', low=(0, 14, 0), end=None,
           strong=False, source="vLLM 0.14.1-0.34.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory (%f)"),
