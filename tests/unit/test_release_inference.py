@@ -239,7 +239,26 @@ def test_vllm_ascend_package_version_pins_the_release():
     inf = infer_release(f, platform="ascend")
     assert (inf.low, inf.high, inf.version) == ("0.13", "0.13", "0.13.0")
     assert for_version(inf.version, platform="ascend").non_kv_formula == "absolute_peak"  # the NPU worker's own
-    assert "torch_npu 2.5.1.post1" in inf.seen
+    assert "cann 8.1.RC1" in inf.seen and any("torch_npu 2.5.1.post1" in e for e in inf.evidence)
+
+
+@pytest.mark.parametrize("torch_npu, low, high", [
+    ("2.5.1.post1", None, "0.13"),  # vllm-ascend 0.9.1 requires 2.5.1.post1, 0.14.0rc1 already 2.9.0
+    ("2.9.0", "0.9.2", "0.22"),  # 0.14.0rc1 and 0.18.0 require 2.9.0; 0.9.1 2.5; 0.23.0 2.10
+    ("2.10.0.post4", "0.18.1", "0.23"),  # 0.23.0 requires it, and no vllm-ascend read is newer
+])
+def test_torch_npu_bounds_the_vllm_ascend_release(torch_npu, low, high):
+    f = parse_log_text(f"torch_npu=={torch_npu}\nINFO 01-01 00:00:00 [x.py:1] GPU KV cache size: 1,000 tokens")
+    inf = infer_release(f, platform="ascend")
+    assert (inf.low, inf.high) == (low, high), inf.evidence
+    assert any(e.startswith(f"torch_npu {torch_npu}") for e in inf.evidence)
+
+
+def test_a_torch_npu_that_disagrees_with_the_worker_lines_is_set_aside():
+    # torch_npu 2.5 (vllm-ascend <= 0.13) beside vLLM's memory profiling worker (>= 0.14): the worker decides
+    f = parse_log_text("torch_npu==2.5.1\nINFO 01-01 00:00:00 [worker.py:1] Available KV cache memory: 4.0 GiB")
+    inf = infer_release(f, platform="ascend")
+    assert inf.low == "0.14" and any(s.startswith("torch_npu 2.5.1") for s in inf.set_aside) and inf.ambiguous
 
 
 def test_ascend_old_worker_line_alone_means_the_old_worker():

@@ -265,19 +265,54 @@ def _empty(lo: Release | None, end: Release | None) -> bool:
 _PACKAGE_VERSION = re.compile(r"(\d{1,3})\.(\d{1,4})(?:\.(\d{1,4}))?")
 
 
+TORCH_NPU_PINS: tuple[tuple[str, Release, tuple[int, int]], ...] = (
+    ("0.9.1", (0, 9, 1), (2, 5)),
+    ("0.14.0rc1", (0, 14, -1), (2, 9)),
+    ("0.18.0", (0, 18, 0), (2, 9)),
+    ("0.23.0", (0, 23, 0), (2, 10)),
+)
+"""(vllm-ascend release read, as a release tuple (an rc one below), the torch_npu major.minor its wheel requires:
+Requires-Dist torch-npu==2.5.1.post1 / 2.9.0 / 2.9.0 / 2.10.0.post4)."""
+
+
+def _torch_npu_clue(value: str) -> Clue | None:
+    """torch_npu X.Y bounds the vllm-ascend release between the releases read that require an older and a newer
+    torch_npu (pins only move forward). Weak: releases not read may pin differently within those bounds."""
+    m = _PACKAGE_VERSION.match(value)
+    if not m:
+        return None
+    t = (int(m.group(1)), int(m.group(2)))
+    older = [r for r in TORCH_NPU_PINS if r[2] < t]
+    newer = [r for r in TORCH_NPU_PINS if r[2] > t]
+    same = [r[0] for r in TORCH_NPU_PINS if r[2] == t]
+    low = (older[-1][1][0], older[-1][1][1], older[-1][1][2] + 1) if older else None
+    end = newer[0][1] if newer else None
+    if low is None and end is None:
+        return None
+    pins = f"required by vllm-ascend {', '.join(same)}" if same else "required by no vllm-ascend release read"
+    return Clue(name="torch_npu_version", says=f"torch_npu {value}", low=low, end=end, strong=False, platform=None,
+                source=f"torch_npu {t[0]}.{t[1]} is {pins} (wheels 0.9.1, 0.14.0rc1, 0.18.0, 0.23.0 Requires-Dist)")
+
+
 def _package_clues(f) -> tuple[list[Clue], list[str]]:
     """Clues from package versions the log printed (``LogFacts.packages``): vllm-ascend X.Y.Z runs on vLLM X.Y
-    (vllm-ascend 0.9.1, 0.14.0rc1, 0.18.0, 0.23.0 wheels: Requires-Dist / README pin the same vLLM minor).
-    torch_npu and CANN versions are reported, not used: one torch_npu pins several vllm-ascend releases."""
+    (vllm-ascend 0.14.0rc1, 0.18.0, 0.23.0 check ``vllm_version_is("0.14.0" / "0.18.0" / "0.23.0")``); torch_npu
+    through the releases' pins (:data:`TORCH_NPU_PINS`). CANN versions are reported, not used."""
     clues: list[Clue] = []
     seen: list[str] = []
     for name, value in sorted((getattr(f, "packages", None) or {}).items()):
         m = _PACKAGE_VERSION.match(str(value))
+        clue = None
         if name == "vllm_ascend" and m:
             major, minor = int(m.group(1)), int(m.group(2))
-            clues.append(Clue(name="vllm_ascend_version", says=f"vllm-ascend {value}", low=(major, minor, 0),
-                              end=(major, minor + 1, 0), strong=True, platform=None,
-                              source="vllm-ascend releases run on the vLLM release of the same minor"))
+            clue = Clue(name="vllm_ascend_version", says=f"vllm-ascend {value}", low=(major, minor, 0),
+                        end=(major, minor + 1, 0), strong=True, platform=None,
+                        source="vllm-ascend releases run on the vLLM release of the same number (0.14.0rc1, 0.18.0, "
+                               "0.23.0 vllm_ascend/utils.py:vllm_version_is checks)")
+        elif name == "torch_npu":
+            clue = _torch_npu_clue(str(value))
+        if clue is not None:
+            clues.append(clue)
         else:
             seen.append(f"{name} {value}")
     return clues, seen
