@@ -171,13 +171,15 @@ def plan(
 
 
 def explain(log: str | os.PathLike | Iterable[str], *, compare: bool = False, model: str | None = None,
-            device: str | None = None) -> "Explanation":
+            device: str | None = None, vllm_version: str | None = None) -> "Explanation":
     """Read a real vLLM log: where every GiB went, vLLM's budget re-checked, the failure and its fix.
 
     ``log`` is a path (``str`` or ``os.PathLike``), ``"-"`` for standard input, the log's text (a string
     holding newlines), an open text file, or its lines. With ``compare=True`` the startup the log
     describes is planned with its release's rules and put beside it (``model``/``device`` when the log
-    does not name them); a comparison that cannot be made is a note, not an error.
+    does not name them); a comparison that cannot be made is a note, not an error. The release is
+    ``vllm_version`` if given, else the log's version line, else the one its lines point to (the
+    explanation's ``release`` says which lines and how sure).
     """
     from .explain import compare as compare_log
     from .explain import explanation
@@ -195,13 +197,28 @@ def explain(log: str | os.PathLike | Iterable[str], *, compare: bool = False, mo
         facts = read_log(log)  # type: ignore[arg-type]
     else:
         facts = parse_log_text("\n".join(line.rstrip("\n") for line in log))
+    from .explain import release_for
+
     rows = note = p = None
+    source = used = None
+    if vllm_version is not None:
+        release_for(facts, vllm_version=vllm_version)  # a malformed version is an error even without --compare
     if compare:
         try:
-            p, rows = compare_log(facts, model=model, device=device)
+            p, rows = compare_log(facts, model=model, device=device, vllm_version=vllm_version)
         except VramplanError as exc:
             note = exc.one_line()
-    return explanation(facts, compared=compare, compare_rows=rows, compare_note=note, plan=p)
+    platform = p.device.platform if p is not None else None
+    used, source, inference = release_for(facts, platform=platform, vllm_version=vllm_version)
+    checks: list = []
+    if p is None:  # no comparison asked for, or it could not be made
+        used = source = None
+    elif source == "inferred" and len(inference.rule_sets) > 1:
+        from .explain import range_check
+
+        checks = range_check(facts, inference, rows, model=model, device=device, chosen_label=p.rules.label)
+    return explanation(facts, compared=compare, compare_rows=rows, compare_note=note, plan=p, release=inference,
+                       release_source=source, compared_version=used, range_check=tuple(checks))
 
 
 def fit(

@@ -17,7 +17,7 @@ from .errors import InputError
 from .units import GiB
 
 __all__ = ["Diagnosis", "Explanation", "explanation", "diagnose", "budget_checks", "facts_to_dict", "compare",
-           "inputs_from_facts", "activation_peak_gib"]
+           "inputs_from_facts", "activation_peak_gib", "release_for"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +51,17 @@ class Explanation:
     """vLLM 0.34's post-warm-up figures read from the log (``sizing/extensible_log.extensible_figures``)."""
     extensible_rows: tuple[tuple[str, Any], ...] = ()
     """(label, GiB) rows for the breakdown table after warm-up and capture (vLLM 0.34 logs)."""
+    release: Any = None
+    """When the log states no version: the release inferred from its lines (``engines/vllm/log/release.py``
+    ``ReleaseInference``), even when ``--vllm-version`` overrides it for the comparison; None otherwise."""
+    release_source: str | None = None
+    """Where the release the comparison used came from: "log" (a version line), "user" (``--vllm-version``),
+    "inferred" (``release``); None when no comparison was asked for or it could not be made."""
+    compared_version: str | None = None
+    """The release the comparison was planned at (its rule set is ``plan.rules``)."""
+    range_check: tuple[dict[str, Any], ...] = ()
+    """When the release was inferred and its range holds several rule sets: the log planned with each of the
+    others (:func:`range_check`), so the report can say whether they agree."""
 
     def __repr__(self) -> str:
         f = self.facts
@@ -234,14 +245,22 @@ def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
 
 
 def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: str | None = None,
-                plan: Any = None) -> Explanation:
-    """An :class:`Explanation` of the facts read from a log."""
+                plan: Any = None, release: Any = None, release_source: str | None = None,
+                compared_version: str | None = None, range_check: tuple = ()) -> Explanation:
+    """An :class:`Explanation` of the facts read from a log. ``release`` defaults to the inference from the
+    log's lines when it states no version."""
     from .engines.vllm.sizing.extensible_log import explain_rows, extensible_figures
 
+    if release is None and f.vllm_version is None:
+        from .engines.vllm.log.release import infer_release
+
+        release = infer_release(f, platform=plan.device.platform if plan is not None else None)
     return Explanation(facts=f, diagnosis=diagnose(f), checks=tuple(budget_checks(f)),
                        activation_peak_gib=activation_peak_gib(f), compared=compared,
                        compare_rows=tuple(compare_rows) if compare_rows else None, compare_note=compare_note,
-                       plan=plan, extensible=extensible_figures(f) or None, extensible_rows=tuple(explain_rows(f)))
+                       plan=plan, extensible=extensible_figures(f) or None, extensible_rows=tuple(explain_rows(f)),
+                       release=release, release_source=release_source, compared_version=compared_version,
+                       range_check=tuple(range_check))
 
 
 def _extensible_json(f) -> dict | None:
@@ -271,8 +290,27 @@ def _device_from_total(total_gib: float | None, platform: str | None):
     return custom_device(total_gib, platform=platform or "cuda")
 
 
-def inputs_from_facts(f, *, model: str | None = None, device: str | None = None):
-    """(model id, EngineArgs, device, version) rebuilt from a log, or an InputError saying what is missing."""
+def release_for(f, *, platform: str | None = None, vllm_version: str | None = None):
+    """(version, source, inference) for planning the startup a log describes: the user's ``vllm_version``
+    (source "user"), else the log's version line ("log"), else the release inferred from the log's lines
+    ("inferred", ``engines/vllm/log/release.py:infer_release``). ``inference`` is the inference whenever the log
+    states no version (also when the user's version overrides it), else None."""
+    from .engines.vllm.log.release import infer_release
+
+    inference = infer_release(f, platform=platform) if f.vllm_version is None else None
+    if vllm_version:
+        from .engines.vllm.rules.versions import parse_version
+
+        parse_version(vllm_version)  # a malformed --vllm-version is the user's one-line error
+        return str(vllm_version), "user", inference
+    if f.vllm_version is not None:
+        return f.vllm_version, "log", None
+    return inference.version, "inferred", inference
+
+
+def inputs_from_facts(f, *, model: str | None = None, device: str | None = None, vllm_version: str | None = None):
+    """(model id, EngineArgs, device, version) rebuilt from a log, or an InputError saying what is missing.
+    The version is :func:`release_for`'s: ``vllm_version``, the log's, or inferred from the log's lines."""
     from .resolve import resolve_device
     from .engines.vllm.flags import EngineArgs
     from .inputs.model_source import catalog_ids
@@ -304,23 +342,47 @@ def inputs_from_facts(f, *, model: str | None = None, device: str | None = None)
     dev = resolve_device(device) if device else _device_from_total(f.total_gib or f.total_memory_gib, f.platform)
     if dev is None:
         raise InputError("the log does not say the device's total memory", hint="pass --device NAME")
-    version = f.vllm_version
-    if version is None and f.era == "v0-pr9352":
-        version = "0.6.4"  # the one-line 'Memory profiling results' of vLLM 0.6.3-0.6.4 (the V0 rules)
-    if version is None:
-        # a log without its version: 0.34 if it shows the extensible KV cache's lines, else 0.33 (the default
-        # before 0.34 became it: older logs keep the plans they had)
-        version = "0.34.0" if f.era == "v1-v0.34" else "0.33.0"
+    # a log without its version line: the release its lines point to (the one-line 'Memory profiling results' of
+    # 0.6.3-0.6.4, vllm-ascend's NPU worker, the 0.27 profiling summary, 0.34's extensible KV cache, ...)
+    version = release_for(f, platform=dev.platform, vllm_version=vllm_version)[0]
     return name, args, dev, version
 
 
-def compare(f, *, model: str | None = None, device: str | None = None) -> tuple[Any, list[tuple[str, Any, Any]]]:
-    """Plan the startup the log describes; rows of (term, predicted, logged)."""
+def _shown(v: Any) -> Any:
+    """A compared figure as the report shows it (GiB to 2 decimals), so rule sets that agree to the print agree."""
+    return round(v, 2) if isinstance(v, float) else v
+
+
+def range_check(f, inference, chosen_rows, *, model: str | None = None, device: str | None = None,
+                chosen_label: str | None = None) -> list[dict[str, Any]]:
+    """The log compared with each other rule set of an inferred release range (``inference.rule_sets``): for each,
+    its label, the release planned and the rows whose predicted figure differs from the chosen comparison's
+    (``{term: [chosen, this]}``; empty when the rule set plans the log alike). A rule set that cannot plan the
+    log says why."""
+    out: list[dict[str, Any]] = []
+    chosen = {t: _shown(p) for t, p, _ in chosen_rows}
+    for label, version in getattr(inference, "rule_sets", ()):
+        if label == chosen_label:
+            continue
+        try:
+            _, rows = compare(f, model=model, device=device, vllm_version=version)
+        except InputError as exc:
+            out.append({"rules": label, "version": version, "same": None, "differs": {}, "note": exc.one_line()})
+            continue
+        diff = {t: [chosen.get(t), _shown(p)] for t, p, _ in rows if chosen.get(t) != _shown(p)}
+        out.append({"rules": label, "version": version, "same": not diff, "differs": diff})
+    return out
+
+
+def compare(f, *, model: str | None = None, device: str | None = None,
+            vllm_version: str | None = None) -> tuple[Any, list[tuple[str, Any, Any]]]:
+    """Plan the startup the log describes; rows of (term, predicted, logged). ``vllm_version`` overrides the
+    release (the log's version line, else the one inferred from its lines)."""
     from .resolve import load_model
     from .engines.vllm.planner import build_plan
     from .engines.vllm.rules.versions import for_version
 
-    name, args, dev, version = inputs_from_facts(f, model=model, device=device)
+    name, args, dev, version = inputs_from_facts(f, model=model, device=device, vllm_version=vllm_version)
     rules = for_version(version, allow_older=True, platform=dev.platform)
     desc = load_model(name)
     p = build_plan(desc, args, dev, rules, used_by_others_bytes=0)

@@ -18,6 +18,9 @@ def add_parsers(sub) -> dict[str, argparse.ArgumentParser]:
     e.add_argument("--compare", action="store_true", help="also plan the startup the log describes, side by side")
     e.add_argument("--model", default=None, help="model for --compare when the log's path is not a catalog id")
     e.add_argument("--device", default=None, help="device for --compare when the log does not give its total")
+    e.add_argument("--vllm-version", default=None,
+                   help="release for --compare (default: the log's version line, else the release its lines "
+                        "point to, which the report names)")
     e.set_defaults(handler=_cmd_explain)
     return {"explain": e}
 
@@ -27,7 +30,7 @@ def _cmd_explain(ns: argparse.Namespace, flags: list[str]) -> int:
 
     if flags:
         raise InputError(f"unrecognised arguments: {' '.join(flags)}", hint="vramplan explain LOG [--json] [--compare]")
-    x = explain(ns.log, compare=ns.compare, model=ns.model, device=ns.device)
+    x = explain(ns.log, compare=ns.compare, model=ns.model, device=ns.device, vllm_version=ns.vllm_version)
     if ns.json:
         print_json(x.to_json())
         return 0

@@ -59,11 +59,20 @@ def facts_dict(f, diag, checks, activation_peak_gib: float | None, *,
 
 
 def explanation_to_dict(x: "Explanation") -> dict[str, Any]:
-    """Plan ``--json``'s keys (null where the log is silent), the log-only fields, and ``compare`` if asked."""
+    """Plan ``--json``'s keys (null where the log is silent), the log-only fields, and ``compare`` if asked.
+    ``release_inference``: the release inferred from the log's lines when it states no version (null when it
+    does); ``vllm_version`` stays what the log said."""
     obj = facts_dict(x.facts, x.diagnosis, x.checks, x.activation_peak_gib, extensible=x.extensible)
+    release = getattr(x, "release", None)
+    obj["release_inference"] = release.to_dict() if release is not None else None
     if x.compared:
         obj["compare"] = ({"rows": [{"term": t, "predicted": p, "logged": lg} for t, p, lg in x.compare_rows]}
                           if x.compare_rows else {"unavailable": x.compare_note})
+        obj["compare"]["vllm_version"] = getattr(x, "compared_version", None)
+        obj["compare"]["vllm_version_source"] = getattr(x, "release_source", None)
+        plan = x.plan
+        obj["compare"]["rules"] = plan.rules.label if plan is not None else None
+        obj["compare"]["range_check"] = list(getattr(x, "range_check", ()) or ())
     return obj
 
 
@@ -80,6 +89,9 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
     if f.model:
         head += f" · {f.model}"
     con.print(head, style="bold", highlight=False)
+    release = getattr(x, "release", None)
+    if release is not None:
+        con.print(release.note, style="dim", highlight=False)
     t = Table(header_style="bold")
     t.add_column("term", overflow="fold")
     ranks = list(f.ranks.values()) if len(f.ranks) > 1 else []
@@ -131,7 +143,22 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
             ct.add_row(term, _fmt(pred), _fmt(logged), diff)
         con.print(ct)
         if plan is not None:
-            con.print(f"planned with vLLM {plan.rules.label} rules on {plan.device.label}", style="dim")
+            why = {"user": " (--vllm-version)", "inferred": " (release inferred from the log's lines, see above)",
+                   "log": " (the log's version)"}.get(getattr(x, "release_source", None) or "", "")
+            con.print(f"planned with vLLM {plan.rules.label} rules{why} on {plan.device.label}", style="dim")
+            if plan.rules.stand_in_note:
+                con.print(plan.rules.stand_in_note, style="dim", highlight=False)
+            checks = getattr(x, "range_check", ()) or ()
+            if checks:
+                rng = x.release.range if getattr(x, "release", None) is not None else "the inferred range"
+                alike = [c["rules"] for c in checks if c["same"]]
+                differ = [c for c in checks if c["same"] is False]
+                if alike:
+                    con.print(f"the other rule sets in {rng} ({', '.join(alike)}) plan this log alike", style="dim",
+                              highlight=False)
+                for c in differ:
+                    terms = "; ".join(f"{t} {_fmt(a)} -> {_fmt(b)}" for t, (a, b) in list(c["differs"].items())[:4])
+                    con.print(f"{c['rules']} (also in {rng}) differs: {terms}", style="yellow", highlight=False)
     elif note:
         con.print(f"compare: {note} — showing the log side only", style="yellow", highlight=False)
 

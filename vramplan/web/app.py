@@ -94,6 +94,8 @@ class ExplainRequest(BaseModel):
     compare: bool = False
     model: Optional[str] = Field(None, description="catalog id for the comparison when the log's is a path")
     device: Optional[str] = None
+    vllm_version: Optional[str] = Field(None, description="release for the comparison (default: the log's version "
+                                                          "line, else the release its lines point to)")
 
 
 def _body(m: BaseModel) -> dict:

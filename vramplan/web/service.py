@@ -265,15 +265,18 @@ def explain_json(req: dict) -> dict:
     device = req.get("device") or None
     if looks_like_sglang_log(log):
         return _explain_sglang(log, compare, req.get("model") or None, device)
-    x = vramplan.explain(io.StringIO(log, newline="\n"))
+    version = req.get("vllm_version") or None  # as explain's --vllm-version (default: the log's, else inferred)
+    x = vramplan.explain(io.StringIO(log, newline="\n"), vllm_version=version)
     if compare:
         try:
             model = _compare_model(req.get("model") or None, x.facts.model)
         except VramplanError as exc:
             obj = x.to_dict()
-            obj["compare"] = {"unavailable": exc.one_line()}
+            obj["compare"] = {"unavailable": exc.one_line(), "vllm_version": None, "vllm_version_source": None,
+                              "rules": None, "range_check": []}
             return json.loads(json.dumps(obj, default=str))
-        x = vramplan.explain(io.StringIO(log, newline="\n"), compare=True, model=model, device=device)
+        x = vramplan.explain(io.StringIO(log, newline="\n"), compare=True, model=model, device=device,
+                             vllm_version=version)
     return json.loads(x.to_json())
 
 

@@ -269,6 +269,16 @@ class LogFacts:
     Requested memory (util), the max seq len of an error)."""
     env: dict = field(default_factory=dict)
     """Environment variables seen (command prefixes, ``export``, 'Set PYTORCH_NPU_ALLOC_CONF=')."""
+    packages: dict = field(default_factory=dict)
+    """Package versions the log printed (a pasted ``pip list`` / environment report): ``vllm_ascend``,
+    ``torch_npu``, ``cann`` -> the version as printed. Used to infer the release when no version line is logged
+    (``log/release.py``)."""
+    source_files: tuple = ()
+    """Source files that tell a release apart, as the log names them: vllm-ascend worker modules in traceback
+    frames ("vllm_ascend/worker/worker_v1.py") and in line prefixes ("worker_v1.py")."""
+    source_lines: tuple = ()
+    """(file:line as the prefix printed it, the cleaned text) of the first recognised line from each logging
+    call (at most 400): where a message sits in the source names the release (``log/release.py``)."""
     ranks: dict = field(default_factory=dict)
     """dict[str, RankFacts], in the order the ranks first appeared."""
     primary_rank: str | None = None

@@ -110,6 +110,9 @@ class LogReader:
         self.args: dict = {}
         self._arg_prio: dict[str, int] = {}
         self.env: dict = {}
+        self.packages: dict = {}
+        self.source_files: set[str] = set()
+        self._src_texts: dict[str, str] = {}
         self._timings: dict = {}
         self._warnings: dict[str, None] = {}
         self._errors: list[tuple[int, int, str, str | None, str | None, str | None, str | None]] = []
@@ -230,6 +233,10 @@ class LogReader:
         if ln.src is not None:
             self._vllm_lines += 1
             src = ln.src
+            if src.startswith("worker_v1.py") and len(self.source_files) < 64:
+                self.source_files.add(src.partition(":")[0])
+            if src not in self._src_texts and len(self._src_texts) < 400:
+                self._src_texts[src] = ln.text[:200]
             if "v1/" in src or src.startswith(("gpu_worker.py", "gpu_model_runner.py", "kv_cache_utils.py", "core.py")):
                 self.engine_vote("v1")
             elif src.startswith(("worker.py", "executor_base.py", "gpu_executor.py", "distributed_gpu_executor.py",
@@ -596,6 +603,9 @@ class LogReader:
             runner=runner,
             args=dict(self.args),
             env=dict(self.env),
+            packages=dict(self.packages),
+            source_files=tuple(sorted(self.source_files)),
+            source_lines=tuple(self._src_texts.items()),
             ranks=ranks,
             primary_rank=primary,
             figure_ranks=figure_ranks,

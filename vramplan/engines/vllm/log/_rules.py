@@ -886,6 +886,9 @@ def h_frames(r: LogReader, ln: _Line) -> None:
         return
     m = _rx(r'File "[^"]{0,400}", line \d{1,7}, in (\w{1,80})').search(t)
     if m:
+        f = _rx(r'vllm_ascend/worker/(\w{1,60}\.py)"').search(t)
+        if f:
+            r.source_files.add("vllm_ascend/worker/" + f.group(1))
         r.frame(m.group(1))
         return
     for name in _FRAME_NAMES:
@@ -1091,6 +1094,24 @@ def h_engine(r: LogReader, ln: _Line) -> None:
         for k, v in vals.items():
             r.set_arg(k, v, 2)
     r.emit(ln, "config", vals, phase="engine_start")
+
+
+_PKG_SEP = r"(?:==|\s*[:=]\s*|\s+version\s*:?\s*|\s+)v?"
+
+
+def h_packages(r: LogReader, ln: _Line) -> None:
+    # package versions pasted with a log (pip list, pip freeze, an environment report): "vllm_ascend==0.9.1",
+    # "vllm-ascend 0.13.0", "torch_npu  2.5.1.post1", "CANN version: 8.1.RC1". Not a vLLM line: no event.
+    t = ln.text
+    for name, pat in (("vllm_ascend", r"\bvllm[_-]ascend"), ("torch_npu", r"\btorch[_-]npu")):
+        m = _rx(pat + _PKG_SEP + r"(\d{1,3}\.\d{1,4}\.\d{1,4}(?:\.?(?:rc|post)\d{1,4}){0,2})(?![\w.])").search(t)
+        if m:
+            r.packages[name] = m.group(1)
+            if name == "vllm_ascend":
+                r.platform_hint("ascend", 2)
+    m = _rx(r"\bCANN(?:[ _-]?[Tt]oolkit)?" + _PKG_SEP + r"(\d{1,2}\.\d{1,2}\.(?:RC\d{1,2}|T?\d{1,4})(?:\.[\w]{1,12})?)(?![\w])").search(t)
+    if m:
+        r.packages["cann"] = m.group(1)
 
 
 def h_version(r: LogReader, ln: _Line) -> None:
@@ -1342,6 +1363,8 @@ FAMILIES: list[tuple[str, tuple[str, ...], tuple[str, ...], object, str | None]]
     ("engine", ("LLM engine",), ("LLM engine (v", "with config:"), h_engine, "raw"),
     ("version", ("LLM API", "LLM server", "LLM version", "█", "vllm"), ("server version", "█ version", "vLLM version", "vllm-0.", "serving model", "█  model",
                                          "█ model"), h_version, None),
+    ("packages", ("vllm", "torch_npu", "torch-npu", "CANN"), ("vllm_ascend", "vllm-ascend", "torch_npu", "torch-npu", "CANN"),
+     h_packages, None),
     ("args", ("non-default",), ("non-default args:",), h_args, "raw"),
     ("cfg_lines", ("Using max model", "Chunked prefill", "Defaulting", "Asynchronous", "Resolved architecture"),
      ("Using max model len", "Chunked prefill is enabled", "Defaulting max_num", "Asynchronous scheduling is",
