@@ -44,7 +44,8 @@ def _pct(pred: float | None, logged: float | None) -> float | None:
 
 
 def evaluate(c: Case) -> dict:
-    row: dict = {"id": c.id, "source": c.source, "model": c.model, "note": c.note, "era": c.era, "scope": c.scope}
+    row: dict = {"id": c.id, "source": c.source, "model": c.model, "note": c.note, "era": c.era, "scope": c.scope,
+                 "version": c.vllm_version}
     try:
         p = plan_case(c)
     except Exception as exc:  # a refused config is a result too
@@ -59,11 +60,15 @@ def evaluate(c: Case) -> dict:
         "kv_cache_gib": r.available_kv_bytes / GiB,
         "kv_cache_tokens": p.kv_cache_tokens,
         "cudagraph_estimate_gib": r.bytes_of("cudagraph_estimate") / GiB,
+        "num_gpu_blocks": p.num_gpu_blocks,
     }
     for key, value in pred.items():
         if c.scope == "weights" and key != "weights_gib":
             continue
-        row[key] = (value, lg.get(key))
+        logged = lg.get(key)
+        if key == "kv_cache_gib" and lg.get("extended_kv_gib") is not None:
+            logged = lg["extended_kv_gib"]  # 0.34 extensible: what was committed, not the first estimate
+        row[key] = (value, logged)
     if c.scope != "weights":
         row["verdict"] = (p.verdict, "fails" if lg.get("error_kind") else "starts")
         row["error_kind"] = (p.error_kind, lg.get("error_kind"))
@@ -100,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     groups = {
         "the shared yardstick: every catalog case of ../shared/data (its 8 vLLM 0.26 H100 runs and the public "
         "reports of every version)": [r for r in rows if r["source"] in ("device", "public")],
-        "our runs: vLLM 0.26 on H100/H200 (data/device_v026, data/truth)": [r for r in rows if r["source"] != "public"],
+        "our runs: vLLM 0.34.0 on one H100 (data/truth/logs/h100e; KV blocks = the blocks committed)": [
+            r for r in rows if r["source"] != "public" and r["version"].startswith("0.34")],
+        "our runs: vLLM 0.26 on H100/H200 (data/device_v026, data/truth)": [
+            r for r in rows if r["source"] != "public" and r["version"].startswith("0.26")],
         "public reports of modelled versions (0.6.0-0.6.4 V0, 0.10-0.16, >= 0.19; vllm-ascend 0.9-0.13; catalog "
         "models)": [
             r for r in rows if r["source"] == "public" and r["era"] == "modelled"],
@@ -118,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| CUDA-graph estimate | " + _summary(grp, "cudagraph_estimate_gib", absolute=True))
         print("| KV cache GiB | " + _summary(grp, "kv_cache_gib"))
         print("| KV cache tokens | " + _summary(grp, "kv_cache_tokens"))
+        print("| KV blocks | " + _summary(grp, "num_gpu_blocks"))
         fails = [r for r in grp if r.get("verdict") and r["verdict"][1] == "fails"]
         right = [r for r in fails if r["verdict"][0] == "fails" and r["error_kind"][0] == r["error_kind"][1]]
         verdicts = [r for r in grp if r.get("verdict")]

@@ -171,7 +171,8 @@ def _device_cases(path: Path, source: str) -> list[Case]:
         flags = {k: a[k] for k in ("tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs",
                                     "max_num_batched_tokens", "gpu_memory_utilization", "kv_cache_dtype",
                                     "enforce_eager", "limit_mm_per_prompt", "mm_processor_kwargs",
-                                    "data_parallel_size", "enable_expert_parallel", "disable_custom_all_reduce")
+                                    "data_parallel_size", "enable_expert_parallel", "disable_custom_all_reduce",
+                                    "enable_extensible_kv_cache", "kv_cache_memory_bytes")
                  if a.get(k) is not None}
         hw = c["hardware"]
         device = "h200" if "H200" in hw.get("device", "") else "h100-80gb"
@@ -191,6 +192,8 @@ def _device_cases(path: Path, source: str) -> list[Case]:
                 "cudagraph_estimate_gib": m.get("cudagraph_estimated_gib"),
                 "cudagraph_actual_gib": m.get("cudagraph_actual_gib"), "error_kind": None,
                 "requested_gib": m.get("requested_memory_gib"), "non_kv_gib": m.get("non_kv_total_gib"),
+                # vLLM 0.34's extensible cache: the bytes committed ("Extended KV cache to N blocks (X GiB)")
+                "extended_kv_gib": m.get("extended_kv_gib"),
             }))
     return out
 

@@ -18,6 +18,20 @@ for name in t214 v034 v033 sg; do
     && echo "$name: unpacked into $dest ($(du -sh $dest | cut -f1))"
 done
 cd - >/dev/null
+# the overlay leaves out torch/bin; `import torch` only checks that torch_shm_manager exists: take the image's
+if [ -f /tmp/t214/.done ] && [ ! -e /tmp/t214/torch/bin/torch_shm_manager ]; then
+  d=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))" 2>/dev/null)
+  mkdir -p /tmp/t214/torch/bin && cp "$d/bin/torch_shm_manager" /tmp/t214/torch/bin/ && echo "t214: torch_shm_manager from the image"
+fi
+# vLLM 0.34's kernel_warmup imports MiniMax-M3's MSA warm-up (and with it the CuTe DSL, not carried) on every CUDA
+# start; the real function returns at once without MiniMax-M3 sparse-attention modules or off SM100, so the
+# harness puts that no-op in its place (data/truth/README.md says so next to the logs)
+for site in /tmp/site034 /tmp/site033; do
+  f=$site/vllm/model_executor/warmup/minimax_m3_msa_warmup.py
+  [ -f "$f" ] && ! grep -q "harness no-op" "$f" && printf 'def minimax_m3_msa_warmup(worker):  # harness no-op (bench/truth/gpu_setup.sh)\n    return None\n' > "$f" && echo "$site: MiniMax-M3 MSA warm-up replaced by its no-op"
+done
+# --tokenizer synth needs ../shared/vllm-on-gpu/synth_tokenizer.py (carried in .xfer/)
+[ -f .xfer/synth_tokenizer.py ] && [ ! -f bench/truth/synth_tokenizer.py ] && cp .xfer/synth_tokenizer.py bench/truth/
 [ -f /tmp/t214/.done ] && [ -f /tmp/site034/.done ] || exit 3
 # torch 2.14 links 11 NCCL 2.30 symbols that the image's NCCL 2.28.9 lacks: preload stubs (nccl_stub.c says why)
 [ -f /tmp/t214/libnccl_stub.so ] || cc -shared -fPIC -O2 -o /tmp/t214/libnccl_stub.so bench/truth/nccl_stub.c 2>/dev/null \

@@ -200,6 +200,9 @@ def to_case(batch, name, info, rel_log):
         "mm_processor_kwargs": kw.get("mm_processor_kwargs"),
         "skip_tokenizer_init": kw.get("skip_tokenizer_init"),
         "seed": kw.get("seed"),
+        # vLLM 0.34 (config/cache.py): the extensible KV cache switch and the fixed KV size, when the run set them
+        "enable_extensible_kv_cache": kw.get("enable_extensible_kv_cache"),
+        "kv_cache_memory_bytes": kw.get("kv_cache_memory_bytes"),
     }
     if res:
         args["resolved"] = {k: r.get(k) for k in ("cudagraph_mode", "compilation_mode", "cudagraph_capture_sizes_max",
@@ -238,6 +241,11 @@ def to_case(batch, name, info, rel_log):
         "init_engine_s": m.get("init_engine_s"),
         "llm_init_s": r.get("init_s"),
         "per_rank": info["per_rank"] or None,
+        # vLLM 0.34's extensible KV cache (v1/worker/extensible_kv_cache.py), None where the run did not log them
+        **{k: m.get(k) for k in ("warmup_free_gib", "warmup_committed_gib", "warmup_transient_gib",
+                                 "warmup_alloc_peak_gib", "warmup_reserve_growth_gib", "warmup_fit_blocks",
+                                 "warmup_fit_gib", "warmup_requested_gib", "extended_kv_blocks", "extended_kv_gib",
+                                 "remapped_kv_blocks")},
     }
     env = dict(truth.get("env", {}))
     case = {
@@ -284,7 +292,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(root, "data/truth/cases.jsonl"))
     ap.add_argument("--check", action="store_true", help="print consistency notes")
     a = ap.parse_args()
-    order = ["h100a", "h100b", "x2", "h100c"]
+    order = ["h100a", "h100b", "x2", "h100c", "h100d", "h100e"]
     batches = sorted(os.listdir(a.logs), key=lambda b: (order.index(b) if b in order else 99, b))
     cases = []
     for b in batches:

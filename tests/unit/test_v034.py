@@ -52,8 +52,10 @@ def _by_hand(p, util: float):
     free0 = r.free_at_init_bytes
     requested = math.ceil(total * util)
     reserved = (requested - (w + nt + peak)) // BPB  # profile: requested - (consumed + transient), no graph estimate
-    warm = int(0.6 * GiB + 9.5 * min(p.engine.max_num_seqs, p.engine.max_num_batched_tokens) * 151936)
-    transient = max(peak, warm)
+    # record_transient_peak runs before capture and before the sampler warm-up, and measure_kv_cache_blocks empties
+    # torch's cache first (v0.34.0 gpu_worker.py Worker._compile_or_warm_up_model): the profile peak is what is kept
+    # (vLLM 0.34.0 on Qwen3-8B kept 0.95-0.98 GiB, data/truth/logs/h100e/q8b_e_unset.log)
+    transient = peak
     committed = _phys(1)  # the null block, 36 x 2 MiB
     non_kv_used = w + nt + pool
     free = free0 - non_kv_used - committed

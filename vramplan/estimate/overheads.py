@@ -33,7 +33,18 @@ from ..engines.vllm.rules.comm import CommRules
 from .multi_gpu import NVLS_BYTES, NVSWITCH_MULTICAST, multi_gpu_non_torch
 from ..units import GiB, MiB
 
-__all__ = ["Overheads", "GraphMemory", "non_torch", "non_torch_v0", "cudagraph", "post_kv_warmup_bytes"]
+__all__ = ["Overheads", "GraphMemory", "non_torch", "non_torch_v0", "cudagraph", "post_kv_warmup_bytes",
+           "sampler_penalty_state_bytes"]
+
+
+def sampler_penalty_state_bytes(*, max_num_seqs: int, vocab: int) -> int:
+    """The V2 runner's penalty state, allocated when the runner is built (before the profile run) and kept:
+    ``output_bin_counts`` (max_num_reqs x vocab int32) and ``prompt_bin_mask`` (max_num_reqs x ceil(vocab/32)
+    int32) (vLLM v0.26.0-v0.34.0 vllm/v1/worker/gpu/sample/penalties.py:PenaltiesState.__init__). From v0.27
+    the non-KV total is the free-memory delta since the snapshot, so it counts them; v0.26's three-part sum did
+    not. 1024 x 151,936 x 4 B = 0.58 GiB for Qwen3-8B at --max-num-seqs 1024: vLLM 0.34.0 logged total consumed
+    16.07 GiB = 15.27 weights + 0.22 non-torch + 0.58 (data/truth/logs/h100e/q8b_e_unset)."""
+    return max_num_seqs * vocab * 4 + max_num_seqs * (-(-vocab // 32)) * 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,18 +77,29 @@ _MULTI = {
 }
 
 
+# vLLM >= 0.33 (torch 2.14.0+cu130; cuBLAS/cuBLASLt handles made in Worker.init_device, before the snapshot):
+# the CUDA context at the snapshot, MiB. 0.70 GiB ("cuda_memory=0.7GiB" in "worker init memory snapshot",
+# initial free 78.48 of 79.18 GiB) in all 14 vLLM 0.34.0 startups on one H100 (data/truth/logs/h100e); the
+# increase during profiling stays 0.20-0.22 GiB there (total consumed - weights - the sampler's penalty state).
+# 0.33 pins the same torch; it was not measured.
+_CTX_HANDLES_FIRST = (717, "measured with vLLM 0.34.0 (torch 2.14): 0.70 GiB in use at the snapshot on H100, "
+                           "14 startups (data/truth/logs/h100e)")
+
+
 # PCIe-only GPUs (L4, L40S, RTX): vLLM's custom all-reduce needs NVLink (or 2 GPUs with P2P), so mostly NCCL.
 _PCIE_EXTRA = (410, "estimated: NCCL without the custom all-reduce buffers on PCIe-only GPUs (not measured)")
 
 
-def load_workspaces(*, kv_cache_dtype: str, platform: str) -> tuple[tuple[str, int], ...]:
+def load_workspaces(*, kv_cache_dtype: str, platform: str, fp8_kv_load_workspace: bool = True
+                    ) -> tuple[tuple[str, int], ...]:
     """Allocations made while loading the model, beyond its tensors, as (what, bytes) parts of the weights term.
 
     fp8 KV cache on CUDA: Qwen3-0.6B loads 1.12 GiB with the bf16 KV cache and 1.15 GiB with fp8 (vLLM 0.26,
     H100, data/truth h100a/q06b_e_kvfp8); the fp8 path (QuantFP8 on the query, DeepGEMM) allocates about
-    32 MiB. One measured run: labelled so.
+    32 MiB. One measured run: labelled so. vLLM 0.34.0 loads Qwen3-8B with fp8 KV in 15.27 GiB, as with bf16
+    (data/truth/logs/h100e/q8b_e_kvfp8_unset): the rule set's ``fp8_kv_load_workspace`` is off there.
     """
-    if kv_cache_dtype.startswith("fp8") and platform == "cuda":
+    if fp8_kv_load_workspace and kv_cache_dtype.startswith("fp8") and platform == "cuda":
         return (("fp8 KV-cache path: workspace allocated during load (one measured run)", 32 * MiB),)
     return ()
 
@@ -85,16 +107,23 @@ def load_workspaces(*, kv_cache_dtype: str, platform: str) -> tuple[tuple[str, i
 def non_torch(platform: str, *, tp: int, pp: int = 1, nvlink: bool = True, comm: CommRules | None = None,
               dp: int = 1, is_moe: bool = False, device_name: str = "",
               compute_capability: tuple[int, int] | None = None, env: Mapping[str, str] | None = None,
-              disable_custom_all_reduce: bool = False) -> Overheads:
+              disable_custom_all_reduce: bool = False, handles_before_snapshot: bool = False) -> Overheads:
     """Non-torch memory of one rank, split at vLLM's init snapshot.
+
+    ``handles_before_snapshot`` (the rule set's ``cublas_handles_in_init_device``, vLLM >= 0.33 here): the worker
+    creates its cuBLAS/cuBLASLt handles in ``Worker.init_device``, before the snapshot, under torch 2.14; the
+    context measured then (:data:`_CTX_HANDLES_FIRST`) replaces the 0.26 one on CUDA.
 
     On CUDA with TP/PP/DP > 1 and a release's communication rules (``comm``, from the rule set) the split
     follows that release's order of events (:func:`vramplan.estimate.multi_gpu.multi_gpu_non_torch`)."""
+    handles = handles_before_snapshot and platform == "cuda"
     if platform == "cuda" and comm is not None and (tp > 1 or pp > 1 or dp > 1):
         return _multi_gpu(comm, tp, pp, dp, is_moe, nvlink, device_name, compute_capability,
-                          tuple(env.items()) if env else (), disable_custom_all_reduce)
+                          tuple(env.items()) if env else (), disable_custom_all_reduce, handles)
     table = _MULTI if (tp > 1 or pp > 1) else _TP1
     ctx, inc, src = table.get(platform, table["cuda"])
+    if handles:
+        ctx, src = ctx + (_CTX_HANDLES_FIRST[0] - _TP1["cuda"][0]), src + "; " + _CTX_HANDLES_FIRST[1]
     if table is _MULTI and platform == "cuda" and not nvlink:
         ctx = _TP1["cuda"][0] + _PCIE_EXTRA[0]
         src = _PCIE_EXTRA[1]
@@ -104,9 +133,10 @@ def non_torch(platform: str, *, tp: int, pp: int = 1, nvlink: bool = True, comm:
 @by_identity(maxsize=1024)
 def _multi_gpu(comm: CommRules, tp: int, pp: int, dp: int, is_moe: bool, nvlink: bool, device_name: str,
                compute_capability: tuple[int, int] | None, env: tuple[tuple[str, str], ...],
-               disable_custom_all_reduce: bool) -> Overheads:
+               disable_custom_all_reduce: bool, handles: bool = False) -> Overheads:
     """``non_torch`` at TP/PP/DP > 1 (pure in its arguments; memoised on the rule set's comm rules)."""
-    m = multi_gpu_non_torch(comm, context_bytes=_TP1["cuda"][0] * MiB, tp=tp, pp=pp, dp=dp, is_moe=is_moe,
+    ctx = (_CTX_HANDLES_FIRST if handles else _TP1["cuda"])[0]
+    m = multi_gpu_non_torch(comm, context_bytes=ctx * MiB, tp=tp, pp=pp, dp=dp, is_moe=is_moe,
                             nvlink=nvlink, device_name=device_name, compute_capability=compute_capability,
                             env=dict(env), disable_custom_all_reduce=disable_custom_all_reduce)
     return Overheads(before_snapshot_bytes=m.before_bytes, increase_bytes=m.during_bytes, basis=m.basis,

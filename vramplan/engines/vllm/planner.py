@@ -27,7 +27,8 @@ from typing import Any
 
 from ...estimate.activation import Peak, coefficients_for, profile_peak
 from ...estimate.encoder_profile import encoder_profile_term
-from ...estimate.overheads import cudagraph, load_workspaces, non_torch, post_kv_warmup_bytes
+from ...estimate.overheads import (cudagraph, load_workspaces, non_torch, post_kv_warmup_bytes,
+                                   sampler_penalty_state_bytes)
 from ...inputs.devices import Device
 from .flags import EngineArgs
 from ...model.description import ModelDescription
@@ -139,7 +140,8 @@ def build_plan(
 
     over = non_torch(platform, tp=cfg.tp, pp=cfg.pp, nvlink=device.nvlink, comm=rules.comm, dp=cfg.dp,
                      is_moe=model.is_moe, device_name=device.name, compute_capability=device.compute_capability,
-                     env=dict(args.env), disable_custom_all_reduce=args.disable_custom_all_reduce)
+                     env=dict(args.env), disable_custom_all_reduce=args.disable_custom_all_reduce,
+                     handles_before_snapshot=rules.cublas_handles_in_init_device)
     free_at_init = total - used_by_others_bytes - over.before_snapshot_bytes
     requested = _requested(total, cfg.gpu_memory_utilization, rules, platform)
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
@@ -176,6 +178,8 @@ def build_plan(
         if line is not None:
             enc_line = line
         nt_term = budget.non_torch_term(over, used_by_others_bytes, cite)
+        if rules.non_kv_formula == "consumed" and cfg.runner == "v2" and platform == "cuda":
+            nt_term = _with_penalty_state(nt_term, cfg, model, cite)
         ranks.append(_kv_budget(budget, cfg, rules, pp_rank, start, end, all_specs, shares,
                                 (w_term, a_term, nt_term, _cudagraph_term(graphs, cg_applied, cfg, cite)),
                                 requested, free_at_init, cg_applied, cite))
@@ -243,7 +247,8 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
                               vision_whole_prefixes=(heads_whole_prefixes(model.vision, cfg.tp) if model.vision else ()),
                               max_num_batched_tokens=cfg.max_num_batched_tokens,
                               cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
-    load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform)
+    load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform,
+                                 fp8_kv_load_workspace=rules.fp8_kv_load_workspace)
     sparse = attention_kinds(model)[1]
     if sparse is not None:  # DSA: the sparse MLA backend's workspace (model/families/deepseek_v32.py)
         from ...model.families.deepseek_v32 import sparse_mla_load_workspace
@@ -307,6 +312,21 @@ def _profile_run(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
                   "Worker.determine_available_memory") + " (torch_peak_increase); " + act_basis,
                   note=phase_note)
     return a_term, enc_line
+
+
+def _with_penalty_state(nt_term: Term, cfg: EngineConfig, model, cite) -> Term:
+    """From v0.27 the non-KV total is total consumed since the snapshot + the transient headroom
+    (vllm/utils/mem_utils.py:memory_profiling), so the V2 runner's persistent penalty state counts: added to
+    the non-torch term (the part of total consumed beyond the weights)."""
+    from dataclasses import replace as _replace
+
+    pen = sampler_penalty_state_bytes(max_num_seqs=cfg.max_num_seqs, vocab=model.vocab_size)
+    base = nt_term.parts or (("non-torch increase", nt_term.bytes),)
+    return _replace(nt_term, label="non-torch increase + runner state", bytes=nt_term.bytes + pen,
+                    parts=base + (("V2 sampler penalty state (output_bin_counts, prompt_bin_mask)", pen),),
+                    rule=nt_term.rule + "; + " + cite("vllm/v1/worker/gpu/sample/penalties.py",
+                                                      "PenaltiesState.__init__")
+                    + " (max_num_seqs x vocab int32, kept; counted in total consumed)")
 
 
 def _cudagraph_term(graphs, cg_applied: int, cfg: EngineConfig, cite) -> Term:

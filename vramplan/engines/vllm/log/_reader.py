@@ -233,7 +233,8 @@ class LogReader:
         if ln.src is not None:
             self._vllm_lines += 1
             src = ln.src
-            if src.startswith("worker_v1.py") and len(self.source_files) < 64:
+            if (src.startswith("worker_v1.py") or src.partition(":")[0].endswith("extensible_kv_cache.py")) \
+                    and len(self.source_files) < 64:
                 self.source_files.add(src.partition(":")[0])
             if src not in self._src_texts and len(self._src_texts) < 400:
                 self._src_texts[src] = ln.text[:200]

@@ -981,6 +981,11 @@ def h_extensible(r: LogReader, ln: _Line) -> None:
     # to %s GiB."; extend_kv_cache "Extended KV cache to %d blocks (%.2f GiB)." and "Remapping the KV cache from %d
     # to %d blocks to fit the measured budget."
     t = ln.text
+    if _rx(r"^Committed \d{1,12} of \d{1,12} KV cache blocks \(").search(t):
+        # v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.commit (debug): "Committed %d of %d KV cache blocks
+        # (%s GiB physical)." -- 0.34's module, logged even when the startup dies in warm-up before the summary
+        r.era_marker("v1-v0.34")
+        return
     m = _rx(rf"Memory after warmup: ({U}) ?GiB free, ({U}) ?GiB committed to the KV cache, ({U}) ?GiB kept for "
             rf"transient activations \(({U}) ?GiB allocated at peak, ({U}) ?GiB of torch reservation growth\); "
             rf"(\d{{1,12}}) KV cache blocks \(({U}) ?GiB\) fit within the requested ({U}) ?GiB\. Torch may reserve "
@@ -1352,8 +1357,9 @@ FAMILIES: list[tuple[str, tuple[str, ...], tuple[str, ...], object, str | None]]
       "Multiplying the GPU KV cache size", "does not support `--mm-encoder-tp-mode data`",
       "does not support --mm-encoder-tp-mode data", "Falling back to data parallelism for the vision encoder",
       "Computed max_num_seqs", "Hybrid KV cache manager is disabled", "Sleep mode freed", "sleep freed"), h_warn, None),
-    ("extensible", ("Memory after warmup", "Extended KV cache", "Remapping the KV"),
-     ("Memory after warmup:", "Extended KV cache to", "Remapping the KV cache from"), h_extensible, "space"),
+    ("extensible", ("Memory after warmup", "Extended KV cache", "Remapping the KV", "Committed"),
+     ("Memory after warmup:", "Extended KV cache to", "Remapping the KV cache from", " KV cache blocks ("),
+     h_extensible, "space"),
     ("extensible_warn", ("caps this instance", "Disabling the extensible", "Extensible KV cache off"),
      ("caps this instance at", "Disabling the extensible KV cache", "Extensible KV cache off"), h_extensible_warn, "space"),
     ("extensible_err", ("enable_extensible_kv_cache:", "no longer supported"),

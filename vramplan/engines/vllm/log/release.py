@@ -111,6 +111,15 @@ CLUES: tuple[tuple[Clue, Callable[[Any], bool]], ...] = (
     (Clue(name="v034_extensible", says="vLLM 0.34's extensible KV cache lines", low=(0, 34, 0), end=None, strong=True,
           source="vLLM 0.34.0 vllm/v1/worker/gpu_worker.py (Memory after warmup / Extended KV cache)"),
      lambda f: f.era == "v1-v0.34"),
+    (Clue(name="v034_extensible_module", says="lines logged from v1/worker/extensible_kv_cache.py",
+          low=(0, 34, 0), end=None, strong=True,
+          source="vLLM 0.34.0 vllm/v1/worker/extensible_kv_cache.py (new in 0.34; e.g. its 'Committed N of M KV "
+                 "cache blocks' debug line, logged before a startup that dies in warm-up prints the summary lines)"),
+     lambda f: any(s.endswith("extensible_kv_cache.py") for s in getattr(f, "source_files", ()))),
+    (Clue(name="v034_kv_memory_hint", says="the KV-memory error ends with 0.34's hint "
+          "'(with the extensible KV cache it defaults to 1.0)'", low=(0, 34, 0), end=None, strong=True,
+          source="vLLM 0.34.0 vllm/v1/core/kv_cache_planning.py:_more_kv_cache_memory_hint (new in 0.34)"),
+     lambda f: "with the extensible KV cache it defaults to 1.0" in (f.error_message or "")),
     (Clue(name="v0_one_line_profile", says="V0's one-line 'Memory profiling results: total_gpu_memory=...'",
           low=(0, 6, 3), end=(0, 6, 5), strong=True,
           source="vLLM 0.6.4 vllm/worker/worker.py:Worker.determine_num_available_blocks (PR #9352; 0.6.5 rewrote it)"),
@@ -412,7 +421,12 @@ def infer_release(f, *, platform: str | None = None) -> ReleaseInference:
         if lo is None or lo < cap:
             end = cap
             prior.append(f"vllm-ascend has no release past {release_text(ASCEND_NEWEST)} (the newest vramplan read)")
-    if plat != "ascend" and not any(c.name == "v034_extensible" for c in used) and (end is None or end > (0, 34, 0)):
+    # the cap stands unless a 0.34 line was seen, or lines sit where only releases after 0.33.0 log them (a
+    # startup with --kv-cache-memory-bytes or the extensible cache off prints none of 0.34's lines)
+    post_033_lines = any(c.name.startswith("line_") and c.low is not None and c.low > (0, 33, 0) for c in used)
+    if plat != "ascend" and not post_033_lines and not any(
+            c.name in ("v034_extensible", "v034_extensible_module", "v034_kv_memory_hint") for c in used) \
+            and (end is None or end > (0, 34, 0)):
         if lo is None or lo < (0, 34, 0):
             end = (0, 34, 0)
             prior.append("no vLLM 0.34 extensible-KV lines (0.34 prints them at startup on CUDA and ROCm)")

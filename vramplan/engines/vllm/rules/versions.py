@@ -143,6 +143,9 @@ class RuleSet:
     kv_memory_hint_in_errors: bool = False
     """The KV-memory errors end with ``_more_kv_cache_memory_hint`` and "Decreasing `max_model_len` also reduces
     what is needed." (v0.34 ``kv_cache_planning._check_enough_kv_cache_memory``)."""
+    fp8_kv_load_workspace: bool = True
+    """Loading with an fp8 KV cache allocates ~32 MiB beyond the tensors on CUDA (measured on 0.26); not on 0.34
+    (estimate/overheads.py ``load_workspaces``)."""
     kimi_k3_dsa: bool = False
     """Kimi-K3.1's DSA (``dsa_config``): a sparse-attention indexer on the MLA layers, its indexer cache packed
     block-outermost beside the MLA pages (v0.34 vllm/models/kimi_k3/nvidia/dsa.py, common/dsa_cache.py

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ....errors import InvalidConfig
-from ....estimate.overheads import cudagraph, post_kv_warmup_bytes
+from ....estimate.overheads import cudagraph
 from ....plan import Term
 from ..flags import EngineArgs
 from ....rules.kv import KVLayout, capacity, estimate_max_model_len, needed_bytes
@@ -352,13 +352,13 @@ def finish_plan(plan):
     sizings: list[Sizing] = []
     for r in plan.ranks:
         start, end = stages[r.pp_rank]
-        last = r.pp_rank == cfg.pp - 1
         graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
                            estimates=False, num_layers=end - start,
                            max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp)
-        warm = (post_kv_warmup_bytes(runner=cfg.runner, max_num_seqs=cfg.max_num_seqs,
-                                     max_num_batched_tokens=cfg.max_num_batched_tokens, vocab=model.vocab_size,
-                                     platform=platform) if last else 0)
+        # The sampler warm-up runs after record_transient_peak, and measure_kv_cache_blocks empties torch's
+        # cache before reading free memory: its peak is not kept (v0.34.0 gpu_worker.py
+        # Worker._compile_or_warm_up_model). The sizing warm-up's full step is taken as the profile peak.
+        warm = 0
         sizings.append(measure_rank(
             init_free=r.free_at_init_bytes, requested=r.requested_bytes, weights=r.bytes_of("weights"),
             non_torch=r.bytes_of("non_torch"), profile_peak=r.bytes_of("activation_peak"), warmup_peak=warm,

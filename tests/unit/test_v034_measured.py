@@ -1,0 +1,114 @@
+"""vLLM 0.34.0 against its own startups on one H100 (data/truth/logs/h100e, bench/truth/plans/v034_x1_*.tsv).
+
+Every expected figure is read from the committed log with a regex written here (vLLM's own words), never from
+vramplan. Deterministic terms must be equal; the measured ones within the bars the README reports.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import vramplan
+from vramplan.engines.vllm.flags import EngineArgs
+from vramplan.api import load_model
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "data" / "truth" / "logs" / "h100e"
+Q8B = str(ROOT / "vramplan" / "catalog" / "Qwen" / "Qwen3-8B")
+GiB = 1 << 30
+
+
+def _log(name: str) -> str:
+    return (LOGS / f"{name}.log").read_text(errors="replace")
+
+
+def _num(text: str, pattern: str) -> float:
+    m = re.search(pattern, text)
+    assert m, pattern
+    return float(m.group(1).replace(",", ""))
+
+
+def _plan(model: str, **flags):
+    args = EngineArgs(max_model_len=4096, max_num_batched_tokens=8192, max_num_seqs=1024, enforce_eager=True,
+                      **flags)
+    return vramplan.plan(load_model(model), device="h100-80gb", vllm_version="0.34.0", args=args)
+
+
+def test_context_at_the_snapshot_is_the_torch_214_one():
+    """'worker init memory snapshot: ... cuda_memory=0.7GiB' and 'Initial free memory: 78.48 GiB' in every run."""
+    text = _log("q8b_e_unset")
+    free0 = _num(text, r"Initial free memory: ([\d.]+) GiB")
+    p = _plan(Q8B)
+    assert round(p.logged_rank.free_at_init_bytes / GiB, 2) == free0
+
+
+def test_penalty_state_counts_in_total_consumed():
+    """total consumed (16.07) = weights (15.27) + non-torch + 1024 x 151,936 x 4 B of output_bin_counts
+    (+ the prompt mask): the plan's consumed is within 0.02 GiB of the log's."""
+    text = _log("q8b_e_unset")
+    consumed = _num(text, r"total consumed \(from mem_get_info\): ([\d.]+)GiB")
+    p = _plan(Q8B)
+    r = p.logged_rank
+    planned = (r.bytes_of("weights") + r.bytes_of("non_torch")) / GiB
+    assert abs(planned - consumed) <= 0.02
+    # the part itself, by hand: 1024 x 151936 x 4 + 1024 x ceil(151936 / 32) x 4
+    part = dict(r.term("non_torch").parts)["V2 sampler penalty state (output_bin_counts, prompt_bin_mask)"]
+    assert part == 1024 * 151936 * 4 + 1024 * 4748 * 4
+
+
+def test_fp8_kv_loads_no_extra_workspace_on_034():
+    text = _log("q8b_e_kvfp8_unset")
+    p = _plan(Q8B, kv_cache_dtype="fp8")
+    assert round(p.logged_rank.bytes_of("weights") / GiB, 2) == _num(text, r"Model loading took ([\d.]+) GiB")
+
+
+def test_kv_cache_memory_bytes_is_exact():
+    """--kv-cache-memory-bytes 20 GiB: 20 GiB // (36 layers x 2 x 8 x 128 x 2 B x 64) = 2275 blocks, 145,600 tokens."""
+    text = _log("q8b_e_kvbytes")
+    p = _plan(Q8B, kv_cache_memory_bytes=21474836480)
+    assert p.num_gpu_blocks == 2275 == 20 * GiB // (36 * 2 * 8 * 128 * 2 * 64)
+    assert p.kv_cache_tokens == _num(text, r"GPU KV cache size: ([\d,]+) tokens")
+
+
+@pytest.mark.parametrize("name,flags", [
+    ("q8b_e_unset", {}),
+    ("q8b_e_base", {"gpu_memory_utilization": 0.9}),
+    ("q8b_e_gmu095", {"gpu_memory_utilization": 0.95}),
+    ("q8b_e_kvfp8_unset", {"kv_cache_dtype": "fp8"}),
+    ("q8b_e_noext_unset", {"enable_extensible_kv_cache": False}),
+])
+def test_committed_blocks_within_one_percent(name, flags):
+    """The blocks vLLM 0.34 committed ("N KV cache blocks ... fit", or the 0.33 path's count), within 1%."""
+    text = _log(name)
+    m = re.search(r"; (\d+) KV cache blocks \(", text)
+    logged = int(m.group(1)) if m else int(_num(text, r"GPU KV cache size: ([\d,]+) tokens")) // 64
+    p = _plan(Q8B, **flags)
+    assert abs(p.num_gpu_blocks - logged) / logged <= 0.01
+
+
+@pytest.mark.parametrize("name,util,mml,kind", [
+    ("q8b_e_gmu015_nokv", 0.15, 4096, "no_kv_cache_memory"),
+    ("q8b_e_mml40k_gmu025", 0.25, 40960, "max_model_len_exceeds_kv_cache"),
+])
+def test_the_two_real_failures(name, util, mml, kind):
+    text = _log(name)
+    assert "ValueError" in text
+    args = EngineArgs(max_model_len=mml, max_num_batched_tokens=8192, max_num_seqs=1024, enforce_eager=True,
+                      gpu_memory_utilization=util)
+    p = vramplan.plan(load_model(Q8B), device="h100-80gb", vllm_version="0.34.0", args=args)
+    assert p.verdict == "fails" and p.error_kind == kind
+
+
+def test_nemotron_h_requests_hold_a_checkpoint_page_per_mamba_group():
+    """Nemotron-3-Nano trimmed (3 Mamba-2 groups + 1 attention group, block 2112): vLLM 0.34 logs 28,315 blocks and
+    10,543,476 tokens at max-model-len 4096 -> concurrency 2574.1 = 28315 / 11 blocks a request = 3 x 3 + 2."""
+    text = _log("nemo3nano_trim")
+    blocks = 28315
+    tokens = _num(text, r"GPU KV cache size: ([\d,]+) tokens")
+    assert int(blocks / 11 * 4096) == tokens
+    cfg = str(ROOT / "bench" / "truth" / "configs" / "nvidia--NVIDIA-Nemotron-3-Nano-30B-A3B-BF16-trimmed")
+    p = _plan(cfg, gpu_memory_utilization=0.9)
+    assert p.kv_cache_tokens == int(p.num_gpu_blocks / 11 * 4096)
