@@ -112,3 +112,26 @@ def test_nemotron_h_requests_hold_a_checkpoint_page_per_mamba_group():
     cfg = str(ROOT / "bench" / "truth" / "configs" / "nvidia--NVIDIA-Nemotron-3-Nano-30B-A3B-BF16-trimmed")
     p = _plan(cfg, gpu_memory_utilization=0.9)
     assert p.kv_cache_tokens == int(p.num_gpu_blocks / 11 * 4096)
+
+
+@pytest.mark.parametrize("release", ["0.33.0", "0.34.0"])
+def test_qwen35_gdn_groups_hold_a_checkpoint_page_on_hopper(release):
+    """With FlashInfer's GDN prefill (the default on Hopper) each GDN group keeps 3 state pages a request in align
+    mode (2 + num_prefill_checkpoint_blocks=1); on an A100 (Triton prefill) 2. Attention groups take
+    cdiv(max_model_len, block) pages either way (vLLM 0.33/0.34 qwen_gdn_linear_attn.py, MambaSpec)."""
+    from vramplan.model.description import LayerKind
+
+    per = {}
+    for dev in ("h100-80gb", "a100-80gb"):
+        p = vramplan.plan("Qwen/Qwen3.5-27B", device=dev, vllm_version=release, max_model_len=4096,
+                          gpu_memory_utilization=0.9, max_num_seqs=128)
+        assert p.starts, p.error_message
+        L = p.logged_rank.layout
+        gdn = sum(1 for g in L.groups if g.spec.kind is LayerKind.MAMBA)
+        attn = len(L.groups) - gdn
+        assert gdn > 0 and attn > 0
+        per[dev] = (round(p.num_gpu_blocks / p.max_concurrency), gdn, attn, -(-4096 // L.block_size))
+    n, gdn, attn, pages = per["h100-80gb"]
+    assert n == 3 * gdn + attn * pages
+    n, gdn, attn, pages = per["a100-80gb"]
+    assert n == 2 * gdn + attn * pages
