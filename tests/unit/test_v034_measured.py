@@ -149,3 +149,35 @@ def test_mamba2_hybrids_are_warned_about_the_warm_up_they_may_not_survive():
                                         enforce_eager=True, gpu_memory_utilization=0.9))
     assert not any(w.startswith("Mamba-2 layers:") for w in p33.warnings)
     assert not any(w.startswith("Mamba-2 layers:") for w in _plan(Q8B).warnings)
+
+
+HARNESS = ROOT / "data" / "truth" / "harness"
+
+
+@pytest.mark.parametrize("name,cfg,limits", [
+    ("q35_9b_trim", "Qwen--Qwen3.5-9B-trimmed", {"image": 0, "video": 0}),
+    ("q35_35b_trim", "Qwen--Qwen3.5-35B-A3B-trimmed", {"image": 0, "video": 0}),
+    ("gemma4_trim", "google--gemma-4-26B-A4B-trimmed", {"image": 0, "video": 0, "audio": 0}),
+])
+def test_a_tower_with_every_modality_at_zero_is_not_built(name, cfg, limits):
+    """These startups ran text-only (limit 0 for every modality); vLLM 0.34 logged "Model loading took" before the
+    harness stopped them (data/truth/harness): the towers were StageMissingLayers (_mark_tower_model)."""
+    logged = _num((HARNESS / f"{name}.log").read_text(), r"Model loading took ([\d.]+) GiB")
+    model = load_model(str(ROOT / "bench" / "truth" / "configs" / cfg))
+    p = _plan(str(ROOT / "bench" / "truth" / "configs" / cfg), gpu_memory_utilization=0.9, limit_mm_per_prompt=limits)
+    assert abs(p.logged_rank.bytes_of("weights") / GiB - logged) <= 0.015
+    assert "vision" not in dict(p.logged_rank.term("weights").parts)
+    with_tower = vramplan.plan(model, device="h100-80gb", vllm_version="0.34.0",
+                               args=EngineArgs(max_model_len=4096, max_num_batched_tokens=8192, max_num_seqs=1024,
+                                               enforce_eager=True, gpu_memory_utilization=0.9))
+    assert "vision" in dict(with_tower.logged_rank.term("weights").parts)
+
+
+@pytest.mark.parametrize("release,tower_on_stage_1", [("0.32.0", True), ("0.33.0", False), ("0.34.0", False)])
+def test_the_tower_lives_on_the_first_pipeline_stage_from_033(release, tower_on_stage_1):
+    """v0.33 _mark_tower_model: with the V2 runner, stages after the first get a StageMissingLayer."""
+    p = vramplan.plan("Qwen/Qwen3-VL-8B-Instruct", device="h100-80gb", vllm_version=release, pipeline_parallel_size=2,
+                      max_model_len=8192, env={"VLLM_USE_V2_MODEL_RUNNER": "1"} if release != "0.34.0" else None)
+    first, last = p.ranks[0], p.ranks[-1]
+    assert "vision" in dict(first.term("weights").parts)
+    assert ("vision" in dict(last.term("weights").parts)) is tower_on_stage_1

@@ -180,6 +180,8 @@ def weights_per_rank(
     vision_whole_prefixes: tuple[str, ...] = (),
     max_num_batched_tokens: int = 0,
     cpu_offload_bytes: int = 0,
+    vision_built: bool = True,
+    deepstack_needs_tower: bool = False,
 ) -> WeightShares:
     """Bytes of weights on one rank (TP rank 0 of pipeline stage ``pp_rank``).
 
@@ -216,7 +218,9 @@ def weights_per_rank(
             parts[part] -= nbytes
             offloaded += nbytes
     if pp_rank == 0:
-        add(model.embed_params)
+        # a tower carried with the embeddings (families' extra_params, part "vision", e.g. Gemma 4) is skipped
+        # like a VisionSpec tower when it is not built
+        add(model.embed_params if vision_built else tuple(p for p in model.embed_params if p.part != "vision"))
     last = pp_rank == pp - 1
     if last:
         add(model.head_params)
@@ -230,7 +234,13 @@ def weights_per_rank(
         # vllm/models/deepseek_v32/nvidia/model.py:DeepseekV32Model.__init__ topk_indices_buffer
         add(tuple(Param(name=p.name, shape=(max_num_batched_tokens,) + p.shape, part=p.part, dtype=p.dtype)
                   for p in model.token_buffers))
-    if model.vision is not None:
+    if model.vision is not None and not vision_built:
+        # the tower is a StageMissingLayer (interfaces.py SupportsMultiModal._mark_tower_model): no weights; the
+        # deepstack buffers go with it where the release ties them to the tower (qwen3_vl.py use_deepstack)
+        if model.vision.num_deepstack and max_num_batched_tokens and not deepstack_needs_tower:
+            add((Param(name="deepstack_input_embeds", shape=(model.vision.num_deepstack, max_num_batched_tokens,
+                                                             model.hidden_size), part="buffer"),))
+    elif model.vision is not None:
         if vision_whole_prefixes and not vision_replicated:  # parts of the tower held whole (e.g. InternViT attention)
             whole = tuple(p for p in model.vision.params if p.name.startswith(vision_whole_prefixes))
             add(whole, shard_tp=1)

@@ -536,6 +536,19 @@ def _by_dest() -> dict[str, tuple[str, Callable[[str], Any]]]:
     return {dest: (flag, conv) for flag, (dest, conv, _) in reversed(list(_FLAGS.items()))}
 
 
+def _env_pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """``env=`` of the Python API: None, a mapping, or (name, value) pairs -> the sorted pairs EngineArgs keeps."""
+    if value is None:
+        return ()
+    try:
+        items = value.items() if hasattr(value, "items") else value
+        pairs = tuple(sorted((str(k), str(v)) for k, v in items))
+    except (TypeError, ValueError):
+        raise FlagError(f"env: cannot read {value!r}",
+                        hint='give a mapping such as {"VLLM_USE_V2_MODEL_RUNNER": "1"}') from None
+    return pairs
+
+
 def args_with(base: EngineArgs | None, **kwargs: Any) -> EngineArgs:
     """``base`` (None: vLLM's defaults) with engine arguments given by their vLLM field names (the Python API's
     keywords), read and checked exactly as the same flags on the command line: ``max_model_len="32k"``
@@ -548,6 +561,9 @@ def args_with(base: EngineArgs | None, **kwargs: Any) -> EngineArgs:
     by_dest = _by_dest()
     values: dict[str, Any] = {}
     for name, value in kwargs.items():
+        if name == "env":
+            values[name] = _env_pairs(value)
+            continue
         flag, conv = by_dest.get(name, (None, None))
         if flag is None or value is None or isinstance(value, (dict, list, tuple)):
             values[name] = tuple(value) if isinstance(value, list) else value

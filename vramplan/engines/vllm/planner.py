@@ -233,6 +233,29 @@ def _vit_heads_fallback(model: ModelDescription, tp: int, rules: RuleSet) -> boo
                 and v.num_heads % tp)
 
 
+def _tower_built(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, rules: RuleSet, pp_rank: int) -> bool:
+    """vLLM v0.19.0-v0.34.0 vllm/model_executor/models/interfaces.py:SupportsMultiModal._mark_tower_model: the tower
+    is a StageMissingLayer (no weights) when ``--limit-mm-per-prompt`` is 0 for every modality it serves, and from
+    v0.33 with the V2 runner on every pipeline stage after the first."""
+    if model.vision is None:
+        # a tower carried as the family's extra params (part "vision", e.g. Gemma 4's image/video tower)
+        if not any(p.part == "vision" for p in model.embed_params):
+            return True
+        modalities: tuple[str, ...] = ("image", "video")
+    else:
+        if rules.tower_first_pp_stage_only and cfg.runner == "v2" and pp_rank > 0:
+            return False
+        from ...model.mm_tokens import supported_modalities
+
+        try:
+            modalities = supported_modalities(model.vision.family)
+        except Exception:  # a family without token rules: keep the tower (the conservative side)
+            return True
+    from ...model.mm_tokens import _limit
+
+    return any(_limit(args.limit_mm_per_prompt, m) != 0 for m in modalities)
+
+
 def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: EngineConfig, pp_rank: int,
                 weights_source, cite, rules: RuleSet) -> tuple[WeightShares, Term]:
     """vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:GPUModelRunner.load_model: the weights of one rank
@@ -246,7 +269,9 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
                                                      model, cfg.tp, rules))),
                               vision_whole_prefixes=(heads_whole_prefixes(model.vision, cfg.tp) if model.vision else ()),
                               max_num_batched_tokens=cfg.max_num_batched_tokens,
-                              cpu_offload_bytes=int(args.cpu_offload_gb * GiB))
+                              cpu_offload_bytes=int(args.cpu_offload_gb * GiB),
+                              vision_built=_tower_built(model, args, cfg, rules, pp_rank),
+                              deepstack_needs_tower=rules.deepstack_needs_tower)
     load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform,
                                  fp8_kv_load_workspace=rules.fp8_kv_load_workspace)
     sparse = attention_kinds(model)[1]

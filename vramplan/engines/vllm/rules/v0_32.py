@@ -9,5 +9,6 @@ from dataclasses import replace
 
 from .v0_30 import RULES as _PREVIOUS
 
-RULES = replace(_PREVIOUS, version=(0, 32, 0), mamba_cache_mode_all_removed=True, sp_capture_sizes_unchanged=True,
+RULES = replace(_PREVIOUS, deepstack_needs_tower=True,  # vLLM v0.31.0/v0.32.0 qwen3_vl.py use_deepstack (0.27-0.30 not read)
+                version=(0, 32, 0), mamba_cache_mode_all_removed=True, sp_capture_sizes_unchanged=True,
                 v2_runner_rocm_dsa=True, mrope_positions_factor=True)

@@ -11,6 +11,8 @@ from .comm import COMM_V033
 from .v0_32 import RULES as _PREVIOUS
 
 RULES = replace(_PREVIOUS, version=(0, 33, 0), cublas_handles_in_init_device=True,
+                # vLLM v0.33.0 vllm/model_executor/models/interfaces.py:SupportsMultiModal._mark_tower_model
+                tower_first_pp_stage_only=True,
                 comm=COMM_V033,
                 # vLLM v0.33.0 vllm/engine/arg_utils.py:EngineArgs.get_batch_defaults (GB10)
                 gb10_small_batch_tier=True,

@@ -146,6 +146,14 @@ class RuleSet:
     fp8_kv_load_workspace: bool = True
     """Loading with an fp8 KV cache allocates ~32 MiB beyond the tensors on CUDA (measured on 0.26); not on 0.34
     (estimate/overheads.py ``load_workspaces``)."""
+    tower_first_pp_stage_only: bool = False
+    """With the V2 runner the vision tower is built on the first pipeline stage only (v0.33.0 vllm/model_executor/
+    models/interfaces.py ``SupportsMultiModal._mark_tower_model``; 0.32 builds it on every stage)."""
+    deepstack_needs_tower: bool = False
+    """Qwen3-VL's deepstack buffers are allocated only when the tower is built (``use_deepstack`` is False for a
+    ``StageMissingLayer``: v0.31.0-v0.34.0 qwen3_vl.py; v0.26.0 allocates them whatever the tower)."""
+    """Loading with an fp8 KV cache allocates ~32 MiB beyond the tensors on CUDA (measured on 0.26); not on 0.34
+    (estimate/overheads.py ``load_workspaces``)."""
     kimi_k3_dsa: bool = False
     """Kimi-K3.1's DSA (``dsa_config``): a sparse-attention indexer on the MLA layers, its indexer cache packed
     block-outermost beside the MLA pages (v0.34 vllm/models/kimi_k3/nvidia/dsa.py, common/dsa_cache.py
