@@ -197,6 +197,9 @@ CHANGE_POINTS: dict[str, tuple[tuple[int, int], object, object]] = {
     "split_capture_sizes": ((0, 34), False, True),
     "kimi_k3_dsa": ((0, 34), False, True),
     "flashkda_prefill_workspace": ((0, 34), False, True),
+    "fp8_kv_load_workspace": ((0, 34), True, False),
+    "tower_first_pp_stage_only": ((0, 33), False, True),
+    "deepstack_needs_tower": ((0, 32), False, True),
 }
 # VllmConfig._is_default_v2_model_runner_model's rule per release (docs/vllm-rules.md §5)
 V2_RULE = {(0, 22): "dense_unquantized", (0, 23): "dense_unquantized", (0, 24): "listed"}

@@ -455,3 +455,15 @@ def test_layout_fits_the_screen(server, browser, tmp_path, size, name):
         assert d.execute_script("return document.getElementById('verdict').getBoundingClientRect().top < "
                                 "document.getElementById('form').getBoundingClientRect().top")
     shot(d, tmp_path, f"plan-{name}", full=(name == "phone"))
+
+
+def test_the_034_bar_is_the_device_after_the_commit(server, browser):
+    """vLLM 0.34's extensible cache: the stack is context, weights, non-torch, graph pool, the kept transient, the
+    margin and the committed KV, then what is free: the whole device once, not the reservation on top of it."""
+    d = browser
+    open_page(d, server, {"model": "Qwen/Qwen3-8B", "vllm_version": "0.34.0", "device": "h100-80gb"})
+    p = api(server, "/api/plan", {"model": "Qwen/Qwen3-8B", "vllm_version": "0.34.0", "device": "h100-80gb"})
+    names = d.execute_script("return document.getElementById('bar').data.map(t => t.name)")
+    assert "weights" in names and not any("reserved bound" in n for n in names)
+    total = d.execute_script("return document.getElementById('bar').data.reduce((a, t) => a + t.x[0], 0)")
+    assert abs(total - p["device"]["total_gib"]) < 0.02

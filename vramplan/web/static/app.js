@@ -138,12 +138,33 @@ function segmentsOfSGLang(plan) {
   return plan.ranks.map((r) => ({ name: r.name, segs }));
 }
 
+// vLLM 0.34's extensible KV cache: the device after the commit. The profile-time terms (activation peak, non-KV
+// total, reserved bound, first KV estimate) describe the reservation, not memory in use, so they are not stacked.
+const EXT_STACK = ["weights", "non_torch", "cudagraph_pool", "warmup_transient_peak", "kv_margin", "kv_committed"];
+function segmentsExtensible(r, total, others) {
+  const segs = [];
+  for (const key of EXT_STACK) {
+    const t = r.terms[key];
+    if (t && (t.gib || 0) > 0.005) segs.push({ key, label: t.label, gib: t.gib, rule: t.rule, kind: t.kind, note: t.note });
+  }
+  const ctx = total - others - (r.free_at_init_gib || 0);
+  if (ctx > 0.005) segs.push({ key: "context", label: "in use before vLLM's memory snapshot (runtime context)", gib: ctx,
+    rule: "device total − other programs − free at startup", kind: "derived" });
+  if (others > 0) segs.push({ key: "others", label: "held by other programs", gib: others, rule: "given (--used-by-others-gib)", kind: "given" });
+  const rest = total - segs.reduce((a, x) => a + x.gib, 0);
+  if (rest > 0.005) segs.push({ key: "free_after_commit", label: "free after the KV commit", gib: rest,
+    rule: "device total − everything above (vLLM 0.34 extensible_kv_cache.py: measure_kv_cache_blocks keeps the margin and the transient free)",
+    kind: "derived" });
+  return segs;
+}
+
 function segmentsOf(plan) {
   if (plan.engine_name === "sglang") return segmentsOfSGLang(plan);
   // per rank: every term but the non-KV total (it is their sum), then what the util holds back and other programs
   const total = plan.device.total_gib, others = plan.memory_gib.used_by_others || 0;
   return plan.ranks.map((r) => {
     const segs = [];
+    if (r.terms.reserved_bound) return { name: r.name, segs: segmentsExtensible(r, total, others) };
     for (const [key, t] of Object.entries(r.terms)) {
       if (key === "non_kv_total") continue;
       segs.push({ key, label: t.label, gib: Math.max(t.gib || 0, 0), rule: t.rule, kind: t.kind, note: t.note });

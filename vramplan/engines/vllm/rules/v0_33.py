@@ -1,6 +1,8 @@
 """vLLM v0.33.0 (wheel commit g4ba787ec9), read end to end. Since v0.29: cuBLAS/cuBLASLt
 handles are created in ``Worker.init_device`` before the snapshot (so their workspaces sit
-outside the budget); the custom all-reduce's staging buffer grows to 16 MiB, it adds a
+outside the budget; the switch ``cublas_handles_in_init_device`` is set here, at the first release that pins torch
+2.14, because the context it brings, 0.70 GiB, was measured under torch 2.14 (vLLM 0.34.0); 0.29-0.32 keep the
+0.26 figure, unmeasured); the custom all-reduce's staging buffer grows to 16 MiB, it adds a
 multicast-only symmetric-memory buffer, and FlashInfer's all-reduce is on by default (rules/comm.py
 ``COMM_V033``); GB10 stays on the small batch tier; the YaRN factor is no longer applied
 to ``max_position_embeddings`` (v0.30, rules/v0_30.py); ``mamba_cache_mode="all"`` is gone (v0.32, rules/v0_32.py)."""
