@@ -371,6 +371,7 @@ _COSTS = {
     "eager": "no CUDA graphs: slower decode (often 10-30%)",
     "graphs": "fewer captured batch sizes: larger batches run eagerly",
     "mm": "fewer images/videos accepted per prompt",
+    "text_only": "the model accepts no images or videos (its vision tower is not built)",
     "pixels": "images are downscaled further: less visual detail",
     "cache": "host RAM only; re-processes repeated images",
     "offload": "offloaded weights are read from pinned host RAM over PCIe every step: much slower decode",
@@ -427,6 +428,9 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
     if model.is_multimodal:
         cands.append(("limit-mm-per-prompt", "--limit-mm-per-prompt '{\"image\": 1, \"video\": 0}'",
                       replace(base_args, limit_mm_per_prompt={"image": 1, "video": 0}), "mm"))
+        # vLLM interfaces.py SupportsMultiModal._mark_tower_model: with every modality at 0 the tower is not built
+        cands.append(("text only", "--limit-mm-per-prompt '{\"image\": 0, \"video\": 0}'",
+                      replace(base_args, limit_mm_per_prompt={"image": 0, "video": 0}), "text_only"))
         cands.append(("max_pixels", "--mm-processor-kwargs '{\"max_pixels\": 1003520}'",
                       replace(base_args, mm_processor_kwargs={**(base_args.mm_processor_kwargs or {}),
                                                               "max_pixels": 1003520}), "pixels"))

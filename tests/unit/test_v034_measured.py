@@ -181,3 +181,12 @@ def test_the_tower_lives_on_the_first_pipeline_stage_from_033(release, tower_on_
     first, last = p.ranks[0], p.ranks[-1]
     assert "vision" in dict(first.term("weights").parts)
     assert ("vision" in dict(last.term("weights").parts)) is tower_on_stage_1
+
+
+def test_knobs_offer_text_only_for_a_vision_model_and_it_frees_the_tower():
+    from vramplan.api import knobs
+
+    ks = knobs("Qwen/Qwen3-VL-8B-Instruct", device="h100-80gb").knobs
+    text_only = [k for k in ks if '"image": 0, "video": 0' in k.change]
+    assert len(text_only) == 1 and text_only[0].freed_bytes > GiB // 2
+    assert not [k for k in knobs("Qwen/Qwen3-8B", device="h100-80gb").knobs if '"image": 0' in k.change]
