@@ -68,6 +68,8 @@ def evaluate(c: Case) -> dict:
         logged = lg.get(key)
         if key == "kv_cache_gib" and lg.get("extended_kv_gib") is not None:
             logged = lg["extended_kv_gib"]  # 0.34 extensible: what was committed, not the first estimate
+        elif key == "kv_cache_gib" and r.term("reserved_bound") is not None:
+            value = r.bytes_of("reserved_bound") / GiB  # died before the commit: the first estimate, as logged
         row[key] = (value, logged)
     if c.scope != "weights":
         row["verdict"] = (p.verdict, "fails" if lg.get("error_kind") else "starts")

@@ -190,3 +190,28 @@ def test_knobs_offer_text_only_for_a_vision_model_and_it_frees_the_tower():
     text_only = [k for k in ks if '"image": 0, "video": 0' in k.change]
     assert len(text_only) == 1 and text_only[0].freed_bytes > GiB // 2
     assert not [k for k in knobs("Qwen/Qwen3-8B", device="h100-80gb").knobs if '"image": 0' in k.change]
+
+
+def test_mamba2_warmup_kernels_oom_is_predicted_in_vllms_numbers():
+    """nemoh_trim: 'Tried to allocate 10.75 GiB' in warmup_kernels. By hand: 3,441 blocks were committable
+    ('Committed 3441 of 3593'), 5 KV groups -> (3441 - 1) // 5 = 688 two-token requests, each a chunk of
+    256 heads x 64 x 256 float32 = 16 MiB: 688 x 16 MiB = 10.75 GiB, twice (states and their output)."""
+    text = _log("nemoh_trim")
+    assert "Tried to allocate 10.75 GiB" in text and "Committed 3441 of 3593" in text
+    cfg = str(ROOT / "bench" / "truth" / "configs" / "nvidia--Nemotron-H-56B-Base-8K-trimmed")
+    p = _plan(cfg, gpu_memory_utilization=0.9)
+    assert p.verdict == "fails" and p.error_kind == "out_of_memory" and p.error_phase == "warmup"
+    assert p.error_message.startswith(f"CUDA out of memory. Tried to allocate {688 * 16 / 1024:.2f} GiB")
+    assert "--max-num-seqs" in (p.fix or "")
+
+
+def test_mamba2_warmup_transient_is_kept():
+    """nemo3nano_trim kept 4.13 GiB for transients: 1,024 requests x 64 heads x 64 x 128 x 4 B x 2 = 4.0 GiB."""
+    text = _log("nemo3nano_trim")
+    kept = _num(text, r"GiB committed to the KV cache, ([\d.]+) GiB kept")
+    cfg = str(ROOT / "bench" / "truth" / "configs" / "nvidia--NVIDIA-Nemotron-3-Nano-30B-A3B-BF16-trimmed")
+    p = _plan(cfg, gpu_memory_utilization=0.9)
+    planned = p.logged_rank.bytes_of("warmup_transient_peak")
+    assert planned == 2 * 1024 * 64 * 64 * 128 * 4
+    assert abs(planned / GiB - kept) <= 0.15
+    assert abs(p.num_gpu_blocks - 28315) / 28315 <= 0.015

@@ -106,6 +106,8 @@ def smallest_fix(plan: Plan) -> str | None:
         return fixed
     if kind == "out_of_memory" and plan.error_phase == "weight_loading":
         return _fix_weights(plan)
+    if kind == "out_of_memory" and plan.error_phase == "warmup":
+        return _fix_warmup_seqs(plan)
     if kind == "out_of_memory":
         best = _largest_util_that_starts(plan, round(util - 0.01, 2))
         if best is not None and plan.error_phase == "kv_allocation":
@@ -116,6 +118,23 @@ def smallest_fix(plan: Plan) -> str | None:
                     f"the budget (or --enforce-eager, or fewer --max-num-seqs)")
         return _fix_capacity(plan, plan.args)
     return None
+
+
+def _fix_warmup_seqs(plan: Plan) -> str | None:
+    """vLLM 0.34's warmup_kernels on a Mamba-2 model runs one chunk of the scan per sequence, up to --max-num-seqs
+    (sizing/extensible.py ``mamba2_warmup``): the largest --max-num-seqs that starts, found by bisection."""
+    hi = plan.args.max_num_seqs or plan.engine.max_num_seqs
+    if not hi or hi <= 1 or not _replan(plan, replace(plan.args, max_num_seqs=1)).starts:
+        return None
+    lo = 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _replan(plan, replace(plan.args, max_num_seqs=mid)).starts:
+            lo = mid
+        else:
+            hi = mid
+    return (f"lower --max-num-seqs to {lo} (vLLM 0.34's warmup_kernels runs one chunk of the Mamba-2 scan per "
+            f"sequence, with float32 states, before the KV cache is sized)")
 
 
 def _fix_mamba_blocks(plan: Plan) -> str | None:

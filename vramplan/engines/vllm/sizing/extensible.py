@@ -41,7 +41,7 @@ from ..flags import EngineArgs
 from ....rules.kv import KVLayout, capacity, estimate_max_model_len, needed_bytes
 from ..rules.versions import RuleSet
 from ....rules.weights import pp_layer_split
-from ....units import GiB, MiB, format_gib
+from ....units import GiB, MiB, cdiv, format_gib
 
 __all__ = ["resolve_extensible_kv_cache", "reserved_bound", "warmup_transient_peak", "measure_kv_cache_bytes",
            "blocks_within", "physical_bytes_for", "segment_strides", "more_kv_cache_memory_hint", "finish_plan",
@@ -340,12 +340,62 @@ def _rewrite_kv_error(plan, *, extensible: bool):
     return replace(plan, error_message=new, log_lines=logs)
 
 
+WARMUP_RESERVE_FRACTION = 0.1
+"""vLLM v0.34.0 extensible_kv_cache.py:KV_CACHE_WARMUP_RESERVE_FRACTION (what ``committable_blocks`` keeps back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mamba2Warmup:
+    """``warmup_kernels``' prefill step on a Mamba-2 model, before the KV cache is sized (vLLM v0.34.0
+    vllm/v1/worker/gpu/warmup.py:_warmup_kernels): ``requests`` requests of 2 tokens, each its own chunk of the
+    chunked scan, whose ``_state_passing_fwd`` holds the chunk states and their output, both float32
+    ``(nchunks, heads/TP, head_dim x state_size)`` (ops/ssd_state_passing.py). Its peak is not reset before the
+    first sizing step, so ``record_transient_peak`` keeps it (``_measure_sizing_step``)."""
+    requests: int
+    chunk_state_bytes: int
+    """One chunk's state on this rank (the largest Mamba-2 layer)."""
+    peak_bytes: int
+    """States and their output: 2 x requests x chunk_state_bytes."""
+    free_bytes: int
+    """Free when the step runs: headroom less the blocks ``ensure_kv_cache_blocks`` committed for it."""
+
+    @property
+    def fits(self) -> bool:
+        return self.peak_bytes <= self.free_bytes
+
+
+def mamba2_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: int, profile_peak: int,
+                  layout: KVLayout, reserved_blocks: int, platform: str) -> Mamba2Warmup | None:
+    """The warm-up step above on one rank, or None without Mamba-2 layers. Its requests: ``max_num_seqs``, capped
+    by the token budget (``_cap_num_warmup_reqs``: max_num_batched_tokens // 2) and by the blocks
+    ``committable_blocks`` allows (headroom - margin - max(transient, 0.1 x headroom)), one block per KV group
+    per request (``_reserved_block_count`` of 5 tokens). Checked on vLLM 0.34.0 (data/truth/logs/h100e): Nemotron-H
+    trimmed, 688 requests x 16 MiB = the 10.75 GiB it failed to allocate; Nemotron-3-Nano trimmed, 1,024 x 2 MiB x 2
+    = 4 GiB of the 4.13 GiB it kept for transients."""
+    chunk = 0
+    for layer in model.layers[layers.start:layers.stop]:
+        m = layer.mamba
+        if m is not None and m.kind == "mamba2" and m.state_size:
+            chunk = max(chunk, cdiv(m.num_heads, cfg.tp) * m.head_k_dim * m.state_size * 4)
+    if not chunk or not layout.groups:
+        return None
+    strides = segment_strides(layout)
+    committed = physical_bytes_for(1, strides)
+    headroom = init_free - non_kv_used
+    reserve = max(profile_peak, int(headroom * WARMUP_RESERVE_FRACTION))
+    margin = max(margin_floor_bytes(platform), int(reserve * MARGIN_FRACTION))
+    committable = max(blocks_within(max(headroom - margin - reserve, 0), strides, reserved_blocks), 1)
+    groups = len(layout.groups)
+    reqs = max(1, min(cfg.max_num_seqs, cfg.max_num_batched_tokens // 2, max(1, (committable - 1) // groups)))
+    free = headroom - max(physical_bytes_for(1 + reqs * groups, strides), committed)
+    return Mamba2Warmup(requests=reqs, chunk_state_bytes=chunk, peak_bytes=2 * reqs * chunk, free_bytes=free)
+
+
 MAMBA2_WARMUP_WARNING = (
-    "Mamba-2 layers: vLLM 0.34's warm-up steps (a full max-num-batched-tokens mixed step, and warmup_kernels after "
-    "the KV blocks are committed) allocate chunked-scan states this plan does not model; measured on vLLM 0.34.0 "
-    "(H100): 4.13 GiB kept for transients on Nemotron-3-Nano trimmed where the profile peak was 0.80 GiB (6% fewer "
-    "blocks than planned), and CUDA out of memory in warmup_kernels on Nemotron-H-56B trimmed at util 0.9. Lower "
-    "--max-num-batched-tokens or keep a few GiB free (--gpu-memory-utilization) if the startup dies in warm-up.")
+    "Mamba-2 layers: vLLM 0.34's warmup_kernels runs up to --max-num-seqs two-token requests before the KV cache is "
+    "sized, each a chunk of the Mamba-2 scan with float32 states; the plan keeps that peak as the transient and "
+    "checks it fits (checked on two real startups); the other warm-up temporaries of these layers are not modelled. "
+    "--max-num-seqs scales it.")
 
 
 def finish_plan(plan):
@@ -360,6 +410,7 @@ def finish_plan(plan):
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
     util_given = plan.args.gpu_memory_utilization is not None
     sizings: list[Sizing] = []
+    warmup_oom: Mamba2Warmup | None = None
     for r in plan.ranks:
         start, end = stages[r.pp_rank]
         graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
@@ -369,6 +420,14 @@ def finish_plan(plan):
         # cache before reading free memory: its peak is not kept (v0.34.0 gpu_worker.py
         # Worker._compile_or_warm_up_model). The sizing warm-up's full step is taken as the profile peak.
         warm = 0
+        mw = mamba2_warmup(model, cfg, layers=range(start, end), init_free=r.free_at_init_bytes,
+                           non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch"),
+                           profile_peak=r.bytes_of("activation_peak"), layout=r.layout, reserved_blocks=reserved,
+                           platform=platform)
+        if mw is not None:
+            warm = mw.peak_bytes
+            if not mw.fits and warmup_oom is None:
+                warmup_oom = mw
         sizings.append(measure_rank(
             init_free=r.free_at_init_bytes, requested=r.requested_bytes, weights=r.bytes_of("weights"),
             non_torch=r.bytes_of("non_torch"), profile_peak=r.bytes_of("activation_peak"), warmup_peak=warm,
@@ -398,6 +457,14 @@ def finish_plan(plan):
                          "sizes in the compilation config), or use more GPUs.")
         else:
             max_len = fit
+    phase = "kv_sizing"
+    if error_kind is None and warmup_oom is not None:
+        error_kind, phase = "out_of_memory", "warmup"
+        w = warmup_oom
+        error_msg = (f"CUDA out of memory. Tried to allocate {w.requests * w.chunk_state_bytes / GiB:.2f} GiB "
+                     f"(warmup_kernels: {w.requests} two-token requests, each a chunk of the Mamba-2 scan; the "
+                     f"states and their output need {w.peak_bytes / GiB:.2f} GiB, {w.free_bytes / GiB:.2f} GiB is "
+                     f"free after the blocks committed for the step)")
     if error_kind is None:
         # kv_cache_planning.py:shrink_kv_cache_configs -> _check_enough_kv_cache_memory((blocks - 1) x bytes per block)
         for r, a in zip(plan.ranks, usable):
@@ -425,7 +492,7 @@ def finish_plan(plan):
     ranks = tuple(_rank_with_sizing(r, s, num_blocks, rules, plan.vllm_version) for r, s in zip(plan.ranks, sizings))
     logs = _log_lines(plan, s_log, num_blocks, tokens, conc, max_len, error_msg, warnings)
     return replace(plan, ranks=ranks, verdict="fails" if error_kind else "starts", error_kind=error_kind,
-                   error_message=error_msg, error_phase="kv_sizing" if error_kind else None,
+                   error_message=error_msg, error_phase=phase if error_kind else None,
                    num_gpu_blocks=None if error_kind else num_blocks, kv_cache_tokens=tokens, max_concurrency=conc,
                    estimated_max_model_len=est_len if error_kind else plan.estimated_max_model_len,
                    max_model_len=max_len, headroom_terms=_sizing_terms(plan, s_log, num_blocks), warnings=tuple(warnings),
@@ -556,6 +623,9 @@ def _log_lines(plan, s: Sizing, num_blocks: int, tokens, conc, max_len: int, err
         # vLLM v0.34.0 vllm/v1/worker/gpu/model_runner.py capture log
         lines.append(f"Graph capturing finished in X secs, took {s.graph_pool_bytes / GiB:.2f} GiB")
     strides = segment_strides(r.layout)
+    if error and error.startswith("CUDA out of memory"):
+        # torch raises inside warmup_kernels, before capture and before the KV cache is measured
+        return [x for x in lines if not x.startswith("Graph capturing")] + [f"torch.OutOfMemoryError: {error}"]
     if s.withheld_bytes is not None and s.withheld_bytes >= GiB:
         lines.append("WARNING " + util_warning(plan.engine.gpu_memory_utilization, r.requested_bytes,
                                                s.withheld_bytes))
