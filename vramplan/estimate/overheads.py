@@ -123,10 +123,8 @@ def non_torch(platform: str, *, tp: int, pp: int = 1, nvlink: bool = True, comm:
     table = _MULTI if (tp > 1 or pp > 1) else _TP1
     ctx, inc, src = table.get(platform, table["cuda"])
     if handles:
-        ctx = ctx + (_CTX_HANDLES_FIRST[0] - _TP1["cuda"][0])
-        src = (_CTX_HANDLES_FIRST[1] + "; the non-torch increase during profiling as on vLLM 0.26 (0.22-0.23 GiB, 61 "
-               "startups), which the 0.34 runs agree with" if table is _TP1 else
-               src + "; at the snapshot +0.19 GiB for torch 2.14 (" + _CTX_HANDLES_FIRST[1] + ")")
+        ctx += _CTX_HANDLES_FIRST[0] - _TP1["cuda"][0]
+        src += "; at the snapshot instead: " + _CTX_HANDLES_FIRST[1]
     if table is _MULTI and platform == "cuda" and not nvlink:
         ctx = _TP1["cuda"][0] + _PCIE_EXTRA[0]
         src = _PCIE_EXTRA[1]

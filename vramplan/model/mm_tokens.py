@@ -420,6 +420,11 @@ def _limit(limit_mm_per_prompt: Mapping[str, Any] | None, modality: str) -> int:
     return int(raw)
 
 
+def all_disabled(limit_mm_per_prompt: Mapping[str, Any] | None, modalities: tuple[str, ...]) -> bool:
+    """``--limit-mm-per-prompt`` is 0 for every one of ``modalities`` (absent counts as the default, not 0)."""
+    return all(_limit(limit_mm_per_prompt, m) == 0 for m in modalities)
+
+
 def _limits(fam: str, limit_mm_per_prompt: Mapping[str, Any] | None) -> dict[str, int]:
     return {m: _limit(limit_mm_per_prompt, m) for m in supported_modalities(fam)}
 

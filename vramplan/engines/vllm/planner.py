@@ -33,7 +33,7 @@ from ...inputs.devices import Device
 from .flags import EngineArgs
 from ...model.description import ModelDescription
 from ...model.families import adapt_for_release
-from .rules.engine import EngineConfig, attention_kinds, resolve_engine
+from .rules.engine import EngineConfig, attention_kinds, prefill_checkpoint_blocks, resolve_engine
 from ...rules.kv import (
     KVLayout,
     build_layout,
@@ -151,8 +151,10 @@ def build_plan(
     from ...model.families import family as _registered_family
 
     fam = _registered_family(model.family)
-    ckpt = (fam.mamba_checkpoint_blocks(model, cfg, device) if fam is not None and fam.mamba_checkpoint_blocks
-            and rules.prefill_checkpoint_blocks else 0)
+    ckpt = 0
+    if rules.prefill_checkpoint_blocks:
+        ckpt = (fam.mamba_checkpoint_blocks(model, cfg, device) if fam is not None and fam.mamba_checkpoint_blocks
+                else prefill_checkpoint_blocks(model, device))
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded, mamba_ssm_dtype=cfg.mamba_ssm_dtype,
@@ -236,24 +238,15 @@ def _vit_heads_fallback(model: ModelDescription, tp: int, rules: RuleSet) -> boo
 def _tower_built(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, rules: RuleSet, pp_rank: int) -> bool:
     """vLLM v0.19.0-v0.34.0 vllm/model_executor/models/interfaces.py:SupportsMultiModal._mark_tower_model: the tower
     is a StageMissingLayer (no weights) when ``--limit-mm-per-prompt`` is 0 for every modality it serves, and from
-    v0.33 with the V2 runner on every pipeline stage after the first."""
+    v0.33 with the V2 runner on every pipeline stage after the first. A tower carried as the family's extra params
+    (part "vision", e.g. Gemma 4's) serves images and videos and sits on the first stage only anyway."""
+    from ...model.mm_tokens import all_disabled, supported_modalities
+
     if model.vision is None:
-        # a tower carried as the family's extra params (part "vision", e.g. Gemma 4's image/video tower)
-        if not any(p.part == "vision" for p in model.embed_params):
-            return True
-        modalities: tuple[str, ...] = ("image", "video")
-    else:
-        if rules.tower_first_pp_stage_only and cfg.runner == "v2" and pp_rank > 0:
-            return False
-        from ...model.mm_tokens import supported_modalities
-
-        try:
-            modalities = supported_modalities(model.vision.family)
-        except Exception:  # a family without token rules: keep the tower (the conservative side)
-            return True
-    from ...model.mm_tokens import _limit
-
-    return any(_limit(args.limit_mm_per_prompt, m) != 0 for m in modalities)
+        return not all_disabled(args.limit_mm_per_prompt, ("image", "video"))
+    if rules.tower_first_pp_stage_only and cfg.runner == "v2" and pp_rank > 0:
+        return False
+    return not all_disabled(args.limit_mm_per_prompt, supported_modalities(model.vision.family))
 
 
 def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: EngineConfig, pp_rank: int,

@@ -175,21 +175,10 @@ def _fix(raw: dict, resolved: dict) -> dict:
     return out
 
 
-def _checkpoint_blocks(model, cfg, device) -> int:
-    """``MambaMixer2.get_kv_cache_spec``: ``num_prefill_checkpoint_blocks = 1`` (alignment 1), so in ``align`` mode
-    each request holds 3 state pages per Mamba group, not 2 (vLLM v0.33.0/v0.34.0
-    vllm/model_executor/layers/mamba/mamba_mixer2.py; ``MambaSpec.max_memory_usage_bytes``). The planner applies it
-    where the rule set's ``prefill_checkpoint_blocks`` is on. Seen on vLLM 0.34.0: Nemotron-3-Nano trimmed logs
-    28,315 blocks and 10,543,476 tokens at max-model-len 4096, i.e. 11 blocks a request = 3 x 3 + 2 attention
-    (data/truth/logs/h100e/nemo3nano_trim)."""
-    return 1
-
-
 register(Family(
     name="nemotron_h",
     builder=build,
     config_fix=_fix,
     architectures={"NemotronHForCausalLM": False, "NemotronHPuzzleForCausalLM": False},
     buffers=_no_buffers,
-    mamba_checkpoint_blocks=_checkpoint_blocks,
 ))

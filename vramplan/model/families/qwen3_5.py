@@ -27,7 +27,7 @@ from __future__ import annotations
 from ..description import AttentionSpec, LayerKind, LayerSpec, MoESpec, Param
 from ._common import _experts, _gated_mlp, _get, _layer_types, _norm, _o_proj, _qkv, _router
 from . import Family, register
-from .qwen3_next import gdn_checkpoint_blocks, gdn_params as _gdn_params
+from .qwen3_next import gdn_params as _gdn_params
 
 
 def _qwen3_5_layer_types(ctx) -> list[str]:
@@ -114,7 +114,6 @@ register(Family(
     builder=build,
     buffers=_rope,
     for_release=_for_release,
-    mamba_checkpoint_blocks=gdn_checkpoint_blocks,
     architectures={
         "Qwen3_5ForConditionalGeneration": True,
         "Qwen3_5MoeForConditionalGeneration": True,

@@ -79,22 +79,9 @@ def build(ctx):
     return tuple(specs), tuple(params), moe
 
 
-def gdn_checkpoint_blocks(model, cfg, device) -> int:
-    """``QwenGatedDeltaNet.get_kv_cache_spec``: with FlashInfer's GDN prefill the layer exports mid-prefill states,
-    so its spec gets ``num_prefill_checkpoint_blocks = 1`` (3 state pages a request in ``align`` mode, not 2)
-    (vLLM v0.33.0/v0.34.0 vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py ``_exports_checkpoints``).
-    FlashInfer is the default prefill backend on Hopper (``_resolve_gdn_prefill_backend``; on SM10x/SM12x only with
-    head_k_dim 128, not modelled), which is where rules/engine.py already aligns the block to its 64-token grid.
-    The planner applies it where the rule set's ``prefill_checkpoint_blocks`` is on (0.33+)."""
-    cc = getattr(device, "compute_capability", None)
-    hopper = getattr(device, "platform", "cuda") == "cuda" and cc is not None and cc[0] == 9
-    return 1 if hopper and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba) else 0
-
-
 register(Family(
     name="qwen3_next",
     builder=build,
     architectures={"Qwen3NextForCausalLM": False},
     buffers=partial(_rope_buffers, rot_factor=0.25),
-    mamba_checkpoint_blocks=gdn_checkpoint_blocks,
 ))

@@ -514,11 +514,37 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
     # Only GDN layers export prefill checkpoints (vLLM v0.33.0 vllm/model_executor/layers/mamba/abstract.py:
     # MambaBase.get_prefill_checkpoint_alignment is None; qwen_gdn_linear_attn.py overrides it with the FlashInfer
     # alignment), and get_mamba_prefill_checkpoint_alignment is None unless every mamba layer declares one.
-    hopper = (device.compute_capability is not None and device.compute_capability[0] == 9
-              and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
+    hopper = gdn_flashinfer_prefill(model, device)
     bs, padded = d.hybrid_attention_block_size(
         rules, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
         mamba_cache_mode=mamba_mode, platform=device.platform, use_mla=attn_layer.kind is LayerKind.MLA,
         prefill_checkpoint_alignment=64 if hopper else None,
         ssm_page_bytes=page - conv, conv_page_bytes=conv, attn_k_bytes_per_token=k_per_token)
     return bs, padded, f"attention block raised to {bs} tokens so a page holds one mamba state ({page:,} bytes)"
+
+
+def gdn_flashinfer_prefill(model: ModelDescription, device: Device) -> bool:
+    """Every recurrent layer is a GDN layer and FlashInfer's GDN prefill runs, which is the default on Hopper
+    (vLLM v0.34.0 qwen_gdn_linear_attn.py:_resolve_gdn_prefill_backend; on SM10x/SM12x only with head_k_dim 128,
+    not modelled). Its checkpoints set the block alignment (above) and a page per request
+    (:func:`prefill_checkpoint_blocks`)."""
+    cc = device.compute_capability
+    return (cc is not None and cc[0] == 9
+            and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
+
+
+def prefill_checkpoint_blocks(model: ModelDescription, device: Device) -> int:
+    """``MambaSpec.num_prefill_checkpoint_blocks`` of the model's recurrent layers, counted per request in
+    ``align`` mode where the rule set's ``prefill_checkpoint_blocks`` is on (0.33+); a family's own
+    ``mamba_checkpoint_blocks`` (Kimi-K3's FlashKDA) takes precedence.
+
+    - Mamba-2: ``MambaMixer2.get_kv_cache_spec`` always sets 1 (v0.33.0/v0.34.0 mamba_mixer2.py). Seen on vLLM
+      0.34.0: Nemotron-3-Nano trimmed logs 28,315 blocks and 10,543,476 tokens at max-model-len 4096, i.e. 11
+      blocks a request = 3 Mamba-2 groups x 3 pages + 2 attention pages (data/truth/logs/h100e/nemo3nano_trim).
+    - GDN: ``QwenGatedDeltaNet.get_kv_cache_spec`` sets 1 when FlashInfer's prefill exports checkpoints
+      (``_exports_checkpoints``; :func:`gdn_flashinfer_prefill`).
+    """
+    kinds = {layer.mamba.kind for layer in model.layers if layer.mamba}
+    if kinds == {"mamba2"}:
+        return 1
+    return 1 if kinds == {"gdn"} and gdn_flashinfer_prefill(model, device) else 0

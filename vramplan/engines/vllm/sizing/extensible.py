@@ -419,15 +419,13 @@ def finish_plan(plan):
         # The sampler warm-up runs after record_transient_peak, and measure_kv_cache_blocks empties torch's
         # cache before reading free memory: its peak is not kept (v0.34.0 gpu_worker.py
         # Worker._compile_or_warm_up_model). The sizing warm-up's full step is taken as the profile peak.
-        warm = 0
         mw = mamba2_warmup(model, cfg, layers=range(start, end), init_free=r.free_at_init_bytes,
                            non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch"),
                            profile_peak=r.bytes_of("activation_peak"), layout=r.layout, reserved_blocks=reserved,
                            platform=platform)
-        if mw is not None:
-            warm = mw.peak_bytes
-            if not mw.fits and warmup_oom is None:
-                warmup_oom = mw
+        warm = mw.peak_bytes if mw is not None else 0
+        if mw is not None and not mw.fits and warmup_oom is None:
+            warmup_oom = mw
         sizings.append(measure_rank(
             init_free=r.free_at_init_bytes, requested=r.requested_bytes, weights=r.bytes_of("weights"),
             non_torch=r.bytes_of("non_torch"), profile_peak=r.bytes_of("activation_peak"), warmup_peak=warm,
