@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_watch_sglang import _launcher as sglang_launcher
 from vramplan.engines.sglang.log import read_sglang_log
 from vramplan.engines.sglang.watch_levels import (GRAPHS, KV, PEAK, W, device_for, levels_of, log_rows,
                                                   plan_watched_sglang)
@@ -74,14 +75,8 @@ def test_qwen3_8b_hand_count():
 
 
 def _launcher(tmp_path: Path, state: Path) -> str:
-    pkg = tmp_path / "pkgs" / "sglang"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "launch_server.py").write_text(
-        "import runpy, sys\n"
-        f"sys.argv = [{FAKE!r}, {str(LOG)!r}, '--state', {str(state)!r}, '--step', '0.05']\n"
-        f"runpy.run_path({FAKE!r}, run_name='__main__')\n")
-    return str(tmp_path / "pkgs")
+    """The PYTHONPATH of test_watch_sglang's fake ``sglang`` package, replaying this file's log."""
+    return sglang_launcher(tmp_path, LOG, state, 0.05, 0)["PYTHONPATH"]
 
 
 def _cli_watch(tmp_path, monkeypatch, model="Qwen/Qwen3-8B"):
