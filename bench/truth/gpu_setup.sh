@@ -8,8 +8,8 @@ set -u
 X=/tmp/xfer; mkdir -p $X
 cp .xfer/SHA256S $X/ 2>/dev/null
 cd $X || exit 1
-declare -A DEST=([t214]=/tmp/t214 [v034]=/tmp/site034 [v033]=/tmp/site033 [sg]=/tmp/sgsite)
-for name in t214 v034 v033 sg; do
+declare -A DEST=([t214]=/tmp/t214 [v034]=/tmp/site034 [v033]=/tmp/site033 [sg]=/tmp/sgsite [dg]=/tmp/dg034)
+for name in t214 v034 v033 sg dg; do
   dest=${DEST[$name]}
   [ -f $dest/.done ] && { echo "$name: already unpacked"; continue; }
   grep " $name\.part" SHA256S > $name.sha || continue
@@ -30,6 +30,14 @@ for site in /tmp/site034 /tmp/site033; do
   f=$site/vllm/model_executor/warmup/minimax_m3_msa_warmup.py
   [ -f "$f" ] && ! grep -q "harness no-op" "$f" && printf 'def minimax_m3_msa_warmup(worker):  # harness no-op (bench/truth/gpu_setup.sh)\n    return None\n' > "$f" && echo "$site: MiniMax-M3 MSA warm-up replaced by its no-op"
 done
+# DeepGEMM (dg.part00: vllm/third_party/deep_gemm/_C* and include/ of the 0.34 wheel, which the bundle leaves out;
+# it JIT-compiles with the image's nvcc): DeepSeek-V3.2 / GLM-5's sparse-attention indexer needs it
+if [ -f /tmp/dg034/.done ] && [ -d /tmp/site034/vllm/third_party/deep_gemm ] && [ ! -f /tmp/site034/.dg ]; then
+  cp -r /tmp/dg034/vllm/third_party/deep_gemm/. /tmp/site034/vllm/third_party/deep_gemm/ && touch /tmp/site034/.dg \
+    && echo "site034: DeepGEMM extension and headers added"
+fi
+# kernels the bundle leaves out, swapped for plain PyTorch or vLLM's own fallback (harness_patches.py says which)
+for site in /tmp/site034 /tmp/site033; do [ -f $site/.done ] && python3 bench/truth/harness_patches.py $site; done
 # --tokenizer synth needs ../shared/vllm-on-gpu/synth_tokenizer.py (carried in .xfer/)
 [ -f .xfer/synth_tokenizer.py ] && [ ! -f bench/truth/synth_tokenizer.py ] && cp .xfer/synth_tokenizer.py bench/truth/
 [ -f /tmp/t214/.done ] && [ -f /tmp/site034/.done ] || exit 3

@@ -25,7 +25,7 @@ import argparse, gc, json, os, shlex, shutil, signal, sys, time, traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VLLM_VERSION = "unknown"  # set in main() once vllm is imported; recorded in every TRUTH/RESULT line
-ENV_PREFIXES = ("VLLM_", "NCCL_", "CUDA_", "TORCH_", "PYTORCH_", "NVSHMEM_", "HF_", "TRANSFORMERS_")
+ENV_PREFIXES = ("TRUTH_", "VLLM_", "NCCL_", "CUDA_", "TORCH_", "PYTORCH_", "NVSHMEM_", "HF_", "TRANSFORMERS_")
 
 
 def run_parser():
