@@ -137,6 +137,32 @@ def test_qwen35_gdn_groups_hold_a_checkpoint_page_on_hopper(release):
     assert n == 2 * gdn + attn * pages
 
 
+@pytest.mark.parametrize("backend,pages_per_gdn_group", [("auto", 3), ("flashinfer", 3), ("triton", 2)])
+def test_gdn_prefill_backend_flag_decides_the_checkpoint_page(backend, pages_per_gdn_group):
+    """``--gdn-prefill-backend triton`` on Hopper runs FLA's Triton prefill, which exports no checkpoints: 2 state
+    pages a GDN group per request, as on an A100; ``auto``/``flashinfer`` keep FlashInfer's third (vLLM 0.34.0
+    qwen_gdn_linear_attn.py:_resolve_gdn_prefill_backend)."""
+    from vramplan.model.description import LayerKind
+
+    p = vramplan.plan("Qwen/Qwen3.5-27B", device="h100-80gb", vllm_version="0.34.0", max_model_len=4096,
+                      gpu_memory_utilization=0.9, max_num_seqs=128,
+                      flags=["--gdn-prefill-backend", backend])
+    assert p.starts, p.error_message
+    L = p.logged_rank.layout
+    gdn = sum(1 for g in L.groups if g.spec.kind is LayerKind.MAMBA)
+    attn = len(L.groups) - gdn
+    assert round(p.num_gpu_blocks / p.max_concurrency) == pages_per_gdn_group * gdn + attn * -(-4096 // L.block_size)
+
+
+def test_the_log_says_which_gdn_prefill_kernel_ran():
+    """vLLM's 'Using FlashInfer GDN prefill kernel (requested=auto, ...)' line becomes the compare's flag."""
+    from vramplan.engines.vllm.log import read_log
+
+    harness = ROOT / "data" / "truth" / "harness" / "q35_9b_trim.log"
+    assert "Using FlashInfer GDN prefill kernel (requested=auto" in harness.read_text(errors="replace")
+    assert read_log(str(harness)).args.get("gdn_prefill_backend") == "flashinfer"
+
+
 def test_mamba2_hybrids_are_warned_about_the_warm_up_they_may_not_survive():
     """nemoh_trim died in warmup_kernels with CUDA out of memory after the commit (its log); the plan cannot size
     that step, so it says so: on 0.34's extensible path only, and only for Mamba-2 layers."""

@@ -102,6 +102,10 @@ class EngineArgs:
     max_decode_cudagraph_capture_tokens: int | None = None
     enable_extensible_kv_cache: bool | None = None
     """vLLM 0.34 ``--enable-extensible-kv-cache`` / ``--no-enable-extensible-kv-cache`` (None: the release's default)."""
+    gdn_prefill_backend: str | None = None
+    """``--gdn-prefill-backend`` (auto, flashinfer, triton, cutedsl, ...): which kernel runs GDN prefill. On Hopper
+    ``auto``/``flashinfer`` pick FlashInfer's, whose checkpoints change the hybrid block alignment and add a page per
+    request (rules/engine.py gdn_flashinfer_prefill); None is ``auto``."""
     enable_elastic_ep: bool = False
     kv_transfer_config: dict | None = None
     hf_overrides: dict | None = None
@@ -258,6 +262,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "usage-context": ("usage_context", str, True),
     "enable-extensible-kv-cache": ("enable_extensible_kv_cache", _bool, False),
     "enable-elastic-ep": ("enable_elastic_ep", _bool, False),
+    "gdn-prefill-backend": ("gdn_prefill_backend", lambda v: str(v).strip().lower(), True),
     "kv-transfer-config": ("kv_transfer_config", _json, True),
     "hf-overrides": ("hf_overrides", lambda v: _json_object(v, "--hf-overrides"), True),
 }

@@ -154,7 +154,7 @@ def build_plan(
     ckpt = 0
     if rules.prefill_checkpoint_blocks:
         ckpt = (fam.mamba_checkpoint_blocks(model, cfg, device) if fam is not None and fam.mamba_checkpoint_blocks
-                else prefill_checkpoint_blocks(model, device))
+                else prefill_checkpoint_blocks(model, device, args.gdn_prefill_backend))
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded, mamba_ssm_dtype=cfg.mamba_ssm_dtype,

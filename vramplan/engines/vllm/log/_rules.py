@@ -1041,6 +1041,19 @@ def h_extensible_warn(r: LogReader, ln: _Line) -> None:
     r.warn(ln, vals)
 
 
+_GDN_KERNEL = {"FlashInfer": "flashinfer", "Triton/FLA": "triton", "CuteDSL": "cutedsl", "AITER FlyDSL": "aiter_flydsl",
+               "HIP": "hip", "SYCL": "sycl"}
+
+
+def h_gdn(r: LogReader, ln: _Line) -> None:
+    # vLLM v0.33.0/v0.34.0 vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py:_log_gdn_backend_decision
+    # "Using %s GDN prefill kernel (requested=%s, head_k_dim=%s)." -- the kernel that ran decides the prefill
+    # checkpoints (rules/engine.py gdn_flashinfer_prefill), so the compare plans with it as --gdn-prefill-backend
+    m = _rx(r"Using (.+?) GDN prefill kernel \(requested=([\w-]+)").search(ln.text)
+    if m and m.group(1) in _GDN_KERNEL:
+        r.set_arg("gdn_prefill_backend", _GDN_KERNEL[m.group(1)], 2)
+
+
 def h_extensible_err(r: LogReader, ln: _Line) -> None:
     # vLLM v0.34.0 vllm/config/vllm.py:_resolve_extensible_kv_cache "enable_extensible_kv_cache: %s."; vllm/platforms/
     # interface.py:validate_environ "VLLM_USE_V2_MODEL_RUNNER=%s is no longer supported: Model Runner V1 has been
@@ -1364,6 +1377,7 @@ FAMILIES: list[tuple[str, tuple[str, ...], tuple[str, ...], object, str | None]]
      ("caps this instance at", "Disabling the extensible KV cache", "Extensible KV cache off"), h_extensible_warn, "space"),
     ("extensible_err", ("enable_extensible_kv_cache:", "no longer supported"),
      ("enable_extensible_kv_cache:", "Model Runner V1 has been removed"), h_extensible_err, None),
+    ("gdn", ("GDN prefill",), ("GDN prefill kernel (requested=",), h_gdn, None),
     ("env_npu", ("PYTORCH_NPU",), ("PYTORCH_NPU_ALLOC_CONF",), h_env_npu, None),
     ("export", ("export ",), ("export ",), h_export, None),
     ("engine", ("LLM engine",), ("LLM engine (v", "with config:"), h_engine, "raw"),

@@ -169,7 +169,8 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     if has_mamba and any(layer.attention for layer in model.layers):
         block_size, mamba_page_padded, reason = _align_hybrid(rules, model, device, tp=tp, block_size=block_size,
                                                                kv_dtype=kv_dtype, model_dtype=model_dtype,
-                                                               mamba_mode=mamba_mode, ssm_dtype=ssm_dtype)
+                                                               mamba_mode=mamba_mode, ssm_dtype=ssm_dtype,
+                                                               gdn_backend=args.gdn_prefill_backend)
     eager = args.enforce_eager
     mode = d.default_cudagraph_mode(rules, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
     if platform == "ascend" and mode != "NONE":
@@ -487,7 +488,8 @@ def _mamba_ssm_dtype(args: EngineArgs, model: ModelDescription, v: tuple[int, in
 
 
 def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp: int, block_size: int, kv_dtype: str,
-                  model_dtype: str, mamba_mode: str, ssm_dtype: str | None = None) -> tuple[int, int | None, str]:
+                  model_dtype: str, mamba_mode: str, ssm_dtype: str | None = None,
+                  gdn_backend: str | None = None) -> tuple[int, int | None, str]:
     """Raise the attention block size so one attention page holds at least one mamba state, and pad the
     mamba page to match (vLLM v0.26.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size;
     vllm-ascend: patch_mamba_config.verify_and_update_config)."""
@@ -514,7 +516,7 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
     # Only GDN layers export prefill checkpoints (vLLM v0.33.0 vllm/model_executor/layers/mamba/abstract.py:
     # MambaBase.get_prefill_checkpoint_alignment is None; qwen_gdn_linear_attn.py overrides it with the FlashInfer
     # alignment), and get_mamba_prefill_checkpoint_alignment is None unless every mamba layer declares one.
-    hopper = gdn_flashinfer_prefill(model, device)
+    hopper = gdn_flashinfer_prefill(model, device, gdn_backend)
     bs, padded = d.hybrid_attention_block_size(
         rules, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
         mamba_cache_mode=mamba_mode, platform=device.platform, use_mla=attn_layer.kind is LayerKind.MLA,
@@ -523,17 +525,20 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
     return bs, padded, f"attention block raised to {bs} tokens so a page holds one mamba state ({page:,} bytes)"
 
 
-def gdn_flashinfer_prefill(model: ModelDescription, device: Device) -> bool:
+def gdn_flashinfer_prefill(model: ModelDescription, device: Device, backend: str | None = None) -> bool:
     """Every recurrent layer is a GDN layer and FlashInfer's GDN prefill runs, which is the default on Hopper
-    (vLLM v0.34.0 qwen_gdn_linear_attn.py:_resolve_gdn_prefill_backend; on SM10x/SM12x only with head_k_dim 128,
-    not modelled). Its checkpoints set the block alignment (above) and a page per request
+    (vLLM v0.34.0 qwen_gdn_linear_attn.py:_resolve_gdn_prefill_backend: ``--gdn-prefill-backend`` ``auto`` or
+    ``flashinfer`` on SM90; any other backend, e.g. ``triton``, runs FLA's Triton kernels; on SM10x/SM12x only
+    with head_k_dim 128, not modelled). Its checkpoints set the block alignment (above) and a page per request
     (:func:`prefill_checkpoint_blocks`)."""
+    if backend not in (None, "", "auto", "flashinfer"):
+        return False
     cc = device.compute_capability
     return (cc is not None and cc[0] == 9
             and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
 
 
-def prefill_checkpoint_blocks(model: ModelDescription, device: Device) -> int:
+def prefill_checkpoint_blocks(model: ModelDescription, device: Device, gdn_backend: str | None = None) -> int:
     """``MambaSpec.num_prefill_checkpoint_blocks`` of the model's recurrent layers, counted per request in
     ``align`` mode where the rule set's ``prefill_checkpoint_blocks`` is on (0.33+); a family's own
     ``mamba_checkpoint_blocks`` (Kimi-K3's FlashKDA) takes precedence.
@@ -547,4 +552,4 @@ def prefill_checkpoint_blocks(model: ModelDescription, device: Device) -> int:
     kinds = {layer.mamba.kind for layer in model.layers if layer.mamba}
     if kinds == {"mamba2"}:
         return 1
-    return 1 if kinds == {"gdn"} and gdn_flashinfer_prefill(model, device) else 0
+    return 1 if kinds == {"gdn"} and gdn_flashinfer_prefill(model, device, gdn_backend) else 0
