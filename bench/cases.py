@@ -172,7 +172,7 @@ def _device_cases(path: Path, source: str) -> list[Case]:
                                     "max_num_batched_tokens", "gpu_memory_utilization", "kv_cache_dtype",
                                     "enforce_eager", "limit_mm_per_prompt", "mm_processor_kwargs",
                                     "data_parallel_size", "enable_expert_parallel", "disable_custom_all_reduce",
-                                    "enable_extensible_kv_cache", "kv_cache_memory_bytes")
+                                    "enable_extensible_kv_cache", "kv_cache_memory_bytes", "gdn_prefill_backend")
                  if a.get(k) is not None}
         hw = c["hardware"]
         device = "h200" if "H200" in hw.get("device", "") else "h100-80gb"

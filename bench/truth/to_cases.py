@@ -203,6 +203,9 @@ def to_case(batch, name, info, rel_log):
         # vLLM 0.34 (config/cache.py): the extensible KV cache switch and the fixed KV size, when the run set them
         "enable_extensible_kv_cache": kw.get("enable_extensible_kv_cache"),
         "kv_cache_memory_bytes": kw.get("kv_cache_memory_bytes"),
+        # kernel choices the harness made where the one-GPU bundle lacks one (harness_patches.py, plan lines)
+        "gdn_prefill_backend": kw.get("gdn_prefill_backend"),
+        "attention_backend": kw.get("attention_backend"),
     }
     if res:
         args["resolved"] = {k: r.get(k) for k in ("cudagraph_mode", "compilation_mode", "cudagraph_capture_sizes_max",
