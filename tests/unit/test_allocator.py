@@ -103,3 +103,31 @@ def test_vllm_0_20_loads_without_the_split_limit_and_0_21_with_it():
     assert for_version("0.20.0").load_max_split_mib is None
     assert for_version("0.21.0").load_max_split_mib == 20
     assert for_version("0.34.0").load_max_split_mib == 20
+
+
+@pytest.mark.parametrize("model_id, version, logged", [
+    # "Model loading took ... GiB" of our H100 runs (eager, max_model_len 4096, mnbt 8192, mns 1024):
+    ("Qwen/Qwen3-VL-8B-Instruct", "0.26.0", "16.79"),    # data/truth/logs/h100b/vl8b_e_v1_base.log
+    ("Qwen/Qwen3-0.6B", "0.26.0", "1.12"),               # h100a/q06b_e_base.log (embedding 296.75 MiB -> 298)
+    ("meta-llama/Llama-3.2-1B-Instruct", "0.26.0", "2.32"),  # h100b/l1b_e_base.log
+    ("Qwen/Qwen3-8B", "0.34.0", "15.27"),                # h100e/q8b_e_unset.log
+    # MLA unquantized: W_UK_T / W_UV are views of kv_b_proj (Param.quantized_only)
+    ("deepseek-ai/DeepSeek-V2-Lite", "0.34.0", "29.32"),  # h100e/mla_e_unset.log
+])
+def test_logged_weights_of_our_runs(model_id, version, logged):
+    p = vramplan.plan(model_id, vllm_version=version, device="h100-80gb", max_model_len=4096,
+                      max_num_batched_tokens=8192, max_num_seqs=1024, enforce_eager=True)
+    assert format_gib(p.logged_rank.bytes_of("weights")) == logged
+
+
+def test_llama_3_1_8b_tp8_to_the_fourth_decimal():
+    # data/public/vllm_startup_cases.jsonl llama31-8b-tp8-mlcommons2267 (V0 ~v0.6.3, 8 ranks): "Loading model
+    # weights took 1.9028 GB" (GiB). Per rank the embedding and the LM head are 128256 / 8 x 4096 x 2 bytes =
+    # 125.25 MiB: a 126 MiB segment whose 0.75 MiB rest is not split off (1 MiB or less), twice; every other tensor
+    # is a multiple of 2 MiB. Tensors alone: 1.9014 GiB. Planned as bench/cases.py does, with the 0.19 rules (no
+    # split limit before 0.21, as in V0; the V0 planner does not replay the allocator).
+    p = vramplan.plan("meta-llama/Llama-3.1-8B-Instruct", vllm_version="0.19.0", device="h200",
+                      tensor_parallel_size=8, max_model_len=131072)
+    w = p.logged_rank.term("weights")
+    assert dict(w.parts)["allocator"] == 2 * (126 * MiB - 128256 // 8 * 4096 * 2) == int(1.5 * MiB)
+    assert round(w.bytes / 2**30, 4) == 1.9028
