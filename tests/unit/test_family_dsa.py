@@ -115,7 +115,7 @@ def test_glm52_weights_tp8_by_hand():
     attn = (
         (2048 + 512 + 64) * h * b + (2048 + 512) * b
         + hr * (192 + 64) * 2048 * b           # q_b_proj
-        + 2 * hr * (192 + 256) * 512 * b       # kv_b_proj + its W_UK_T/W_UV copy
+        + hr * (192 + 256) * 512 * b           # kv_b_proj (unquantized, W_UK_T / W_UV are views of it)
         + h * hr * 256 * b                     # o_proj
         + 2 * h * b                            # two RMSNorms
     )

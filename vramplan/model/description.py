@@ -71,6 +71,11 @@ class Param:
     vllm/models/kimi_k3/nvidia/kda.py:KimiK3DeltaAttention.__init__, ``in_proj_padding``)."""
     row_extra: int = 0
     """Rows of the same merged layer held by another (replicated) param, counted in the ``row_align`` rounding."""
+    quantized_only: bool = False
+    """A model-dtype copy that exists only when the model is quantized (0 bytes without a quantization): MLA's
+    ``W_UK_T`` / ``W_UV``, which are views of an unquantized ``kv_b_proj`` weight (``get_and_maybe_dequant_weights``
+    returns the weight itself when no dequantization is needed; vLLM v0.26.0 / v0.34.0
+    vllm/model_executor/layers/attention/mla_attention.py:MLAAttention.process_weights_after_loading)."""
     min_inter_per_tp: int = 0
     """Expert shards only: with TP > 1 and no expert parallelism, an intermediate size whose ``I // TP`` is below this
     becomes ``this x TP`` (vLLM v0.34.0 vllm/models/kimi_k3/nvidia/model.py:KimiMoE ``padded_moe_intermediate_size``,

@@ -108,6 +108,8 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
 
 
 def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtype: str) -> int:
+    if p.quantized_only and quant is None:
+        return 0
     expert = p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW)
     if quant is not None and quant.expert_quant is not None and expert and p.quantizable:
         return quantized_weight_bytes(shape, quant.expert_quant, dtype)
@@ -182,25 +184,32 @@ def weights_per_rank(
     cpu_offload_bytes: int = 0,
     vision_built: bool = True,
     deepstack_needs_tower: bool = False,
+    allocator_blocks: bool = False,
+    allocator_max_split_bytes: int | None = None,
 ) -> WeightShares:
     """Bytes of weights on one rank (TP rank 0 of pipeline stage ``pp_rank``).
 
     MoE experts: vLLM v0.26.0 vllm/model_executor/layers/fused_moe/config.py:FusedMoEParallelConfig.make
     shards experts TP-style over ``tp x dp`` ranks, or with ``--enable-expert-parallel``
     gives each of the ``tp x dp`` ranks whole experts (EP) with no TP inside them.
+
+    ``allocator_blocks``: add the caching allocator's rounding (part ``allocator``, rules/allocator.py), the
+    tensors allocated in vLLM's creation order, under ``allocator_max_split_bytes`` (``max_split_size``).
     """
     moe_tp, ep = (1, tp * dp) if expert_parallel else (tp * dp, 1)
     start, end = pp_layer_split(model.num_hidden_layers, pp, pp_partition)[pp_rank]
     parts: dict[str, int] = {}
     numel = 0
+    sections: list[tuple[str, tuple[Param, ...], int]] = []  # (group, params, shard_tp) in call order
 
-    def add(params: tuple[Param, ...], count: int = 1, *, shard_tp: int = tp) -> None:
+    def add(params: tuple[Param, ...], count: int = 1, *, shard_tp: int = tp, group: str = "other") -> None:
         nonlocal numel
+        sections.append((group, params, shard_tp))
         for p in params:
             shape = _rank_shape(p, tp=shard_tp, moe_tp=moe_tp, ep=ep)
             nbytes = _param_bytes(p, shape, quant, dtype) * count
             parts[p.part] = parts.get(p.part, 0) + nbytes
-            if p.part != "buffer":
+            if p.part != "buffer" and not (p.quantized_only and quant is None):
                 numel += math.prod(shape) * count
 
     # Identical layers are priced once and multiplied (most models repeat one layer).
@@ -210,7 +219,7 @@ def weights_per_rank(
         prev = counts.get(key)
         counts[key] = (params, (prev[1] if prev else 0) + 1)
     for params, count in counts.values():
-        add(params, count)
+        add(params, count, group="layers")
     offloaded = 0
     if cpu_offload_bytes > 0:
         for part, nbytes in _offloaded_parts(model.layer_params[start:end], cpu_offload_bytes, rank_bytes=lambda p: (
@@ -220,7 +229,8 @@ def weights_per_rank(
     if pp_rank == 0:
         # a tower carried with the embeddings (families' extra_params, part "vision", e.g. Gemma 4) is skipped
         # like a VisionSpec tower when it is not built
-        add(model.embed_params if vision_built else tuple(p for p in model.embed_params if p.part != "vision"))
+        add(model.embed_params if vision_built else tuple(p for p in model.embed_params if p.part != "vision"),
+            group="embed")
     last = pp_rank == pp - 1
     if last:
         add(model.head_params)
@@ -228,7 +238,7 @@ def weights_per_rank(
             # With PP the last stage cannot share the first stage's embedding: vLLM gives it its own lm_head.
             add(tuple(Param(name="lm_head.weight", shape=p.shape, shard=p.shard, part="lm_head")
                       for p in model.embed_params))
-    add(model.buffer_params)
+    add(model.buffer_params, group="buffers")
     if model.token_buffers and max_num_batched_tokens:
         # per-token buffers allocated at init on every rank (inside "Model loading took"), e.g. vLLM v0.34.0
         # vllm/models/deepseek_v32/nvidia/model.py:DeepseekV32Model.__init__ topk_indices_buffer
@@ -243,20 +253,68 @@ def weights_per_rank(
     elif model.vision is not None:
         if vision_whole_prefixes and not vision_replicated:  # parts of the tower held whole (e.g. InternViT attention)
             whole = tuple(p for p in model.vision.params if p.name.startswith(vision_whole_prefixes))
-            add(whole, shard_tp=1)
-            add(tuple(p for p in model.vision.params if not p.name.startswith(vision_whole_prefixes)))
+            add(whole, shard_tp=1, group="vision")
+            add(tuple(p for p in model.vision.params if not p.name.startswith(vision_whole_prefixes)),
+                group="vision")
         else:
-            add(model.vision.params, shard_tp=1 if vision_replicated else tp)
+            add(model.vision.params, shard_tp=1 if vision_replicated else tp, group="vision")
         if model.vision.num_deepstack and max_num_batched_tokens:
             # vLLM v0.26.0 vllm/model_executor/models/qwen3_vl.py:Qwen3VLForConditionalGeneration.__init__:
             # one zeroed [max_num_batched_tokens, text hidden] buffer per deepstack level, allocated at
             # init (so inside "Model loading took"), on every rank, not split by TP.
             add((Param(name="deepstack_input_embeds", shape=(model.vision.num_deepstack, max_num_batched_tokens,
                                                              model.hidden_size), part="buffer"),))
-    order = ("embed", "attention", "mlp", "moe", "norm", "lm_head", "vision", "buffer", "other")
+    if allocator_blocks:
+        layers = [(params, tp) for params in model.layer_params[start:end]]
+        exact = sum(parts.values())
+        blocks = _allocator_bytes(sections, layers, moe_tp=moe_tp, ep=ep, quant=quant, dtype=dtype,
+                                  max_split_bytes=allocator_max_split_bytes)
+        if blocks > exact:
+            parts["allocator"] = blocks - exact
+    order = ("embed", "attention", "mlp", "moe", "norm", "lm_head", "vision", "buffer", "other", "allocator")
     ordered = tuple((k, parts[k]) for k in order if k in parts)
     return WeightShares(total_bytes=sum(parts.values()), parts=ordered, num_layers=end - start, num_params=numel,
                         offloaded_bytes=offloaded)
+
+
+def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec | None, dtype: str,
+                     max_split_bytes: int | None) -> int:
+    """The allocator's block bytes for the rank's tensors (rules/allocator.py), in vLLM's creation order as the
+    multimodal wrappers build it: the vision tower first (e.g. vLLM v0.26.0
+    vllm/model_executor/models/qwen2_5_vl.py:Qwen2_5_VLForConditionalGeneration.__init__), then the embedding, the
+    decoder layers (the text rotary cache with the first layer's attention, ``get_rope`` building it once, v0.26.0
+    vllm/model_executor/models/qwen2.py:Qwen2Attention.__init__), the final norm and head, and the other buffers.
+    Each parameter is one tensor; a rotary cache (``*cos_sin_cache``) brings its float32 temporaries."""
+    from .allocator import Alloc, allocated_block_bytes, rope_cache_events
+
+    groups: dict[str, list[tuple[tuple[Param, ...], int]]] = {}
+    for group, params, shard_tp in sections:
+        if group != "layers":
+            groups.setdefault(group, []).append((params, shard_tp))
+    ropes = [p for params, _ in groups.get("buffers", ()) for p in params if p.name.endswith("cos_sin_cache")]
+    others = [p for params, _ in groups.get("buffers", ()) for p in params if not p.name.endswith("cos_sin_cache")]
+    ordered: list[tuple[tuple[Param, ...], int]] = [*groups.get("vision", ()), *groups.get("embed", ())]
+    for i, (params, shard_tp) in enumerate(layers):
+        if i == 0:  # the cache follows the first layer's leading attention tensors
+            n = next((k for k, p in enumerate(params) if p.part != "attention"), len(params))
+            ordered += [(params[:n], shard_tp), (tuple(ropes), 1), (params[n:], shard_tp)]
+        else:
+            ordered.append((params, shard_tp))
+    if not layers:
+        ordered.append((tuple(ropes), 1))
+    ordered += [*groups.get("other", ()), (tuple(others), 1)]
+    events: list[int] = []
+    for params, shard_tp in ordered:
+        for p in params:
+            shape = _rank_shape(p, tp=shard_tp, moe_tp=moe_tp, ep=ep)
+            nbytes = _param_bytes(p, shape, quant, dtype)
+            if not nbytes:
+                continue
+            if p.name.endswith("cos_sin_cache") and len(shape) == 2:
+                events += rope_cache_events(len(events), shape[0], shape[1], nbytes // max(1, math.prod(shape)))
+            else:
+                events.append(Alloc(nbytes))
+    return allocated_block_bytes(events, max_split_bytes=max_split_bytes)
 
 
 def _offloaded_parts(layers, limit: int, *, rank_bytes) -> list[tuple[str, int]]:

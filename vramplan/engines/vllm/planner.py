@@ -249,6 +249,16 @@ def _tower_built(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
     return not all_disabled(args.limit_mm_per_prompt, supported_modalities(model.vision.family))
 
 
+def _allocator_blocks(args: EngineArgs, cfg: EngineConfig, platform: str) -> bool:
+    """Whether the weights carry the caching allocator's block rounding (rules/allocator.py): CUDA's native
+    allocator (``expandable_segments:True`` in ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF`` maps pages and
+    splits every block, so it leaves no such rounding), unquantized tensors (a quantized layer's several tensors
+    are priced as one, so their blocks are not modelled), nothing offloaded to the CPU."""
+    conf = ",".join(v for k, v in args.env if k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"))
+    expandable = "expandable_segments:true" in conf.replace(" ", "").lower()
+    return platform == "cuda" and not expandable and cfg.quant is None and not args.cpu_offload_gb
+
+
 def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: EngineConfig, pp_rank: int,
                 weights_source, cite, rules: RuleSet) -> tuple[WeightShares, Term]:
     """vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:GPUModelRunner.load_model: the weights of one rank
@@ -264,7 +274,9 @@ def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: 
                               max_num_batched_tokens=cfg.max_num_batched_tokens,
                               cpu_offload_bytes=int(args.cpu_offload_gb * GiB),
                               vision_built=_tower_built(model, args, cfg, rules, pp_rank),
-                              deepstack_needs_tower=rules.deepstack_needs_tower)
+                              deepstack_needs_tower=rules.deepstack_needs_tower,
+                              allocator_blocks=_allocator_blocks(args, cfg, platform),
+                              allocator_max_split_bytes=(rules.load_max_split_mib or 0) * 1024 * 1024 or None)
     load_extra = load_workspaces(kv_cache_dtype=cfg.kv_cache_dtype, platform=platform,
                                  fp8_kv_load_workspace=rules.fp8_kv_load_workspace)
     sparse = attention_kinds(model)[1]

@@ -41,9 +41,10 @@ def build(ctx):
         Param(name="self_attn.kv_b_proj.weight", shape=(heads * (nope + v_dim), kv_lora), shard=Shard.COLUMN,
               part="attention", quantizable=True),
         # vLLM v0.26.0 vllm/model_executor/layers/attention/mla_attention.py:process_weights_after_loading
-        # keeps model-dtype copies W_UV and W_UK_T of kv_b_proj (split by heads like it).
+        # keeps model-dtype copies W_UV and W_UK_T of kv_b_proj (split by heads like it) when it is quantized;
+        # unquantized, they are views of kv_b_proj's weight (Param.quantized_only).
         Param(name="self_attn.mla_attn.W_UK_T+W_UV", shape=(heads * (nope + v_dim), kv_lora), shard=Shard.COLUMN,
-              part="attention"),
+              part="attention", quantized_only=True),
         Param(name="self_attn.o_proj.weight", shape=(h, heads * v_dim), shard=Shard.ROW, part="attention",
               quantizable=True),
     ]

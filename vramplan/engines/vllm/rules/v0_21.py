@@ -12,4 +12,6 @@ RULES = replace(_PREVIOUS, version=(0, 21, 0), kv_tokens_from_concurrency=True, 
                 # vLLM v0.21.0 vllm/config/vllm.py:VllmConfig._set_cudagraph_sizes ("ensure max_num_tokens is captured")
                 capture_max_num_tokens=True,
                 # vLLM v0.21.0 vllm/v1/worker/gpu_worker.py:Worker.determine_available_memory (ROCm no longer skipped)
-                graph_estimate_on_rocm=True)
+                graph_estimate_on_rocm=True,
+                # vLLM v0.21.0 vllm/v1/worker/gpu_worker.py:Worker.load_model (_scoped_allocator_max_split(20))
+                load_max_split_mib=20)

@@ -146,6 +146,10 @@ class RuleSet:
     fp8_kv_load_workspace: bool = True
     """Loading with an fp8 KV cache allocates ~32 MiB beyond the tensors on CUDA (measured on 0.26); not on 0.34
     (estimate/overheads.py ``load_workspaces``)."""
+    load_max_split_mib: int | None = None
+    """``max_split_size_mb`` the model is loaded under (v0.21+: 20, vllm/v1/worker/gpu_worker.py:Worker.load_model
+    ``_scoped_allocator_max_split``); None: PyTorch's default, no limit. Used by the allocator-block rounding of
+    the weights (rules/allocator.py)."""
     tower_first_pp_stage_only: bool = False
     """With the V2 runner the vision tower is built on the first pipeline stage only (v0.33.0 vllm/model_executor/
     models/interfaces.py ``SupportsMultiModal._mark_tower_model``; 0.32 builds it on every stage)."""
