@@ -1,15 +1,16 @@
 #!/bin/bash
 # GPU side, single lent machine: join the transfer parts that arrived in /tmp/xfer (one per call, carried from
 # .xfer/: t214.partNN = the torch 2.14 overlay of ../shared/vllm-on-gpu/torch214, v034/v033.partNN = the bundles of
-# prepare_vllm_bundle.sh, sg.partNN = sglang/prepare.sh's), check them against .xfer/SHA256S, unpack once (/tmp/t214, /tmp/site034), and check
+# prepare_vllm_bundle.sh, sg.partNN = sglang/prepare.sh's, srv.part00 = prepare_serve_wheels.sh's OpenAI-server wheels), check them
+# against .xfer/SHA256S, unpack once (/tmp/t214, /tmp/site034, /tmp/srvsite, ...), and check
 # that torch 2.14 sees the GPU, that inductor compiles with the carried triton, and that vLLM imports.
 # usage, from the project root: bash bench/truth/gpu_setup.sh   (idempotent; prints one line per step)
 set -u
 X=/tmp/xfer; mkdir -p $X
 cp .xfer/SHA256S $X/ 2>/dev/null
 cd $X || exit 1
-declare -A DEST=([t214]=/tmp/t214 [v034]=/tmp/site034 [v033]=/tmp/site033 [sg]=/tmp/sgsite [dg]=/tmp/dg034)
-for name in t214 v034 v033 sg dg; do
+declare -A DEST=([t214]=/tmp/t214 [v034]=/tmp/site034 [v033]=/tmp/site033 [sg]=/tmp/sgsite [dg]=/tmp/dg034 [srv]=/tmp/srvsite)
+for name in t214 v034 v033 sg dg srv; do
   dest=${DEST[$name]}
   [ -f $dest/.done ] && { echo "$name: already unpacked"; continue; }
   grep " $name\.part" SHA256S > $name.sha || continue
