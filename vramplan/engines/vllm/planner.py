@@ -246,7 +246,8 @@ def _tower_built(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
         return not all_disabled(args.limit_mm_per_prompt, ("image", "video"))
     if rules.tower_first_pp_stage_only and cfg.runner == "v2" and pp_rank > 0:
         return False
-    return not all_disabled(args.limit_mm_per_prompt, supported_modalities(model.vision.family))
+    modalities = model.vision.extra.get("modalities") or supported_modalities(model.vision.family)
+    return not all_disabled(args.limit_mm_per_prompt, tuple(modalities))
 
 
 def _allocator_blocks(args: EngineArgs, cfg: EngineConfig, platform: str) -> bool:

@@ -123,6 +123,10 @@ def moonvit3d_spec(cfg: dict, family: str, *, model: str, defaults: dict[str, An
         # vLLM v0.26.0 kimi_k25.py:KimiK25ForConditionalGeneration (and Kimi-K3's class) pass the vision
         # num_attention_heads to is_vit_use_data_parallel (planner._vit_heads_fallback, RuleSet.vit_heads_fallback)
         "dp_when_heads_indivisible": True,
+        # vLLM v0.19.0-v0.34.0 kimi_k25.py:KimiK25ForConditionalGeneration.__init__ marks the tower for the one
+        # modality "vision_chunk" (_mark_tower_model): --limit-mm-per-prompt image/video 0 leaves it built (seen on
+        # vLLM 0.34.0: kimi25_trim, data/truth/logs/h100f, weights 24.51 GiB with the tower)
+        "modalities": ("vision_chunk",),
         "notes": ("the 2-D rope table (complex64, 512 x 512 x head_dim / 2) is created on the first encoder call "
                   "(profile run), not at load", f"encoder profile not modelled for {model}"),
     }

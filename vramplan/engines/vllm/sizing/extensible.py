@@ -353,31 +353,67 @@ class Mamba2Warmup:
     first sizing step, so ``record_transient_peak`` keeps it (``_measure_sizing_step``)."""
     requests: int
     chunk_state_bytes: int
-    """One chunk's state on this rank (the largest Mamba-2 layer)."""
+    """One request's largest single tensor on this rank: a Mamba-2 chunk state, or a GDN float32 final state."""
     peak_bytes: int
-    """States and their output: 2 x requests x chunk_state_bytes."""
+    """What the step holds at once (:func:`_recurrent_warmup_bytes`; Mamba-2: 2 x requests x chunk_state_bytes)."""
     free_bytes: int
     """Free when the step runs: headroom less the blocks ``ensure_kv_cache_blocks`` committed for it."""
+    kind: str = "mamba2"
+    """The recurrent mixer that sets the peak: ``mamba2`` or ``gdn``."""
 
     @property
     def fits(self) -> bool:
         return self.peak_bytes <= self.free_bytes
 
 
-def mamba2_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: int, profile_peak: int,
-                  layout: KVLayout, reserved_blocks: int, platform: str) -> Mamba2Warmup | None:
-    """The warm-up step above on one rank, or None without Mamba-2 layers. Its requests: ``max_num_seqs``, capped
-    by the token budget (``_cap_num_warmup_reqs``: max_num_batched_tokens // 2) and by the blocks
-    ``committable_blocks`` allows (headroom - margin - max(transient, 0.1 x headroom)), one block per KV group
-    per request (``_reserved_block_count`` of 5 tokens). Checked on vLLM 0.34.0 (data/truth/logs/h100e): Nemotron-H
-    trimmed, 688 requests x 16 MiB = the 10.75 GiB it failed to allocate; Nemotron-3-Nano trimmed, 1,024 x 2 MiB x 2
-    = 4 GiB of the 4.13 GiB it kept for transients."""
-    chunk = 0
+def _recurrent_warmup_bytes(model, cfg, layers: range, *, gdn_flashinfer: bool) -> tuple[int, int, str]:
+    """Per request of ``warmup_kernels``' two-token prefill step, on this rank: (transient bytes, the largest single
+    allocation, mixer kind), the largest recurrent layer of the stage; (0, 0, "") without one.
+
+    - Mamba-2: ``_state_passing_fwd`` holds the chunk states and their output, both float32 ``(heads/TP, head_dim x
+      state_size)`` a chunk, and every two-token request is its own chunk (ops/ssd_state_passing.py).
+    - GDN (vLLM v0.34.0 qwen_gdn_linear_attn.py:QwenGatedDeltaNet._forward_core, prefill branch): the requests'
+      initial states gathered from the cache (``gather_initial_states``, the SSM cache dtype) and the float32
+      final states (``output_final_state=True``) live together, ``(num_v_heads/TP, head_k, head_v)`` each; FLA's
+      Triton prefill also keeps every chunk's state in the key dtype (third_party/flash_linear_attention/ops/
+      chunk_delta_h.py:chunk_gated_delta_rule_fwd_h, ``h = k.new_empty(B, NT, H, V, K)``; one chunk a request),
+      FlashInfer's does not. Seen on vLLM 0.34.0 with the Triton prefill (data/truth/logs/h100f): Qwen3.5-9B and
+      -35B-A3B trimmed, 1,024 requests x 32 x 128 x 128 x (4 + 4 + 2) bytes = 5.00 GiB of the 5.23 / 5.18 GiB kept.
+    """
+    from ....model.quant import dtype_bytes
+
+    best = (0, 0, "")
     for layer in model.layers[layers.start:layers.stop]:
         m = layer.mamba
-        if m is not None and m.kind == "mamba2" and m.state_size:
-            chunk = max(chunk, cdiv(m.num_heads, cfg.tp) * m.head_k_dim * m.state_size * 4)
-    if not chunk or not layout.groups:
+        if m is None:
+            continue
+        if m.kind == "mamba2" and m.state_size:
+            chunk = cdiv(m.num_heads, cfg.tp) * m.head_k_dim * m.state_size * 4
+            cand = (2 * chunk, chunk, "mamba2")
+        elif m.kind == "gdn":
+            elems = (m.num_heads // cfg.tp) * m.head_k_dim * m.head_v_dim
+            ssm_b = dtype_bytes(cfg.mamba_ssm_dtype or m.state_dtype or cfg.model_dtype)
+            per = elems * (ssm_b + 4 + (0 if gdn_flashinfer else dtype_bytes(cfg.model_dtype)))
+            cand = (per, elems * 4, "gdn")
+        else:
+            continue
+        if cand[0] > best[0]:
+            best = cand
+    return best
+
+
+def mamba2_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: int, profile_peak: int,
+                  layout: KVLayout, reserved_blocks: int, platform: str,
+                  gdn_flashinfer: bool = False) -> Mamba2Warmup | None:
+    """The warm-up step above on one rank, or None without Mamba-2 or GDN layers. Its requests: ``max_num_seqs``,
+    capped by the token budget (``_cap_num_warmup_reqs``: max_num_batched_tokens // 2) and by the blocks
+    ``committable_blocks`` allows (headroom - margin - max(transient, 0.1 x headroom)), one block per KV group
+    per request (``_reserved_block_count`` of 5 tokens). Checked on vLLM 0.34.0 (data/truth/logs/h100e, h100f):
+    Nemotron-H trimmed, 688 requests x 16 MiB = the 10.75 GiB it failed to allocate (twice), 256 x 16 MiB x 2 =
+    8 GiB of the 8.15 GiB kept at --max-num-seqs 256; Nemotron-3-Nano trimmed, 1,024 x 2 MiB x 2 = 4 GiB of the
+    4.13 GiB kept; Qwen3.5 trimmed (GDN, Triton prefill) 1,024 x 5 MiB = 5 GiB of 5.23 (:func:`_recurrent_warmup_bytes`)."""
+    per_req, largest, kind = _recurrent_warmup_bytes(model, cfg, layers, gdn_flashinfer=gdn_flashinfer)
+    if not per_req or not layout.groups:
         return None
     strides = segment_strides(layout)
     committed = physical_bytes_for(1, strides)
@@ -388,7 +424,8 @@ def mamba2_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: int
     groups = len(layout.groups)
     reqs = max(1, min(cfg.max_num_seqs, cfg.max_num_batched_tokens // 2, max(1, (committable - 1) // groups)))
     free = headroom - max(physical_bytes_for(1 + reqs * groups, strides), committed)
-    return Mamba2Warmup(requests=reqs, chunk_state_bytes=chunk, peak_bytes=2 * reqs * chunk, free_bytes=free)
+    return Mamba2Warmup(requests=reqs, chunk_state_bytes=largest, peak_bytes=reqs * per_req, free_bytes=free,
+                        kind=kind)
 
 
 MAMBA2_WARMUP_WARNING = (
@@ -396,6 +433,13 @@ MAMBA2_WARMUP_WARNING = (
     "sized, each a chunk of the Mamba-2 scan with float32 states; the plan keeps that peak as the transient and "
     "checks it fits (checked on two real startups); the other warm-up temporaries of these layers are not modelled. "
     "--max-num-seqs scales it.")
+
+
+GDN_WARMUP_WARNING = (
+    "GDN layers: vLLM 0.34's warmup_kernels runs up to --max-num-seqs two-token prefills before the KV cache is "
+    "sized; each gathers its recurrent state and writes a float32 final state (and, on the Triton prefill, a chunk "
+    "state). The plan keeps that peak as the transient (checked with the Triton prefill on two real startups; the "
+    "FlashInfer prefill's is read from the source). --max-num-seqs scales it.")
 
 
 def finish_plan(plan):
@@ -409,6 +453,8 @@ def finish_plan(plan):
     reserved = plan.num_gpu_blocks
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
     util_given = plan.args.gpu_memory_utilization is not None
+    from ..rules.engine import gdn_flashinfer_prefill
+
     sizings: list[Sizing] = []
     warmup_oom: Mamba2Warmup | None = None
     for r in plan.ranks:
@@ -422,7 +468,8 @@ def finish_plan(plan):
         mw = mamba2_warmup(model, cfg, layers=range(start, end), init_free=r.free_at_init_bytes,
                            non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch"),
                            profile_peak=r.bytes_of("activation_peak"), layout=r.layout, reserved_blocks=reserved,
-                           platform=platform)
+                           platform=platform,
+                           gdn_flashinfer=gdn_flashinfer_prefill(model, plan.device, plan.args.gdn_prefill_backend))
         warm = mw.peak_bytes if mw is not None else 0
         if mw is not None and not mw.fits and warmup_oom is None:
             warmup_oom = mw
@@ -459,10 +506,11 @@ def finish_plan(plan):
     if error_kind is None and warmup_oom is not None:
         error_kind, phase = "out_of_memory", "warmup"
         w = warmup_oom
+        what = ("each a chunk of the Mamba-2 scan; the states and their output" if w.kind == "mamba2" else
+                "each a GDN prefill; the gathered initial states and the float32 final states")
         error_msg = (f"CUDA out of memory. Tried to allocate {w.requests * w.chunk_state_bytes / GiB:.2f} GiB "
-                     f"(warmup_kernels: {w.requests} two-token requests, each a chunk of the Mamba-2 scan; the "
-                     f"states and their output need {w.peak_bytes / GiB:.2f} GiB, {w.free_bytes / GiB:.2f} GiB is "
-                     f"free after the blocks committed for the step)")
+                     f"(warmup_kernels: {w.requests} two-token requests, {what} need {w.peak_bytes / GiB:.2f} GiB, "
+                     f"{w.free_bytes / GiB:.2f} GiB is free after the blocks committed for the step)")
     if error_kind is None:
         # kv_cache_planning.py:shrink_kv_cache_configs -> _check_enough_kv_cache_memory((blocks - 1) x bytes per block)
         for r, a in zip(plan.ranks, usable):
@@ -485,6 +533,8 @@ def finish_plan(plan):
                                 v033=rules.capacity_v033, tokens_from_concurrency=rules.kv_tokens_from_concurrency)
     if any(layer.mamba is not None and layer.mamba.kind == "mamba2" for layer in model.layers):
         warnings.append(MAMBA2_WARMUP_WARNING)
+    elif any(layer.mamba is not None and layer.mamba.kind == "gdn" for layer in model.layers):
+        warnings.append(GDN_WARMUP_WARNING)
     if s_log.withheld_bytes is not None and s_log.withheld_bytes >= GiB:
         warnings.append(util_warning(cfg.gpu_memory_utilization, logged.requested_bytes, s_log.withheld_bytes))
     ranks = tuple(_rank_with_sizing(r, s, num_blocks, rules, plan.vllm_version) for r, s in zip(plan.ranks, sizings))
