@@ -241,3 +241,47 @@ def test_mamba2_warmup_transient_is_kept():
     assert planned == 2 * 1024 * 64 * 64 * 128 * 4
     assert abs(planned / GiB - kept) <= 0.15
     assert abs(p.num_gpu_blocks - 28315) / 28315 <= 0.015
+
+
+H100F = ROOT / "data" / "truth" / "logs" / "h100f"
+
+
+@pytest.mark.parametrize("name,cfg,logged_blocks", [
+    ("q35_9b_trim_tri", "Qwen--Qwen3.5-9B-trimmed", 13136),
+    ("q35_35b_trim_tri", "Qwen--Qwen3.5-35B-A3B-trimmed", 12002),
+])
+def test_gdn_warmup_transient_is_kept(name, cfg, logged_blocks):
+    """Qwen3.5 trimmed with --gdn-prefill-backend triton (vLLM 0.34.0, one H100): warmup_kernels' 1,024 two-token
+    prefills each gather a float32 state (32 v-heads x 128 x 128), write a float32 final state and, on FLA's Triton
+    prefill, a bf16 chunk state: 1,024 x 524,288 x (4 + 4 + 2) B = 5.00 GiB; the logs keep 5.23 / 5.18 GiB."""
+    text = (H100F / f"{name}.log").read_text(errors="replace")
+    kept = _num(text, r"GiB committed to the KV cache, ([\d.]+) GiB kept")
+    assert f"Extended KV cache to {logged_blocks} blocks" in text
+    p = _plan(str(ROOT / "bench" / "truth" / "configs" / cfg), gpu_memory_utilization=0.9,
+              limit_mm_per_prompt={"image": 0, "video": 0}, gdn_prefill_backend="triton")
+    planned = p.logged_rank.bytes_of("warmup_transient_peak")
+    assert planned == 1024 * 32 * 128 * 128 * (4 + 4 + 2)
+    assert 0 <= kept - planned / GiB <= 0.3
+    assert abs(p.num_gpu_blocks - logged_blocks) / logged_blocks <= 0.02
+    assert any(w.startswith("GDN layers:") for w in p.warnings)
+
+
+def test_gdn_warmup_without_the_triton_chunk_states_on_flashinfer():
+    """FlashInfer's GDN prefill (the Hopper default) keeps no per-chunk states: 8 bytes a state element, not 10
+    (vLLM 0.34.0 qwen_gdn_linear_attn.py:_forward_flashinfer_prefill; read from the source, not measured)."""
+    cfg = str(ROOT / "bench" / "truth" / "configs" / "Qwen--Qwen3.5-9B-trimmed")
+    p = _plan(cfg, gpu_memory_utilization=0.9, limit_mm_per_prompt={"image": 0, "video": 0})
+    assert p.logged_rank.bytes_of("warmup_transient_peak") == 1024 * 32 * 128 * 128 * 8
+
+
+def test_kimi_k25_tower_serves_vision_chunk_only():
+    """Kimi-K2.5 marks its MoonViT for the modality 'vision_chunk' (vLLM kimi_k25.py _mark_tower_model): the trimmed
+    run with image/video limits 0 logged 'Model loading took 24.51 GiB' with the tower; a vision_chunk limit of 0
+    drops it."""
+    text = (H100F / "kimi25_trim.log").read_text(errors="replace")
+    logged = _num(text, r"Model loading took ([\d.]+) GiB")
+    cfg = str(ROOT / "bench" / "truth" / "configs" / "moonshotai--Kimi-K2.5-trimmed")
+    with_tower = _plan(cfg, gpu_memory_utilization=0.9, limit_mm_per_prompt={"image": 0, "video": 0})
+    assert abs(with_tower.logged_rank.bytes_of("weights") / GiB - logged) / logged <= 0.005
+    without = _plan(cfg, gpu_memory_utilization=0.9, limit_mm_per_prompt={"vision_chunk": 0})
+    assert without.logged_rank.bytes_of("weights") < with_tower.logged_rank.bytes_of("weights") - GiB // 2

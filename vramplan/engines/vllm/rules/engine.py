@@ -73,6 +73,8 @@ class EngineConfig:
     notes: tuple[str, ...] = ()
     extensible_kv_cache: bool = False
     """vLLM 0.34 ``enable_extensible_kv_cache`` after resolution (``vramplan.engines.vllm.sizing.extensible``)."""
+    gdn_flashinfer_prefill: bool = False
+    """GDN layers prefill with FlashInfer's kernel (:func:`gdn_flashinfer_prefill`), not FLA's Triton one."""
 
     @property
     def max_in_flight_tokens(self) -> int:
@@ -207,6 +209,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         mamba_page_padded=mamba_page_padded, mamba_ssm_dtype=ssm_dtype, notes=tuple(notes),
         sampler_path=d.dummy_sampler_path(rules, env, sort_sampler=rules.sort_sampler),
         extensible_kv_cache=extensible,
+        gdn_flashinfer_prefill=has_mamba and gdn_flashinfer_prefill(model, device, args.gdn_prefill_backend),
     )
 
 

@@ -453,8 +453,6 @@ def finish_plan(plan):
     reserved = plan.num_gpu_blocks
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
     util_given = plan.args.gpu_memory_utilization is not None
-    from ..rules.engine import gdn_flashinfer_prefill
-
     sizings: list[Sizing] = []
     warmup_oom: Mamba2Warmup | None = None
     for r in plan.ranks:
@@ -469,7 +467,7 @@ def finish_plan(plan):
                            non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch"),
                            profile_peak=r.bytes_of("activation_peak"), layout=r.layout, reserved_blocks=reserved,
                            platform=platform,
-                           gdn_flashinfer=gdn_flashinfer_prefill(model, plan.device, plan.args.gdn_prefill_backend))
+                           gdn_flashinfer=cfg.gdn_flashinfer_prefill)
         warm = mw.peak_bytes if mw is not None else 0
         if mw is not None and not mw.fits and warmup_oom is None:
             warmup_oom = mw
