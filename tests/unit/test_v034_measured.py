@@ -32,8 +32,8 @@ def _num(text: str, pattern: str) -> float:
 
 
 def _plan(model: str, **flags):
-    args = EngineArgs(max_model_len=4096, max_num_batched_tokens=8192, max_num_seqs=1024, enforce_eager=True,
-                      **flags)
+    base = dict(max_model_len=4096, max_num_batched_tokens=8192, max_num_seqs=1024, enforce_eager=True)
+    args = EngineArgs(**{**base, **flags})
     return vramplan.plan(load_model(model), device="h100-80gb", vllm_version="0.34.0", args=args)
 
 
@@ -285,3 +285,42 @@ def test_kimi_k25_tower_serves_vision_chunk_only():
     assert abs(with_tower.logged_rank.bytes_of("weights") / GiB - logged) / logged <= 0.005
     without = _plan(cfg, gpu_memory_utilization=0.9, limit_mm_per_prompt={"vision_chunk": 0})
     assert without.logged_rank.bytes_of("weights") < with_tower.logged_rank.bytes_of("weights") - GiB // 2
+
+
+TRIMMED = [  # (log, config, extra flags): the trimmed-layer startups of issue 17 on vLLM 0.34.0, one H100
+    ("h100f/q35_9b_trim_tri", "Qwen--Qwen3.5-9B-trimmed",
+     dict(limit_mm_per_prompt={"image": 0, "video": 0}, gdn_prefill_backend="triton")),
+    ("h100f/q35_35b_trim_tri", "Qwen--Qwen3.5-35B-A3B-trimmed",
+     dict(limit_mm_per_prompt={"image": 0, "video": 0}, gdn_prefill_backend="triton")),
+    ("h100f/gemma4_trim_tri", "google--gemma-4-26B-A4B-trimmed",
+     dict(limit_mm_per_prompt={"image": 0, "video": 0, "audio": 0})),
+    ("h100f/kimi25_trim", "moonshotai--Kimi-K2.5-trimmed", dict(limit_mm_per_prompt={"image": 0, "video": 0})),
+    ("h100f/minimax_trim_nobf16x3", "MiniMaxAI--MiniMax-M2.7-trimmed", {}),
+    ("h100f/nemoh_trim_mns256", "nvidia--Nemotron-H-56B-Base-8K-trimmed", dict(max_num_seqs=256)),
+    ("h100e/nemo3nano_trim", "nvidia--NVIDIA-Nemotron-3-Nano-30B-A3B-BF16-trimmed", {}),
+]
+
+
+@pytest.mark.parametrize("log,cfg,flags", TRIMMED, ids=[t[0].split("/")[1] for t in TRIMMED])
+def test_trimmed_architectures_kv_bytes_per_block_and_per_token_equal_vllms(log, cfg, flags):
+    """Issue 17's exact check, per architecture, on vLLM's own lines: the blocks it committed ('Extended KV cache
+    to N blocks (X GiB)') at the plan's bytes per block (in 2 MiB granules) give X GiB to the logged hundredth, and the plan's per-request pages of every KV
+    group turn N blocks into exactly the tokens vLLM logs ('GPU KV cache size: T tokens', max-model-len 4096)."""
+    from vramplan.rules.kv import capacity
+
+    text = (ROOT / "data" / "truth" / "logs" / f"{log}.log").read_text(errors="replace")
+    m = re.search(r"Extended KV cache to (\d+) blocks \(([\d.]+) GiB\)", text)
+    assert m
+    blocks, gib = int(m.group(1)), float(m.group(2))
+    tokens = _num(text, r"GPU KV cache size: ([\d,]+) tokens")
+    kw = dict(gpu_memory_utilization=0.9)
+    kw.update(flags)
+    p = _plan(str(ROOT / "bench" / "truth" / "configs" / cfg), **kw)
+    layout = p.logged_rank.layout
+    # the physical bytes of N blocks: each reserved segment rounded to 2 MiB granules (extensible_kv_cache.py)
+    from vramplan.engines.vllm.sizing.extensible import physical_bytes_for, segment_strides
+
+    assert abs(physical_bytes_for(blocks, segment_strides(layout)) / GiB - gib) <= 0.005
+    got, _ = capacity(layout, blocks, max_model_len=4096, max_in_flight_tokens=p.engine.max_in_flight_tokens,
+                      v033=p.rules.capacity_v033, tokens_from_concurrency=p.rules.kv_tokens_from_concurrency)
+    assert got == tokens
