@@ -83,13 +83,20 @@ SAMPLER_PATHS: dict[str, tuple[float, str]] = {
                          "(data/sampler_sort_h100)"),
     "flashinfer": (14.0, "FlashInfer top-k/top-p (VLLM_USE_FLASHINFER_SAMPLER=1): 14 bytes per element, measured "
                          "on an H100 (data/sampler_sort_h100)"),
+    # vLLM v0.33.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner._dummy_sampler_run: a second pass with
+    # SamplingParams.for_sampler_warmup() (temperature, top-k/top-p/min-p, penalties, logit bias, bad words,
+    # logprobs: the float32 logits pipeline); absent from 0.32. Fitted by bench/fit_activation.py over the V2
+    # startups of vLLM 0.33/0.34 (data/truth/logs/h100e, h100f), the other V2 coefficients kept.
+    "v2_warmup_pass": (6.85, "V2 dummy sampler with the warm-up-parameter pass (vLLM 0.33+): 6.85 bytes per element, "
+                            "fitted on the vLLM 0.33/0.34 startups of data/truth"),
 }
+V2_ONLY_PATHS = frozenset({"v2_warmup_pass"})
 
 
 def coefficients_for(runner: str, sampler_path: str = "fitted") -> Coefficients:
     """The runner's fitted coefficients, with the sampler of ``sampler_path`` where it is not the fitted one."""
     base = COEFFICIENTS.get(runner, COEFFICIENTS["v1"])
-    if sampler_path not in SAMPLER_PATHS:
+    if sampler_path not in SAMPLER_PATHS or (sampler_path in V2_ONLY_PATHS and runner != "v2"):
         return base
     per, how = SAMPLER_PATHS[sampler_path]
     return replace(base, sampler_bytes_per_element=per, source=f"{base.source}; this version's sampler: {how}")

@@ -86,6 +86,9 @@ class RuleSet:
     """The dummy sampler's top-k/top-p sorts the float32 logits in PyTorch unless FlashInfer is used
     (vLLM < 0.17: ``topk_topp_sampler.py:apply_top_k_top_p``); later releases run the Triton kernel the
     activation fit measured."""
+    sampler_warmup_pass: bool = False
+    """The V2 runner's dummy sampler runs a second, all-features pass in the profile (vLLM 0.33+:
+    ``GPUModelRunner._dummy_sampler_run``; activation.py ``v2_warmup_pass``)."""
     mamba_blocks_check: bool = True
     """The ``max_num_seqs exceeds available Mamba cache blocks`` check (absent from vLLM 0.12)."""
     npu_hybrid_double_alloc: bool = False
