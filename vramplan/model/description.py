@@ -218,7 +218,7 @@ class QuantSpec:
     """KV-cache dtype the checkpoint asks for (e.g. fp8 ``kv_cache_scheme``)."""
     moe_pad: tuple[int, int] | None = None
     """(hidden, intermediate) round-up of MoE expert weights the chosen kernel backend needs
-    (mxfp4 Marlin: 256, 128)."""
+    (mxfp4 Marlin: 256, 128; mxfp4 Triton: 1, 64, the hidden size kept)."""
     moe_layout: str = ""
     """The mxfp4 expert layout the kernel backend converts to: ``marlin``, ``triton_hopper`` (OAI triton_kernels
     swizzle on sm90), or empty (as loaded)."""

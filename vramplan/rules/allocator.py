@@ -153,11 +153,15 @@ def rope_cache_events(start: int, positions: int, rotary_dim: int, cache_dtype_b
     ``_compute_cos_sin_cache``, on the device: ``t`` (positions, float32), ``freqs``, ``cos`` and ``sin``
     (positions x rotary_dim/2, float32), their concatenation (positions x rotary_dim, float32); the locals are
     freed when the function returns, the cache is cast to the model dtype (the buffer kept) and the float32
-    concatenation freed. (The few-element ``inv_freq`` temporaries are left out.)
+    concatenation freed. A float32 cache (gpt-oss: vLLM v0.26.0 / v0.34.0 vllm/model_executor/models/gpt_oss.py:
+    OAIAttention.__init__, ``get_rope(..., dtype=torch.float32)``) is the concatenation itself: ``Tensor.to`` of
+    the same dtype returns the tensor, so nothing is copied or freed. (The few-element ``inv_freq`` temporaries are
+    left out.)
     """
     half = positions * (rotary_dim // 2) * 4
     ev: list[int] = [Alloc(positions * 4), Alloc(half), Alloc(half), Alloc(half), Alloc(positions * rotary_dim * 4)]
     ev += [Free(start + k) for k in range(4)]
-    ev.append(Alloc(positions * rotary_dim * cache_dtype_bytes))
-    ev.append(Free(start + 4))
+    if cache_dtype_bytes != 4:
+        ev.append(Alloc(positions * rotary_dim * cache_dtype_bytes))
+        ev.append(Free(start + 4))
     return ev

@@ -11,7 +11,7 @@ v0.19 and v0.33.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..model.description import ModelDescription, Param, QuantSpec, Shard
@@ -284,8 +284,10 @@ def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec
     vllm/model_executor/models/qwen2_5_vl.py:Qwen2_5_VLForConditionalGeneration.__init__), then the embedding, the
     decoder layers (the text rotary cache with the first layer's attention, ``get_rope`` building it once, v0.26.0
     vllm/model_executor/models/qwen2.py:Qwen2Attention.__init__), the final norm and head, and the other buffers.
-    Each parameter is one tensor; a rotary cache (``*cos_sin_cache``) brings its float32 temporaries."""
-    from .allocator import Alloc, allocated_block_bytes, rope_cache_events
+    Each parameter is one tensor; a rotary cache (``*cos_sin_cache``) brings its float32 temporaries. MXFP4 experts
+    on the Triton kernel on Hopper are their loaded tensors, then their post-load conversion
+    (:func:`_mxfp4_triton_processing`)."""
+    from .allocator import Alloc, Free, allocated_block_bytes, rope_cache_events
 
     groups: dict[str, list[tuple[tuple[Param, ...], int]]] = {}
     for group, params, shard_tp in sections:
@@ -304,17 +306,78 @@ def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec
         ordered.append((tuple(ropes), 1))
     ordered += [*groups.get("other", ()), (tuple(others), 1)]
     events: list[int] = []
+    triton = quant is not None and quant.moe_layout == "triton_hopper" and quant.expert_quant is None
+    after_load: list[int] = []  # process_weights_after_loading, run once every tensor exists
     for params, shard_tp in ordered:
+        converted: list[tuple[bool, int, int]] = []  # (is bias, new bytes, loaded event freed or -1) of this layer
         for p in params:
             shape = _rank_shape(p, tp=shard_tp, moe_tp=moe_tp, ep=ep)
             nbytes = _param_bytes(p, shape, quant, dtype)
             if not nbytes:
                 continue
-            if p.name.endswith("cos_sin_cache") and len(shape) == 2:
+            if triton and p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW):
+                if quant.moe_pad:
+                    shape = _pad_expert(shape, p.shard, quant.moe_pad)
+                loaded = _mxfp4_triton_loaded(p, shape, dtype)
+                first = len(events)
+                events += [Alloc(n) for n in loaded]
+                converted.append(_mxfp4_triton_processing(p, shape, quant, first))
+            elif p.name.endswith("cos_sin_cache") and len(shape) == 2:
                 events += rope_cache_events(len(events), shape[0], shape[1], nbytes // max(1, math.prod(shape)))
             else:
                 events.append(Alloc(nbytes))
+        # the float32 biases, then the swizzled scales, are built before any loaded tensor is released (the
+        # scales at the end of the swizzle, the biases by replace_parameter after it)
+        converted.sort(key=lambda c: not c[0])
+        after_load += [Alloc(n) for _, n, _ in converted]
+        after_load += [Free(i) for bias, _, i in converted if not bias and i >= 0]
+        after_load += [Free(i) for bias, _, i in converted if bias]
+    events += after_load
     return allocated_block_bytes(events, max_split_bytes=max_split_bytes)
+
+
+def _mxfp4_triton_loaded(p: Param, shape: tuple[int, ...], dtype: str) -> tuple[int, ...]:
+    """The tensors one expert parameter is created as, in creation order.
+
+    vLLM v0.26.0 / v0.34.0 vllm/model_executor/layers/quantization/mxfp4.py:Mxfp4MoEMethod.create_weights
+    (GptOssMxfp4MoEMethod in 0.34): ``w13_weight`` (E, 2I, H/2) uint8 then ``w13_weight_scale`` (E, 2I, H/32) uint8,
+    ``w2_weight`` (E, H, I/2) and ``w2_weight_scale`` (E, H, I/32), then ``w13_bias`` (E, 2I) and ``w2_bias`` (E, H)
+    in the model dtype: each its own allocation.
+    """
+    e, out_f, in_f = shape if len(shape) == 3 else (1, *shape)
+    if not p.quantizable:  # a bias, (E, out, 1) in this description
+        return (e * out_f * dtype_bytes(dtype),)
+    return (e * out_f * cdiv(in_f, 2), e * out_f * cdiv(in_f, 32))
+
+
+def _mxfp4_triton_processing(p: Param, shape: tuple[int, ...], quant: QuantSpec, first: int) -> tuple[bool, int, int]:
+    """What the post-load conversion allocates and frees for one expert parameter created at event ``first``:
+    (is a bias, bytes of the new tensor, event index of the loaded tensor it frees or -1).
+
+    vLLM v0.34.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:convert_gpt_oss_weight_to_mxfp4_moe_kernel_format
+    (TRITON branch; v0.26.0 the same function):
+
+    - the biases become float32 copies (``w13_bias.to(torch.float32)``) that replace the loaded ones
+      (vllm/model_executor/utils.py:replace_parameter: a larger tensor is rebound, the loaded one freed);
+    - ``_swizzle_mxfp4`` (quantization/utils/mxfp4_utils.py) builds new swizzled scales (HopperMXScaleLayout:
+      rows to 256, groups to 2, after the pad of the groups to 4 from 0.26); the loaded scales are freed
+      (0.34 ``store_params_in_triton`` rebinds the parameter to the larger swizzled storage; 0.25-0.33
+      ``del layer.w13_weight_scale``), kept before 0.25 (``QuantSpec.moe_scale_copy``);
+    - the swizzled values have the loaded byte count (HopperMXValueLayout pads (out, in/2) to (16, 32), a no-op
+      for gpt-oss): 0.34 copies them back into the loaded storage (replace_parameter / ``_in_own_storage``), 0.26
+      keeps the new tensor and drops the loaded one, which leaves a block of the same rounded size either way, so
+      the values are not replayed.
+
+    The conversion's own temporaries (pads, transposes, the value swizzle's copies) are freed before the next layer
+    and not replayed; nor is 0.34's ``empty_cache`` before the conversion (vllm/model_executor/model_loader/
+    base_loader.py:BaseModelLoader.load_model).
+    """
+    if not p.quantizable:
+        return (True, int(math.prod(shape) * 4), first)
+    full = _triton_hopper_expert_bytes(shape, replace(quant, moe_scale_copy=False))
+    e, out_f, in_f = shape if len(shape) == 3 else (1, *shape)
+    values = e * round_up(out_f, 16) * round_up(cdiv(in_f, 2), 32)
+    return (False, full - values, -1 if quant.moe_scale_copy else first + 1)
 
 
 def _offloaded_parts(layers, limit: int, *, rank_bytes) -> list[tuple[str, int]]:

@@ -254,10 +254,14 @@ def _allocator_blocks(args: EngineArgs, cfg: EngineConfig, platform: str) -> boo
     """Whether the weights carry the caching allocator's block rounding (rules/allocator.py): CUDA's native
     allocator (``expandable_segments:True`` in ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF`` maps pages and
     splits every block, so it leaves no such rounding), unquantized tensors (a quantized layer's several tensors
-    are priced as one, so their blocks are not modelled), nothing offloaded to the CPU."""
+    are priced as one, so their blocks are not modelled) or MXFP4 experts on the Triton kernel on Hopper (gpt-oss,
+    every other layer unquantized; its tensors and their post-load conversion are replayed one by one:
+    rules/weights.py ``_mxfp4_triton_processing``), nothing offloaded to the CPU."""
     conf = ",".join(v for k, v in args.env if k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"))
     expandable = "expandable_segments:true" in conf.replace(" ", "").lower()
-    return platform == "cuda" and not expandable and cfg.quant is None and not args.cpu_offload_gb
+    q = cfg.quant
+    replayed = q is None or (q.method == "mxfp4" and q.moe_layout == "triton_hopper" and q.expert_quant is None)
+    return platform == "cuda" and not expandable and replayed and not args.cpu_offload_gb
 
 
 def _load_model(model: ModelDescription, args: EngineArgs, device: Device, cfg: EngineConfig, pp_rank: int,

@@ -468,7 +468,11 @@ def _mxfp4_backend(quant: QuantSpec, device: Device, notes: list[str], rules: Ru
         if copy:
             notes.append("mxfp4 experts on the Triton kernel keep their loaded scales next to the swizzled ones "
                          "(vLLM before 0.25): about 1/16 of the expert bytes more")
-        return _replace(quant, moe_layout="triton_hopper", moe_scale_copy=copy,
+        # the Triton backend rounds the intermediate size per partition up to 64 (1440 -> 1472 for gpt-oss at TP 2):
+        # vLLM v0.14.1 vllm/model_executor/layers/quantization/mxfp4.py:Mxfp4MoEMethod.create_weights (``else``
+        # branch), v0.19.0 / v0.26.0 / v0.34.0 vllm/model_executor/layers/fused_moe/oracle/mxfp4.py:
+        # mxfp4_round_up_hidden_size_and_intermediate_size (``else``); the hidden size is kept
+        return _replace(quant, moe_layout="triton_hopper", moe_scale_copy=copy, moe_pad=(1, 64),
                         moe_scale_pad_k=4 if rules.mxfp4_scale_pad_k4 else 1)
     return quant
 
