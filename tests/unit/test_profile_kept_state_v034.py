@@ -96,3 +96,17 @@ def test_v034_moe_and_mla_runs_meet_their_logs(plans, case_id, non_kv, transient
     if transient is not None:
         assert abs(r.bytes_of("warmup_transient_peak") / GIB - transient) <= 0.06
     assert abs(p.num_gpu_blocks - blocks) / blocks <= 0.01
+
+
+def test_mla_builder_workspace_is_in_use_after_warmup(plans):
+    from vramplan.engines.vllm.sizing.extensible import mla_builder_workspace_bytes
+
+    p = plans["truth-v034-h100e-mla_e_unset"]
+    # DeepSeek-V2-Lite, 0.34 defaults (block 64, max_model_len 4096, max_num_seqs 1024): 65,536 rows x (512 + 64) x 2 B
+    assert mla_builder_workspace_bytes(p.model, p.engine, range(0, p.model.num_hidden_layers)) == 65536 * 576 * 2
+    # the log: "Memory after warmup: 45.91 GiB free, 2.06 GiB committed" on 78.48 GiB free at the snapshot -> 30.51
+    # GiB in use besides the KV cache (the profile's total consumed was 30.37)
+    assert abs(p.logged_rank.bytes_of("non_kv_after_warmup") / GIB - (78.48 - 45.91 - 2.06)) <= 0.08
+    # a dense model has none
+    q = plans["truth-v034-h100f-q06b_e_unset"]
+    assert mla_builder_workspace_bytes(q.model, q.engine, range(0, q.model.num_hidden_layers)) == 0

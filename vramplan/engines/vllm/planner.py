@@ -351,6 +351,8 @@ def _profile_rules(model: ModelDescription, cfg: EngineConfig, rules: RuleSet, l
     mla_profile_dummy, sampler_fp32_warmup_pass)."""
     from ...estimate.activation import mla_profile_context_rows
 
+    if cfg.platform == "ascend":  # vllm-ascend's own runner, MoE and MLA layers: the fitted terms
+        return {}
     rows = 0
     if rules.mla_profile_dummy and any(layer.kind.value == "mla" for layer in model.layers):
         rows = mla_profile_context_rows(max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs,

@@ -291,15 +291,36 @@ def kept_after_profile(activation: Term | None) -> int:
     return sum(b for name, b in (activation.parts or ()) if name == MOE_WORKSPACE_PART)
 
 
+def mla_builder_workspace_bytes(model, cfg, layers: range) -> int:
+    """The MLA metadata builder's chunked-prefill workspace, ``(rows, kv_lora_rank + qk_rope_head_dim)`` in the
+    model dtype (vLLM v0.34.0 mla_attention.py:MLACommonMetadataBuilder.__init__; rows as the profile's dummy,
+    estimate/activation.py:mla_profile_context_rows; no DCP, no FP8 prefill query). The builders are made with
+    the KV cache, after the profile run and before warm-up, so under the extensible cache it is in the memory
+    measured after warm-up. Seen on vLLM 0.34.0: warm-up adds 0.14 GiB in use for DeepSeek-V2-Lite and 0.33 for
+    Kimi-K2.5 trimmed against 0.00-0.08 for dense and GQA-MoE runs; this is 65,536 x 576 x 2 B = 72 MiB of it."""
+    from ....estimate.activation import mla_profile_context_rows
+    from ....model.quant import dtype_bytes
+
+    if not any(layer.kind.value == "mla" for layer in model.layers[layers.start:layers.stop]):
+        return 0
+    t = model.hf_config.get("text_config") or model.hf_config
+    width = int(t.get("kv_lora_rank", 512)) + int(t.get("qk_rope_head_dim", 64))
+    rows = mla_profile_context_rows(max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs,
+                                    block_size=cfg.block_size)
+    return int(rows * width * dtype_bytes(cfg.model_dtype))
+
+
 def measure_rank(*, init_free: int, requested: int, weights: int, non_torch: int, profile_peak: int,
                  warmup_peak: int, graph_pool: int, layout: KVLayout, reserved_blocks: int, platform: str,
-                 util: float, util_given: bool, kept: int = 0) -> Sizing:
+                 util: float, util_given: bool, kept: int = 0, after_profile: int = 0) -> Sizing:
     """Steps 3-5 on one rank (vLLM v0.34.0 extensible_kv_cache.py:measure_kv_cache_blocks). ``kept``: the part
-    of ``profile_peak`` that stays allocated (:func:`kept_after_profile`): measured as in use, not transient."""
+    of ``profile_peak`` that stays allocated (:func:`kept_after_profile`): measured as in use, not transient.
+    ``after_profile``: allocated after the profile run and kept (:func:`mla_builder_workspace_bytes`)."""
     strides = segment_strides(layout)
     committed = physical_bytes_for(1, strides)
     transient = warmup_transient_peak(profile_peak - kept, warmup_peak)
     growth = transient
+    kept = kept + after_profile
     non_kv_used = weights + non_torch + graph_pool + kept
     free = init_free - non_kv_used - committed
     floor = margin_floor_bytes(platform)
@@ -482,8 +503,9 @@ def finish_plan(plan):
         # cache before reading free memory: its peak is not kept (v0.34.0 gpu_worker.py
         # Worker._compile_or_warm_up_model). The sizing warm-up's full step is taken as the profile peak.
         kept = kept_after_profile(r.term("activation_peak"))
+        builder_ws = mla_builder_workspace_bytes(model, cfg, range(start, end)) if platform != "ascend" else 0
         mw = mamba2_warmup(model, cfg, layers=range(start, end), init_free=r.free_at_init_bytes,
-                           non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch") + kept,
+                           non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch") + kept + builder_ws,
                            profile_peak=r.bytes_of("activation_peak") - kept, layout=r.layout,
                            reserved_blocks=reserved,
                            platform=platform,
@@ -495,7 +517,7 @@ def finish_plan(plan):
             init_free=r.free_at_init_bytes, requested=r.requested_bytes, weights=r.bytes_of("weights"),
             non_torch=r.bytes_of("non_torch"), profile_peak=r.bytes_of("activation_peak"), warmup_peak=warm,
             graph_pool=graphs.actual_bytes, layout=r.layout, reserved_blocks=reserved, platform=platform,
-            util=cfg.gpu_memory_utilization, util_given=util_given, kept=kept))
+            util=cfg.gpu_memory_utilization, util_given=util_given, kept=kept, after_profile=builder_ws))
     # vLLM v0.34.0 vllm/v1/worker/gpu_worker.py:_min_across_ranks; kv_cache_planning.py:finalize_extensible_kv_cache
     num_blocks = min(min(s.num_blocks for s in sizings), reserved)
     logged, s_log = plan.logged_rank, sizings[-1]
