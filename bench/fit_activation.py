@@ -27,6 +27,7 @@ from vramplan.units import GiB, MiB  # noqa: E402
 
 def rows():
     from accuracy import plan_case
+    from vramplan.engines.vllm.planner import _profile_rules
 
     out = []
     for c in load_cases():
@@ -40,7 +41,10 @@ def rows():
                         tp=e.tp, moe_tp=e.tp * e.dp, dtype=e.model_dtype, measured=c.logged["activation_gib"],
                         compiled=e.runner == "v2" and e.cudagraph_mode != "NONE" and not p.model.is_multimodal,
                         embed=p.logged_rank.weights.part("embed"),
-                        persistent=not (e.quant is not None and e.quant.method == "mxfp4")))
+                        persistent=not (e.quant is not None and e.quant.method == "mxfp4"),
+                        # the release's source-read terms (rules/versions.py: moe_workspace_manager,
+                        # mla_profile_dummy, sampler_fp32_warmup_pass), as the planner passes them
+                        switches=_profile_rules(p.model, e, p.rules, True)))
     return out
 
 
@@ -48,7 +52,7 @@ def predict(r, k: Coefficients) -> float:
     peak = profile_peak(r["model"], runner=r["runner"], max_num_batched_tokens=r["T"], max_num_seqs=r["R"],
                         tp=r["tp"], moe_tp=r["moe_tp"], model_dtype=r["dtype"],
                         layers=range(0, r["model"].num_hidden_layers), last_stage=True, compiled=r["compiled"],
-                        embed_bytes=r["embed"], persistent_moe_ws=r["persistent"], coefficients=k)
+                        embed_bytes=r["embed"], persistent_moe_ws=r["persistent"], coefficients=k, **r["switches"])
     return peak.total_bytes / GiB
 
 
