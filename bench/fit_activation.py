@@ -27,6 +27,7 @@ from vramplan.units import GiB, MiB  # noqa: E402
 
 def rows():
     from accuracy import plan_case
+    from vramplan.engines.vllm.planner import _profile_rules
 
     out = []
     for c in load_cases():
@@ -41,7 +42,9 @@ def rows():
                         compiled=e.runner == "v2" and e.cudagraph_mode != "NONE" and not p.model.is_multimodal,
                         embed=p.logged_rank.weights.part("embed"),
                         persistent=not (e.quant is not None and e.quant.method == "mxfp4"),
-                        path=e.sampler_path))
+                        # the release's source-read terms (rules/versions.py: moe_workspace_manager,
+                        # mla_profile_dummy, sampler_fp32_warmup_pass), as the planner passes them
+                        switches=_profile_rules(p.model, e, p.rules, True)))
     return out
 
 
@@ -49,42 +52,12 @@ def predict(r, k: Coefficients) -> float:
     peak = profile_peak(r["model"], runner=r["runner"], max_num_batched_tokens=r["T"], max_num_seqs=r["R"],
                         tp=r["tp"], moe_tp=r["moe_tp"], model_dtype=r["dtype"],
                         layers=range(0, r["model"].num_hidden_layers), last_stage=True, compiled=r["compiled"],
-                        embed_bytes=r["embed"], persistent_moe_ws=r["persistent"], coefficients=k)
+                        embed_bytes=r["embed"], persistent_moe_ws=r["persistent"], coefficients=k, **r["switches"])
     return peak.total_bytes / GiB
-
-
-def fit_warmup_pass(data) -> None:
-    """vLLM 0.33+'s V2 dummy sampler (its all-features second pass): only the bytes per element are fitted, over
-    the 0.33/0.34 V2 startups, with the V2 constant and forward multiplier kept; the median absolute error is
-    minimised so that the few runs whose forward model is off (trimmed MoE/MLA) do not pull the sampler."""
-    from vramplan.estimate.activation import COEFFICIENTS
-
-    rs = [r for r in data if r["runner"] == "v2" and r["path"] == "v2_warmup_pass"]
-    if not rs:
-        return
-    base = COEFFICIENTS["v2"]
-    best = None
-    for s in [x / 20 for x in range(20, 400)]:
-        k = Coefficients(sampler_bytes_per_element=s, constant_bytes=base.constant_bytes,
-                         forward_multiplier=base.forward_multiplier, source="")
-        err = statistics.median(abs(predict(r, k) - r["measured"]) for r in rs)
-        if best is None or err < best[0]:
-            best = (err, s)
-    err, s = best
-    k = Coefficients(sampler_bytes_per_element=s, constant_bytes=base.constant_bytes,
-                     forward_multiplier=base.forward_multiplier, source="")
-    print(f"\n## v2 runner, vLLM 0.33+ sampler with its warm-up pass: {len(rs)} startups -> sampler {s:.2f} "
-          f"B/element; median abs error {err:.3f} GiB")
-    for r in sorted(rs, key=lambda r: r["id"]):
-        p = predict(r, k)
-        print(f"  {r['id'][:52]:52s} T={r['T']:6d} R={r['R']:5d} measured {r['measured']:5.2f} "
-              f"predicted {p:5.2f} ({p - r['measured']:+.2f})")
 
 
 def main() -> int:
     data = rows()
-    fit_warmup_pass(data)
-    data = [r for r in data if r["path"] != "v2_warmup_pass"]
     for runner in ("v1", "v2"):
         rs = [r for r in data if r["runner"] == runner]
         if not rs:

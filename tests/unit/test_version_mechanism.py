@@ -200,6 +200,7 @@ CHANGE_POINTS: dict[str, tuple[tuple[int, int], object, object]] = {
     "fp8_kv_load_workspace": ((0, 34), True, False),
     "tower_first_pp_stage_only": ((0, 33), False, True),
     "deepstack_needs_tower": ((0, 32), False, True),
+    "sampler_fp32_warmup_pass": ((0, 33), False, True),
 }
 # VllmConfig._is_default_v2_model_runner_model's rule per release (docs/vllm-rules.md §5)
 V2_RULE = {(0, 22): "dense_unquantized", (0, 23): "dense_unquantized", (0, 24): "listed"}
@@ -217,4 +218,6 @@ def test_every_release_gets_the_documented_switches(release: tuple[int, int, int
     rule = V2_RULE.get(release[:2], "dense_unquantized" if release[:2] < (0, 22) else "generate_non_hybrid")
     assert rules.v2_default_rule == rule
     assert bool(rules.extensible_kv_cache_platforms) == (release[:2] >= (0, 34))
+    if platform != "ascend":  # vllm-ascend brings its own MoE and MLA layers: the planner reads these on CUDA/ROCm
+        assert rules.moe_workspace_manager == rules.mla_profile_dummy == (release[:2] >= (0, 17))
     assert ("Qwen3ForCausalLM" in rules.v2_default_archs) == ((0, 22) <= release[:2] < (0, 25))

@@ -18,6 +18,14 @@ on one row per request (``_dummy_sampler_run``). What is live at the peak:
   holds about 14.8 bytes per element; the V2 runner's (Triton sampler) about 2.4.
 
 The peak is ``persistent MoE workspace + max(forward transient, sampler) + a small constant``.
+
+Three terms are read from source and switched by release (rules/versions.py), not fitted:
+``moe_workspace_manager`` (vLLM 0.19+: the workspace is the experts' ``workspace_shapes``,
+:func:`fused_moe_workspace_per_token`, plus the layer's new ``[T, H]`` output), ``mla_profile_dummy``
+(0.19+: MLA layers allocate the chunked-prefill context's up-projection instead of attending,
+:func:`mla_profile`) and ``sampler_fp32_warmup_pass`` (0.33+ V2 runner: model-dtype logits + a float32 copy
++ the held ``[T, H]`` hidden states). Checked on vLLM 0.34.0 and 0.26 startups on one H100
+(tests/unit/test_profile_kept_state_v034.py).
 The three coefficients per runner (sampler bytes per element, constant, forward multiplier) are
 fitted by ``bench/fit_activation.py`` over every measured startup in ``data/device_v026`` and
 ``data/truth`` (one fit for all models of a runner, never per case); :data:`COEFFICIENTS`
@@ -32,9 +40,14 @@ from functools import lru_cache
 from ..model.description import LayerKind, ModelDescription
 from ..memo import by_identity
 from ..model.quant import dtype_bytes
-from ..units import MiB, cdiv
+from ..units import MiB, cdiv, format_gib
 
-__all__ = ["Peak", "Components", "COEFFICIENTS", "SAMPLER_PATHS", "coefficients_for", "components", "profile_peak"]
+__all__ = ["Peak", "Components", "MOE_WORKSPACE_PART", "MlaProfile", "mla_profile", "mla_profile_context_rows",
+           "fused_moe_workspace_per_token", "COEFFICIENTS", "SAMPLER_PATHS", "coefficients_for", "components", "profile_peak"]
+
+
+MOE_WORKSPACE_PART = "fused-MoE workspace (kept allocated)"
+"""The label of the profile peak's part that stays allocated after the profile run (read by the 0.34 measure)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,20 +96,13 @@ SAMPLER_PATHS: dict[str, tuple[float, str]] = {
                          "(data/sampler_sort_h100)"),
     "flashinfer": (14.0, "FlashInfer top-k/top-p (VLLM_USE_FLASHINFER_SAMPLER=1): 14 bytes per element, measured "
                          "on an H100 (data/sampler_sort_h100)"),
-    # vLLM v0.33.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner._dummy_sampler_run: a second pass with
-    # SamplingParams.for_sampler_warmup() (temperature, top-k/top-p/min-p, penalties, logit bias, bad words,
-    # logprobs: the float32 logits pipeline); absent from 0.32. Fitted by bench/fit_activation.py over the V2
-    # startups of vLLM 0.33/0.34 (data/truth/logs/h100e, h100f), the other V2 coefficients kept.
-    "v2_warmup_pass": (6.85, "V2 dummy sampler with the warm-up-parameter pass (vLLM 0.33+): 6.85 bytes per element, "
-                            "fitted on the vLLM 0.33/0.34 startups of data/truth"),
 }
-V2_ONLY_PATHS = frozenset({"v2_warmup_pass"})
 
 
 def coefficients_for(runner: str, sampler_path: str = "fitted") -> Coefficients:
     """The runner's fitted coefficients, with the sampler of ``sampler_path`` where it is not the fitted one."""
     base = COEFFICIENTS.get(runner, COEFFICIENTS["v1"])
-    if sampler_path not in SAMPLER_PATHS or (sampler_path in V2_ONLY_PATHS and runner != "v2"):
+    if sampler_path not in SAMPLER_PATHS:
         return base
     per, how = SAMPLER_PATHS[sampler_path]
     return replace(base, sampler_bytes_per_element=per, source=f"{base.source}; this version's sampler: {how}")
@@ -133,9 +139,72 @@ def _mixer_per_token(m, tp: int) -> int:
     return m.conv_dim // tp
 
 
+@dataclass(frozen=True, slots=True)
+class MlaProfile:
+    """The MLA layers' profile-run live tensors (no attention metadata), on one rank."""
+
+    per_token: float
+    """Bytes per token: the norm output and residual (2 H) and the query and attention output
+    (heads/TP x (qk + v))."""
+    fixed_bytes: int
+    """The dummy up-projected context, ``rows x heads/TP x (qk_nope + v)`` in the model dtype."""
+    in_dense_layers: bool
+    in_moe_layers: bool
+
+
+def mla_profile_context_rows(*, max_model_len: int, max_num_seqs: int, block_size: int) -> int:
+    """Rows of the chunked-prefill context workspace the MLA profile run sizes its dummy by.
+
+    vLLM v0.26.0 / v0.33.0 / v0.34.0 vllm/model_executor/layers/attention/mla_attention.py:
+    ``MLACommonMetadataBuilder.determine_chunked_prefill_workspace_size``: ``min(max(8 x max_model_len,
+    4 x max_num_seqs x block_size), 64 x 1024)``, then ``align_mla_chunked_context_workspace_size`` (rounded up to
+    the block size; decode context parallel, which changes the alignment, is not modelled)."""
+    rows = min(max(8 * max_model_len, 4 * max_num_seqs * block_size), 64 * 1024)
+    return cdiv(max(rows, block_size), block_size) * block_size
+
+
+def fused_moe_workspace_per_token(*, top_k: int, intermediate: int, hidden: int, b: float) -> float:
+    """Bytes per token of the fused-MoE workspace the workspace manager keeps (Triton and Marlin experts alike).
+
+    vLLM v0.26.0-v0.34.0 vllm/model_executor/layers/fused_moe/modular_kernel.py:``_allocate_buffers``:
+    ``get_simultaneous(max(workspace13, fused_out), workspace2)``; experts/triton_moe.py
+    ``TritonExperts.workspace_shapes`` (N = 2 I): ``(M, top_k, max(I, K))`` and ``(M, top_k, max(2 I, K))``;
+    experts/marlin_moe.py ``MarlinExperts.workspace_shapes`` (N = I): ``(M x top_k, max(I, K))`` and
+    ``(M x top_k x max(2 I, K))``; the output ``(M, K)`` fits in the first. The manager
+    (vllm/v1/worker/workspace.py:WorkspaceManager) keeps the buffer after the profile run."""
+    return top_k * (max(intermediate, hidden) + max(2 * intermediate, hidden)) * b
+
+
+@by_identity(maxsize=1024)
+def mla_profile(model: ModelDescription, tp: int, b: float, start: int, stop: int, rows: int) -> MlaProfile | None:
+    """vLLM v0.26.0-v0.34.0 mla_attention.py:MLAAttention.forward_impl with ``attn_metadata is None`` (the profile
+    run): it allocates ``torch.empty((chunked_prefill_workspace_size, num_heads, qk_nope + v))`` "to simulate the
+    worse case output size for kv_b_proj(kv_c_normed) in _compute_prefill_context", held to the end of the call,
+    next to the query and the output buffer; no per-head K/V is built (no attention runs)."""
+    per, fixed, dense_l, moe_l = 0.0, 0, False, False
+    t = model.hf_config.get("text_config") or model.hf_config
+    for layer in model.layers[start:stop]:
+        if layer.kind is not LayerKind.MLA:
+            continue
+        heads = cdiv(model.num_attention_heads, tp)
+        nope = int(t.get("qk_nope_head_dim", 128))
+        qk = nope + int(t.get("qk_rope_head_dim", 64))
+        v = int(t.get("v_head_dim", 128))
+        per = max(per, 2 * model.hidden_size * b + heads * (qk + v) * b)
+        fixed = max(fixed, int(rows * heads * (nope + v) * b))
+        if layer.is_moe and model.moe is not None:
+            moe_l = True
+        else:
+            dense_l = True
+    if not fixed:
+        return None
+    return MlaProfile(per_token=per, fixed_bytes=fixed, in_dense_layers=dense_l, in_moe_layers=moe_l)
+
+
 @by_identity(maxsize=1024)
 def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: int, stop: int,
-               persistent_moe_ws: bool = True, allreduce_copies: bool = True) -> Components:
+               persistent_moe_ws: bool = True, allreduce_copies: bool = True,
+               manager_moe_ws: bool = False, mla_dummy: bool = False) -> Components:
     h = model.hidden_size
     dense = 0.0
     ws = 0.0
@@ -148,6 +217,8 @@ def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: i
         if layer.attention is not None and layer.kind is not LayerKind.MLA:
             q = cdiv(model.num_attention_heads, tp) * layer.attention.head_size  # per layer (Gemma 4: 256 / 512)
             attn = stream + 2 * q * b + 2 * max(1, layer.attention.num_kv_heads // tp) * layer.attention.head_size * b
+        elif layer.kind is LayerKind.MLA and mla_dummy:
+            attn = 0  # the profile run's MLA tensors: mla_profile, added by profile_peak
         elif layer.kind is LayerKind.MLA:
             # MLA prefill materialises per-head K (nope + rope) and V from the latent
             heads = cdiv(model.num_attention_heads, tp)
@@ -162,11 +233,15 @@ def components(model: ModelDescription, tp: int, moe_tp: int, b: float, start: i
         if layer.is_moe and model.moe is not None:
             m = model.moe
             inter = cdiv(m.intermediate_size, moe_tp)
-            moe_ws = m.top_k * (3 * inter + h) * b
+            moe_ws = (fused_moe_workspace_per_token(top_k=m.top_k, intermediate=inter, hidden=h, b=b)
+                      if manager_moe_ws else m.top_k * (3 * inter + h) * b)
             shared = 3 * cdiv(m.shared_intermediate_size, tp) * b if m.shared_intermediate_size else 0
             if persistent_moe_ws:
                 ws = max(ws, moe_ws)
-                rest = max(rest, stream + shared, attn)
+                # with the manager's workspace, the layer's output [T, H] is a new tensor beside it (v0.26.0-v0.34.0
+                # fused_moe/modular_kernel.py FusedMoEKernel.apply: ``hidden_states.new_empty`` / ``empty_like``)
+                out = h * b if manager_moe_ws else 0
+                rest = max(rest, stream + shared + out, attn)
             else:  # kernels that allocate per call (gpt-oss's OAI Triton MoE): transient, like a dense MLP
                 dense = max(dense, stream + shared + moe_ws, attn)
         else:
@@ -191,6 +266,9 @@ def profile_peak(
     persistent_moe_ws: bool = True,
     platform: str = "cuda",
     coefficients: Coefficients | None = None,
+    manager_moe_ws: bool = False,
+    mla_context_rows: int = 0,
+    sampler_fp32_pass: bool = False,
 ) -> Peak:
     """The torch peak increase of ``profile_run`` on one rank (the encoder profile is added by the caller).
 
@@ -202,20 +280,38 @@ def profile_peak(
     """
     b = dtype_bytes(model_dtype)
     k = coefficients or COEFFICIENTS.get(runner, COEFFICIENTS["v1"])
-    c = components(model, tp, moe_tp, b, layers.start, layers.stop, persistent_moe_ws, platform != "ascend")
+    mla = mla_profile(model, tp, b, layers.start, layers.stop, mla_context_rows) if mla_context_rows else None
+    c = components(model, tp, moe_tp, b, layers.start, layers.stop, persistent_moe_ws, platform != "ascend",
+                   manager_moe_ws, mla is not None)
     tokens = max_num_batched_tokens
     reqs = min(max_num_seqs, tokens)
     ws = int(tokens * c.moe_ws_per_token * k.forward_multiplier)
     dense = int(tokens * c.dense_per_token * k.forward_multiplier)
     rest = int(tokens * c.moe_rest_per_token * k.forward_multiplier)
-    sampler = int(reqs * c.vocab * k.sampler_bytes_per_element) if last_stage else 0
+    dense_label, rest_label = "widest dense layer's intermediates", "residual stream"
+    if mla is not None:
+        mla_bytes = int(tokens * mla.per_token) + mla.fixed_bytes
+        mla_label = f"MLA profile: {format_gib(mla.fixed_bytes)} GiB dummy context + query, output, stream"
+        if mla.in_dense_layers and mla_bytes > dense:
+            dense, dense_label = mla_bytes, mla_label
+        if mla.in_moe_layers and mla_bytes > rest:
+            rest, rest_label = mla_bytes, mla_label
+    if not last_stage:
+        sampler = 0
+    elif sampler_fp32_pass:
+        # vLLM v0.33.0/v0.34.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner._dummy_sampler_run: a second pass
+        # with SamplingParams.for_sampler_warmup(), whose apply_sampling_params copies the model-dtype logits to a
+        # new float32 tensor (sample/sampler.py); profile_run still holds the [T, H] hidden states
+        sampler = int(reqs * c.vocab * (b + 4) + tokens * model.hidden_size * b)
+    else:
+        sampler = int(reqs * c.vocab * k.sampler_bytes_per_element)
     # dense layers run before the first MoE layer creates the workspace (DeepSeek's first_k_dense)
     after_ws = ws + max(rest, sampler)
-    candidates = [("forward", dense, [("widest dense layer's intermediates", dense)])]
+    candidates = [("forward", dense, [(dense_label, dense)])]
     if ws:
         candidates.append(("forward" if rest >= sampler else "sampler", after_ws,
-                           [("fused-MoE workspace (kept allocated)", ws),
-                            ("residual stream" if rest >= sampler else "sampler buffers", max(rest, sampler))]))
+                           [(MOE_WORKSPACE_PART, ws),
+                            (rest_label if rest >= sampler else "sampler buffers", max(rest, sampler))]))
     candidates.append(("sampler", sampler, [(f"sampler: {reqs} requests x {c.vocab} vocab", sampler)]))
     if compiled and embed_bytes:
         floor = embed_bytes + int(2 * tokens * model.hidden_size * b)

@@ -324,7 +324,8 @@ def _profile_run(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
                               compiled=(cfg.runner == "v2" and cfg.cudagraph_mode != "NONE"
                                         and not model.is_multimodal and pp_rank == 0),
                               embed_bytes=shares.part("embed"), platform=cfg.platform,
-                              persistent_moe_ws=not (cfg.quant is not None and cfg.quant.method == "mxfp4"))
+                              persistent_moe_ws=not (cfg.quant is not None and cfg.quant.method == "mxfp4"),
+                              **_profile_rules(model, cfg, rules, last))
     act_bytes, act_parts, act_basis = peak.total_bytes, peak.parts, peak.basis
     phase_note = f"peak set by the {peak.phase} of a {cfg.max_num_batched_tokens}-token dummy batch"
     if model.vision is not None and pp_rank == 0:
@@ -347,6 +348,21 @@ def _profile_run(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
                   "Worker.determine_available_memory") + " (torch_peak_increase); " + act_basis,
                   note=phase_note)
     return a_term, enc_line
+
+
+def _profile_rules(model: ModelDescription, cfg: EngineConfig, rules: RuleSet, last: bool) -> dict:
+    """The profile-peak switches that differ by release (rules/versions.py: moe_workspace_manager,
+    mla_profile_dummy, sampler_fp32_warmup_pass)."""
+    from ...estimate.activation import mla_profile_context_rows
+
+    if cfg.platform == "ascend":  # vllm-ascend's own runner, MoE and MLA layers: the fitted terms
+        return {}
+    rows = 0
+    if rules.mla_profile_dummy and any(layer.kind.value == "mla" for layer in model.layers):
+        rows = mla_profile_context_rows(max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs,
+                                        block_size=cfg.block_size)
+    return {"manager_moe_ws": rules.moe_workspace_manager, "mla_context_rows": rows,
+            "sampler_fp32_pass": rules.sampler_fp32_warmup_pass and cfg.runner == "v2" and last}
 
 
 def _with_penalty_state(nt_term: Term, cfg: EngineConfig, model, cite) -> Term:

@@ -207,8 +207,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         num_gpu_blocks_override=args.num_gpu_blocks_override,
         pp_partition=args.env_get("VLLM_PP_LAYER_PARTITION"), platform=platform, version=v,
         mamba_page_padded=mamba_page_padded, mamba_ssm_dtype=ssm_dtype, notes=tuple(notes),
-        sampler_path=d.dummy_sampler_path(rules, env, sort_sampler=rules.sort_sampler,
-                                          warmup_pass=rules.sampler_warmup_pass),
+        sampler_path=d.dummy_sampler_path(rules, env, sort_sampler=rules.sort_sampler),
         extensible_kv_cache=extensible,
         gdn_flashinfer_prefill=has_mamba and gdn_flashinfer_prefill(model, device, args.gdn_prefill_backend),
     )

@@ -1003,19 +1003,15 @@ def _rope_parameter_sets(cfg: Mapping) -> list[dict]:
     return sets
 
 
-def dummy_sampler_path(version: Version, env: Mapping[str, str], *, sort_sampler: bool,
-                       warmup_pass: bool = False) -> str:
+def dummy_sampler_path(version: Version, env: Mapping[str, str], *, sort_sampler: bool) -> str:
     """Which top-k/top-p path the profile run's dummy sampler takes: ``fitted`` (the Triton kernel of
     vLLM >= 0.17, what the activation fit measured), ``torch_sort`` or ``flashinfer``.
 
     vLLM 0.10.1-0.16.0 vllm/v1/sample/ops/topk_topp_sampler.py:TopKTopPSampler: FlashInfer when
     ``VLLM_USE_FLASHINFER_SAMPLER`` is 1 (unset: "if it imports"; the pip wheels do not bring it, so
-    unset is taken as the PyTorch sort), else ``apply_top_k_top_p``'s sort. From vLLM 0.33 the V2 runner's dummy
-    sampler runs a second pass with every sampler feature on (``warmup_pass``: ``v2_warmup_pass``; the V1 runner
-    keeps the fitted path).
+    unset is taken as the PyTorch sort), else ``apply_top_k_top_p``'s sort. (vLLM 0.33's second, all-features
+    pass of the V2 dummy sampler is a source-read term: RuleSet.sampler_fp32_warmup_pass.)
     """
-    if warmup_pass:
-        return "v2_warmup_pass"
     if not sort_sampler:
         return "fitted"
     return "flashinfer" if _env_int_flag(env, "VLLM_USE_FLASHINFER_SAMPLER", "0") else "torch_sort"

@@ -23,4 +23,5 @@ from dataclasses import replace
 
 from .v0_19 import RULES as _V019
 
-RULES = replace(_V019, version=(0, 10, 1), sort_sampler=True)
+# the workspace manager and the MLA profile dummy were read in 0.19 only: 0.10-0.16 keep the fitted terms
+RULES = replace(_V019, version=(0, 10, 1), sort_sampler=True, moe_workspace_manager=False, mla_profile_dummy=False)

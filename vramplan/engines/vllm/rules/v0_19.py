@@ -27,4 +27,6 @@ RULES = RuleSet(
     cublas_handles_in_init_device=False,
     # vLLM v0.19.0 vllm/config/cache.py:CacheConfig.gpu_memory_utilization
     default_gpu_memory_utilization=0.9,
+    # vLLM v0.19.0 fused_moe/modular_kernel.py (current_workspace_manager), mla_attention.py (profile dummy)
+    moe_workspace_manager=True, mla_profile_dummy=True,
 )

@@ -28,5 +28,5 @@ RULES = replace(_PREVIOUS, version=(0, 33, 0), cublas_handles_in_init_device=Tru
                 kv_dtypes_v033=True,
                 # vLLM v0.33.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner.load_model
                 v2_load_log_says_memory=True,
-                # vLLM v0.33.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner._dummy_sampler_run (warm-up pass)
-                sampler_warmup_pass=True)
+                # vLLM v0.33.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner._dummy_sampler_run
+                sampler_fp32_warmup_pass=True)

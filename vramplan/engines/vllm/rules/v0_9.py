@@ -24,4 +24,6 @@ from dataclasses import replace
 from .v0_19 import RULES as _V019
 
 RULES = replace(_V019, version=(0, 12, 0), non_kv_formula="absolute_peak", profile_runs_sampler=False,
-                npu_hybrid_double_alloc=True, mamba_blocks_check=False)
+                npu_hybrid_double_alloc=True, mamba_blocks_check=False,
+                # read in vLLM 0.19+ only; vllm-ascend's runner keeps the fitted terms
+                moe_workspace_manager=False, mla_profile_dummy=False)

@@ -86,9 +86,6 @@ class RuleSet:
     """The dummy sampler's top-k/top-p sorts the float32 logits in PyTorch unless FlashInfer is used
     (vLLM < 0.17: ``topk_topp_sampler.py:apply_top_k_top_p``); later releases run the Triton kernel the
     activation fit measured."""
-    sampler_warmup_pass: bool = False
-    """The V2 runner's dummy sampler runs a second, all-features pass in the profile (vLLM 0.33+:
-    ``GPUModelRunner._dummy_sampler_run``; activation.py ``v2_warmup_pass``)."""
     mamba_blocks_check: bool = True
     """The ``max_num_seqs exceeds available Mamba cache blocks`` check (absent from vLLM 0.12)."""
     npu_hybrid_double_alloc: bool = False
@@ -166,6 +163,19 @@ class RuleSet:
     block-outermost beside the MLA pages (v0.34 vllm/models/kimi_k3/nvidia/dsa.py, common/dsa_cache.py
     ``KimiK3IndexerBackend.supported_kv_cache_layouts``); v0.33 has no indexer (its ``KimiLinearConfig`` takes
     no ``dsa_config``). Read by the kimi_k3 family's ``for_release`` view (model/families/kimi_k3_dsa.py)."""
+    moe_workspace_manager: bool = False
+    """The fused-MoE workspace is the workspace manager's, sized by the experts' ``workspace_shapes``:
+    ``top_k x (max(I, H) + max(2 I, H))`` per token, kept after the profile run (v0.19.0-v0.34.0
+    fused_moe/modular_kernel.py ``_allocate_buffers``, vllm/v1/worker/workspace.py); off: the 0.26-fitted
+    ``top_k x (3 I + H)`` (estimate/activation.py ``fused_moe_workspace_per_token``)."""
+    mla_profile_dummy: bool = False
+    """The profile run's MLA layers allocate the chunked-prefill context's up-projection size,
+    ``rows x heads x (qk_nope + v)``, instead of running attention (v0.19.0-v0.34.0 mla_attention.py
+    ``forward_impl`` with ``attn_metadata is None``; estimate/activation.py ``mla_profile``)."""
+    sampler_fp32_warmup_pass: bool = False
+    """The V2 runner's dummy sampler runs a second pass with ``SamplingParams.for_sampler_warmup()`` that copies
+    the logits to float32 (v0.33.0/v0.34.0 vllm/v1/worker/gpu/model_runner.py ``_dummy_sampler_run``; v0.26.0
+    runs the default pass only)."""
     flashkda_prefill_workspace: bool = False
     """Kimi-K3's FlashKDA prefill reserves its views in the shared workspace while the model is built (v0.34
     vllm/models/kimi_k3/nvidia/kda.py ``KimiK3DeltaAttention.__init__``); v0.33 reserves nothing there."""

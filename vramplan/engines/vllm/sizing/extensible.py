@@ -276,15 +276,52 @@ class Sizing:
     torch_limit_bytes: int
 
 
+def kept_after_profile(activation: Term | None) -> int:
+    """The part of the profile peak that stays allocated after the profile run: the fused-MoE workspace, which
+    the workspace manager keeps (vLLM v0.34.0 vllm/v1/worker/workspace.py:WorkspaceManager;
+    fused_moe/modular_kernel.py ``_allocate_buffers``). It is in ``total consumed`` and in the memory measured
+    after warm-up, not in the transient headroom (``torch_peak - torch_allocated``, vllm/utils/mem_utils.py:
+    memory_profiling). Checked on vLLM 0.34.0 (data/truth/logs/h100e, h100f): torch peak increase less the
+    headroom is 0.58 / 1.87 / 0.86 / 0.50 GiB for Qwen3-30B-A3B, Kimi-K2.5 (Marlin) and MiniMax-M2 trimmed,
+    DeepSeek-V2-Lite, against workspaces of 0.50 / 1.75 / 0.75 / 0.45 GiB (+0.09 GiB kept by dense models too)."""
+    from ....estimate.activation import MOE_WORKSPACE_PART
+
+    if activation is None:
+        return 0
+    return sum(b for name, b in (activation.parts or ()) if name == MOE_WORKSPACE_PART)
+
+
+def mla_builder_workspace_bytes(model, cfg, layers: range) -> int:
+    """The MLA metadata builder's chunked-prefill workspace, ``(rows, kv_lora_rank + qk_rope_head_dim)`` in the
+    model dtype (vLLM v0.34.0 mla_attention.py:MLACommonMetadataBuilder.__init__; rows as the profile's dummy,
+    estimate/activation.py:mla_profile_context_rows; no DCP, no FP8 prefill query). The builders are made with
+    the KV cache, after the profile run and before warm-up, so under the extensible cache it is in the memory
+    measured after warm-up. Seen on vLLM 0.34.0: warm-up adds 0.14 GiB in use for DeepSeek-V2-Lite and 0.33 for
+    Kimi-K2.5 trimmed against 0.00-0.08 for dense and GQA-MoE runs; this is 65,536 x 576 x 2 B = 72 MiB of it."""
+    from ....estimate.activation import mla_profile_context_rows
+    from ....model.quant import dtype_bytes
+
+    if not any(layer.kind.value == "mla" for layer in model.layers[layers.start:layers.stop]):
+        return 0
+    t = model.hf_config.get("text_config") or model.hf_config
+    width = int(t.get("kv_lora_rank", 512)) + int(t.get("qk_rope_head_dim", 64))
+    rows = mla_profile_context_rows(max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs,
+                                    block_size=cfg.block_size)
+    return int(rows * width * dtype_bytes(cfg.model_dtype))
+
+
 def measure_rank(*, init_free: int, requested: int, weights: int, non_torch: int, profile_peak: int,
                  warmup_peak: int, graph_pool: int, layout: KVLayout, reserved_blocks: int, platform: str,
-                 util: float, util_given: bool) -> Sizing:
-    """Steps 3-5 on one rank (vLLM v0.34.0 extensible_kv_cache.py:measure_kv_cache_blocks)."""
+                 util: float, util_given: bool, kept: int = 0, after_profile: int = 0) -> Sizing:
+    """Steps 3-5 on one rank (vLLM v0.34.0 extensible_kv_cache.py:measure_kv_cache_blocks). ``kept``: the part
+    of ``profile_peak`` that stays allocated (:func:`kept_after_profile`): measured as in use, not transient.
+    ``after_profile``: allocated after the profile run and kept (:func:`mla_builder_workspace_bytes`)."""
     strides = segment_strides(layout)
     committed = physical_bytes_for(1, strides)
-    transient = warmup_transient_peak(profile_peak, warmup_peak)
+    transient = warmup_transient_peak(profile_peak - kept, warmup_peak)
     growth = transient
-    non_kv_used = weights + non_torch + graph_pool
+    kept = kept + after_profile
+    non_kv_used = weights + non_torch + graph_pool + kept
     free = init_free - non_kv_used - committed
     floor = margin_floor_bytes(platform)
     margin = max(floor, int(transient * MARGIN_FRACTION))
@@ -302,7 +339,7 @@ def measure_rank(*, init_free: int, requested: int, weights: int, non_torch: int
                   graph_pool_bytes=graph_pool, committed_before_bytes=committed, non_kv_used_bytes=non_kv_used,
                   free_after_warmup_bytes=free, margin_bytes=margin, budget_cap_bytes=requested - non_kv_used,
                   device_cap_bytes=device_cap, available_bytes=available, num_blocks=n,
-                  withheld_bytes=withheld, torch_limit_bytes=weights + graph_pool + max(left_free, 0))
+                  withheld_bytes=withheld, torch_limit_bytes=weights + graph_pool + kept + max(left_free, 0))
 
 
 # --------------------------------------------------------------------------------------------- the plan
@@ -463,9 +500,12 @@ def finish_plan(plan):
         # The sampler warm-up runs after record_transient_peak, and measure_kv_cache_blocks empties torch's
         # cache before reading free memory: its peak is not kept (v0.34.0 gpu_worker.py
         # Worker._compile_or_warm_up_model). The sizing warm-up's full step is taken as the profile peak.
+        kept = kept_after_profile(r.term("activation_peak"))
+        builder_ws = mla_builder_workspace_bytes(model, cfg, range(start, end)) if platform != "ascend" else 0
         mw = mamba2_warmup(model, cfg, layers=range(start, end), init_free=r.free_at_init_bytes,
-                           non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch"),
-                           profile_peak=r.bytes_of("activation_peak"), layout=r.layout, reserved_blocks=reserved,
+                           non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch") + kept + builder_ws,
+                           profile_peak=r.bytes_of("activation_peak") - kept, layout=r.layout,
+                           reserved_blocks=reserved,
                            platform=platform,
                            gdn_flashinfer=cfg.gdn_flashinfer_prefill)
         warm = mw.peak_bytes if mw is not None else 0
@@ -475,7 +515,7 @@ def finish_plan(plan):
             init_free=r.free_at_init_bytes, requested=r.requested_bytes, weights=r.bytes_of("weights"),
             non_torch=r.bytes_of("non_torch"), profile_peak=r.bytes_of("activation_peak"), warmup_peak=warm,
             graph_pool=graphs.actual_bytes, layout=r.layout, reserved_blocks=reserved, platform=platform,
-            util=cfg.gpu_memory_utilization, util_given=util_given))
+            util=cfg.gpu_memory_utilization, util_given=util_given, kept=kept, after_profile=builder_ws))
     # vLLM v0.34.0 vllm/v1/worker/gpu_worker.py:_min_across_ranks; kv_cache_planning.py:finalize_extensible_kv_cache
     num_blocks = min(min(s.num_blocks for s in sizings), reserved)
     logged, s_log = plan.logged_rank, sizings[-1]
@@ -562,7 +602,7 @@ def _rule_texts(version: tuple[int, int, int]) -> dict[str, str]:
         "cudagraph_pool": c("Worker._compile_or_warm_up_model", "vllm/v1/worker/gpu_worker.py")
                           + " (capture after the sizing warm-up, inside the measured non-KV memory); " + NOT_MEASURED,
         "non_kv_after_warmup": c("measure_kv_cache_bytes") + " (init free - free - committed: weights + non-torch + "
-                               "graph pool)",
+                               "graph pool + the fused-MoE workspace the workspace manager keeps)",
         "kv_margin": c("measure_kv_cache_bytes") + " (KV_CACHE_MARGIN_FLOOR_BYTES, KV_CACHE_MARGIN_FRACTION)",
         "kv_cache": c("measure_kv_cache_bytes") + " (min(requested - non-KV used, free + committed - margin)"
                     " - max(transient peak, torch reserve growth))",
