@@ -107,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     groups = {
         "the shared yardstick: every catalog case of ../shared/data (its 8 vLLM 0.26 H100 runs and the public "
         "reports of every version)": [r for r in rows if r["source"] in ("device", "public")],
-        "our runs: vLLM 0.34.0 on one H100 (data/truth/logs/h100e; KV blocks = the blocks committed)": [
+        "our runs: vLLM 0.34.0 on one H100 (data/truth/logs/h100e, h100f; KV blocks = the blocks committed)": [
             r for r in rows if r["source"] != "public" and r["version"].startswith("0.34")],
+        "our runs: vLLM 0.33.0 on one H100 (data/truth/logs/h100f)": [
+            r for r in rows if r["source"] != "public" and r["version"].startswith("0.33")],
         "our runs: vLLM 0.26 on H100/H200 (data/device_v026, data/truth)": [
             r for r in rows if r["source"] != "public" and r["version"].startswith("0.26")],
         "public reports of modelled versions (0.6.0-0.6.4 V0, 0.10-0.16, >= 0.19; vllm-ascend 0.9-0.13; catalog "
