@@ -379,6 +379,8 @@ _COSTS = {
     "extensible_off": "sized from the profile run at util 0.92 (the 0.33 way); the free-memory check applies again; "
                       "--kv-cache-memory-bytes is the deterministic alternative",
     "extensible_on": "sized from the memory free after warm-up and graph capture; util defaults to 1.0",
+    "gdn_triton": "GDN prefill on FLA's Triton kernels instead of FlashInfer's (slower prefill on Hopper); no "
+                  "prefill checkpoint page a request, but larger warm-up states on 0.34",
 }
 
 
@@ -420,6 +422,11 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         cands.append(("extensible KV cache", "--no-enable-extensible-kv-cache" if on else
                       "--enable-extensible-kv-cache", replace(base_args, enable_extensible_kv_cache=not on),
                       "extensible_off" if on else "extensible_on"))
+    if e.gdn_flashinfer_prefill and rules.prefill_checkpoint_blocks:
+        # vLLM 0.33+ qwen_gdn_linear_attn.py:_resolve_gdn_prefill_backend: FlashInfer's GDN prefill (the Hopper
+        # default) exports a checkpoint page per GDN group and request; Triton's does not (rules/engine.py)
+        cands.append(("GDN prefill kernel", "--gdn-prefill-backend triton",
+                      replace(base_args, gdn_prefill_backend="triton"), "gdn_triton"))
     if not e.enforce_eager:
         cands.append(("enforce-eager", "--enforce-eager", replace(base_args, enforce_eager=True), "eager"))
         if len(e.capture_sizes) > 8 and rules.engine != "v0":  # V0 has no capture-size option of this name

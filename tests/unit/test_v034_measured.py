@@ -345,3 +345,17 @@ def test_v2_dummy_sampler_warmup_pass_sets_the_profile_peak(log, release):
         .sampler_fp32_warmup_pass
     old = vramplan.plan(load_model(model), device="h100-80gb", vllm_version="0.32.0", args=args)
     assert not old.rules.sampler_fp32_warmup_pass
+
+
+def test_knobs_offer_the_gdn_prefill_kernel_where_flashinfer_runs():
+    """On Hopper a GDN model prefills with FlashInfer's kernel, which holds a checkpoint page per GDN group and
+    request; `--gdn-prefill-backend triton` drops it (3 -> 2 pages a GDN group, as on an A100), so the knob adds
+    tokens. Elsewhere Triton already runs and there is no such knob."""
+    from vramplan.api import knobs
+
+    rows = [k for k in knobs("Qwen/Qwen3.5-9B", device="h100-80gb", max_model_len=32768).knobs
+            if k.change == "--gdn-prefill-backend triton"]
+    assert len(rows) == 1 and rows[0].kv_tokens_added > 0
+    assert not [k for k in knobs("Qwen/Qwen3.5-9B", device="a100-80gb", max_model_len=32768).knobs
+                if k.change.startswith("--gdn-prefill-backend")]
+    assert not [k for k in knobs("Qwen/Qwen3-8B", device="h100-80gb").knobs if "gdn" in k.change]
