@@ -414,7 +414,8 @@ def _recurrent_warmup_bytes(model, cfg, layers: range, *, gdn_flashinfer: bool) 
       final states (``output_final_state=True``) live together, ``(num_v_heads/TP, head_k, head_v)`` each; FLA's
       Triton prefill also keeps every chunk's state in the key dtype (third_party/flash_linear_attention/ops/
       chunk_delta_h.py:chunk_gated_delta_rule_fwd_h, ``h = k.new_empty(B, NT, H, V, K)``; one chunk a request),
-      FlashInfer's does not. Seen on vLLM 0.34.0 with the Triton prefill (data/truth/logs/h100f): Qwen3.5-9B and
+      FlashInfer's does not (flashinfer-python 0.7.4 gdn_prefill.py:chunk_gated_delta_rule, SM90 branch: only the
+      float32 ``output_state`` of ``(num_seqs, heads, head, head)``; the output is vLLM's own buffer). Seen on vLLM 0.34.0 with the Triton prefill (data/truth/logs/h100f): Qwen3.5-9B and
       -35B-A3B trimmed, 1,024 requests x 32 x 128 x 128 x (4 + 4 + 2) bytes = 5.00 GiB of the 5.23 / 5.18 GiB kept.
     """
     from ....model.quant import dtype_bytes
