@@ -82,3 +82,26 @@ def test_sglang_log_figures(tmp_path):
     assert m["kv_cache_gib"] == pytest.approx(46.56) and m["cudagraph_gib"] == pytest.approx(0.75)
     assert kind == "not_enough_memory" and end["status"] == "failed"
     assert sg.flags_dict(run["flags"]) == {"mem_fraction_static": "0.18"}
+
+
+def test_sglang_0_5_17_log_lines(tmp_path):
+    """Lines as SGLang 0.5.17 prints them (mem_cache/memory_pool.py, managers/scheduler.py, entrypoints/engine.py's
+    `server_args=` repr with cuda_graph_max_bs_decode, the post-capture KV line of kv_pool_runtime.py); the version
+    comes from measure_sglang.py's run record, since SGLang does not log it."""
+    sg = _load("bench/truth/sglang/to_cases.py", "sglang_to_cases")
+    log = tmp_path / "q.log"
+    log.write_text(
+        'SGTRUTH run {"name": "q", "src": "s", "flags": [], "sglang_version": "0.5.17", "nvml_before": {}}\n'
+        "server_args=ServerArgs(model_path='/tmp/m', mem_fraction_static=0.83, chunked_prefill_size=4096, "
+        "page_size=1, cuda_graph_max_bs_decode=256, context_length=32768)\n"
+        "KV Cache is allocated. dtype: torch.bfloat16, #tokens: 400000, KV size: 42.00 GB\n"
+        "Post-capture KV sizing: KV cache allocated. dtype: torch.bfloat16, #tokens: 390000, KV size: 41.00 GB, "
+        "avail mem=5.00 GB\n"
+        "max_total_num_tokens=390000, chunked_prefill_size=4096, max_prefill_tokens=16384, max_running_requests=2048, "
+        "context_len=32768, available_gpu_mem=5.00 GB\n"
+        'SGTRUTH end {"status": "ok", "rc": null}\n')
+    run, end, nv, m, kind, ver = sg.parse(str(log))
+    assert ver == "0.5.17" and kind is None
+    assert m["cuda_graph_max_bs"] == 256 and m["mem_fraction_static"] == 0.83 and m["page_size"] == 1
+    assert m["kv_cache_tokens"] == 390000 and m["kv_cache_gib"] == 41.0 and m["avail_after_kv_gib"] == 5.0
+    assert m["max_running_requests"] == 2048 and m["context_len"] == 32768 and m["available_gpu_mem_gib"] == 5.0

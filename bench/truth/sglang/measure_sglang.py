@@ -51,7 +51,9 @@ def main():
         if f.endswith(".json") and f != "resolved.json":
             shutil.copy(os.path.join(r.src, f), mdir)
     if r.synth_tokenizer:
-        sys.path[:0] = [HERE, os.path.join(os.getcwd(), ".sglang-bundle"), "/work/shared/vllm-on-gpu"]
+        # gpu_setup.sh copies .xfer/synth_tokenizer.py to bench/truth/; prepare.sh puts one in .sglang-bundle/
+        sys.path[:0] = [HERE, os.path.dirname(HERE), os.path.join(os.getcwd(), ".xfer"),
+                        os.path.join(os.getcwd(), ".sglang-bundle"), "/work/shared/vllm-on-gpu"]
         from synth_tokenizer import write_synthetic_tokenizer
         write_synthetic_tokenizer(mdir, json.load(open(os.path.join(mdir, "config.json"))))
     elif "--skip-tokenizer-init" not in flags:
@@ -61,10 +63,16 @@ def main():
     env.update(run_env)
     cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", mdir, "--load-format", "dummy",
            "--port", str(a.port), "--host", "127.0.0.1", "--log-level", "debug"] + flags
+    try:  # the bundle's sglang (PYTHONPATH from run_sglang.sh); SGLang does not log its own version
+        from importlib.metadata import version
+        sglang_version = version("sglang")
+    except Exception:  # noqa: BLE001
+        sglang_version = None
     before = nvml_used()
     t0 = time.time()
     with open(log_path, "w") as log:
         log.write("SGTRUTH run " + json.dumps(dict(name=a.name, src=r.src, flags=flags, run_env=run_env, cmd=cmd,
+                                                    sglang_version=sglang_version,
                                                     nvml_before=before,
                                                     env={k: v for k, v in sorted(env.items()) if k.startswith(
                                                         ("SGLANG_", "NCCL_", "CUDA_", "TORCH_", "PYTORCH_"))})) + "\n")

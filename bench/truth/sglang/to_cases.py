@@ -34,7 +34,7 @@ PATTERNS = [
     ("cudagraph_gib", r"[Cc]apture .*?(?:cuda|CUDA) graph end\..*?mem usage=" + NUM + " GB", float, "sum"),
     ("mem_fraction_static", r"mem_fraction_static=" + NUM, float, "last"),
     ("chunked_prefill_size", r"chunked_prefill_size=(-?\d+)", int, "last"),
-    ("cuda_graph_max_bs", r"cuda_graph_max_bs=(\d+)", int, "last"),
+    ("cuda_graph_max_bs", r"cuda_graph_max_bs(?:_decode)?=(\d+)", int, "last"),  # 0.5.17: cuda_graph_max_bs_decode
     ("page_size", r"page_size=(\d+)", int, "last"),
     ("context_len", r"context_len=(\d+)", int, "last"),
 ]
@@ -61,7 +61,7 @@ def parse(path):
     nv = json.loads(nv_m.group(1)) if nv_m else {}
     kind = next((k for k, pat in ERRORS if re.search(pat, text)), None)
     ver = re.search(r"sglang(?:==| version[: ]+v?)(\d+\.\d+\.\d+(?:\.post\d+)?)", text)
-    return run, end, nv, m, kind, (ver.group(1) if ver else None)
+    return run, end, nv, m, kind, (ver.group(1) if ver else run.get("sglang_version"))
 
 
 def flags_dict(flags):
