@@ -31,7 +31,7 @@ from ...estimate.overheads import (cudagraph, load_workspaces, non_torch, post_k
                                    sampler_penalty_state_bytes)
 from ...inputs.devices import Device
 from .flags import EngineArgs
-from ...model.description import ModelDescription
+from ...model.description import LayerKind, ModelDescription
 from ...model.families import adapt_for_release
 from .rules.engine import EngineConfig, attention_kinds, prefill_checkpoint_blocks, resolve_engine
 from ...rules.kv import (
@@ -358,7 +358,7 @@ def _profile_rules(model: ModelDescription, cfg: EngineConfig, rules: RuleSet, l
     if cfg.platform == "ascend":  # vllm-ascend's own runner, MoE and MLA layers: the fitted terms
         return {}
     rows = 0
-    if rules.mla_profile_dummy and any(layer.kind.value == "mla" for layer in model.layers):
+    if rules.mla_profile_dummy and LayerKind.MLA in model.layer_kinds:
         rows = mla_profile_context_rows(max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs,
                                         block_size=cfg.block_size)
     return {"manager_moe_ws": rules.moe_workspace_manager, "mla_context_rows": rows,

@@ -41,6 +41,7 @@ from ..flags import EngineArgs
 from ....rules.kv import KVLayout, capacity, estimate_max_model_len, needed_bytes
 from ..rules.versions import RuleSet
 from ....rules.weights import pp_layer_split
+from ....model.description import LayerKind
 from ....units import GiB, MiB, cdiv, format_gib
 
 __all__ = ["resolve_extensible_kv_cache", "reserved_bound", "warmup_transient_peak", "measure_kv_cache_bytes",
@@ -301,7 +302,8 @@ def mla_builder_workspace_bytes(model, cfg, layers: range) -> int:
     from ....estimate.activation import mla_profile_context_rows
     from ....model.quant import dtype_bytes
 
-    if not any(layer.kind.value == "mla" for layer in model.layers[layers.start:layers.stop]):
+    if LayerKind.MLA not in model.layer_kinds or not any(
+            layer.kind is LayerKind.MLA for layer in model.layers[layers.start:layers.stop]):
         return 0
     t = model.hf_config.get("text_config") or model.hf_config
     width = int(t.get("kv_lora_rank", 512)) + int(t.get("qk_rope_head_dim", 64))
