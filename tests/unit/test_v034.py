@@ -220,24 +220,24 @@ def test_graph_estimate_only_with_the_variable_and_never_under_the_extensible_ca
 
 
 def test_max_model_len_is_checked_again_after_warm_up():
-    # util 0.3: the reserved bound holds 40,960 tokens (640 blocks of 64) but what is measured after warm-up does not
-    p = vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.3)
-    h = _by_hand(p, 0.3)
+    # util 0.298: the reserved bound holds 40,960 tokens (640 blocks of 64) but what is measured after warm-up does not
+    p = vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.298)
+    h = _by_hand(p, 0.298)
     assert h["reserved"] - 1 >= 640 > h["blocks"] - 1
     assert p.error_kind == "max_model_len_exceeds_kv_cache" and p.error_phase == "kv_sizing"
     assert p.error_message.startswith(
         f"To serve at least one request with the model's max seq len (40960), (5.62 GiB KV cache is needed, which is "
         f"larger than the available KV cache memory ({(h['blocks'] - 1) * BPB / GiB:.2f} GiB). Based on the available "
         f"memory, the estimated maximum model length is {(h['blocks'] - 1) * 64}. The KV cache gets what is left after "
-        f"the model, its activations, CUDA graphs and warmup within `gpu_memory_utilization`=0.3; increase it")
+        f"the model, its activations, CUDA graphs and warmup within `gpu_memory_utilization`=0.298; increase it")
     assert p.error_message.endswith("Decreasing `max_model_len` also reduces what is needed. See "
                                     "https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details.")
     assert p.estimated_max_model_len == (h["blocks"] - 1) * 64
 
 
 def test_auto_max_model_len_is_refitted_after_warm_up():
-    p = vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.3, max_model_len=-1)
-    h = _by_hand(p, 0.3)
+    p = vramplan.plan("Qwen/Qwen3-8B", gpu_memory_utilization=0.298, max_model_len=-1)
+    h = _by_hand(p, 0.298)
     assert p.starts and p.max_model_len == (h["blocks"] - 1) * 64 < 40960
 
 

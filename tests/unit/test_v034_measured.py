@@ -359,3 +359,21 @@ def test_knobs_offer_the_gdn_prefill_kernel_where_flashinfer_runs():
     assert not [k for k in knobs("Qwen/Qwen3.5-9B", device="a100-80gb", max_model_len=32768).knobs
                 if k.change.startswith("--gdn-prefill-backend")]
     assert not [k for k in knobs("Qwen/Qwen3-8B", device="h100-80gb").knobs if "gdn" in k.change]
+
+
+def test_compiled_profile_on_034_holds_no_embedding_copy():
+    """vLLM 0.26's compiled V2 profile run held an embedding-sized copy (data/device_v026); 0.34's one compiled
+    startup logs the eager peak: 1.04 GiB for Qwen3-8B compiled and eager alike (q8b_g_unset, q8b_e_unset)."""
+    g = _num(_log("q8b_g_unset"), r"torch peak memory increase: ([\d.]+)GiB")
+    e = _num(_log("q8b_e_unset"), r"torch peak memory increase: ([\d.]+)GiB")
+    assert g == e == 1.04
+    args = dict(max_model_len=4096, max_num_batched_tokens=8192, max_num_seqs=1024)
+    comp = vramplan.plan(load_model(Q8B), device="h100-80gb", vllm_version="0.34.0", args=EngineArgs(**args))
+    eager = vramplan.plan(load_model(Q8B), device="h100-80gb", vllm_version="0.34.0",
+                          args=EngineArgs(enforce_eager=True, **args))
+    assert comp.logged_rank.bytes_of("activation_peak") == eager.logged_rank.bytes_of("activation_peak")
+    assert abs(comp.logged_rank.bytes_of("activation_peak") / GiB - g) <= 0.1
+    old = vramplan.plan(load_model(Q8B), device="h100-80gb", vllm_version="0.26.0", args=EngineArgs(**args))
+    old_e = vramplan.plan(load_model(Q8B), device="h100-80gb", vllm_version="0.26.0",
+                          args=EngineArgs(enforce_eager=True, **args))
+    assert old.logged_rank.bytes_of("activation_peak") > old_e.logged_rank.bytes_of("activation_peak") + GiB // 4

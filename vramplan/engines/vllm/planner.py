@@ -322,7 +322,8 @@ def _profile_run(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
                               model_dtype=cfg.model_dtype, layers=range(start, end),
                               last_stage=last and rules.profile_runs_sampler,
                               compiled=(cfg.runner == "v2" and cfg.cudagraph_mode != "NONE"
-                                        and not model.is_multimodal and pp_rank == 0),
+                                        and not model.is_multimodal and pp_rank == 0
+                                        and rules.compiled_embedding_copy),
                               embed_bytes=shares.part("embed"), platform=cfg.platform,
                               persistent_moe_ws=not (cfg.quant is not None and cfg.quant.method == "mxfp4"),
                               **_profile_rules(model, cfg, rules, last))

@@ -86,6 +86,11 @@ class RuleSet:
     """The dummy sampler's top-k/top-p sorts the float32 logits in PyTorch unless FlashInfer is used
     (vLLM < 0.17: ``topk_topp_sampler.py:apply_top_k_top_p``); later releases run the Triton kernel the
     activation fit measured."""
+    compiled_embedding_copy: bool = True
+    """The compiled V2 profile run of a text-only model holds an embedding-sized copy and two ``[T, H]`` buffers
+    (measured on vLLM 0.26, estimate/activation.py ``compiled``). Off from 0.33 (torch 2.14): 0.34's one compiled
+    startup (data/truth/logs/h100e/q8b_g_unset) logs the eager peak, 1.04 GiB, where the copy would make it 1.31;
+    0.33, on the same torch, was not measured compiled."""
     mamba_blocks_check: bool = True
     """The ``max_num_seqs exceeds available Mamba cache blocks`` check (absent from vLLM 0.12)."""
     npu_hybrid_double_alloc: bool = False
