@@ -8,6 +8,7 @@ arithmetic: a util "holds the workload" when its plan starts, its KV cache holds
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 from dataclasses import dataclass, field, fields, replace
@@ -436,8 +437,11 @@ def knobs(model: ModelDescription, device: Device, rules: RuleSet, args: EngineA
         cands.append(("limit-mm-per-prompt", "--limit-mm-per-prompt '{\"image\": 1, \"video\": 0}'",
                       replace(base_args, limit_mm_per_prompt={"image": 1, "video": 0}), "mm"))
         # vLLM interfaces.py SupportsMultiModal._mark_tower_model: with every modality at 0 the tower is not built
-        cands.append(("text only", "--limit-mm-per-prompt '{\"image\": 0, \"video\": 0}'",
-                      replace(base_args, limit_mm_per_prompt={"image": 0, "video": 0}), "text_only"))
+        from .model.mm_tokens import tower_modalities
+
+        off = {m: 0 for m in (tower_modalities(model.vision) if model.vision is not None else ("image", "video"))}
+        cands.append(("text only", f"--limit-mm-per-prompt '{json.dumps(off)}'",
+                      replace(base_args, limit_mm_per_prompt=off), "text_only"))
         cands.append(("max_pixels", "--mm-processor-kwargs '{\"max_pixels\": 1003520}'",
                       replace(base_args, mm_processor_kwargs={**(base_args.mm_processor_kwargs or {}),
                                                               "max_pixels": 1003520}), "pixels"))

@@ -377,3 +377,14 @@ def test_compiled_profile_on_034_holds_no_embedding_copy():
     old_e = vramplan.plan(load_model(Q8B), device="h100-80gb", vllm_version="0.26.0",
                           args=EngineArgs(enforce_eager=True, **args))
     assert old.logged_rank.bytes_of("activation_peak") > old_e.logged_rank.bytes_of("activation_peak") + GiB // 4
+
+
+def test_text_only_knob_names_the_modalities_the_tower_serves():
+    """Kimi-K2.5's tower is marked for `vision_chunk` (kimi_k25.py _mark_tower_model), so the text-only knob must
+    zero that limit; image/video limits would leave the tower built and free nothing."""
+    from vramplan.api import knobs
+
+    rows = [k for k in knobs("moonshotai/Kimi-K2.5", device="h200", tensor_parallel_size=8).knobs
+            if k.name == "text only"]
+    assert len(rows) == 1 and rows[0].change == "--limit-mm-per-prompt '{\"vision_chunk\": 0}'"
+    assert rows[0].freed_bytes > 0

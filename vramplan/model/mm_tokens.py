@@ -189,6 +189,12 @@ def _family(family: str | None, hf_config: Mapping[str, Any]) -> str:
     return fam
 
 
+def tower_modalities(vision: Any) -> tuple[str, ...]:
+    """The modalities a model's tower is marked for (``_mark_tower_model``): the family's override
+    (``VisionSpec.extra["modalities"]``, e.g. Kimi-K2.5's ``vision_chunk``), else its supported limits."""
+    return tuple(vision.extra.get("modalities") or supported_modalities(vision.family))
+
+
 def supported_modalities(family: str) -> tuple[str, ...]:
     """``get_supported_mm_limits`` keys (InternVL video exists only with a video token; not modelled)."""
     tower = _tower(family)

@@ -122,7 +122,7 @@ def smallest_fix(plan: Plan) -> str | None:
 
 def _fix_warmup_seqs(plan: Plan) -> str | None:
     """vLLM 0.34's warmup_kernels on a Mamba-2 model runs one chunk of the scan per sequence, up to --max-num-seqs
-    (sizing/extensible.py ``mamba2_warmup``): the largest --max-num-seqs that starts, found by bisection."""
+    (sizing/extensible.py ``recurrent_warmup``): the largest --max-num-seqs that starts, found by bisection."""
     hi = plan.args.max_num_seqs or plan.engine.max_num_seqs
     if not hi or hi <= 1 or not _replan(plan, replace(plan.args, max_num_seqs=1)).starts:
         return None

@@ -154,7 +154,7 @@ def build_plan(
     ckpt = 0
     if rules.prefill_checkpoint_blocks:
         ckpt = (fam.mamba_checkpoint_blocks(model, cfg, device) if fam is not None and fam.mamba_checkpoint_blocks
-                else prefill_checkpoint_blocks(model, device, args.gdn_prefill_backend))
+                else prefill_checkpoint_blocks(model, gdn_flashinfer=cfg.gdn_flashinfer_prefill))
     all_specs = layer_spec_items(model, tp=cfg.tp, block_size=cfg.block_size, kv_cache_dtype=cfg.kv_cache_dtype,
                             model_dtype=cfg.model_dtype, mamba_mode=cfg.mamba_cache_mode,
                             mamba_page_padded=cfg.mamba_page_padded, mamba_ssm_dtype=cfg.mamba_ssm_dtype,
@@ -240,14 +240,13 @@ def _tower_built(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
     is a StageMissingLayer (no weights) when ``--limit-mm-per-prompt`` is 0 for every modality it serves, and from
     v0.33 with the V2 runner on every pipeline stage after the first. A tower carried as the family's extra params
     (part "vision", e.g. Gemma 4's) serves images and videos and sits on the first stage only anyway."""
-    from ...model.mm_tokens import all_disabled, supported_modalities
+    from ...model.mm_tokens import all_disabled, tower_modalities
 
     if model.vision is None:
         return not all_disabled(args.limit_mm_per_prompt, ("image", "video"))
     if rules.tower_first_pp_stage_only and cfg.runner == "v2" and pp_rank > 0:
         return False
-    modalities = model.vision.extra.get("modalities") or supported_modalities(model.vision.family)
-    return not all_disabled(args.limit_mm_per_prompt, tuple(modalities))
+    return not all_disabled(args.limit_mm_per_prompt, tower_modalities(model.vision))
 
 
 def _allocator_blocks(args: EngineArgs, cfg: EngineConfig, platform: str) -> bool:

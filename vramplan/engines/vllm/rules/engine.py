@@ -545,7 +545,7 @@ def gdn_flashinfer_prefill(model: ModelDescription, device: Device, backend: str
             and all(layer.mamba.kind == "gdn" for layer in model.layers if layer.mamba))
 
 
-def prefill_checkpoint_blocks(model: ModelDescription, device: Device, gdn_backend: str | None = None) -> int:
+def prefill_checkpoint_blocks(model: ModelDescription, *, gdn_flashinfer: bool) -> int:
     """``MambaSpec.num_prefill_checkpoint_blocks`` of the model's recurrent layers, counted per request in
     ``align`` mode where the rule set's ``prefill_checkpoint_blocks`` is on (0.33+); a family's own
     ``mamba_checkpoint_blocks`` (Kimi-K3's FlashKDA) takes precedence.
@@ -554,9 +554,10 @@ def prefill_checkpoint_blocks(model: ModelDescription, device: Device, gdn_backe
       0.34.0: Nemotron-3-Nano trimmed logs 28,315 blocks and 10,543,476 tokens at max-model-len 4096, i.e. 11
       blocks a request = 3 Mamba-2 groups x 3 pages + 2 attention pages (data/truth/logs/h100e/nemo3nano_trim).
     - GDN: ``QwenGatedDeltaNet.get_kv_cache_spec`` sets 1 when FlashInfer's prefill exports checkpoints
-      (``_exports_checkpoints``; :func:`gdn_flashinfer_prefill`).
+      (``_exports_checkpoints``; ``gdn_flashinfer``: :func:`gdn_flashinfer_prefill`, resolved once in
+      ``EngineConfig.gdn_flashinfer_prefill``).
     """
     kinds = {layer.mamba.kind for layer in model.layers if layer.mamba}
     if kinds == {"mamba2"}:
         return 1
-    return 1 if kinds == {"gdn"} and gdn_flashinfer_prefill(model, device, gdn_backend) else 0
+    return 1 if kinds == {"gdn"} and gdn_flashinfer else 0

@@ -384,11 +384,10 @@ WARMUP_RESERVE_FRACTION = 0.1
 
 
 @dataclass(frozen=True, slots=True)
-class Mamba2Warmup:
-    """``warmup_kernels``' prefill step on a Mamba-2 model, before the KV cache is sized (vLLM v0.34.0
-    vllm/v1/worker/gpu/warmup.py:_warmup_kernels): ``requests`` requests of 2 tokens, each its own chunk of the
-    chunked scan, whose ``_state_passing_fwd`` holds the chunk states and their output, both float32
-    ``(nchunks, heads/TP, head_dim x state_size)`` (ops/ssd_state_passing.py). Its peak is not reset before the
+class RecurrentWarmup:
+    """``warmup_kernels``' prefill step on a Mamba-2 or GDN model, before the KV cache is sized (vLLM v0.34.0
+    vllm/v1/worker/gpu/warmup.py:_warmup_kernels): ``requests`` requests of 2 tokens, each its own chunk; what
+    each holds per layer kind is :func:`_recurrent_warmup_bytes`. Its peak is not reset before the
     first sizing step, so ``record_transient_peak`` keeps it (``_measure_sizing_step``)."""
     requests: int
     chunk_state_bytes: int
@@ -421,6 +420,7 @@ def _recurrent_warmup_bytes(model, cfg, layers: range, *, gdn_flashinfer: bool) 
       -35B-A3B trimmed, 1,024 requests x 32 x 128 x 128 x (4 + 4 + 2) bytes = 5.00 GiB of the 5.23 / 5.18 GiB kept.
     """
     from ....model.quant import dtype_bytes
+    from ....rules.kv import _mamba_state_bytes
 
     best = (0, 0, "")
     for layer in model.layers[layers.start:layers.stop]:
@@ -431,10 +431,12 @@ def _recurrent_warmup_bytes(model, cfg, layers: range, *, gdn_flashinfer: bool) 
             chunk = cdiv(m.num_heads, cfg.tp) * m.head_k_dim * m.state_size * 4
             cand = (2 * chunk, chunk, "mamba2")
         elif m.kind == "gdn":
+            # the gathered states are the cache's own SSM state (rules/kv.py, ssm part of the page)
+            gathered = _mamba_state_bytes(m, tp=cfg.tp, model_dtype=cfg.model_dtype, ssm_dtype=cfg.mamba_ssm_dtype,
+                                          ssm_only=True)
             elems = (m.num_heads // cfg.tp) * m.head_k_dim * m.head_v_dim
-            ssm_b = dtype_bytes(cfg.mamba_ssm_dtype or m.state_dtype or cfg.model_dtype)
-            per = elems * (ssm_b + 4 + (0 if gdn_flashinfer else dtype_bytes(cfg.model_dtype)))
-            cand = (per, elems * 4, "gdn")
+            chunks = 0 if gdn_flashinfer else elems * dtype_bytes(cfg.model_dtype)
+            cand = (gathered + elems * 4 + chunks, elems * 4, "gdn")
         else:
             continue
         if cand[0] > best[0]:
@@ -442,9 +444,9 @@ def _recurrent_warmup_bytes(model, cfg, layers: range, *, gdn_flashinfer: bool) 
     return best
 
 
-def mamba2_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: int, profile_peak: int,
+def recurrent_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: int, profile_peak: int,
                   layout: KVLayout, reserved_blocks: int, platform: str,
-                  gdn_flashinfer: bool = False) -> Mamba2Warmup | None:
+                  gdn_flashinfer: bool = False) -> RecurrentWarmup | None:
     """The warm-up step above on one rank, or None without Mamba-2 or GDN layers. Its requests: ``max_num_seqs``,
     capped by the token budget (``_cap_num_warmup_reqs``: max_num_batched_tokens // 2) and by the blocks
     ``committable_blocks`` allows (headroom - margin - max(transient, 0.1 x headroom)), one block per KV group
@@ -464,7 +466,7 @@ def mamba2_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: int
     groups = len(layout.groups)
     reqs = max(1, min(cfg.max_num_seqs, cfg.max_num_batched_tokens // 2, max(1, (committable - 1) // groups)))
     free = headroom - max(physical_bytes_for(1 + reqs * groups, strides), committed)
-    return Mamba2Warmup(requests=reqs, chunk_state_bytes=largest, peak_bytes=reqs * per_req, free_bytes=free,
+    return RecurrentWarmup(requests=reqs, chunk_state_bytes=largest, peak_bytes=reqs * per_req, free_bytes=free,
                         kind=kind)
 
 
@@ -494,7 +496,7 @@ def finish_plan(plan):
     stages = pp_layer_split(model.num_hidden_layers, cfg.pp, cfg.pp_partition)
     util_given = plan.args.gpu_memory_utilization is not None
     sizings: list[Sizing] = []
-    warmup_oom: Mamba2Warmup | None = None
+    warmup_oom: RecurrentWarmup | None = None
     for r in plan.ranks:
         start, end = stages[r.pp_rank]
         graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
@@ -505,7 +507,7 @@ def finish_plan(plan):
         # Worker._compile_or_warm_up_model). The sizing warm-up's full step is taken as the profile peak.
         kept = kept_after_profile(r.term("activation_peak"))
         builder_ws = mla_builder_workspace_bytes(model, cfg, range(start, end)) if platform != "ascend" else 0
-        mw = mamba2_warmup(model, cfg, layers=range(start, end), init_free=r.free_at_init_bytes,
+        mw = recurrent_warmup(model, cfg, layers=range(start, end), init_free=r.free_at_init_bytes,
                            non_kv_used=r.bytes_of("weights") + r.bytes_of("non_torch") + kept + builder_ws,
                            profile_peak=r.bytes_of("activation_peak") - kept, layout=r.layout,
                            reserved_blocks=reserved,
