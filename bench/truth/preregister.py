@@ -1,40 +1,51 @@
 """Plan every line of run plans with vramplan BEFORE the runs (H100 and H200), so the figures the real startups are
-compared with were written down first: python3 bench/truth/preregister.py PLAN.tsv... > predictions.json"""
-import json, shlex, sys
-sys.path.insert(0, '.')
-import vramplan
-from vramplan.api import load_model
-from vramplan.engines.vllm.flags import EngineArgs
-out = {}
-for plan in sys.argv[1:]:
-    for line in open(plan):
-        if line.startswith('#') or not line.strip(): continue
-        name, args = line.rstrip('\n').split('\t')
-        a = shlex.split(args); kw = {}; env = []
-        i = 0
-        while i < len(a):
-            t = a[i]
-            if t == '--src': src = a[i+1]; i += 2
-            elif t == '--eager': kw['enforce_eager'] = True; i += 1
-            elif t == '--mnbt': kw['max_num_batched_tokens'] = int(a[i+1]); i += 2
-            elif t == '--mns': kw['max_num_seqs'] = int(a[i+1]); i += 2
-            elif t == '--gmu':
-                if a[i+1] != 'unset': kw['gpu_memory_utilization'] = float(a[i+1])
-                i += 2
-            elif t == '--limit-mm': kw['limit_mm_per_prompt'] = json.loads(a[i+1]); i += 2
-            elif t == '--extra':
-                for k, v in json.loads(a[i+1]).items():
-                    if k in EngineArgs.__dataclass_fields__: kw[k] = v
-                i += 2
-            elif t == '--env': env.append(tuple(a[i+1].split('=', 1))); i += 2
-            else: i += 2
-        if 'gpu_memory_utilization' not in kw and '--gmu' not in a: kw['gpu_memory_utilization'] = 0.9
-        for dev in ('h100-80gb', 'h200'):
-            try:
-                p = vramplan.plan(load_model(src), device=dev, vllm_version='0.34.0',
-                                  args=EngineArgs(max_model_len=4096, usage_context='llm', env=tuple(env), **kw))
-                out[f'{name}@{dev}'] = dict(verdict=p.verdict, error_kind=p.error_kind, weights_gib=round(p.weights_bytes / 2**30, 3) if hasattr(p, 'weights_bytes') else None,
-                                            blocks=p.num_gpu_blocks, tokens=p.kv_cache_tokens)
-            except Exception as e:
-                out[f'{name}@{dev}'] = dict(error=f'{type(e).__name__}: {e}')
-json.dump(out, sys.stdout, indent=1)
+compared with are written down first:  python3 bench/truth/preregister.py PLAN.tsv... > predictions.json
+
+Plan lines are read with the GPU side's own parser (plan_lines.py, also imported by measure_truth.py), so both sides take the same arguments.
+(bench/truth/predictions_v034_x1_t2_b2.json was written by the first version of this script, which left the
+weights out.)"""
+import json
+import shlex
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parents[1]), str(HERE)]
+
+import vramplan  # noqa: E402
+from vramplan.errors import VramplanError  # noqa: E402
+from plan_lines import read_plan, run_parser  # noqa: E402
+from vramplan.api import load_model  # noqa: E402
+from vramplan.engines.vllm.flags import EngineArgs  # noqa: E402
+
+
+def engine_args(r) -> EngineArgs:
+    kw = dict(max_model_len=r.max_model_len, enforce_eager=r.eager, max_num_batched_tokens=r.mnbt,
+              max_num_seqs=r.mns, gpu_memory_utilization=r.gmu, usage_context="llm",
+              env=tuple(tuple(e.split("=", 1)) for e in r.env))
+    if r.limit_mm:
+        kw["limit_mm_per_prompt"] = json.loads(r.limit_mm)
+    # LLM() keyword arguments that are also vramplan's flags (others, e.g. attention_backend, change no byte)
+    kw.update({k: v for k, v in json.loads(r.extra or "{}").items() if k in EngineArgs.__dataclass_fields__})
+    return EngineArgs(**kw)
+
+
+def main() -> int:
+    out = {}
+    for plan in sys.argv[1:]:
+        for name, args in read_plan(plan).items():
+            r = run_parser().parse_args(shlex.split(args))
+            for dev in ("h100-80gb", "h200"):
+                try:
+                    p = vramplan.plan(load_model(r.src), device=dev, vllm_version="0.34.0", args=engine_args(r))
+                    out[f"{name}@{dev}"] = dict(verdict=p.verdict, error_kind=p.error_kind,
+                                                weights_gib=round(p.logged_rank.bytes_of("weights") / 2**30, 3),
+                                                blocks=p.num_gpu_blocks, tokens=p.kv_cache_tokens)
+                except VramplanError as e:  # a refusal is a prediction too
+                    out[f"{name}@{dev}"] = dict(error=f"{type(e).__name__}: {e}")
+    json.dump(out, sys.stdout, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
