@@ -168,11 +168,12 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
             block_size, reason = sparse_block, "sparse MLA + indexer backends (64 on CUDA)"
     mamba_page_padded = None
     ssm_dtype = _mamba_ssm_dtype(args, model, v) if has_mamba else None
+    gdn_fi = has_mamba and gdn_flashinfer_prefill(model, device, args.gdn_prefill_backend)
     if has_mamba and any(layer.attention for layer in model.layers):
         block_size, mamba_page_padded, reason = _align_hybrid(rules, model, device, tp=tp, block_size=block_size,
                                                                kv_dtype=kv_dtype, model_dtype=model_dtype,
                                                                mamba_mode=mamba_mode, ssm_dtype=ssm_dtype,
-                                                               gdn_backend=args.gdn_prefill_backend)
+                                                               gdn_flashinfer=gdn_fi)
     eager = args.enforce_eager
     mode = d.default_cudagraph_mode(rules, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
     if platform == "ascend" and mode != "NONE":
@@ -209,7 +210,7 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
         mamba_page_padded=mamba_page_padded, mamba_ssm_dtype=ssm_dtype, notes=tuple(notes),
         sampler_path=d.dummy_sampler_path(rules, env, sort_sampler=rules.sort_sampler),
         extensible_kv_cache=extensible,
-        gdn_flashinfer_prefill=has_mamba and gdn_flashinfer_prefill(model, device, args.gdn_prefill_backend),
+        gdn_flashinfer_prefill=gdn_fi,
     )
 
 
@@ -496,7 +497,7 @@ def _mamba_ssm_dtype(args: EngineArgs, model: ModelDescription, v: tuple[int, in
 
 def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp: int, block_size: int, kv_dtype: str,
                   model_dtype: str, mamba_mode: str, ssm_dtype: str | None = None,
-                  gdn_backend: str | None = None) -> tuple[int, int | None, str]:
+                  gdn_flashinfer: bool = False) -> tuple[int, int | None, str]:
     """Raise the attention block size so one attention page holds at least one mamba state, and pad the
     mamba page to match (vLLM v0.26.0 vllm/platforms/interface.py:Platform._align_hybrid_block_size;
     vllm-ascend: patch_mamba_config.verify_and_update_config)."""
@@ -523,7 +524,7 @@ def _align_hybrid(rules: RuleSet, model: ModelDescription, device: Device, *, tp
     # Only GDN layers export prefill checkpoints (vLLM v0.33.0 vllm/model_executor/layers/mamba/abstract.py:
     # MambaBase.get_prefill_checkpoint_alignment is None; qwen_gdn_linear_attn.py overrides it with the FlashInfer
     # alignment), and get_mamba_prefill_checkpoint_alignment is None unless every mamba layer declares one.
-    hopper = gdn_flashinfer_prefill(model, device, gdn_backend)
+    hopper = gdn_flashinfer
     bs, padded = d.hybrid_attention_block_size(
         rules, block_size=block_size, attn_page_bytes_per_token=per_token, mamba_page_bytes=page,
         mamba_cache_mode=mamba_mode, platform=device.platform, use_mla=attn_layer.kind is LayerKind.MLA,
