@@ -5,12 +5,13 @@
 # against .xfer/SHA256S, unpack once (/tmp/t214, /tmp/site034, /tmp/srvsite, ...), and check
 # that torch 2.14 sees the GPU, that inductor compiles with the carried triton, and that vLLM imports.
 # usage, from the project root: bash bench/truth/gpu_setup.sh   (idempotent; prints one line per step)
+#        ONLY="sg" bash bench/truth/gpu_setup.sh   unpacks the named bundles only, no torch 2.14 check
 set -u
 X=/tmp/xfer; mkdir -p $X
 cp .xfer/SHA256S $X/ 2>/dev/null
 cd $X || exit 1
 declare -A DEST=([t214]=/tmp/t214 [v034]=/tmp/site034 [v033]=/tmp/site033 [sg]=/tmp/sgsite [dg]=/tmp/dg034 [srv]=/tmp/srvsite)
-for name in t214 v034 v033 sg dg srv; do
+for name in ${ONLY:-t214 v034 v033 sg dg srv}; do
   dest=${DEST[$name]}
   [ -f $dest/.done ] && { echo "$name: already unpacked"; continue; }
   grep " $name\.part" SHA256S > $name.sha || continue
@@ -19,6 +20,8 @@ for name in t214 v034 v033 sg dg srv; do
     && echo "$name: unpacked into $dest ($(du -sh $dest | cut -f1))"
 done
 cd - >/dev/null
+# ONLY=sg: unpack SGLang alone (torch 2.11, the image's) and stop here
+[ -n "${ONLY:-}" ] && { [ -f .xfer/synth_tokenizer.py ] && cp -n .xfer/synth_tokenizer.py bench/truth/; exit 0; }
 # the overlay leaves out torch/bin; `import torch` only checks that torch_shm_manager exists: take the image's
 if [ -f /tmp/t214/.done ] && [ ! -e /tmp/t214/torch/bin/torch_shm_manager ]; then
   d=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))" 2>/dev/null)

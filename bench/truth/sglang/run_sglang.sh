@@ -16,11 +16,14 @@ LOGDIR=/tmp/sglogs-$STREAM; mkdir -p "$LOGDIR"
 PORT=$((30000 + ${CUDA_VISIBLE_DEVICES:-0} * 10 % 1000))
 while IFS=$'\t' read -r NAME ARGS; do
   [[ -z "$NAME" || "$NAME" == \#* ]] && continue
+  # a run that ended (ok or failed) in an earlier call to this warm machine is not repeated
+  [ -f /tmp/sgdone/$NAME ] && continue
   left=$(( DEADLINE - ($(date +%s) - T0) ))
   est=$(sed -n 's/.*--est \([0-9]*\).*/\1/p' <<< "$ARGS"); est=${est:-90}
   if [ $left -lt $est ]; then echo "SKIP $NAME (${left}s left)" >> "$OUT/summary-$STREAM.txt"; continue; fi
   timeout -k 5 $((left + 30)) python3 bench/truth/sglang/measure_sglang.py --name "$NAME" --port $PORT \
       --logdir "$LOGDIR" --limit $(( left < 300 ? left : 300 )) -- $ARGS >> "$OUT/summary-$STREAM.txt" 2>&1
   tar -C "$LOGDIR" -rf "$OUT/logs-$STREAM.tar" "$NAME.log"
+  grep -q '^SGTRUTH end .*"status": "\(ok\|failed\)"' "$LOGDIR/$NAME.log" && mkdir -p /tmp/sgdone && touch /tmp/sgdone/$NAME
   PORT=$((PORT + 1))
 done < "$PLAN"
