@@ -103,8 +103,12 @@ def test_gemma3_sliding_layers_take_full_kv_in_sglang():
 
 
 def test_pool_tokens_qwen3_8b_h100_by_hand():
-    # the baseline: torch total 79.18 GiB (81080 MiB) less the CUDA context estimate 522 MiB (vLLM-measured stand-in)
-    pre = (81080 - 522) * 2**20
+    # the baseline (pre_model_load_memory) on the lent H100, torch total 81080 MiB: real SGLang 0.5.17's
+    # q8b_frac018_fail.log says "minimum viable = 1 - available/pre = 0.1953" with available 63.23 GB, so pre =
+    # 63.23 / 0.8047 = 78.577 GB (617 MiB in use); its "Load weight begin. avail mem=78.50 GB" is 79 MiB later
+    pre = (81080 - 617) * 2**20
+    load_begin = pre - 79 * 2**20
+    assert round(pre / 2**30, 2) == 78.58 and round(load_begin / 2**30, 2) == 78.50
     # weights: embed + lm_head 2 x 151936 x 4096, 36 layers x (qkv 48x128x4096 + o 4096^2 + gate_up 2x12288x4096
     # + down 12288x4096 + norms 2x4096 + q/k norm 2x128), final norm 4096, all bf16; + rotary cache 40960 x 128
     # float32 (SGLang keeps it in fp32 on CUDA: rotary_embedding/base.py:RotaryEmbedding.__init__)
@@ -113,15 +117,15 @@ def test_pool_tokens_qwen3_8b_h100_by_hand():
     # after "Load weight end" reserve_rope_cache_for_long_sequences grows the cache to align_128(40960 + 256) = 41216
     # rows: + 256 x 128 x 4 bytes out of the KV budget
     reserve = (41216 - 40960) * 128 * 4
-    rest_gb = (pre - weights - reserve) / 2**30 - pre / 2**30 * (1 - 0.83)
+    rest_gb = (load_begin - weights - reserve) / 2**30 - pre / 2**30 * (1 - 0.83)
     tokens = int(rest_gb * 2**30) // (8 * 256 * 36 * 2)
     p = sglang.plan("Qwen/Qwen3-8B", device="h100-80gb")
     assert p.logged_stage.weights.total_bytes == weights
     assert p.bytes_of("rope_cache_reserve") == reserve
-    assert p.max_total_num_tokens == tokens == 364234
-    # resolve_max_num_reqs: clamp(int(364234 / 40960 x 512), 2048, 4096) = 4096, <= tokens // 2
+    assert p.max_total_num_tokens == tokens == 363111
+    # resolve_max_num_reqs: clamp(int(363111 / 40960 x 512), 2048, 4096) = 4096, <= tokens // 2
     assert p.max_running_requests == min(max(min(int(tokens / 40960 * 512), 4096), 2048), tokens // 2) == 4096
-    assert any(line.startswith("max_total_num_tokens=364234, chunked_prefill_size=8192, max_prefill_tokens=16384, "
+    assert any(line.startswith("max_total_num_tokens=363111, chunked_prefill_size=8192, max_prefill_tokens=16384, "
                                 "max_running_requests=4096, context_len=40960, available_gpu_mem=")
                for line in p.log_lines)
 
@@ -131,7 +135,7 @@ def test_max_total_tokens_and_page_size():
     assert p.max_total_num_tokens == 100_003 // 16 * 16
     # profiled below the cap: SGLang warns and keeps the profiled value
     p2 = sglang.plan("Qwen/Qwen3-8B", max_total_tokens=10_000_000)
-    assert p2.max_total_num_tokens == 364234
+    assert p2.max_total_num_tokens == 363111  # test_pool_tokens_qwen3_8b_h100_by_hand
     assert any("is larger than the profiled value" in w for w in p2.warnings)
 
 
@@ -215,7 +219,7 @@ def test_json_contract_keys():
     assert set(v) - set(d) == set()  # every vLLM contract key is there
     assert d["engine_name"] == "sglang" and d["engine_version"] == "0.5.23" and d["vllm_version"] is None
     assert v["engine_name"] == "vllm" and v["engine_version"] == v["vllm_version"]
-    assert d["kv_cache_tokens"] == 364234 and isinstance(d["engine"], dict)
+    assert d["kv_cache_tokens"] == 363111 and isinstance(d["engine"], dict)
 
 
 def test_api_engine_switch():

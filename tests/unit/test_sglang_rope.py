@@ -109,6 +109,17 @@ def _text_cfg(m) -> dict:
     return t if isinstance(t, dict) else m.hf_config
 
 
+def _hand_mla_copies(m, quant) -> int:
+    """SGLang's w_kc / w_vc: bfloat16 copies of every unquantized MLA kv_b_proj (deepseek_weight_loader.py:
+    post_load_weights), which the description counts only when quantized (vLLM's views): layers x heads x
+    (qk_nope_head_dim + v_head_dim) x kv_lora_rank x 2 bytes, from the config."""
+    t = _text_cfg(m)
+    if not t.get("kv_lora_rank") or quant is not None:
+        return 0
+    return (int(t["num_hidden_layers"]) * int(t["num_attention_heads"])
+            * (int(t["qk_nope_head_dim"]) + int(t["v_head_dim"])) * int(t["kv_lora_rank"]) * 2)
+
+
 def _hand_caches(m) -> tuple[int, list[tuple[int, int, bool]]]:
     """SGLang's rotary bytes minus the description's, from the config keys (CUDA: float32), and SGLang's caches as
     (rows, columns, grown by the reserve)."""
@@ -165,7 +176,7 @@ def test_catalog_sglang_minus_description_is_the_rope_difference(model):
     desc = weights_per_rank(m, dtype=r.model_dtype, quant=_quant(m, p.args), tp=1, pp=1, pp_rank=0, dp=1,
                             expert_parallel=False, pp_partition=None)
     delta, caches = _hand_caches(m)
-    assert p.logged_stage.weights.total_bytes - desc.total_bytes == delta
+    assert p.logged_stage.weights.total_bytes - desc.total_bytes == delta + _hand_mla_copies(m, _quant(m, p.args))
     # and the reserve: every cache shorter than align_128(ctx + 256) rows grows to it, in float32
     need = math.ceil((p.context_length + 256) / 128) * 128
     assert p.logged_stage.rope_reserve_bytes == sum((need - rows) * dim * 4 for rows, dim, grows in caches

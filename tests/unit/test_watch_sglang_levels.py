@@ -6,8 +6,8 @@ qwen3-8b-h100-default.synthetic.log on a fake 80 GiB device with 300 MiB in use 
 - measured: what the log's own lines say the server holds (the fake holds exactly those bytes);
 - logged: the numbers printed in the log lines, read here from the fixture's text with SGLang's format strings;
 - planned: a hand calculation of Qwen3-8B from its config (written out below) with SGLang's rules
-  (kv_cache_configurator.py:_profile_available_bytes, resolve_max_num_reqs, memory_pool.py buffers), on the context
-  estimate vramplan carries as a measurement (estimate/overheads.py:non_torch).
+  (kv_cache_configurator.py:_profile_available_bytes, resolve_max_num_reqs, memory_pool.py buffers), on the pre-load
+  use measured on real SGLang 0.5.17 (engines/sglang/measured.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from tests.unit.test_watch_sglang import _launcher as sglang_launcher
 from vramplan.engines.sglang.log import read_sglang_log
 from vramplan.engines.sglang.watch_levels import (GRAPHS, KV, PEAK, W, device_for, levels_of, log_rows,
                                                   plan_watched_sglang)
-from vramplan.estimate.overheads import non_torch
 from vramplan.watch import runner
 from vramplan.watch.backends import DeviceReading, FakeBackend
 from vramplan.watch.timeline import load_timeline
@@ -52,16 +51,19 @@ CELL = L * KVH * HD * 2 * 2  # K and V, bf16, per token
 
 def _hand():
     """The planned levels of the watched command, by hand."""
-    ctx = non_torch("cuda", tp=1, pp=1, nvlink=False).before_snapshot_bytes
-    pre = TOTAL - BASE - ctx
-    after = pre - WEIGHTS - RESERVE
+    # in use before SGLang loads on CUDA, TP 1, measured on real SGLang 0.5.17 (data/truth_sglang h100a): 617 MiB at
+    # the baseline the fraction multiplies, 79 MiB more by "Load weight begin" (engines/sglang/measured.py)
+    base_ctx = 617 * 2**20
+    pre = TOTAL - BASE - base_ctx
+    ctx = base_ctx + 79 * 2**20
+    after = pre - 79 * 2**20 - WEIGHTS - RESERVE
     rest_gb = after / GiB - pre / GiB * (1 - F)  # _profile_available_bytes, in SGLang's GB floats
     tokens = int(rest_gb * GiB) // CELL  # page size 1
     mrr = min(max(min(int(tokens / CTX * 512), 4096), 2048), tokens // 2)  # resolve_max_num_reqs
     req = (mrr + 1) * (CTX + 4) * 4  # ReqToTokenPool int32 [size + 1, ctx + 4]
     pool = (tokens + 1) * CELL  # (size + page_size) cells
     return dict(ctx=ctx, pre=pre, tokens=tokens, mrr=mrr, weights=ctx + WEIGHTS, kv=ctx + WEIGHTS + RESERVE + req + pool,
-                static=ctx + int(pre * F), after_pool=after - req - pool)
+                static=base_ctx + int(pre * F), after_pool=after - req - pool)
 
 
 def _logged(pattern: str) -> float:
@@ -132,7 +134,7 @@ def test_watched_sglang_command_is_planned_and_compared(tmp_path, monkeypatch, c
     assert "Planned vs logged" in text
     logged_rows = {
         "weights (Load weight end mem usage, GB)": (f"{WEIGHTS / GiB:.2f}", "15.27"),
-        "free before loading (Load weight begin avail mem, GB)": (f"{hand['pre'] / GiB:.2f}", "78.67"),
+        "free before loading (Load weight begin avail mem, GB)": (f"{(hand['pre'] - 79 * 2**20) / GiB:.2f}", "78.67"),
         "KV tokens (KV Cache is allocated #tokens)": (f"{hand['tokens']:,}", "364,306"),
         "free after the pools (Memory pool end avail mem, GB)": (f"{hand['after_pool'] / GiB:.2f}", "12.74"),
         "max_running_requests": (f"{hand['mrr']:,}", "4,096"),

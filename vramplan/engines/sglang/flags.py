@@ -60,6 +60,11 @@ class SGLangArgs:
     extra_buffer_lazy."""
     max_mamba_cache_size: int | None = None
     linear_attn_backend: str = "triton"
+    skip_tokenizer_init: bool = False
+    """No tokenizer, so no multimodal processor and no CUDA-IPC feature pool."""
+    mm_feature_transport: str | None = None
+    """``--mm-feature-transport`` (cpu, cuda_ipc, cuda_vmm; None = SGLang's auto policy, per release)."""
+    tokenizer_worker_num: int = 1
     """``--disable-overlap-schedule``: one prefill chunk in flight instead of two (the SWA request cap)."""
     load_format: str = "auto"
     env: tuple[tuple[str, str], ...] = ()
@@ -86,14 +91,15 @@ class ParsedSGLang:
 
 _INT = {"tp_size", "pp_size", "dp_size", "ep_size", "max_total_tokens", "context_length", "chunked_prefill_size",
         "max_prefill_tokens", "max_running_requests", "page_size", "cuda_graph_max_bs_decode",
-        "cuda_graph_max_bs_prefill", "max_mamba_cache_size"}
+        "cuda_graph_max_bs_prefill", "max_mamba_cache_size", "tokenizer_worker_num"}
 _FLOAT = {"mem_fraction_static", "swa_full_tokens_ratio", "mamba_full_memory_ratio"}
 _BOOL = {"disable_cuda_graph", "disable_prefill_cuda_graph", "disable_decode_cuda_graph", "disable_cuda_graph_padding",
          "enable_dp_attention", "language_only", "disable_radix_cache", "disable_hybrid_swa_memory",
-         "disable_overlap_schedule"}
+         "disable_overlap_schedule", "skip_tokenizer_init"}
 _STR = {"model_path", "kv_cache_dtype", "dtype", "quantization", "cuda_graph_backend_prefill",
         "cuda_graph_backend_decode", "attention_backend", "load_format",
-        "dsa_prefill_backend", "dsa_decode_backend", "mamba_radix_cache_strategy", "linear_attn_backend"}
+        "dsa_prefill_backend", "dsa_decode_backend", "mamba_radix_cache_strategy", "linear_attn_backend",
+        "mm_feature_transport"}
 
 # SGLang's spellings (srt/server_args.py add_cli_args; aliases as SGLang declares them)
 _ALIASES = {

@@ -22,7 +22,7 @@ from ...errors import InvalidConfig
 from ...estimate.activation import profile_peak
 from ...estimate.overheads import cudagraph, non_torch
 from ...inputs.devices import Device
-from ...model.description import ModelDescription
+from ...model.description import ModelDescription, Shard
 from ...model.quant import parse_quant
 from ...plan import Term
 from ...rules.weights import WeightShares, weights_per_rank
@@ -31,6 +31,8 @@ from . import messages as M
 from .defaults import Resolved, resolve
 from .dsa import dsa_kernel_failure
 from .flags import SGLangArgs
+from .measured import (AFTER_BASELINE_TP1_BYTES, NT_INCREASE_BASIS, NT_INCREASE_TP1_BYTES, PRELOAD_BASIS,
+                       mm_ipc_pool_bytes, preload_use)
 from .pool import (CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split,
                    swa_cap_pool_tokens, swa_request_cap, mamba_cache_size, mamba_extra_buffer, mamba_ratio)
 from .rope import RopeCache, SGLangRope, reserve_rows, sglang_rope
@@ -50,6 +52,7 @@ class StagePlan:
     layers: tuple[int, int]
     weights: WeightShares
     free_before_load_bytes: int
+    """Free at "Load weight begin" (what the log prints)."""
     free_after_load_bytes: int
     rest_gb: float
     """``rest_memory`` of ``_profile_available_bytes`` (GB float; <= 0 is the weights-leave-no-room error)."""
@@ -61,6 +64,13 @@ class StagePlan:
     mamba_cache_size: int = 0
     rope_reserve_bytes: int = 0
     """What ``reserve_rope_cache_for_long_sequences`` adds after "Load weight end", before the KV sizing."""
+    baseline_bytes: int | None = None
+    """``pre_model_load_memory``: free at the end of ``init_torch_distributed``, the base the fraction multiplies
+    (None: the same as ``free_before_load_bytes``)."""
+
+    @property
+    def fraction_base_bytes(self) -> int:
+        return self.free_before_load_bytes if self.baseline_bytes is None else self.baseline_bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +133,15 @@ class SGLangPlan:
     @property
     def starts(self) -> bool:
         return self.verdict == "starts"
+
+    @property
+    def startup_verdict(self) -> str:
+        """What a startup shows: a plan that fails only while serving (``serving_prefill`` / ``serving_decode``: the
+        first full chunked-prefill step, or the sampling of every running request) still starts and answers a first
+        short request, as SGLang did at --mem-fraction-static 0.97 with 1.73 GB left (data/truth_sglang)."""
+        if self.verdict == "fails" and (self.error_phase or "").startswith("serving_"):
+            return "starts"
+        return self.verdict
 
     @property
     def logged_stage(self) -> StagePlan:
@@ -190,11 +209,17 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     tp, pp = a.tp_size, a.pp_size
     total = device.total_bytes
     over = non_torch(device.platform, tp=tp, pp=pp, nvlink=device.nvlink)
-    context_bytes = over.before_snapshot_bytes
-    pre = total - used_by_others_bytes - context_bytes
+    over1 = non_torch(device.platform, tp=1, pp=1, nvlink=device.nvlink)
+    pre_use = preload_use(device.platform, standin_bytes=over.before_snapshot_bytes,
+                          standin_tp1_bytes=over1.before_snapshot_bytes, standin_basis=over.basis, tp=tp, pp=pp)
+    context_bytes = pre_use.bytes
+    between = AFTER_BASELINE_TP1_BYTES if device.platform == "cuda" else 0
+    mm_pool = _mm_ipc_pool(model, a, device, rules, context_bytes=over1.before_snapshot_bytes)
+    pre = total - used_by_others_bytes - context_bytes - mm_pool  # the baseline (pre_model_load_memory)
     if free_before_load_bytes is not None:
-        pre = free_before_load_bytes
-        context_bytes = total - used_by_others_bytes - pre
+        pre = free_before_load_bytes + between
+        context_bytes = total - used_by_others_bytes - pre - mm_pool
+    load_begin = pre - between
     splits = sglang_pp_split(model.num_hidden_layers, pp)
     partition = ",".join(str(e - s) for s, e in splits)
     mm_gb = (100 / 1024) if (rules.mm_kv_reservation and model.is_multimodal) else 0.0  # SGLANG_VLM_CACHE_SIZE_MB=100
@@ -210,7 +235,8 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     for rank, (start, stop) in enumerate(splits):
         w = weights_per_rank(rope.model, dtype=r.model_dtype, quant=quant, tp=tp, pp=pp, pp_rank=rank, dp=1,
                              expert_parallel=a.ep_size > 1, pp_partition=partition if pp > 1 else None)
-        after = pre - w.total_bytes
+        w = _with_mla_copies(w, model, quant=quant, tp=tp, layers=range(start, stop))
+        after = load_begin - w.total_bytes
         rest = rest_bytes(free_after_load_bytes=after - reserve, free_before_load_bytes=pre, fraction=r.mem_fraction_static,
                           mm_reservation_gb=mm_gb)
         cell = cell_size(model, tp=tp, kv_bytes=r.kv_bytes, layers=range(start, stop),
@@ -260,7 +286,8 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
             tokens = max(tokens, 0)
         else:
             tokens, _swa = pool_tokens(budget_bytes, cell, page_size=r.page_size, max_total_tokens=None)
-        stages.append(StagePlan(pp_rank=rank, layers=(start, stop), weights=w, free_before_load_bytes=pre,
+        stages.append(StagePlan(pp_rank=rank, layers=(start, stop), weights=w, free_before_load_bytes=load_begin,
+                                baseline_bytes=pre,
                                 free_after_load_bytes=after, rest_gb=rest, budget_bytes=budget_bytes, cell=cell,
                                 tokens=tokens, mamba_state_bytes=state_bytes, mamba_cache_size=cache_size,
                                 rope_reserve_bytes=reserve))
@@ -339,7 +366,8 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                              + _rope_rule(rope),
                         parts=w.parts)
     ctx_term = Term(key="non_torch", label="CUDA context (+ NCCL under TP/PP) before the baseline",
-                    bytes=context_bytes, kind="measured", rule=f"{STANDIN}: {over.basis}")
+                    bytes=context_bytes, kind="measured",
+                    rule=pre_use.basis if pre_use.measured_on_sglang else f"{STANDIN}: {pre_use.basis}")
     kv_term = Term(key="kv_cache", label=f"KV pool: {tokens} tokens x {int(cell.bytes_per_token) if cell.kind != 'hybrid_swa' else round(cell.bytes_per_token)} B"
                    + (f" (+ SWA {swa_tokens})" if swa_tokens else ""),
                    bytes=pool_bytes, kind="exact",
@@ -349,7 +377,19 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     req_term = Term(key="req_to_token", label=f"ReqToTokenPool: ({mrr or 0} + 1) x ({r.context_length} + 4) x int32",
                     bytes=req_bytes, kind="exact",
                     rule="sglang 0.5.23 srt/mem_cache/memory_pool.py:ReqToTokenPool (allocated after the sizing)")
-    terms = [ctx_term, weights_term]
+    terms = [ctx_term]
+    if mm_pool:
+        terms.append(Term(key="mm_feature_pool", label="multimodal CUDA-IPC feature pool (tokenizer side, + its CUDA "
+                          "context) before the baseline", bytes=mm_pool, kind="measured",
+                          rule=("sglang 0.5.17 multimodal/processors/base_processor.py: MmItemMemoryPool of "
+                                "SGLANG_MM_FEATURE_CACHE_MB (1024) MiB split over --tokenizer-worker-num, allocated "
+                                "when --mm-feature-transport resolves to cuda_ipc (0.5.17's auto on one CUDA node; "
+                                "0.5.23 only when given); the context is the stand-in's per-process figure; measured "
+                                "once: Qwen2.5-VL-3B 76.99 GB free before loading vs 78.50 (data/truth_sglang)")))
+    if between:
+        terms.append(Term(key="init_after_baseline", label="SGLang's init between the baseline and loading",
+                          bytes=between, kind="measured", rule=PRELOAD_BASIS))
+    terms.append(weights_term)
     if last.rope_reserve_bytes:
         terms.append(Term(key="rope_cache_reserve", label=f"rotary caches grown to {reserve_rows(r.context_length)} "
                           "positions after loading", bytes=last.rope_reserve_bytes, kind="exact",
@@ -371,9 +411,12 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     # --- what SGLang does not budget (vLLM-fitted stand-ins) ---
     head_terms: list[Term] = []
     layers = range(*last.layers)
-    nt_inc = non_torch(device.platform, tp=tp, pp=pp, nvlink=device.nvlink).increase_bytes
+    nt_inc = over.increase_bytes
+    nt_rule = f"{STANDIN}: {over.basis}"
+    if device.platform == "cuda" and tp * pp == 1:
+        nt_inc, nt_rule = NT_INCREASE_TP1_BYTES, NT_INCREASE_BASIS
     head_terms.append(Term(key="non_torch_increase", label="NCCL / cuBLAS workspaces after the baseline",
-                           bytes=nt_inc, kind="measured", rule=f"{STANDIN}: {over.basis}"))
+                           bytes=nt_inc, kind="measured", rule=nt_rule))
     graphs = 0
     prefill_graph = r.prefill_graph
     gate_note = ""
@@ -432,7 +475,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         msg = M.cuda_oom(peak.total_bytes, total, headroom - nt_inc - graphs)
 
     avail_after_graphs = after_pool - nt_inc - graphs
-    logs: list[str] = [M.load_begin(pre / GiB), M.load_end(model.architecture, last.free_after_load_bytes / GiB,
+    logs: list[str] = [M.load_begin(load_begin / GiB), M.load_end(model.architecture, last.free_after_load_bytes / GiB,
                                                             w.total_bytes / GiB)]
     if tokens > 0 and failure is None:
         torch_dtype = r.kv_cache_dtype.replace("fp8_e4m3", "float8_e4m3fn").replace("fp8_e5m2", "float8_e5m2")
@@ -458,6 +501,46 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         max_running_requests=mrr, max_concurrency=(tokens / r.context_length) if tokens > 0 else None,
         kv_pool_bytes=pool_bytes, headroom_bytes=headroom, warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n), rope_caches=rope.caches)
+
+
+def _mm_ipc_pool(model: ModelDescription, a: SGLangArgs, device: Device, rules: SGLangRules, *, context_bytes: int) -> int:
+    """The multimodal feature pool on the GPU before the weights load, or 0 (engines/sglang/measured.py)."""
+    if not model.is_multimodal or a.skip_tokenizer_init or device.platform != "cuda":
+        return 0
+    transport = a.mm_feature_transport
+    if transport is None:
+        legacy = (a.env_value("SGLANG_USE_CUDA_IPC_TRANSPORT") or "").lower()
+        if legacy:
+            transport = "cuda_ipc" if legacy in ("true", "1", "yes", "y") else "cpu"
+        else:
+            transport = "cuda_ipc" if rules.mm_ipc_auto else "cpu"
+    if transport != "cuda_ipc":
+        return 0
+    try:
+        mib = int(a.env_value("SGLANG_MM_FEATURE_CACHE_MB") or 1024)
+    except ValueError:
+        mib = 1024
+    return mm_ipc_pool_bytes(pool_mib=max(mib, 0), workers=a.tokenizer_worker_num, context_bytes=context_bytes)
+
+
+def _with_mla_copies(w: WeightShares, model: ModelDescription, *, quant, tp: int, layers: range) -> WeightShares:
+    """SGLang keeps ``w_kc`` and ``w_vc`` as contiguous copies of ``kv_b_proj`` also when it is unquantized (sglang
+    0.5.17 / 0.5.23 models/deepseek_common/deepseek_weight_loader.py:post_load_weights: ``w_kc.transpose(1, 2)
+    .contiguous()``, ``w_vc.contiguous()``; the dummy loader calls it too, model_loader/loader.py:_post_load_weights),
+    where vLLM's ``W_UK_T`` / ``W_UV`` are views (the description's quantized-only param). Quantized, the description
+    already counts them."""
+    if quant is not None:
+        return w
+    extra = 0
+    for i in layers:
+        for p in model.layer_params[i]:
+            if p.quantized_only and p.name.endswith("W_UK_T+W_UV"):
+                rows = -(-p.shape[0] // tp) if p.shard is Shard.COLUMN else p.shape[0]
+                extra += rows * p.shape[1] * 2  # bfloat16 (the dequantized / model dtype of the copies)
+    if not extra:
+        return w
+    parts = tuple((k, b + extra) if k == "attention" else (k, b) for k, b in w.parts)
+    return replace(w, total_bytes=w.total_bytes + extra, parts=parts)
 
 
 def _mamba_slots_per_request(model: ModelDescription, a: SGLangArgs, rules: SGLangRules) -> int:

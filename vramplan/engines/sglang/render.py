@@ -58,11 +58,12 @@ def sglang_plan_to_dict(p: SGLangPlan) -> dict[str, Any]:
         "extensible_kv_cache": None,
         "rules_stand_in": False,
         "verdict": p.verdict,
+        "startup_verdict": p.startup_verdict,
         "error_kind": p.error_kind,
         "error_message": p.error_message,
         "error_phase": p.error_phase,
         "memory_gib": {
-            "requested": _g(last.free_before_load_bytes * r.mem_fraction_static),
+            "requested": _g(last.fraction_base_bytes * r.mem_fraction_static),
             "weights": _g(last.weights.total_bytes),
             "activation_peak": _g(p.bytes_of("activation_peak")),
             "non_torch": _g(p.bytes_of("non_torch") + p.bytes_of("non_torch_increase")),
@@ -170,7 +171,8 @@ def render_sglang_plan(p: SGLangPlan, out: TextIO, *, verbose: bool = False) -> 
           + (f" (SWA layers {p.swa_tokens:,})" if p.swa_tokens else "")
           + f", max_running_requests {p.max_running_requests}, "
           f"{p.max_concurrency:.2f} full-length ({r.context_length}-token) requests at once\n")
-    w(f"  Verdict: {p.verdict}" + (f" ({p.error_kind}, {p.error_phase})" if p.error_kind else "") + "\n")
+    head = "starts, then fails under load" if p.verdict == "fails" and p.startup_verdict == "starts" else p.verdict
+    w(f"  Verdict: {head}" + (f" ({p.error_kind}, {p.error_phase})" if p.error_kind else "") + "\n")
     if p.error_message:
         w(f"    {p.error_message}\n")
     if p.fix:

@@ -114,6 +114,11 @@ class SGLangRules:
     _MAMBA_EXTRA_BUFFER_ARCHS``); 0.5.23 adds the Qwen3.5 text-only entries, Qwen4-Exp, MiniCPM-V 4.7, Bailing V3,
     GLM-5-Next, Nemotron-H Omni and Inkling."""
     mamba_slots_at_least_one_request: bool = True
+    mm_ipc_auto: bool = False
+    """``--mm-feature-transport`` left unset resolves to ``cuda_ipc`` on single-node CUDA (0.5.17
+    srt/server_args.py:_resolve_mm_feature_transport: "auto-resolved to cuda_ipc (single-node CUDA)"), so a
+    multimodal model's tokenizer side holds a GPU feature pool; 0.5.23 arg_groups/serving_hook.py resolves it to
+    ``cpu`` on one node ("Keep CUDA IPC opt-in because even an idle pool consumes HBM")."""
     """Under ``--disable-radix-cache`` with ``--max-running-requests`` the mamba pool holds
     ``max(1, requests // attn_dp)`` slots (0.5.23 ``_handle_max_mamba_cache``); 0.5.17 the bare quotient."""
 
@@ -145,7 +150,7 @@ RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
         rope_cache_fp32_platforms=("cuda", "xpu"),
         dsa_archs=_DSA_ARCHS_0517, dsa_indexer_skips_shared=False, dsa_index_kpool=False, dsa_sinks_keep_bf16=False,
         dsa_rocm_backend="tilelang", dsa_backend_check="0.5.17", swa_cap_at_least_one_request=False, swa_cap_needs_positive_chunk=False,
-        mamba_extra_buffer_archs=_MAMBA_EXTRA_0517, mamba_slots_at_least_one_request=False),
+        mamba_extra_buffer_archs=_MAMBA_EXTRA_0517, mamba_slots_at_least_one_request=False, mm_ipc_auto=True),
     (0, 5, 23): SGLangRules(
         version=(0, 5, 23), source="sglang 0.5.23 srt/arg_groups/memory_hook.py",
         capacity_tiers=_TIERS_0523, no_gpu_fraction=0.95, mla_prefill_graph_max_bs="min_8192_cps",

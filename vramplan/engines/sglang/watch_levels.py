@@ -158,7 +158,8 @@ def _plan(argv: list[str], readings: list[Any], sglang_version: str | None) -> S
 def levels_of(p: Any) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
     """The planned levels of an SGLang plan (bytes above the baseline) and the phase each is measured against."""
     st = p.logged_stage
-    ctx = p.bytes_of("non_torch")
+    # everything in use when loading begins (context, SGLang's init, a multimodal feature pool)
+    ctx = p.device.total_bytes - p.used_by_others_bytes - st.free_before_load_bytes
     weights = ctx + st.weights.total_bytes
     levels: dict[str, int] = {W: weights}
     phases: dict[str, tuple[str, str]] = {W: ("weights_loaded", "first")}
@@ -169,7 +170,8 @@ def levels_of(p: Any) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
         levels[KV] = pools
         phases[KV] = ("kv_allocated", "first")
     # kv_cache_configurator.py:_profile_available_bytes: pre x (1 - F) stays free once the pools are sized
-    levels[static] = ctx + int(st.free_before_load_bytes * fraction)
+    levels[static] = (p.device.total_bytes - p.used_by_others_bytes - st.fraction_base_bytes
+                      + int(st.fraction_base_bytes * fraction))
     phases[static] = ("kv_allocated", "first")
     if p.max_total_num_tokens and p.error_kind != "no_kv_cache_memory":
         graphs = pools + sum(p.bytes_of(k) for k in ("non_torch_increase", "cudagraph_decode", "cudagraph_prefill"))
