@@ -111,3 +111,25 @@ def test_drift_pairs_are_the_same_plan_line():
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "truth" / "drift.py")], capture_output=True,
                          text=True, check=True).stdout
     assert out.count("\n| `") == len(drift.PAIRS)
+
+
+@pytest.mark.parametrize("log,release,device,env", [
+    ("h100g/q06b_g_base", "0.33.0", "h100-80gb", ()),  # V2: the pool line only
+    ("x2/q06b_g_v1_base", "0.26.0", "h200", (("VLLM_USE_V2_MODEL_RUNNER", "0"),)),  # V1: both lines
+    ("x2/q06b_g_base", "0.26.0", "h200", ()),  # 0.26 V2: no estimate, neither line
+])
+def test_the_graph_estimate_lines_are_the_ones_the_runner_prints(log, release, device, env):
+    """vLLM's V1 runner logs "Estimated CUDA graph memory: X GiB total" when it profiles the graphs
+    (gpu_model_runner.py); 0.33's V2 runner estimates without that line (v1/worker/gpu/cudagraph_utils.py); both
+    are followed after capture by "CUDA graph pool memory: A GiB (actual), E GiB (estimated), ..." (gpu_worker.py).
+    The plan's 'vLLM would log' lines carry the lines the log has, and no other."""
+    text = (LOGS.parent / f"{log}.log").read_text(errors="replace")
+    args = EngineArgs(max_model_len=4096, max_num_batched_tokens=8192, max_num_seqs=1024, gpu_memory_utilization=0.9,
+                      env=env)
+    p = vramplan.plan(load_model(str(CATALOG / "Qwen/Qwen3-0.6B")), device=device, vllm_version=release, args=args)
+    for line in ("Estimated CUDA graph memory:", "CUDA graph pool memory:"):
+        assert any(x.startswith(line) for x in p.log_lines) == (line in text), line
+    pool = [x for x in p.log_lines if x.startswith("CUDA graph pool memory:")]
+    if pool:  # the same shape as vLLM's line
+        assert re.fullmatch(r"CUDA graph pool memory: [\d.]+ GiB \(actual\), [\d.]+ GiB \(estimated\), "
+                            r"difference: [\d.]+ GiB \([\d.]+%\)\.", pool[0])
