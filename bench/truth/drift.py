@@ -7,8 +7,8 @@ util 0.9, max_num_batched_tokens 8192 (32768 for q8b_e_mnbt32k), max_num_seqs 10
 
 Where the two runs differ in more than the release it says so (`note`): two 0.26 points ran on the H200 of the
 x2 batch (KV GiB and tokens then differ by the card and are not compared), the 0.26 MoE point ran on the V1
-runner (0.26 had no V2 MoE path; 0.33 has only V2), and the 0.26 vision point was the V2-runner run
-(`vl3b_e_v2_base`, VLLM_USE_V2_MODEL_RUNNER=1), as 0.33 has only V2.
+runner (0.26's default for MoE models; 0.33 runs V2 by default), and the 0.26 vision point is the V2-runner run
+(`vl3b_e_v2_base`, VLLM_USE_V2_MODEL_RUNNER=1), the runner 0.33 chose.
 
 Terms (GiB unless marked):
   weights       "Model loading took X GiB"
