@@ -60,6 +60,9 @@ def evaluate(c: Case) -> dict:
         "kv_cache_gib": r.available_kv_bytes / GiB,
         "kv_cache_tokens": p.kv_cache_tokens,
         "cudagraph_estimate_gib": r.bytes_of("cudagraph_estimate") / GiB,
+        # 0.27+ logs "total consumed (from mem_get_info)" (weights + non-torch + what the profile leaves allocated)
+        # where 0.26 logged the non-torch increase
+        "total_consumed_gib": (r.bytes_of("weights") + r.bytes_of("non_torch")) / GiB,
         "num_gpu_blocks": p.num_gpu_blocks,
     }
     for key, value in pred.items():
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "reports of every version)": [r for r in rows if r["source"] in ("device", "public")],
         "our runs: vLLM 0.34.0 on one H100 (data/truth/logs/h100e, h100f; KV blocks = the blocks committed)": [
             r for r in rows if r["source"] != "public" and r["version"].startswith("0.34")],
-        "our runs: vLLM 0.33.0 on one H100 (data/truth/logs/h100f)": [
+        "our runs: vLLM 0.33.0 on one H100 (data/truth/logs/h100f, h100g; the 0.26 points of bench/truth/drift.py)": [
             r for r in rows if r["source"] != "public" and r["version"].startswith("0.33")],
         "our runs: vLLM 0.26 on H100/H200 (data/device_v026, data/truth)": [
             r for r in rows if r["source"] != "public" and r["version"].startswith("0.26")],
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print("| weights | " + _summary(grp, "weights_gib"))
         print("| torch peak increase (activation) | " + _summary(grp, "activation_gib", absolute=True))
         print("| non-torch increase | " + _summary(grp, "non_torch_gib", absolute=True))
+        print("| total consumed (0.27+: weights + non-torch + kept state) | "
+              + _summary(grp, "total_consumed_gib", absolute=True))
         print("| CUDA-graph estimate | " + _summary(grp, "cudagraph_estimate_gib", absolute=True))
         print("| KV cache GiB | " + _summary(grp, "kv_cache_gib"))
         print("| KV cache tokens | " + _summary(grp, "kv_cache_tokens"))

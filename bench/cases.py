@@ -194,6 +194,8 @@ def _device_cases(path: Path, source: str) -> list[Case]:
                 "requested_gib": m.get("requested_memory_gib"), "non_kv_gib": m.get("non_kv_total_gib"),
                 # vLLM 0.34's extensible cache: the bytes committed ("Extended KV cache to N blocks (X GiB)")
                 "extended_kv_gib": m.get("extended_kv_gib"),
+                # 0.27+: "total consumed (from mem_get_info)" (bench/truth/to_cases.py), None where not logged
+                "total_consumed_gib": m.get("total_consumed_gib"),
             }))
     return out
 

@@ -32,6 +32,11 @@ PATTERNS = [
     ("kv_cache_tokens", r"GPU KV cache size: ([\d,]+) tokens", lambda s: int(s.replace(",", ""))),
     ("max_concurrency", r"Maximum concurrency for [\d,]+ tokens per request: " + NUM + r"x", float),
     ("cudagraph_estimated_gib", r"Estimated CUDA graph memory: " + NUM + r" GiB total", float),
+    # vLLM 0.27+ (utils/mem_utils.py MemoryProfilingResult.__repr__): consumed since the snapshot, weights included
+    ("total_consumed_gib", r"total consumed \(from mem_get_info\): " + NUM + r" ?GiB", float),
+    # vLLM 0.33 V2 (gpu_worker.py, after capture): the graph estimate the KV size took off, when no 0.26 line said it
+    ("cudagraph_pool_estimated_gib", r"CUDA graph pool memory: [\d.]+ GiB \(actual\), " + NUM + r" GiB \(estimated\)",
+     float),
     ("cudagraph_actual_gib", r"Graph capturing finished in \d+ secs, took " + NUM + r" GiB", float),
     ("cudagraph_capture_s", r"Graph capturing finished in (\d+) secs", int),
     ("cudagraph_profile_desc", r"Profiling CUDA graph memory: (.*)$", str),
@@ -220,7 +225,7 @@ def to_case(batch, name, info, rel_log):
         "kv_cache_tokens": m.get("kv_cache_tokens"),
         "max_concurrency": m.get("max_concurrency"),
         "cudagraph_actual_gib": m.get("cudagraph_actual_gib"),
-        "cudagraph_estimated_gib": m.get("cudagraph_estimated_gib"),
+        "cudagraph_estimated_gib": m.get("cudagraph_estimated_gib", m.get("cudagraph_pool_estimated_gib")),
         "num_gpu_blocks": r.get("num_gpu_blocks"),
         "block_size": r.get("block_size") or m.get("block_size_logged"),
         "requested_memory_gib": m.get("requested_memory_gib"),
@@ -249,6 +254,8 @@ def to_case(batch, name, info, rel_log):
                                  "warmup_alloc_peak_gib", "warmup_reserve_growth_gib", "warmup_fit_blocks",
                                  "warmup_fit_gib", "warmup_requested_gib", "extended_kv_blocks", "extended_kv_gib",
                                  "remapped_kv_blocks")},
+        # vLLM 0.27+'s "total consumed (from mem_get_info)" (weights + non-torch + what stays allocated), where logged
+        **({"total_consumed_gib": m["total_consumed_gib"]} if m.get("total_consumed_gib") is not None else {}),
     }
     env = dict(truth.get("env", {}))
     case = {

@@ -625,7 +625,9 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
         return lines
     lines.append(f"Initial free memory: {g(free)} GiB; Requested memory: {cfg.gpu_memory_utilization:f} (util), "
                  f"{g(requested)} GiB")
-    if graphs.estimate_bytes and cfg.cudagraph_mode != "NONE":
+    if graphs.estimate_bytes and cfg.cudagraph_mode != "NONE" and cfg.runner != "v2":
+        # the V1 runner's profile_cudagraph_memory logs it (v0.19.0-v0.33.0 gpu_model_runner.py); the V2 runner's
+        # (v0.33.0 v1/worker/gpu/cudagraph_utils.py) logs only the pool line after capture
         lines.append(f"Estimated CUDA graph memory: {graphs.estimate_bytes / GiB:.2f} GiB total")
     if rules.non_kv_formula == "three_part":
         lines.append(f"Memory profiling takes X.XX seconds. Total non KV cache memory: {g(r.bytes_of('non_kv_total'))}GiB; "
@@ -649,4 +651,11 @@ def _log_lines(rules: RuleSet, cfg: EngineConfig, ranks: list[RankPlan], num_blo
             lines.append(f"Maximum concurrency for {max_len:,} tokens per request: {conc:.2f}x")
     if graphs.actual_bytes:
         lines.append(f"Graph capturing finished in X secs, took {graphs.actual_bytes / GiB:.2f} GiB")
+        if graphs.estimate_bytes and cfg.cudagraph_mode != "NONE":
+            # v0.19.0-v0.34.0 vllm/v1/worker/gpu_worker.py:Worker.compile_or_warm_up_model, after the capture,
+            # whenever an estimate was profiled (figures as round(bytes / GiB, 2) printed with %s)
+            a, e = graphs.actual_bytes, graphs.estimate_bytes
+            lines.append(f"CUDA graph pool memory: {round(a / GiB, 2)} GiB (actual), {round(e / GiB, 2)} GiB "
+                         f"(estimated), difference: {round(abs(a - e) / GiB, 2)} GiB "
+                         f"({100 * abs(a - e) / max(a, 1):.1f}%).")
     return lines
