@@ -45,6 +45,10 @@ PER_LAYER = H * (32 * HD) + 2 * H * KVH * HD + 32 * HD * H + 2 * HD + 3 * H * I 
 PARAMS = 2 * V * H + L * PER_LAYER + H  # untied embedding and lm_head (vocab 151936 is a multiple of 64), final norm
 ROPE = CTX * HD * 4  # cos/sin cache, float32 [max_position, rotary_dim] (rotary_embedding/base.py)
 WEIGHTS = PARAMS * 2 + ROPE
+# + the caching allocator's segment rounding of those tensors, as SGLang's free-memory reading sees it
+# (rules/allocator.py, tested on its own; with it the plan equals q8b_default.log's "mem usage=15.28 GB"): the
+# embedding and the head (1187 MiB each) take 1188-MiB segments, the norms one 2-MiB small-pool segment
+WEIGHTS += 3577856
 RESERVE = (math.ceil((CTX + 256) / 128) * 128 - CTX) * HD * 4  # reserve_rope_cache_for_long_sequences: align_128(ctx+256)
 CELL = L * KVH * HD * 2 * 2  # K and V, bf16, per token
 

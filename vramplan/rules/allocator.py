@@ -80,13 +80,16 @@ class _Block:
         return (self.size, self.seg, self.off)
 
 
-def allocated_block_bytes(events: Iterable[int], *, max_split_bytes: int | None = None) -> int:
-    """The allocator's allocated bytes after ``events`` (``Alloc``/``Free``), from an empty pool."""
+def allocated_block_bytes(events: Iterable[int], *, max_split_bytes: int | None = None, reserved: bool = False) -> int:
+    """The allocator's allocated bytes after ``events`` (``Alloc``/``Free``), from an empty pool; with ``reserved``,
+    its reserved bytes instead (the segments it took from the device, what ``torch.cuda.mem_get_info`` sees: SGLang's
+    "Load weight end. ... mem usage" is free memory before minus after)."""
     limit = max_split_bytes if max_split_bytes else 1 << 62
     free: dict[bool, list[tuple[int, int, int, _Block]]] = {True: [], False: []}
     live: dict[int, _Block] = {}
     allocated = 0
     segments = 0
+    reserved_bytes = 0
 
     def insert(b: _Block) -> None:
         bisect.insort(free[b.small], (*b.key(), b), key=lambda e: e[:3])
@@ -130,6 +133,7 @@ def allocated_block_bytes(events: Iterable[int], *, max_split_bytes: int | None 
         if found is None:
             found = _Block(segments, 0, allocation_size(size), small)
             segments += 1
+            reserved_bytes += found.size
         remaining = found.size - size
         split = remaining >= K_MIN_BLOCK_SIZE if small else (size < limit and remaining > K_SMALL_SIZE)
         if split:
@@ -143,7 +147,7 @@ def allocated_block_bytes(events: Iterable[int], *, max_split_bytes: int | None 
         found.free = False
         live[index] = found
         allocated += found.size
-    return allocated
+    return reserved_bytes if reserved else allocated
 
 
 def rope_cache_events(start: int, positions: int, rotary_dim: int, cache_dtype_bytes: int) -> list[int]:

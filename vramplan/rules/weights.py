@@ -186,6 +186,7 @@ def weights_per_rank(
     deepstack_needs_tower: bool = False,
     allocator_blocks: bool = False,
     allocator_max_split_bytes: int | None = None,
+    allocator_reserved: bool = False,
 ) -> WeightShares:
     """Bytes of weights on one rank (TP rank 0 of pipeline stage ``pp_rank``).
 
@@ -194,7 +195,8 @@ def weights_per_rank(
     gives each of the ``tp x dp`` ranks whole experts (EP) with no TP inside them.
 
     ``allocator_blocks``: add the caching allocator's rounding (part ``allocator``, rules/allocator.py), the
-    tensors allocated in vLLM's creation order, under ``allocator_max_split_bytes`` (``max_split_size``).
+    tensors allocated in vLLM's creation order, under ``allocator_max_split_bytes`` (``max_split_size``);
+    ``allocator_reserved``: the segments reserved instead of the blocks allocated (an engine that reads free memory).
     """
     moe_tp, ep = (1, tp * dp) if expert_parallel else (tp * dp, 1)
     start, end = pp_layer_split(model.num_hidden_layers, pp, pp_partition)[pp_rank]
@@ -268,7 +270,7 @@ def weights_per_rank(
         layers = [(params, tp) for params in model.layer_params[start:end]]
         exact = sum(parts.values())
         blocks = _allocator_bytes(sections, layers, moe_tp=moe_tp, ep=ep, quant=quant, dtype=dtype,
-                                  max_split_bytes=allocator_max_split_bytes)
+                                  max_split_bytes=allocator_max_split_bytes, reserved=allocator_reserved)
         if blocks > exact:
             parts["allocator"] = blocks - exact
     order = ("embed", "attention", "mlp", "moe", "norm", "lm_head", "vision", "buffer", "other", "allocator")
@@ -278,7 +280,7 @@ def weights_per_rank(
 
 
 def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec | None, dtype: str,
-                     max_split_bytes: int | None) -> int:
+                     max_split_bytes: int | None, reserved: bool = False) -> int:
     """The allocator's block bytes for the rank's tensors (rules/allocator.py), in vLLM's creation order as the
     multimodal wrappers build it: the vision tower first (e.g. vLLM v0.26.0
     vllm/model_executor/models/qwen2_5_vl.py:Qwen2_5_VLForConditionalGeneration.__init__), then the embedding, the
@@ -333,7 +335,7 @@ def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec
         after_load += [Free(i) for bias, _, i in converted if not bias and i >= 0]
         after_load += [Free(i) for bias, _, i in converted if bias]
     events += after_load
-    return allocated_block_bytes(events, max_split_bytes=max_split_bytes)
+    return allocated_block_bytes(events, max_split_bytes=max_split_bytes, reserved=reserved)
 
 
 def _mxfp4_triton_loaded(p: Param, shape: tuple[int, ...], dtype: str) -> tuple[int, ...]:
