@@ -164,6 +164,7 @@ def test_explain_compare_without_a_model_says_why():
     assert code == 0
     obj = json.loads(out)
     assert "unavailable" in obj["compare"] and obj["kv_cache_tokens"] == 363133
+    assert "/tmp/models/q8b_default" in obj["compare"]["unavailable"] and "--model" in obj["compare"]["unavailable"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"].rsplit("-", 1)[1] for c in CASES])
@@ -222,3 +223,48 @@ def test_bench_plans_every_sglang_case():
                       "q8b_frac0995": ("out_of_memory", "graph_capture")}
     for r in rows:
         assert r["mem_fraction_static"][0] == pytest.approx(r["mem_fraction_static"][1], abs=1e-12)
+
+
+def _facts(text: str) -> dict:
+    from vramplan.engines.sglang.explain import facts_to_dict
+    from vramplan.engines.sglang.log import read_sglang_log
+
+    d = facts_to_dict(read_sglang_log(text))
+    d.pop("lines")
+    return d
+
+
+def test_the_real_logs_as_json_lines_read_the_same():
+    """The same lines shipped as JSON lines (a log collector's ``{"message": ...}``) give the same facts."""
+    for log in LOGS:
+        text = log.read_text(errors="replace")
+        as_json = "\n".join(json.dumps({"level": "INFO", "message": line}) for line in text.splitlines())
+        assert _facts(as_json) == _facts(text), log.name
+
+
+def test_every_prefix_of_a_real_log_reads_a_subset_of_its_figures():
+    """A log cut anywhere (a server still starting, a pasted head) is read without error, and every figure it
+    gives is the whole log's (a later line never changes an earlier figure); a failure appears only once its error
+    line is in the prefix."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    texts = {log.name: log.read_text(errors="replace").splitlines() for log in LOGS
+             if log.stat().st_size < 60_000}  # the logs under 60 kB (both failures among them), to keep it quick
+    full = {name: _facts("\n".join(lines)) for name, lines in texts.items()}
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.sampled_from(sorted(texts)), st.floats(0, 1))
+    def check(name, cut):
+        lines = texts[name]
+        part = _facts("\n".join(lines[: max(1, int(len(lines) * cut))]))
+        whole = full[name]
+        for key in ("weights_gib", "kv_cache_tokens", "max_total_num_tokens", "max_running_requests",
+                    "mem_fraction_static", "kv_dtype", "context_len", "architecture"):
+            assert part[key] is None or part[key] == whole[key], (name, key)
+        for key, value in part["memory_gb"].items():
+            assert value is None or value == whole["memory_gb"][key], (name, key)
+        if part["error_kind"] is not None:
+            assert (part["error_kind"], part["error_phase"]) == (whole["error_kind"], whole["error_phase"])
+
+    check()

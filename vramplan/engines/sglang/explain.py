@@ -76,6 +76,15 @@ def compare_with_plan(f: SGLangLogFacts, *, model: str | None = None, device: st
     if f.free_before_load_gb and device is None:
         device = "h100-80gb"
     # the baseline the log states (free memory before loading) replaces the context estimate
+    if model is None:
+        from ...resolve import load_model
+
+        try:
+            load_model(name)
+        except VramplanError as exc:  # the log's --model-path is the serving machine's, not found here
+            raise VramplanError(f"the log's model {name} cannot be read here ({exc.message})",
+                                hint="pass --model MODEL: a catalog id (`vramplan models`) or a folder with "
+                                     "config.json") from None
     p = sglang_plan(name, device=device, sglang_version=sglang_version or f.sglang_version,
                     free_before_load_gib=f.free_before_load_gb, **kw)
     rows = [
