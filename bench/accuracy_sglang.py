@@ -8,6 +8,8 @@ baseline (not the log's). Whatever the planner predicts when this runs is what i
 Figures compared (prediction - logged; SGLang's "GB" is GiB, bytes / 2^30):
 - weights: the plan's ``weights`` term vs "Load weight end. ... mem usage";
 - KV tokens: ``max_total_num_tokens`` vs the scheduler's ``max_total_num_tokens`` (else "KV Cache is allocated. #tokens");
+  also planned from the log's own "Load weight begin. avail mem" (``free_before_load_gib``), which sets the baseline
+  estimate aside;
 - KV pool GiB: ``kv_pool_bytes`` vs K size + V size (MLA: KV size);
 - ``mem_fraction_static`` resolved, and ``max_running_requests``: exact matches;
 - available after startup: the plan's scheduler line (``available_gpu_mem``) vs the logged one: an empirical term
@@ -47,6 +49,19 @@ def _predicted_available(p) -> float | None:
     return (p.headroom_bytes - spent) / GiB
 
 
+def _tokens_on_logged_baseline(c: SGLangCase) -> int | None:
+    """KV tokens planned from the free memory the log states before loading ("Load weight begin. avail mem"), as
+    ``explain --compare`` plans: the pool arithmetic without the baseline estimate (weights still planned)."""
+    from vramplan.engines import sglang
+
+    before = c.logged.get("avail_before_weights_gib")
+    if before is None:
+        return None
+    p = sglang.plan(c.model, device=c.device, sglang_version=c.sglang_version, flags=c.flags,
+                    free_before_load_gib=before)
+    return p.max_total_num_tokens
+
+
 def evaluate_sglang(c: SGLangCase) -> dict:
     lg = c.logged
     row: dict = {"id": c.id, "model": c.model, "version": c.sglang_version, "status": c.status,
@@ -72,6 +87,7 @@ def evaluate_sglang(c: SGLangCase) -> dict:
         "max_running_requests": (p.max_running_requests, lg.get("max_running_requests")),
         "available_gpu_mem_gib": (_predicted_available(p), lg.get("available_gpu_mem_gib")),
         "cudagraph_gib": ((p.bytes_of("cudagraph_decode") + p.bytes_of("cudagraph_prefill")) / GiB, graphs_logged),
+        "kv_cache_tokens_log_baseline": (_tokens_on_logged_baseline(c), tokens_logged),
         "verdict": (p.verdict, "starts" if c.status == "ok" else "fails"),
         "error_kind": ((p.error_kind, p.error_phase), c.expected_error),
     })
@@ -107,6 +123,8 @@ def sglang_section(rows: list[dict], summary) -> list[str]:
                 "|---|---|---|---|---|",
                 "| weights | " + summary(grp, "weights_gib"),
                 "| KV cache tokens | " + summary(grp, "kv_cache_tokens"),
+                "| KV cache tokens, from the log's free memory before loading | "
+                + summary(grp, "kv_cache_tokens_log_baseline"),
                 "| KV pool GiB | " + summary(grp, "kv_cache_gib"),
                 "| available after startup (empirical) | " + summary(grp, "available_gpu_mem_gib", absolute=True),
                 "| CUDA graphs (decode + prefill) | " + summary(grp, "cudagraph_gib", absolute=True)]

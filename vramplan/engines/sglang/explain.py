@@ -64,6 +64,17 @@ def _flags_from(f: SGLangLogFacts) -> dict[str, Any]:
     return kw
 
 
+def _planned_available(p) -> float | None:
+    """``available_gpu_mem`` as the plan's own scheduler line gives it (None when the plan has no such line)."""
+    import re
+
+    for line in p.log_lines:
+        m = re.search(r"available_gpu_mem=(-?\d+(?:\.\d+)?) GB", line)
+        if m:
+            return float(m.group(1))
+    return None
+
+
 def compare_with_plan(f: SGLangLogFacts, *, model: str | None = None, device: str | None = None,
                       sglang_version: str | None = None):
     """Plan the startup the log describes and put the figures side by side: (plan, rows)."""
@@ -104,6 +115,7 @@ def compare_with_plan(f: SGLangLogFacts, *, model: str | None = None, device: st
     rows += [
         ("KV pool (GB)", round(p.kv_pool_bytes / GiB, 2) if p.max_total_num_tokens else None, f.kv_gb),
         ("CUDA graphs (GB)", round(graphs, 2), logged_graphs),
+        ("available after startup (GB)", _planned_available(p), f.available_gpu_mem_gb),
         ("error kind", p.error_kind, f.error_kind),
         ("error phase", p.error_phase, f.error_phase),
     ]
