@@ -138,6 +138,12 @@ def sglang_section(rows: list[dict], summary) -> list[str]:
                + (f" ({r['error_kind'][0][0]} at {r['error_kind'][0][1]})" if r["verdict"][0] == "fails" else "")
                + f", ran: {r['verdict'][1]}" for r in verdicts if r not in ok]
         out.append(f"| verdict right | {len(ok)}/{len(verdicts)} | | | {'; '.join(bad)} |")
+        # a plan that fails only while serving (serving_prefill / serving_decode) has started: each run here served
+        # one 8-token request, so only the startup part of such a verdict is tested
+        started = [r for r in verdicts if (r["verdict"][0] == "starts" or (r["error_kind"][0][1] or "").startswith(
+            "serving")) == (r["verdict"][1] == "starts")]
+        out.append(f"| startup verdict right (a planned serving-time failure reaches serving) | "
+                   f"{len(started)}/{len(verdicts)} | | | |")
         fails = [r for r in verdicts if r["verdict"][1] == "fails"]
         right = [r for r in fails if r["verdict"][0] == "fails" and r["error_kind"][0] == r["error_kind"][1]]
         badk = [f"`{r['id']}` planned {r['error_kind'][0]}, logged {r['error_kind'][1]}" for r in fails
