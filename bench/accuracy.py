@@ -2,6 +2,9 @@
 
 usage: python bench/accuracy.py [--markdown] [--cases]
 
+The SGLang section (issue 14; bench/accuracy_sglang.py) follows vLLM's: our SGLang startups (data/truth_sglang)
+planned by ``vramplan.engines.sglang.plan`` with each run's release and flags.
+
 Prints, per source (our H100/H200 runs of vLLM 0.26; public reports of many versions), the
 error of each term: weights, torch peak increase (activation), non-torch, KV GiB, KV tokens,
 and the verdict / error kind of failed startups. ``--cases`` adds one row per case.
@@ -145,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         errs = [r for r in grp if "error" in r]
         for r in errs:
             print(f"\nnot planned: `{r['id']}`: {r['error']}")
+    # SGLang (issue 14): our SGLang runs, planned by vramplan.engines.sglang (bench/accuracy_sglang.py)
+    from accuracy_sglang import evaluate_sglang, sglang_case_rows, sglang_section
+    from cases import load_sglang_cases
+
+    sg_rows = [evaluate_sglang(c) for c in load_sglang_cases()]
+    print("\n".join(sglang_section(sg_rows, _summary)))
     if ns.cases:
         print("\n| case | weights pred/logged GiB | activation | KV GiB | KV tokens | verdict |")
         print("|---|---|---|---|---|---|")
@@ -161,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"| `{r['id']}` | {f('weights_gib')} | {f('activation_gib')} | {f('kv_cache_gib')} | "
                   f"{f('kv_cache_tokens', '{:,}')} | {r['verdict'][0]}/{r['verdict'][1]} |")
+        print("\n".join(sglang_case_rows(sg_rows)))
     return 0
 
 

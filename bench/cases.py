@@ -290,3 +290,74 @@ def load_cases() -> list[Case]:
     for c in _public_cases():
         out.append(_with_log(c, DATA / "public" / "logs" / (c.id + ".log")))
     return out
+
+
+# --- SGLang (issue 14): data/truth_sglang, our SGLang 0.5.17 runs on one H100 (bench/truth/sglang/to_cases.py) ---
+
+@dataclass
+class SGLangCase:
+    id: str
+    model: str
+    device: str
+    sglang_version: str
+    args: dict
+    """SGLang's flags as ``to_cases.py`` wrote them (SGLang's names; True = a bare flag)."""
+    status: str
+    """``ok`` (the server came up) or ``failed``, as the run ended."""
+    logged: dict
+    """What SGLang logged (``measured`` of the case)."""
+    log: Path
+    expected_error: tuple[str, str] | None = None
+    """(vramplan error kind, phase) of a failed run, classified from the log's own error text (below)."""
+
+    @property
+    def flags(self) -> list[str]:
+        out: list[str] = []
+        for key, value in self.args.items():
+            if value is None or value is False:
+                continue
+            out.append("--" + key.replace("_", "-"))
+            if value is not True:
+                out.append(str(value))
+        return out
+
+
+def sglang_log_error(text: str) -> tuple[str, str] | None:
+    """The failure an SGLang log shows, as (vramplan error kind, phase), read from SGLang's own words here rather
+    than by vramplan's log reader (which the figures check): sglang 0.5.17
+    mem_cache/kv_cache_configurator.py:_profile_available_bytes raises "ValueError: Loaded weights leave no GPU
+    memory for the KV cache" (older releases: "Not enough memory. Please try to increase --mem-fraction-static");
+    a torch OutOfMemoryError whose traceback runs through the CUDA-graph runners is the capture failing."""
+    if "Loaded weights leave no GPU memory for the KV cache" in text or "Not enough memory. Please try to increase" in text:
+        return ("no_kv_cache_memory", "kv_sizing")
+    if "OutOfMemoryError" in text or "CUDA out of memory" in text:
+        tb = text[:text.find("CUDA out of memory")] if "CUDA out of memory" in text else text
+        if "cuda_graph" in tb[tb.rfind("Traceback"):] or re.search(r"capture_\w*graph", tb[tb.rfind("Traceback"):]):
+            return ("out_of_memory", "graph_capture")
+        if "max_total_num_tokens=" in text:
+            return ("out_of_memory", "serving")
+        return ("out_of_memory", "startup")
+    return ("other", "unknown") if text.strip() else None
+
+
+def load_sglang_cases() -> list[SGLangCase]:
+    """``data/truth_sglang/cases.jsonl``: planned with ``engine="sglang"`` and SGLang's flags (``bench/accuracy.py``)."""
+    path = DATA / "truth_sglang" / "cases.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        c = json.loads(line)
+        if c.get("engine") != "sglang":
+            continue
+        hw = c.get("hardware") or {}
+        log = DATA / "truth_sglang" / c["source"]["log"]
+        status = c.get("status", "ok")
+        err = sglang_log_error(log.read_text(errors="replace")) if status == "failed" and log.is_file() else None
+        out.append(SGLangCase(
+            id=c["id"], model=c["model_src"], device="h200" if "H200" in hw.get("device", "") else "h100-80gb",
+            sglang_version=c["engine_version"], args=dict(c["args"]), status=status, logged=dict(c["measured"]),
+            log=log, expected_error=err))
+    return out

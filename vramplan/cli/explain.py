@@ -21,6 +21,8 @@ def add_parsers(sub) -> dict[str, argparse.ArgumentParser]:
     e.add_argument("--vllm-version", default=None,
                    help="release for --compare (default: the log's version line, else the release its lines "
                         "point to, which the report names)")
+    e.add_argument("--sglang-version", default=None,
+                   help="SGLang release for --compare on an SGLang log (default: the version the log states)")
     e.set_defaults(handler=_cmd_explain)
     return {"explain": e}
 

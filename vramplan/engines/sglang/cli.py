@@ -130,7 +130,8 @@ def maybe_explain(ns: argparse.Namespace, extra: list[str]) -> int | None:
     rows = note = None
     if getattr(ns, "compare", False):
         try:
-            _, rows = compare_with_plan(f, model=ns.model, device=ns.device)
+            _, rows = compare_with_plan(f, model=ns.model, device=ns.device,
+                                        sglang_version=getattr(ns, "sglang_version", None))
         except Exception as exc:  # the comparison is optional; the log's own figures stand
             note = getattr(exc, "one_line", lambda: str(exc))()
     if ns.json:

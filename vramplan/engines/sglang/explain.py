@@ -47,15 +47,32 @@ def _flags_from(f: SGLangLogFacts) -> dict[str, Any]:
     sa = f.server_args
     kw: dict[str, Any] = {}
     for k in ("mem_fraction_static", "tp_size", "pp_size", "context_length", "chunked_prefill_size", "max_total_tokens",
-              "max_running_requests", "page_size"):
+              "max_running_requests", "page_size", "cuda_graph_max_bs_decode", "cuda_graph_max_bs_prefill",
+              "max_prefill_tokens"):
         v = sa.get(k)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             kw[k] = v
-    if isinstance(sa.get("kv_cache_dtype"), str):
-        kw["kv_cache_dtype"] = sa["kv_cache_dtype"]
-    if sa.get("disable_cuda_graph") is True:
-        kw["disable_cuda_graph"] = True
+    if "cuda_graph_max_bs_decode" not in kw and isinstance(sa.get("cuda_graph_max_bs"), int) and not isinstance(
+            sa.get("cuda_graph_max_bs"), bool):
+        kw["cuda_graph_max_bs_decode"] = sa["cuda_graph_max_bs"]  # the older releases' name
+    for k in ("kv_cache_dtype", "attention_backend", "cuda_graph_backend_decode", "cuda_graph_backend_prefill"):
+        if isinstance(sa.get(k), str):
+            kw[k] = sa[k]
+    for k in ("disable_cuda_graph", "disable_prefill_cuda_graph", "disable_decode_cuda_graph", "disable_radix_cache"):
+        if sa.get(k) is True:
+            kw[k] = True
     return kw
+
+
+def _planned_available(p) -> float | None:
+    """``available_gpu_mem`` as the plan's own scheduler line gives it (None when the plan has no such line)."""
+    import re
+
+    for line in p.log_lines:
+        m = re.search(r"available_gpu_mem=(-?\d+(?:\.\d+)?) GB", line)
+        if m:
+            return float(m.group(1))
+    return None
 
 
 def compare_with_plan(f: SGLangLogFacts, *, model: str | None = None, device: str | None = None,
@@ -70,6 +87,15 @@ def compare_with_plan(f: SGLangLogFacts, *, model: str | None = None, device: st
     if f.free_before_load_gb and device is None:
         device = "h100-80gb"
     # the baseline the log states (free memory before loading) replaces the context estimate
+    if model is None:
+        from ...resolve import load_model
+
+        try:
+            load_model(name)
+        except VramplanError as exc:  # the log's --model-path is the serving machine's, not found here
+            raise VramplanError(f"the log's model {name} cannot be read here ({exc.message})",
+                                hint="pass --model MODEL: a catalog id (`vramplan models`) or a folder with "
+                                     "config.json") from None
     p = sglang_plan(name, device=device, sglang_version=sglang_version or f.sglang_version,
                     free_before_load_gib=f.free_before_load_gb, **kw)
     rows = [
@@ -81,6 +107,17 @@ def compare_with_plan(f: SGLangLogFacts, *, model: str | None = None, device: st
         ("chunked_prefill_size", p.resolved.chunked_prefill_size, f.chunked_prefill_size),
         ("context_len", p.resolved.context_length, f.context_len),
         ("verdict", p.verdict, "fails" if f.error_kind else ("starts" if f.max_total_num_tokens else None)),
+    ]
+    # added after the first rows (the JSON rows are a list: new terms go last)
+    graphs = (p.bytes_of("cudagraph_decode") + p.bytes_of("cudagraph_prefill")) / GiB
+    logged_graphs = None if f.decode_graph_gb is None and f.prefill_graph_gb is None else round(
+        (f.decode_graph_gb or 0.0) + (f.prefill_graph_gb or 0.0), 2)
+    rows += [
+        ("KV pool (GB)", round(p.kv_pool_bytes / GiB, 2) if p.max_total_num_tokens else None, f.kv_gb),
+        ("CUDA graphs (GB)", round(graphs, 2), logged_graphs),
+        ("available after startup (GB)", _planned_available(p), f.available_gpu_mem_gb),
+        ("error kind", p.error_kind, f.error_kind),
+        ("error phase", p.error_phase, f.error_phase),
     ]
     return p, rows
 

@@ -42,12 +42,21 @@ _RE = {
     "ctx_over": re.compile(r"KV pool holds (\d+) tokens, fewer than --context-length (\d+)"),
     "oom": re.compile(r"(?:torch\.)?(?:cuda\.)?(?:OutOfMemoryError: )?CUDA out of memory\. Tried to allocate "
                       + _NUM + r" ([GM]iB)"),
-    "version": re.compile(r"\bsglang(?:[ =]|==|, version |\s+version\s+)v?(\d+\.\d+\.\d+)"),
+    "version": re.compile(r"\bsglang(?:[ =]|==|, version |\s+version\s+|_version\"?:\s*\"?)v?(\d+\.\d+\.\d+)"),
 }
+# a line SGLang prints when graph capture starts, and a traceback frame of the capture: an out-of-memory error after
+# one of them (before the capture's "end" line) is the capture failing (sglang 0.5.17
+# srt/model_executor/runner/decode_cuda_graph_runner.py, model_runner_components/cuda_graph_setup.py:capture_*)
+_CAPTURE_BEGIN = re.compile(r"Capture (?:target |draft )?(?:decode|prefill|verify) (?:CUDA|CPU|NPU|XPU) graph begin\.")
+_CAPTURE_FRAME = re.compile(r'File "[^"]*(?:cuda_graph|graph_runner|graph_shared_output)[^"]*"|in capture_\w*graph')
 _ARGS = re.compile(r"server_args=ServerArgs\((.*)\)")
 _ARG_FIELDS = ("model_path", "mem_fraction_static", "tp_size", "pp_size", "dp_size", "context_length",
                "chunked_prefill_size", "max_total_tokens", "max_running_requests", "kv_cache_dtype", "page_size",
-               "cuda_graph_max_bs", "disable_cuda_graph", "dtype", "quantization")
+               "cuda_graph_max_bs", "disable_cuda_graph", "dtype", "quantization",
+               # 0.5.17's names (its --cuda-graph-max-bs is an alias of --cuda-graph-max-bs-decode)
+               "cuda_graph_max_bs_decode", "cuda_graph_max_bs_prefill", "disable_prefill_cuda_graph",
+               "disable_decode_cuda_graph", "cuda_graph_backend_decode", "cuda_graph_backend_prefill",
+               "max_prefill_tokens", "attention_backend", "ep_size", "enable_dp_attention", "disable_radix_cache")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,6 +186,8 @@ def read_sglang_log(text: str) -> SGLangLogFacts:
     for line in lines:
         if not line:
             continue
+        if _CAPTURE_BEGIN.search(line) or _CAPTURE_FRAME.search(line):
+            f["_capturing"] = True
         rm = _RANK.search(line)
         rank = rm.group(1) if rm else None
         if rank and rank not in ranks:
@@ -207,6 +218,7 @@ def read_sglang_log(text: str) -> SGLangLogFacts:
                             hint="give the log of `python -m sglang.launch_server` (text or JSON), from its first "
                                  "line through 'The server is fired up' or the error")
     f.setdefault("server_args", {})
+    f.pop("_capturing", None)
     return SGLangLogFacts(num_lines=len(lines), ranks=tuple(ranks), warnings=tuple(warnings), **f)
 
 
@@ -236,6 +248,7 @@ def _take(key: str, m: re.Match, f: dict, first, warnings: list[str], line: str)
         first("available_gpu_mem_gb", float(m.group(6)))
     elif key == "graph_end":
         first("prefill_graph_gb" if m.group(1) == "prefill" else "decode_graph_gb", float(m.group(2)))
+        f["_capturing"] = False
     elif key == "swa":
         first("swa_tokens", int(m.group(2)))
     elif key == "no_room":
@@ -246,7 +259,7 @@ def _take(key: str, m: re.Match, f: dict, first, warnings: list[str], line: str)
         warnings.append(line[line.find("KV pool holds"):])
     elif key == "oom":
         phase = "serving_prefill" if f.get("max_total_num_tokens") is not None else (
-            "graph_capture" if f.get("pool_end_avail_gb") is not None else (
+            "graph_capture" if f.get("_capturing") or f.get("pool_end_avail_gb") is not None else (
                 "model_loading" if f.get("weights_gb") is None else "kv_allocation"))
         _error(f, "out_of_memory", line[line.find("CUDA out of memory"):], phase)
 
