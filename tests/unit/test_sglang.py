@@ -25,6 +25,7 @@ def _exact(w) -> int:
     real SGLang logs in test_sglang_measured.py): these tests count the tensors."""
     return w.total_bytes - w.part("allocator")
 
+
 def _prefill_sizes_8192() -> int:
     # range(4,33,4)=8, range(48,257,16)=14, range(288,513,32)=8, range(576,1025,64)=8, range(1280,4097,256)=12,
     # range(4608,8193,512)=8

@@ -25,13 +25,13 @@ VERSIONS = ("0.5.17", "0.5.23")
 MiB = 1 << 20
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-
 def _exact(w) -> int:
     """The weights without the caching allocator's segment rounding (rules/allocator.py, checked on its own and on the
     real SGLang logs in test_sglang_measured.py): these tests count the tensors."""
     return w.total_bytes - w.part("allocator")
 
+
+@pytest.mark.parametrize("version", VERSIONS)
 def test_qwen3_8b_rope_cache_float32(version):
     # Qwen3-8B: max_position_embeddings 40960, head_dim 128, default rope: one cache of 40960 x 128 x 4 bytes
     p = sglang.plan("Qwen/Qwen3-8B", device="h100-80gb", sglang_version=version)
