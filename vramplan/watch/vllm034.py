@@ -263,6 +263,13 @@ def times_from_log_clock(lines: Sequence[str], anchors: Mapping[int, float], *, 
         if i < len(known):
             hi_t = min(hi_t, known[i][1])
         out[no] = (lo_t + hi_t) / 2 if lo_t <= hi_t else (known[i - 1][1] if i > 0 else hi_t)
+    # a clock that runs back (lines of two processes interleaved) must not reorder the log: never earlier than the
+    # line before (still no later than the next timed line, which bounded both)
+    last = None
+    for no in sorted(out):
+        if no not in anchors and last is not None and out[no] < last:
+            out[no] = last
+        last = out[no]
     return out
 
 
