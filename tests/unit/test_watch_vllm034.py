@@ -145,8 +145,8 @@ def test_replay_of_the_trimmed_record(tmp_path):
     assert round(lv["kv_committed"].first_bytes / GiB, 2) == 76.98 and lv["kv_committed"].first_bytes == peak
     assert round(lv["graphs_captured"].first_bytes / GiB, 2) == 18.54
     comps = {c.label: c for c in compare_planned(r.records, r.levels)}
-    warm = comps["planned warm-up KV commit (1,025 blocks)"]
-    reserve = comps["planned at the reserve (1 KV block committed)"]
+    warm = comps["planned warm-up commit (1,025 blocks)"]
+    reserve = comps["planned at the reserve (1 block)"]
     # 1,025 blocks (the log's "Committed 1025 of 7044"), 36 layer segments of 1,025 x 256 KiB rounded to 2 MiB
     # granules: 36 x 129 x 2 MiB = 9.07 GiB ("9.07 GiB physical"), against 36 x 2 MiB for the reserve's one block
     assert warm.planned_bytes - reserve.planned_bytes == 36 * (129 - 1) * 2 * MiB
@@ -165,7 +165,7 @@ def test_replay_cli_on_a_copy(tmp_path, capsys):
     shutil.copytree(FIX, d)
     code = main(["watch", "--replay", str(d), "--out", str(tmp_path / "o"), "--", *QWEN])
     out = capsys.readouterr()
-    assert code == 0 and "planned warm-up KV commit (1,025 blocks)" in out.out
+    assert code == 0 and "planned warm-up commit (1,025 blocks)" in out.out
     assert (tmp_path / "o" / "timeline.png").exists() and "vLLM 0.34 phases" in out.err
 
 

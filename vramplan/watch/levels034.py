@@ -3,25 +3,20 @@
 Each level is device memory above the baseline (the CUDA context included, ``total - free at init``) at one
 point of 0.34's startup (watch/vllm034.py names the phases), built from the plan's own terms:
 
-======================================================  ==================================  ====================
-level                                                    terms                               measured as
-======================================================  ==================================  ====================
-``planned weights``                                      context + weights                   first of
-                                                                                             ``weights_loaded``
-``planned weights + activation peak``                    + non-torch + the profile peak      peak of
-                                                                                             ``weights_loaded``
-                                                                                             / ``compiled``
-``planned at the reserve (1 KV block committed)``        context + non-KV before capture +   first of
-                                                         the reserve's one block (2 MiB      ``kv_reserved``
-                                                         granules per segment)
-``planned warm-up KV commit (N blocks)``                 + the blocks ``warmup_kernels``     peak of ``warmup``
-                                                         commits
-``planned non-KV after capture + transient kept``        context + non-KV after warm-up      peak of
-                                                         (graph pool in) + the transient     ``graphs_captured``
-                                                         the plan keeps free
-``planned total after the KV commit``                    context + non-KV after warm-up +    first of
-                                                         the committed blocks (granules)     ``kv_committed``
-======================================================  ==================================  ====================
+=======================================  ==========================================  ===========================
+level                                    terms                                       measured as
+=======================================  ==========================================  ===========================
+``planned weights``                      context + weights                           first of ``weights_loaded``
+``planned weights + activation peak``    + non-torch + the profile peak              peak of ``weights_loaded``
+                                                                                     or ``compiled``
+``planned at the reserve (1 block)``     context + non-KV before capture + the       first of ``kv_reserved``
+                                         reserve's one block (2 MiB granules)
+``planned warm-up commit (N blocks)``    + the blocks ``warmup_kernels`` commits     peak of ``warmup``
+``planned after capture + transient``    context + non-KV after warm-up (graph pool  peak of ``graphs_captured``
+                                         in) + the transient the plan keeps free
+``planned total after the KV commit``    context + non-KV after warm-up + the        first of ``kv_committed``
+                                         committed blocks (granules)
+=======================================  ==========================================  ===========================
 
 The warm-up commit is vLLM v0.34.0 vllm/v1/worker/gpu/warmup.py:_warmup_kernels: ``num_reqs`` two-token requests
 (``_cap_num_warmup_reqs``: ``min(max_num_seqs, max_num_batched_tokens // 2)``), each holding one block per KV
@@ -104,12 +99,12 @@ def extensible_levels(p: Any) -> dict[str, int] | None:
         "planned weights": ctx + r.bytes_of("weights"),
         "planned weights + activation peak": ctx + r.bytes_of("weights") + r.bytes_of("activation_peak")
         + r.bytes_of("non_torch"),
-        "planned at the reserve (1 KV block committed)": ctx + before_capture + physical_bytes_for(1, strides),
+        "planned at the reserve (1 block)": ctx + before_capture + physical_bytes_for(1, strides),
     }
     warm = warmup_commit_blocks(p)
     if warm:
-        levels[f"planned warm-up KV commit ({warm:,} blocks)"] = ctx + before_capture + physical_bytes_for(warm,
+        levels[f"planned warm-up commit ({warm:,} blocks)"] = ctx + before_capture + physical_bytes_for(warm,
                                                                                                           strides)
-    levels["planned non-KV after capture + transient kept"] = ctx + after + r.bytes_of("warmup_transient_peak")
+    levels["planned after capture + transient"] = ctx + after + r.bytes_of("warmup_transient_peak")
     levels["planned total after the KV commit"] = ctx + after + physical_bytes_for(p.num_gpu_blocks, strides)
     return levels

@@ -206,8 +206,8 @@ def baseline_bytes(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 # log's phases do not have.
 _STORY_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("at-the-reserve",), "kv_reserved", "first"),
-    (("warm-up-kv-commit",), "warmup|kv_reserved", "peak"),
-    (("transient-kept",), "graphs_captured", "peak"),
+    (("warm-up-commit",), "warmup|kv_reserved", "peak"),
+    (("after-capture",), "graphs_captured", "peak"),
     (("after-the-kv-commit",), "kv_committed|ready", "first"),
 )
 _LEVEL_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
