@@ -141,6 +141,26 @@ def _draw(ax: Any, records: Sequence[Mapping[str, Any]], by_dev: Mapping[str, li
     ax.grid(True, alpha=0.3)
 
 
+def _name_commits(ax: Any, records: Sequence[Mapping[str, Any]], by_dev: Mapping[str, list[Mapping[str, Any]]],
+                  window: tuple[float, float]) -> None:
+    """Name vLLM 0.34's KV commits above one block in the zoom ("Committed N of M KV cache blocks", DEBUG)."""
+    ss = next(iter(by_dev.values()), [])
+    if not ss:
+        return
+    for r in records:
+        if r.get("type") != "mark" or r.get("kind") != "kv_commit" or not isinstance(r.get("blocks"), int):
+            continue
+        t = float(r.get("t_s", 0.0))
+        if r["blocks"] <= 1 or not (window[0] <= t <= window[1]):
+            continue
+        # the reading just after the line (vLLM logs the commit once it is mapped)
+        after = next((s for s in ss if s["t_s"] >= t), ss[-1])
+        right = (t - window[0]) > 0.7 * (window[1] - window[0])  # near the right edge: the label goes left, below
+        ax.annotate(f"{r['blocks']:,} KV blocks committed", xy=(t, after["used_bytes"] / GiB),
+                    xytext=(-6, -14) if right else (4, 6), ha="right" if right else "left",
+                    textcoords="offset points", fontsize=7.5, color="0.2", annotation_clip=True)
+
+
 def plot_timeline(
     timeline: str | os.PathLike[str] | Sequence[Mapping[str, Any]],
     out_path: str | os.PathLike[str],
@@ -183,6 +203,7 @@ def plot_timeline(
     _draw(axes[0], records, by_dev, levels, levels_above_baseline, None, level_legend)
     if window:
         _draw(axes[1], records, by_dev, levels, levels_above_baseline, window, level_legend)
+        _name_commits(axes[1], records, by_dev, window)
         axes[0].axvspan(window[0], window[1], fill=False, ls=":", lw=1.0, ec="0.3")
         axes[1].set_title(f"{window[0]:.1f}-{window[1]:.1f} s: the KV address range reserved, the warm-up "
                           "(its KV blocks committed, then released), CUDA graphs, the KV cache committed",

@@ -13,6 +13,9 @@ One JSON object per line, each with a ``type``:
   ``phase`` (the phase current when the reading was taken);
 - ``phase``: a phase change (``phase``, ``line_no``, ``rank``, ``text`` of the log line);
 - ``log_event``: any other event the log reader reported (``kind``, ``values``, ...);
+- ``mark``: a line of vLLM 0.34's startup story (watch/vllm034.py: ``kind``, ``blocks``, ``line_no``, ``text``),
+  timed as it came; at the end, a log that shows the extensible KV cache is told in 0.34's phases from these
+  (the samples' own ``phase`` stays what the reader said live);
 - ``plan``: the plan watch made of the watched command (SGLang: engines/sglang/watch_levels.py), written after
   the baseline reading: ``engine``, ``levels`` (label -> bytes above the baseline, or null), ``level_phases``
   (label -> [phase, statistic]), ``note`` (why there are no levels, or null), ``summary``;

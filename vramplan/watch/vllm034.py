@@ -298,7 +298,13 @@ def apply_story(records: Sequence[Mapping[str, Any]], log_lines: Sequence[str] |
     told = story(marks)
     if told is None:
         return recs, None
-    return relabel(recs, told), told
+    out = relabel(recs, told)
+    if not any(r.get("type") == "mark" for r in out):
+        # the marks timed by the log's clock, kept beside the records (the plot names the commits)
+        out += [{"type": "mark", "t_s": round(m.t_s, 4), "kind": m.kind, "blocks": m.blocks, "line_no": m.line_no,
+                 "text": m.text, "timed_by": "log clock"} for m in marks if m.t_s is not None]
+        out.sort(key=lambda r: float(r.get("t_s", 0.0) or 0.0) if r.get("type") != "header" else -1.0)
+    return out, told
 
 
 def _year(started_at: Any) -> int:
