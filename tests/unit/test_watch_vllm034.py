@@ -254,3 +254,68 @@ def test_shuffled_and_garbled_logs_never_raise(order, garble, extra):
 def test_classify_never_raises(line):
     c = classify(line)
     assert c is None or isinstance(c[0], str)
+
+
+# ------------------------------------------------------------------------------------------- the warm-up commit
+
+def _v034_startups():
+    """(log, model, args) of every real vLLM 0.34.0 startup in data/truth whose log has the DEBUG commit lines."""
+    import dataclasses
+    import re
+
+    from vramplan.engines.vllm.flags import EngineArgs
+
+    fields = {f.name for f in dataclasses.fields(EngineArgs)}
+    trimmed = {"q35_9b_trim_tri": "Qwen--Qwen3.5-9B-trimmed", "q35_35b_trim_tri": "Qwen--Qwen3.5-35B-A3B-trimmed",
+               "gemma4_trim_tri": "google--gemma-4-26B-A4B-trimmed", "kimi25_trim": "moonshotai--Kimi-K2.5-trimmed",
+               "minimax_trim_nobf16x3": "MiniMaxAI--MiniMax-M2.7-trimmed",
+               "nemoh_trim_mns256": "nvidia--Nemotron-H-56B-Base-8K-trimmed",
+               "nemoh_trim": "nvidia--Nemotron-H-56B-Base-8K-trimmed",
+               "nemo3nano_trim": "nvidia--NVIDIA-Nemotron-3-Nano-30B-A3B-BF16-trimmed"}
+    cases = {}
+    for line in (ROOT / "data" / "truth" / "cases.jsonl").read_text().splitlines():
+        c = json.loads(line)
+        cases[c["id"]] = c
+    out = []
+    for log in sorted((ROOT / "data" / "truth" / "logs").glob("h100[ef]/*.log")):
+        commits = [int(x) for x in re.findall(r"Committed (\d+) of \d+ KV cache blocks",
+                                              log.read_text(errors="replace"))]
+        c = cases.get(f"truth-v034-{log.parent.name}-{log.stem}")
+        if len(commits) < 2 or c is None:
+            continue
+        model = (str(ROOT / "bench" / "truth" / "configs" / trimmed[log.stem]) if log.stem in trimmed
+                 else c["model"].split(":")[0])
+        args = {k: v for k, v in c["args"].items() if v is not None and k in fields
+                and k not in ("seed", "load_format", "skip_tokenizer_init", "dtype")}
+        out.append(pytest.param(commits, model, args, id=f"{log.parent.name}-{log.stem}"))
+    return out
+
+
+@pytest.mark.parametrize("commits, model, args", _v034_startups())
+def test_warm_up_commit_equals_vllms_on_every_real_0_34_startup(commits, model, args):
+    # vLLM's own DEBUG lines: the reserve commits 1 block, then warmup_kernels commits
+    # 1 + min(max_num_seqs, max_num_batched_tokens // 2, committable) x KV groups ("Committed 1025 of ...")
+    import vramplan
+    from vramplan.api import load_model
+    from vramplan.engines.vllm.flags import EngineArgs
+    from vramplan.watch.levels034 import warmup_commits
+
+    p = vramplan.plan(load_model(model), device="h100-80gb", vllm_version="0.34.0", args=EngineArgs(**args))
+    kernels, sizing = warmup_commits(p)
+    assert commits[0] == 1 and kernels == commits[1]
+    if sizing is not None:
+        # the sizing warm-up's full step: the largest commit between the two releases that follow
+        after = commits[3:]
+        assert sizing == max(after[:after.index(1)] if 1 in after else after[:2])
+
+
+def test_the_watched_startups_two_warm_up_commits():
+    # output.log of the real record: "Committed 1025 of 7044" (warmup_kernels: 1 + 1,024 requests x 1 block) and
+    # "Committed 130 of 7044" (the sizing step: 1 + a 3-token decode's block + cdiv(8191, 64) = 128 prefill blocks)
+    import vramplan
+    from vramplan.engines.vllm.flags import parse_flags
+    from vramplan.watch.levels034 import warmup_commits
+
+    args = parse_flags(QWEN).args
+    assert warmup_commits(vramplan.plan(args.model, args=args)) == (1025, 130)
+    assert "Committed 130 of 7044" in "\n".join(_lines(FIX))

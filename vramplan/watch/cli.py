@@ -245,7 +245,10 @@ def plan_levels_for(cmd: list[str]) -> tuple[dict[str, int] | None, str | None]:
         # vLLM 0.34: the budget is only a cap; the levels follow its reserve, warm-up and commit (levels034.py)
         from .levels034 import extensible_levels
 
-        told = extensible_levels(p)
+        try:
+            told = extensible_levels(p)
+        except Exception:  # a level that cannot be built must not stop the watch: the older levels stand
+            told = None
         if told:
             return told, None
         del levels["planned requested budget"]
