@@ -130,7 +130,9 @@ def test_watch_plans_the_watched_command():
     from vramplan.watch.cli import plan_levels_for
 
     levels, note = plan_levels_for(["vllm", "serve", "Qwen/Qwen3-8B", "--max-model-len", "4096"])
-    assert note is None and len(levels) == 4
+    # vLLM 0.34 (the default) with the extensible cache: six levels along the reserve, warm-up and commit
+    # (watch/levels034.py); warmup_kernels commits 1 + 1,024 requests x 1 block (max_num_seqs 1024 on an H100)
+    assert note is None and len(levels) == 6 and "planned warm-up commit (1,025 blocks)" in levels
     # weights level = memory in use at vLLM's snapshot + 15.27 GiB of weights; at the default release (0.34) the
     # snapshot holds 0.70 GiB ("cuda_memory=0.7GiB", data/truth/logs/h100e/q8b_e_unset.log)
     assert abs(levels["planned weights"] / GiB - (0.70 + 15.27)) < 0.02

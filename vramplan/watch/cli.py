@@ -3,11 +3,13 @@
     vramplan watch [--out DIR] [--interval S] [--backend auto|nvml|npu-smi|nvidia-smi]
                    [--level LABEL=SIZE ...] [--plot-format png|svg] [--engine auto|vllm|sglang]
                    [--pid N [--log FILE]] [-- CMD ...]
+    vramplan watch --replay DIR [--out DIR2] [-- CMD ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
 
@@ -34,6 +36,10 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="a planned level above the baseline, drawn dashed and compared, e.g. weights=15.27GiB "
                              "(repeat; labels with weights, activation, non-KV, budget are compared with the "
                              "matching phase)")
+    parser.add_argument("--replay", metavar="DIR", default=None,
+                        help="re-render a recorded watch folder (timeline.jsonl + output.log): print the tables and "
+                             "write the plot again, starting nothing; a command after -- is planned for the levels "
+                             "instead of the recorded one (the plot goes to --out DIR if given, else into DIR)")
     parser.add_argument("--plot-format", choices=("png", "svg"), default="png", help="plot file type (default png)")
     parser.add_argument("--engine", choices=("auto", "vllm", "sglang"), default="auto",
                         help="whose log marks the phases (default auto: sglang.launch_server / sglang serve -> "
@@ -66,6 +72,8 @@ def main_watch(args: argparse.Namespace) -> int:
     cmd = list(getattr(args, "cmd", None) or [])
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
+    if getattr(args, "replay", None) is not None:
+        return _main_replay(args, cmd)
     levels = parse_levels(list(getattr(args, "level", None) or []))
     extra: Mapping[str, int] | None = getattr(args, "plan_levels", None)
     if extra:
@@ -106,6 +114,37 @@ def main_watch(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _main_replay(args: argparse.Namespace, cmd: list[str]) -> int:
+    """``--replay DIR``: the tables and the plot of a recorded watch (watch/replay.py); exit 0."""
+    from .replay import replay
+
+    if getattr(args, "pid", None) is not None:
+        raise InputError("--replay re-renders a recorded folder; it does not go with --pid",
+                         hint="vramplan watch --replay DIR [-- vllm serve MODEL ...]")
+    if getattr(args, "level", None):
+        raise InputError("--level does not go with --replay", hint="the levels come from planning the command")
+    out = getattr(args, "out", None)
+    fmt = getattr(args, "plot_format", "png")
+    plot_path = None
+    if out is not None:
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the output folder {out}: {e.strerror}",
+                             hint="pass --out with a folder you can write") from None
+        plot_path = os.path.join(out, f"timeline.{fmt}")
+    r = replay(args.replay, cmd=cmd or None, plot_path=plot_path, plot_format=fmt, plan_levels=plan_levels_for)
+    err = sys.stderr
+    if r.note:
+        print(f"vramplan watch: {r.note}", file=err)
+    print(r.levels_text)
+    print("", file=err)
+    story = "vLLM 0.34 phases (reserve, warm-up, commit)" if r.story else "the log reader's phases"
+    print(f"timeline: {r.timeline_path} ({r.num_samples} readings; {story}; levels: {r.levels_source})", file=err)
+    print(f"plot:     {r.plot_path}" if r.plot_path else f"plot:     not written ({r.plot_error})", file=err)
+    return 0
+
+
 def add_cli(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     """Register ``watch`` on the main CLI's subparsers (``vramplan.cli`` looks for this).
 
@@ -129,6 +168,8 @@ def _handler(ns: argparse.Namespace, rest: list[str]) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     ns.cmd = cmd + list(rest)
+    if getattr(ns, "replay", None) is not None:
+        return main_watch(ns)  # nothing is started: the levels are planned by the replay
     from .engine import engine_from_argv
 
     engine = getattr(ns, "engine", None) or "auto"
@@ -201,12 +242,16 @@ def plan_levels_for(cmd: list[str]) -> tuple[dict[str, int] | None, str | None]:
         "planned requested budget": ctx + r.requested_bytes,
     }
     if p.engine.extensible_kv_cache and p.starts:
-        # vLLM 0.34: the budget is only a cap; what is held once ready is the non-KV after warm-up and the commit
-        from vramplan.engines.vllm.sizing.extensible import physical_bytes_for, segment_strides
+        # vLLM 0.34: the budget is only a cap; the levels follow its reserve, warm-up and commit (levels034.py)
+        from .levels034 import extensible_levels
 
+        try:
+            told = extensible_levels(p)
+        except Exception:  # a level that cannot be built must not stop the watch: the older levels stand
+            told = None
+        if told:
+            return told, None
         del levels["planned requested budget"]
-        levels["planned total after the KV commit"] = (ctx + r.bytes_of("non_kv_after_warmup")
-                                                       + physical_bytes_for(p.num_gpu_blocks, segment_strides(r.layout)))
     return levels, None
 
 

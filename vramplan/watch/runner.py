@@ -23,6 +23,7 @@ from ..errors import DeviceError, InputError
 from .backends import Backend, DeviceReading, select_backend
 from .procs import ProcessTree, pid_alive
 from .timeline import TIMELINE_FORMAT, TimelineWriter, format_levels, load_timeline
+from .vllm034 import apply_story, classify as _classify
 
 __all__ = ["WatchResult", "watch_command", "watch_pid", "PHASE_KINDS"]
 
@@ -115,6 +116,7 @@ class _Phases:
         self._reader = None
         self._reader_broken = False
         self._engine_noted = False
+        self._line_no = 0
         if reader_factory is not None:
             try:
                 self._reader = reader_factory()
@@ -136,6 +138,12 @@ class _Phases:
         if self._reader is None or self._reader_broken:
             return
         with self._lock:
+            self._line_no += 1
+            mark = _classify(line)
+            if mark is not None:  # a line of vLLM 0.34's startup story (watch/vllm034.py), timed as it comes
+                self._writer.write({"type": "mark", "t_s": round(self._clock() if t is None else t, 4),
+                                    "kind": mark[0], "blocks": mark[1], "line_no": self._line_no,
+                                    "text": line[-300:], **extra})
             try:
                 events = self._reader.feed(line) or []
             except Exception as e:
@@ -379,10 +387,18 @@ def _finish(
     writer.write({"type": "end", "t_s": round(clock(), 4), "num_samples": writer.num_samples, "exit_code": exit_code})
     writer.close()
     records = load_timeline(writer.path)
+    try:  # a vLLM 0.34 log with the extensible KV cache is told in its own phases (watch/vllm034.py)
+        records = apply_story(records)[0]
+    except Exception as e:  # the record is kept as the reader marked it
+        writer_note = f"(the vLLM 0.34 phases could not be marked: {e!r})"
+    else:
+        writer_note = ""
     try:
         levels_text = format_levels(records, plan, level_phases=getattr(planned, "level_phases", None) or None)
     except Exception as e:  # the table is a courtesy; the file is the record
         levels_text = f"(could not tabulate the levels: {e!r})"
+    if writer_note:
+        levels_text += "\n" + writer_note
     if planned is not None:  # a plan made by the level planner (SGLang): what it was, or why there is none
         try:
             extra = [x for x in (getattr(planned, "summary", None), getattr(planned, "note", None)) if x]

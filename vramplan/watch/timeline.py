@@ -13,6 +13,9 @@ One JSON object per line, each with a ``type``:
   ``phase`` (the phase current when the reading was taken);
 - ``phase``: a phase change (``phase``, ``line_no``, ``rank``, ``text`` of the log line);
 - ``log_event``: any other event the log reader reported (``kind``, ``values``, ...);
+- ``mark``: a line of vLLM 0.34's startup story (watch/vllm034.py: ``kind``, ``blocks``, ``line_no``, ``text``),
+  timed as it came; at the end, a log that shows the extensible KV cache is told in 0.34's phases from these
+  (the samples' own ``phase`` stays what the reader said live);
 - ``plan``: the plan watch made of the watched command (SGLang: engines/sglang/watch_levels.py), written after
   the baseline reading: ``engine``, ``levels`` (label -> bytes above the baseline, or null), ``level_phases``
   (label -> [phase, statistic]), ``note`` (why there are no levels, or null), ``summary``;
@@ -57,9 +60,13 @@ PHASE_ORDER = (
     "engine_start",
     "device_ready",
     "weights_loaded",
+    "compiled",
     "profiling_done",
+    "kv_reserved",
+    "warmup",
     "kv_allocated",
     "graphs_captured",
+    "kv_committed",
     "ready",
     "error",
     "exited",
@@ -197,20 +204,32 @@ def baseline_bytes(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 # Which measured level a planned level is compared with, by words in its label:
 # (words that must all appear, phase, statistic). The first match wins.
+# A phase written "a|b" means either (the first run of either for "first", the highest of both for "peak"):
+# vLLM 0.34's startup (watch/vllm034.py) profiles after "compiled" and commits in "kv_committed", which an older
+# log's phases do not have.
+_STORY_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("at-the-reserve",), "kv_reserved", "first"),
+    (("warm-up-commit",), "warmup|kv_reserved", "peak"),
+    (("after-capture",), "graphs_captured", "peak"),
+    (("after-the-kv-commit",), "kv_committed|ready", "first"),
+)
 _LEVEL_RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("budget",), "ready", "peak"),
     (("requested",), "ready", "peak"),
     (("total",), "ready", "peak"),
-    (("activation",), "weights_loaded", "peak"),
-    (("peak",), "weights_loaded", "peak"),
+    (("activation",), "weights_loaded|compiled", "peak"),
+    (("peak",), "weights_loaded|compiled", "peak"),
     (("weights",), "weights_loaded", "first"),
 )
 
 
 def _rule_for(label: str) -> tuple[str, str] | None:
     low = label.lower().replace("_", "-").replace(" ", "-")
+    for words, phase, stat in _STORY_RULES:
+        if all(w in low for w in words):
+            return (phase, stat)
     if "non-kv" in low or "nonkv" in low:
-        return ("weights_loaded", "peak")
+        return ("weights_loaded|compiled", "peak")
     for words, phase, stat in _LEVEL_RULES:
         if all(w in low for w in words):
             return (phase, stat)
@@ -261,23 +280,27 @@ def compare_planned(
         for label, planned_bytes in planned.items():
             rule = (level_phases or {}).get(label) or _rule_for(label)
             measured = None
+            used = rule[0] if rule else None
             if rule is not None:
                 phase, stat = rule
-                runs = [lv for lv in levels if lv.device == dev and lv.phase == phase]
+                names = set(str(phase).split("|"))
+                runs = [lv for lv in levels if lv.device == dev and lv.phase in names]
                 if runs:
                     if stat == "first":
-                        value = runs[0].first_bytes
+                        run, value = runs[0], runs[0].first_bytes
                     elif stat == "last":
-                        value = runs[-1].last_bytes
+                        run, value = runs[-1], runs[-1].last_bytes
                     else:
-                        value = max(r.peak_bytes for r in runs)
+                        run = max(runs, key=lambda r: r.peak_bytes)
+                        value = run.peak_bytes
+                    used = run.phase  # of "a|b", the phase the reading came from
                     measured = value - base.get(dev, 0)
             out.append(
                 PlannedComparison(
                     label=label,
                     device=dev,
                     planned_bytes=int(planned_bytes),
-                    phase=rule[0] if rule else None,
+                    phase=used,
                     statistic=rule[1] if rule else None,
                     measured_bytes=measured,
                 )
