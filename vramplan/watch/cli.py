@@ -39,7 +39,8 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--replay", metavar="DIR", default=None,
                         help="re-render a recorded watch folder (timeline.jsonl + output.log): print the tables and "
                              "write the plot again, starting nothing; a command after -- is planned for the levels "
-                             "instead of the recorded one (the plot goes to --out DIR if given, else into DIR)")
+                             "instead of the recorded one (the plot goes to --out DIR, default ./vramplan-replay-DATE-TIME; the recorded "
+                             "folder is never written)")
     parser.add_argument("--plot-format", choices=("png", "svg"), default="png", help="plot file type (default png)")
     parser.add_argument("--engine", choices=("auto", "vllm", "sglang"), default="auto",
                         help="whose log marks the phases (default auto: sglang.launch_server / sglang serve -> "
@@ -126,6 +127,12 @@ def _main_replay(args: argparse.Namespace, cmd: list[str]) -> int:
     out = getattr(args, "out", None)
     fmt = getattr(args, "plot_format", "png")
     plot_path = None
+    if not os.path.isfile(os.path.join(args.replay, "timeline.jsonl")):
+        raise InputError(f"no timeline.jsonl in {args.replay}", hint="pass the folder watch wrote (--out DIR)")
+    if out is None:  # never over the recorded folder (it may be a committed record)
+        import time
+
+        out = time.strftime("vramplan-replay-%Y%m%d-%H%M%S")
     if out is not None:
         try:
             os.makedirs(out, exist_ok=True)
