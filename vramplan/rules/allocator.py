@@ -82,14 +82,16 @@ class _Block:
 
 def allocated_block_bytes(events: Iterable[int], *, max_split_bytes: int | None = None, reserved: bool = False) -> int:
     """The allocator's allocated bytes after ``events`` (``Alloc``/``Free``), from an empty pool; with ``reserved``,
-    its reserved bytes instead (the segments it took from the device, what ``torch.cuda.mem_get_info`` sees: SGLang's
-    "Load weight end. ... mem usage" is free memory before minus after)."""
+    the bytes of the segments it still holds after ``torch.cuda.empty_cache()`` (which returns every segment with no
+    live block), what ``torch.cuda.mem_get_info`` then sees: SGLang's "Load weight end. ... mem usage" is free memory
+    before minus after, read by ``get_available_gpu_memory``, which empties the cache first (sglang 0.5.17 / 0.5.23
+    srt/utils/common.py)."""
     limit = max_split_bytes if max_split_bytes else 1 << 62
     free: dict[bool, list[tuple[int, int, int, _Block]]] = {True: [], False: []}
     live: dict[int, _Block] = {}
     allocated = 0
     segments = 0
-    reserved_bytes = 0
+    seg_size: dict[int, int] = {}
 
     def insert(b: _Block) -> None:
         bisect.insort(free[b.small], (*b.key(), b), key=lambda e: e[:3])
@@ -132,8 +134,8 @@ def allocated_block_bytes(events: Iterable[int], *, max_split_bytes: int | None 
                 found = pool.pop(i)[3]
         if found is None:
             found = _Block(segments, 0, allocation_size(size), small)
+            seg_size[found.seg] = found.size
             segments += 1
-            reserved_bytes += found.size
         remaining = found.size - size
         split = remaining >= K_MIN_BLOCK_SIZE if small else (size < limit and remaining > K_SMALL_SIZE)
         if split:
@@ -147,7 +149,9 @@ def allocated_block_bytes(events: Iterable[int], *, max_split_bytes: int | None 
         found.free = False
         live[index] = found
         allocated += found.size
-    return reserved_bytes if reserved else allocated
+    if reserved:
+        return sum(seg_size[seg] for seg in {b.seg for b in live.values()})
+    return allocated
 
 
 def rope_cache_events(start: int, positions: int, rotary_dim: int, cache_dtype_bytes: int) -> list[int]:

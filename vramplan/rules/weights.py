@@ -279,6 +279,10 @@ def weights_per_rank(
                         offloaded_bytes=offloaded)
 
 
+def _is_rope_cache(p: Param) -> bool:
+    return p.name.endswith(("cos_sin_cache", "cos_sin_cache [sglang]"))
+
+
 def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec | None, dtype: str,
                      max_split_bytes: int | None, reserved: bool = False) -> int:
     """The allocator's block bytes for the rank's tensors (rules/allocator.py), in vLLM's creation order as the
@@ -295,8 +299,10 @@ def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec
     for group, params, shard_tp in sections:
         if group != "layers":
             groups.setdefault(group, []).append((params, shard_tp))
-    ropes = [p for params, _ in groups.get("buffers", ()) for p in params if p.name.endswith("cos_sin_cache")]
-    others = [p for params, _ in groups.get("buffers", ()) for p in params if not p.name.endswith("cos_sin_cache")]
+    # a rotary cache: vLLM's ``*.cos_sin_cache``, or the SGLang view's (engines/sglang/rope.py names it
+    # ``... .cos_sin_cache [sglang]``)
+    ropes = [p for params, _ in groups.get("buffers", ()) for p in params if _is_rope_cache(p)]
+    others = [p for params, _ in groups.get("buffers", ()) for p in params if not _is_rope_cache(p)]
     ordered: list[tuple[tuple[Param, ...], int]] = [*groups.get("vision", ()), *groups.get("embed", ())]
     for i, (params, shard_tp) in enumerate(layers):
         if i == 0:  # the cache follows the first layer's leading attention tensors
@@ -324,7 +330,7 @@ def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec
                 first = len(events)
                 events += [Alloc(n) for n in loaded]
                 converted.append(_mxfp4_triton_processing(p, shape, quant, first))
-            elif p.name.endswith("cos_sin_cache") and len(shape) == 2:
+            elif _is_rope_cache(p) and len(shape) == 2:
                 events += rope_cache_events(len(events), shape[0], shape[1], nbytes // max(1, math.prod(shape)))
             else:
                 events.append(Alloc(nbytes))
