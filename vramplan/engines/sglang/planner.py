@@ -411,7 +411,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     after_pool = last.free_after_load_bytes - last.rope_reserve_bytes - pool_bytes - req_bytes - last.mamba_state_bytes
     headroom = after_pool
 
-    # --- what SGLang does not budget (vLLM-fitted stand-ins) ---
+    # --- what SGLang does not budget (graphs: engines/sglang/graphs.py on 0.5.17 CUDA; else vLLM stand-ins) ---
     head_terms: list[Term] = []
     layers = range(*last.layers)
     nt_inc = over.increase_bytes
