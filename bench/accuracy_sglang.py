@@ -13,7 +13,8 @@ Figures compared (prediction - logged; SGLang's "GB" is GiB, bytes / 2^30):
 - KV pool GiB: ``kv_pool_bytes`` vs K size + V size (MLA: KV size);
 - ``mem_fraction_static`` resolved, and ``max_running_requests``: exact matches;
 - available after startup: the plan's scheduler line (``available_gpu_mem``) vs the logged one: an empirical term
-  (the CUDA context, graphs and workspaces SGLang does not budget are vLLM-fitted stand-ins);
+  (the CUDA context and workspaces SGLang does not budget are measured constants; the graphs are read from 0.5.17's
+  runners with a measured per-size residual, engines/sglang/graphs.py, and vLLM-fitted stand-ins elsewhere);
 - CUDA graphs: decode + prefill graph terms vs the logged "Capture ... graph end. mem usage" sum (0 when none was
   captured);
 - verdict: ``status ok`` <-> ``plan.starts``; a failed run's error kind and phase vs the log's own error

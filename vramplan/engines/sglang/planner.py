@@ -411,7 +411,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
     after_pool = last.free_after_load_bytes - last.rope_reserve_bytes - pool_bytes - req_bytes - last.mamba_state_bytes
     headroom = after_pool
 
-    # --- what SGLang does not budget (vLLM-fitted stand-ins) ---
+    # --- what SGLang does not budget (graphs: engines/sglang/graphs.py on 0.5.17 CUDA; else vLLM stand-ins) ---
     head_terms: list[Term] = []
     layers = range(*last.layers)
     nt_inc = over.increase_bytes
@@ -437,8 +437,15 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
          f"prefill (breakable) CUDA graphs: {len(r.prefill_bs)} sizes up to {r.prefill_max_bs} tokens",
          "piecewise-graph"),
     )
+    read_graphs = rules.graph_memory == "0.5.17" and device.platform == "cuda"
     for on, mode, sizes, key, label, pool in captures:
         if not on:
+            continue
+        if read_graphs:  # engines/sglang/graphs.py: read from sglang 0.5.17, residual measured on its startups
+            gc = _sglang_graph_cost(model, key, r, a, device, tp, layers, prefill_on=bool(prefill_graph and r.prefill_bs))
+            head_terms.append(Term(key=key, label=label, bytes=gc.bytes, kind="measured", rule=gc.rule,
+                                   parts=gc.parts))
+            graphs += gc.bytes
             continue
         g = cudagraph(model, mode=mode, capture_sizes=sizes, runner="v1", estimates=False,
                       num_layers=len(layers), max_num_batched_tokens=r.chunked_prefill_size, tp=tp)
@@ -504,6 +511,20 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         max_running_requests=mrr, max_concurrency=(tokens / r.context_length) if tokens > 0 else None,
         kv_pool_bytes=pool_bytes, headroom_bytes=headroom, warnings=tuple(warnings), log_lines=tuple(logs),
         ignored_flags=ignored_flags, fix=fix, notes=tuple(n for n in (gate_note,) if n), rope_caches=rope.caches)
+
+
+def _sglang_graph_cost(model, key, r, a, device, tp, layers, *, prefill_on):
+    """The decode or prefill graph term read from sglang 0.5.17 (engines/sglang/graphs.py)."""
+    from .graphs import SM_COUNT, decode_graph_cost, prefill_graph_cost
+
+    decode_sizes = r.decode_bs if (r.decode_graph and r.decode_bs) else ()
+    if key == "cudagraph_decode":
+        return decode_graph_cost(model, sizes=r.decode_bs, context_length=r.context_length, tp=tp,
+                                 num_layers=len(layers), attention_backend=r.attention_backend,
+                                 owns_logits=not prefill_on, sm_count=SM_COUNT.get(device.name))
+    return prefill_graph_cost(model, sizes=r.prefill_bs, max_decode_bs=max(decode_sizes) if decode_sizes else None,
+                              tp=tp, moe_tp=1 if a.ep_size > 1 else tp, model_dtype=r.model_dtype, layers=layers,
+                              platform=device.platform)
 
 
 def _allocator_replayed(a: SGLangArgs, device: Device, quant) -> bool:

@@ -114,6 +114,10 @@ class SGLangRules:
     _MAMBA_EXTRA_BUFFER_ARCHS``); 0.5.23 adds the Qwen3.5 text-only entries, Qwen4-Exp, MiniCPM-V 4.7, Bailing V3,
     GLM-5-Next, Nemotron-H Omni and Inkling."""
     mamba_slots_at_least_one_request: bool = True
+    graph_memory: str | None = None
+    """Which reading prices the CUDA graphs' memory on CUDA (engines/sglang/graphs.py): ``0.5.17`` (read from
+    sglang 0.5.17's runners and checked on its real startups); None: the vLLM-fitted stand-ins (0.5.23 changed
+    graph_shared_output.py, breakable_cuda_graph_backend.py and the triton graph state, not read yet)."""
     mm_ipc_auto: bool = False
     """``--mm-feature-transport`` left unset resolves to ``cuda_ipc`` on single-node CUDA (0.5.17
     srt/server_args.py:_resolve_mm_feature_transport: "auto-resolved to cuda_ipc (single-node CUDA)"), so a
@@ -137,6 +141,7 @@ _TIERS_0523 = ((20 * 1024, 2048, 8, 8), (35 * 1024, 4096, 48, 160), (60 * 1024, 
 RULE_SETS: dict[tuple[int, int, int], SGLangRules] = {
     (0, 5, 17): SGLangRules(
         version=(0, 5, 17), source="sglang 0.5.17 srt/server_args.py",
+        graph_memory="0.5.17",
         capacity_tiers=_TIERS_0517, no_gpu_fraction=0.88, mla_prefill_graph_max_bs="fixed_2048",
         clamp_decode_max_bs_to_running=False, post_capture_floor_mib=512, mm_kv_reservation=False,
         warns_context_over_pool=False, legacy_aliases=True,
