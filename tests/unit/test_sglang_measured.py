@@ -150,3 +150,18 @@ def test_reserved_after_empty_cache_by_hand():
     MiB = 2**20
     assert allocated_block_bytes([Alloc(10 * MiB), Free(0), Alloc(48 * MiB)], reserved=True) == 48 * MiB
     assert allocated_block_bytes([Alloc(10 * MiB), Free(0), Alloc(6 * MiB)], reserved=True) == 10 * MiB
+
+
+def test_kv_buffers_take_whole_segments():
+    """memory_pool.py:MHATokenToKVPool._create_buffers allocates one K and one V buffer per layer; each, of 10 MiB or
+    more, takes a segment rounded up to 2 MiB, which SGLang's "Memory pool end. avail mem" sees (q8b_default.log:
+    13.22 GB)."""
+    import re
+
+    p = _plan(model="Qwen/Qwen3-8B", context_length=4096, skip_tokenizer_init=True,
+              attention_backend="triton")
+    each = (p.max_total_num_tokens + 1) * 8 * 128 * 2
+    rounding = 72 * (-(-each // 2**21) * 2**21 - each)
+    assert p.bytes_of("kv_allocator_rounding") == rounding
+    end = next(float(m.group(1)) for line in p.log_lines if (m := re.search(r"Memory pool end\. avail mem=([\d.]+)", line)))
+    assert abs(end - 13.22) <= 0.02

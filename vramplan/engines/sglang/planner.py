@@ -31,6 +31,7 @@ from . import messages as M
 from .defaults import Resolved, resolve
 from .dsa import dsa_kernel_failure
 from .flags import SGLangArgs
+from ...rules.allocator import K_MIN_LARGE_ALLOC, allocation_size, round_size
 from .measured import (AFTER_BASELINE_TP1_BYTES, NT_INCREASE_BASIS, NT_INCREASE_TP1_BYTES, PRELOAD_BASIS,
                        mm_ipc_pool_bytes, preload_use)
 from .pool import (CellSize, cell_size, mamba_state, max_running_requests, pool_tokens, rest_bytes, sglang_pp_split,
@@ -407,8 +408,17 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                                "else under --disable-radix-cache --max-running-requests // dp (0.5.23 at least 1), "
                                "else (rest x r / (1 + r) - per_req) // per_req, r = --mamba-full-memory-ratio (0.9)"))
     terms += [kv_term, req_term]
+    kv_round = _kv_buffer_rounding(cell, tokens, page) if pool_bytes and _allocator_replayed(a, device, None) else 0
+    if kv_round:
+        terms.append(Term(key="kv_allocator_rounding", label="KV buffers rounded to the allocator's 2 MiB segments",
+                          bytes=kv_round, kind="exact",
+                          rule="sglang 0.5.17 / 0.5.23 mem_cache/memory_pool.py:MHATokenToKVPool._create_buffers "
+                               "(one torch.zeros K and one V buffer per layer; MLATokenToKVPool one per layer), each "
+                               "of 10 MiB or more taking a segment rounded up to 2 MiB (rules/allocator.py); "
+                               "SGLang's free-memory readings see the segments"))
     # what the fraction leaves: free after the pools
-    after_pool = last.free_after_load_bytes - last.rope_reserve_bytes - pool_bytes - req_bytes - last.mamba_state_bytes
+    after_pool = (last.free_after_load_bytes - last.rope_reserve_bytes - pool_bytes - req_bytes
+                  - last.mamba_state_bytes - kv_round)
     headroom = after_pool
 
     # --- what SGLang does not budget (graphs: engines/sglang/graphs.py on 0.5.17 CUDA; else vLLM stand-ins) ---
@@ -525,6 +535,20 @@ def _sglang_graph_cost(model, key, r, a, device, tp, layers, *, prefill_on):
     return prefill_graph_cost(model, sizes=r.prefill_bs, max_decode_bs=max(decode_sizes) if decode_sizes else None,
                               tp=tp, moe_tp=1 if a.ep_size > 1 else tp, model_dtype=r.model_dtype, layers=layers,
                               platform=device.platform)
+
+
+def _kv_buffer_rounding(cell: CellSize, tokens: int, page: int) -> int:
+    """What the per-layer KV buffers add to the device by the caching allocator's 2 MiB rounding: MHA/GQA one K and
+    one V buffer per layer (``k_buffer`` / ``v_buffer``, each (size + page) x heads x head_dim), MLA one per layer;
+    other pool kinds (hybrid SWA, Mamba, DSA indexers) are left at 0 (their buffers not replayed)."""
+    if cell.kind not in ("mha", "mla") or cell.num_layers <= 0 or tokens <= 0:
+        return 0
+    per_layer = int(cell.bytes_per_token) // cell.num_layers
+    count = cell.num_layers if cell.kind == "mla" else 2 * cell.num_layers
+    each = (tokens + page) * (per_layer if cell.kind == "mla" else per_layer // 2)
+    if round_size(each) < K_MIN_LARGE_ALLOC:
+        return 0
+    return count * (allocation_size(round_size(each)) - each)
 
 
 def _allocator_replayed(a: SGLangArgs, device: Device, quant) -> bool:

@@ -165,7 +165,8 @@ def levels_of(p: Any) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
     phases: dict[str, tuple[str, str]] = {W: ("weights_loaded", "first")}
     fraction = p.resolved.mem_fraction_static
     static = _static_label(fraction)
-    pools = weights + sum(p.bytes_of(k) for k in ("rope_cache_reserve", "mamba_state", "req_to_token", "kv_cache"))
+    pools = weights + sum(p.bytes_of(k) for k in ("rope_cache_reserve", "mamba_state", "req_to_token", "kv_cache",
+                                                  "kv_allocator_rounding"))
     if p.max_total_num_tokens:
         levels[KV] = pools
         phases[KV] = ("kv_allocated", "first")
