@@ -141,6 +141,11 @@ def test_every_figure_the_log_states_is_recovered(log):
         assert terms["torch may reserve up to (GiB)"]["logged"] == e["warmup"]["limit"]
     if "withheld" in e:
         assert terms["held back by util (GiB)"]["logged"] == e["withheld"]
+    reserved = re.findall(r"Committed \d+ of (\d+) KV cache blocks", log.read_text())
+    if reserved and "reserved blocks" in terms:
+        assert terms["reserved blocks"]["logged"] == int(reserved[-1])
+    for t in ("KV cache committed (GiB)", "held back by util (GiB)", "torch may reserve up to (GiB)"):
+        assert t not in terms or terms[t]["predicted"] is not None or terms[t]["logged"] is not None
     json.dumps(d, default=str)
 
 

@@ -105,6 +105,12 @@ def explain_rows(f) -> list[tuple[str, float | None]]:
     ) if x.get(k) is not None]
 
 
+def _extras(f) -> dict[str, Any]:
+    from .v033_log import _extras as extras
+
+    return extras(f)
+
+
 def compare_rows(plan, f) -> list[tuple[str, Any, Any]]:
     """Rows of ``--compare`` for the 0.34 terms (empty when neither side used the extensible cache)."""
     x = extensible_figures(f)
@@ -122,5 +128,7 @@ def compare_rows(plan, f) -> list[tuple[str, Any, Any]]:
          else None, x.get("kept_transient_gib")),
         ("KV blocks measured (this rank)", r.num_blocks if r.term("reserved_bound") else None,
          x.get("kv_after_warmup_blocks")),
-        ("reserved blocks", r.bytes_of("reserved_bound") // bpb if r.term("reserved_bound") else None, None),
+        # the logged side: 'Committed N of M KV cache blocks' (v0.34.0 extensible_kv_cache.py:commit), M reserved
+        ("reserved blocks", r.bytes_of("reserved_bound") // bpb if r.term("reserved_bound") else None,
+         _extras(f).get("kv_reserved_blocks")),
     ]

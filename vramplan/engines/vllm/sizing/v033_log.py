@@ -171,7 +171,7 @@ def compare_rows(plan, f) -> list[tuple[str, Any, Any]]:
             ("torch may reserve up to (GiB)", h["torch_memory_limit"] / GiB if "torch_memory_limit" in h else None,
              x.get("torch_memory_limit_gib")),
         ]
-    return rows
+    return [row for row in rows if row[1] is not None or row[2] is not None]
 
 
 def _extras(f) -> dict[str, Any]:
