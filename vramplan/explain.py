@@ -254,7 +254,7 @@ def _diagnose(f) -> Diagnosis:
             "kv_allocation": "lower --gpu-memory-utilization: the KV cache was sized for memory that was gone",
             "graph_capture": "lower --gpu-memory-utilization by the graph pool size, fewer capture sizes "
                              "(-cc.max_cudagraph_capture_size) or --enforce-eager",
-            "warmup": "lower --max-num-seqs or --gpu-memory-utilization (the sampler warm-up runs after the KV cache)",
+            "warmup": "lower --max-num-seqs or --gpu-memory-utilization (the warm-up runs after the KV cache)",
             "serving": "lower --gpu-memory-utilization to leave room for what serving allocates beyond the KV cache "
                        "(multimodal encoder outputs, large batches), or --limit-mm-per-prompt / max_pixels",
         }
@@ -456,4 +456,10 @@ def compare(f, *, model: str | None = None, device: str | None = None,
     from .engines.vllm.sizing.v033_log import compare_rows as compare_rows_033
 
     rows[-2:-2] = compare_rows_033(p, f)  # vLLM 0.33/0.34: total consumed; 0.34: committed, withheld, torch limit
+    from .engines.vllm.sizing.v033_log import block_count
+
+    kb = block_count(f, p)
+    if kb.source == "derived":  # vLLM 0.33: the log's tokens / the plan's block size, where exact
+        i = next(i for i, row in enumerate(rows) if row[0] == "GPU blocks")
+        rows.insert(i + 1, ("GPU blocks (logged tokens / block size)", p.num_gpu_blocks, kb.blocks))
     return p, rows

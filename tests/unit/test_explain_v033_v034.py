@@ -135,6 +135,8 @@ def test_every_figure_the_log_states_is_recovered(log):
     terms = {r["term"]: r for r in d["compare"]["rows"]}
     if "consumed" in e:
         assert terms["total consumed (GiB)"]["logged"] == e["consumed"]
+    if kb["source"] == "derived":
+        assert terms["GPU blocks (logged tokens / block size)"]["logged"] == e["result_blocks"]
     if "extended" in e:
         assert terms["KV cache committed (GiB)"]["logged"] == e["extended"][1]
         assert terms["KV blocks measured (this rank)"]["logged"] == e["warmup"]["blocks"]
