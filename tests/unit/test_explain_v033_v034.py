@@ -243,3 +243,20 @@ def test_a_truncated_log_never_raises(name, data):
         return
     json.dumps(x.to_dict(), default=str)
     _text(x)
+
+
+def test_blocks_are_not_derived_where_they_would_not_be_exact():
+    from dataclasses import replace
+
+    from vramplan.api import plan
+    from vramplan.engines.vllm.log import read_log
+    from vramplan.engines.vllm.sizing.v033_log import block_count
+
+    f = read_log(str(ROOT / "data" / "truth" / "logs" / "h100g" / "q8b_e_base.log"))
+    for model in ("google/gemma-3-4b-it", "Qwen/Qwen3.5-9B"):  # several KV cache groups (sliding / GDN + full)
+        kb = block_count(f, plan(model, device="h100-80gb", vllm_version="0.33.0", max_model_len=4096))
+        assert kb.blocks is None and "KV cache groups" in kb.why
+    p = plan("Qwen/Qwen3-8B", device="h100-80gb", vllm_version="0.33.0", max_model_len=4096)
+    assert block_count(f, p).blocks == 394_944 // 16  # one full-attention group of 16-token blocks
+    assert block_count(replace(f, kv_cache_tokens=394_944 + 8), p).blocks is None  # not whole blocks
+    assert block_count(replace(f, max_concurrency=90.0), p).blocks is None  # does not reproduce the logged figure

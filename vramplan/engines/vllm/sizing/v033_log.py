@@ -61,8 +61,8 @@ def block_count(f, plan: Any = None) -> BlockCount:
         return BlockCount(blocks=None, source="none", why="the log states no KV cache size")
     if plan is None:
         return BlockCount(blocks=None, source="none",
-                          why="not logged: vLLM 0.33 logs the KV cache in tokens only; --compare derives the blocks "
-                              "from the plan's block size")
+                          why=f"not logged: this vLLM {f.vllm_version or ''} log states the KV cache in tokens only; "
+                              "--compare derives the blocks from the plan's block size".replace("vLLM  log", "vLLM log"))
     layout = plan.logged_rank.layout
     groups = getattr(layout, "groups", ()) or ()
     if len(groups) != 1:
