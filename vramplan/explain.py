@@ -59,6 +59,13 @@ class Explanation:
     "inferred" (``release``); None when no comparison was asked for or it could not be made."""
     compared_version: str | None = None
     """The release the comparison was planned at (its rule set is ``plan.rules``)."""
+    profile_rows: tuple[tuple[str, Any], ...] = ()
+    """(label, GiB) rows for the 0.33/0.34 profile terms (total consumed, headroom, free after profiling, ...)."""
+    incomplete: bool = False
+    """A 0.33/0.34 log that ends before the KV cache was sized, with no failure in it (verdict null)."""
+    kv_blocks: Any = None
+    """The KV block count where exact (logged, 0.34's 'Extended KV cache to N blocks', or 0.33's tokens / the
+    plan's block size), else why not (``engines/vllm/sizing/v033_log.py:BlockCount``)."""
     range_check: tuple[dict[str, Any], ...] = ()
     """When the release was inferred and its range holds several rule sets: the log planned with each of the
     others (:func:`range_check`), so the report can say whether they agree."""
@@ -130,11 +137,27 @@ def budget_checks(f) -> list[tuple[str, bool | None, str]]:
         label = "KV + non-KV" + (" + CUDA-graph estimate" if est else "") + " = requested"
         out.append((label, abs(s - req) <= 0.03, f"{_r(kv)} + {_r(nk)}" + (f" + {_r(est)}" if est else "")
                     + f" = {_r(s)} GiB; requested {_r(req)}"))
+    from .engines.vllm.sizing.v033_log import consumed_check
+
+    c033 = consumed_check(f)  # vLLM 0.33/0.34: non-KV = total consumed + transient headroom
+    if c033 is not None:
+        out.append(c033)
     return out
 
 
 def diagnose(f) -> Diagnosis:
     """Plain words about what happened, and the smallest change, from the logged figures alone."""
+    d = _diagnose(f)
+    if f.error_kind and f.error_kind != "out_of_memory" and "total consumed" not in d.summary:
+        from .engines.vllm.sizing.v033_log import profile_clause
+
+        clause = profile_clause(f)  # vLLM 0.33/0.34: the profile run's terms behind a refusal
+        if clause:
+            return Diagnosis(summary=f"{d.summary} Profile run: {clause}.", fix=d.fix)
+    return d
+
+
+def _diagnose(f) -> Diagnosis:
     from .engines.vllm.sizing.extensible_log import diagnose_extensible
 
     d034 = diagnose_extensible(f, Diagnosis)  # vLLM 0.34's extensible KV cache (None for other logs)
@@ -143,11 +166,23 @@ def diagnose(f) -> Diagnosis:
     total = f.total_gib or f.total_memory_gib
     util = f.gpu_memory_utilization or f.args.get("gpu_memory_utilization")
     kind = f.error_kind
+    from .engines.vllm.sizing.v033_log import commit_clause, incomplete, profile_clause
+
+    if incomplete(f):  # vLLM 0.33/0.34: the log ends before the KV cache was sized, and states no failure
+        known = f"; the last KV budget it logged was {_r(f.kv_cache_gib)} GiB" if f.kv_cache_gib is not None else ""
+        cc = commit_clause(f)
+        return Diagnosis(summary=f"The log ends before the startup finished: it has no 'GPU KV cache size' line and no "
+                                 f"failure (cut short, or the process was stopped){known}"
+                                 + (f"; {cc}" if cc else "") + ". Nothing here says the server started."
+                                 + (f" Profile run: {profile_clause(f)}." if profile_clause(f) else ""), fix=None)
     if kind is None:
         parts = []
-        if f.weights_gib is not None:
+        clause = profile_clause(f)  # vLLM 0.33: 'total consumed (from mem_get_info)' instead of non-torch
+        if clause is not None:
+            parts.append(clause)
+        elif f.weights_gib is not None:
             parts.append(f"weights {_r(f.weights_gib)} GiB")
-        if activation_peak_gib(f) is not None:
+        if clause is None and activation_peak_gib(f) is not None:
             parts.append(f"profile-run activation peak {_r(activation_peak_gib(f))} GiB")
         if f.non_torch_gib is not None:
             parts.append(f"non-torch {_r(f.non_torch_gib)} GiB")
@@ -219,12 +254,14 @@ def diagnose(f) -> Diagnosis:
             "kv_allocation": "lower --gpu-memory-utilization: the KV cache was sized for memory that was gone",
             "graph_capture": "lower --gpu-memory-utilization by the graph pool size, fewer capture sizes "
                              "(-cc.max_cudagraph_capture_size) or --enforce-eager",
-            "warmup": "lower --max-num-seqs or --gpu-memory-utilization (the sampler warm-up runs after the KV cache)",
+            "warmup": "lower --max-num-seqs or --gpu-memory-utilization (the warm-up runs after the KV cache)",
             "serving": "lower --gpu-memory-utilization to leave room for what serving allocates beyond the KV cache "
                        "(multimodal encoder outputs, large batches), or --limit-mm-per-prompt / max_pixels",
         }
-        return Diagnosis(summary=f"The device ran out of memory during {phase.replace('_', ' ')}: "
-                                 f"{msg[:200]}", fix=fixes.get(phase, "lower --gpu-memory-utilization"))
+        cc = commit_clause(f)  # vLLM 0.34: how much of the KV cache was committed when it failed
+        return Diagnosis(summary=f"The device ran out of memory during {phase.replace('_', ' ')}"
+                                 + (f", after {cc}" if cc else "") + f": {msg[:200]}",
+                         fix=fixes.get(phase, "lower --gpu-memory-utilization"))
     return Diagnosis(summary=f"The startup failed ({kind}): {msg[:240]}", fix=None)
 
 
@@ -241,7 +278,10 @@ def facts_to_dict(f, diag: Diagnosis) -> dict[str, Any]:
 
     from .engines.vllm.sizing.extensible_log import extensible_figures
 
-    return facts_dict(f, diag, budget_checks(f), activation_peak_gib(f), extensible=extensible_figures(f) or None)
+    from .engines.vllm.sizing.v033_log import incomplete
+
+    return facts_dict(f, diag, budget_checks(f), activation_peak_gib(f), extensible=extensible_figures(f) or None,
+                      incomplete=incomplete(f))
 
 
 def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: str | None = None,
@@ -250,6 +290,7 @@ def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: s
     """An :class:`Explanation` of the facts read from a log. ``release`` defaults to the inference from the
     log's lines when it states no version."""
     from .engines.vllm.sizing.extensible_log import explain_rows, extensible_figures
+    from .engines.vllm.sizing.v033_log import block_count, incomplete, profile_rows
 
     if release is None and f.vllm_version is None:
         from .engines.vllm.log.release import infer_release
@@ -260,7 +301,8 @@ def explanation(f, *, compared: bool = False, compare_rows=None, compare_note: s
                        compare_rows=tuple(compare_rows) if compare_rows else None, compare_note=compare_note,
                        plan=plan, extensible=extensible_figures(f) or None, extensible_rows=tuple(explain_rows(f)),
                        release=release, release_source=release_source, compared_version=compared_version,
-                       range_check=tuple(range_check))
+                       range_check=tuple(range_check), kv_blocks=block_count(f, plan),
+                       profile_rows=tuple(profile_rows(f)), incomplete=incomplete(f))
 
 
 def _extensible_json(f) -> dict | None:
@@ -411,4 +453,13 @@ def compare(f, *, model: str | None = None, device: str | None = None,
     from .engines.vllm.sizing.extensible_log import compare_rows
 
     rows[-2:-2] = compare_rows(p, f)  # vLLM 0.34: the post-warm-up figures
+    from .engines.vllm.sizing.v033_log import compare_rows as compare_rows_033
+
+    rows[-2:-2] = compare_rows_033(p, f)  # vLLM 0.33/0.34: total consumed; 0.34: committed, withheld, torch limit
+    from .engines.vllm.sizing.v033_log import block_count
+
+    kb = block_count(f, p)
+    if kb.source == "derived":  # vLLM 0.33: the log's tokens / the plan's block size, where exact
+        i = next(i for i, row in enumerate(rows) if row[0] == "GPU blocks")
+        rows.insert(i + 1, ("GPU blocks (logged tokens / block size)", p.num_gpu_blocks, kb.blocks))
     return p, rows

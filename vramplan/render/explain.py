@@ -14,7 +14,7 @@ __all__ = ["facts_dict", "explanation_to_dict", "render_explanation"]
 
 
 def facts_dict(f, diag, checks, activation_peak_gib: float | None, *,
-               extensible: dict[str, Any] | None = None) -> dict[str, Any]:
+               extensible: dict[str, Any] | None = None, incomplete: bool = False) -> dict[str, Any]:
     """The ``explain --json`` object: the plan's keys (null where the log is silent) plus log-only fields.
     ``checks`` and ``activation_peak_gib`` are ``explain.budget_checks``'s and ``explain.activation_peak_gib``'s."""
     a = f.args
@@ -29,7 +29,8 @@ def facts_dict(f, diag, checks, activation_peak_gib: float | None, *,
         "tp": tp, "pp": pp, "dp": dp,
         "max_model_len": a.get("max_model_len") or f.max_concurrency_len,
         "block_size": f.block_size,
-        "verdict": "fails" if f.error_kind else ("starts" if f.kv_cache_gib is not None or f.kv_cache_tokens else None),
+        "verdict": "fails" if f.error_kind else (None if incomplete else
+                                                 "starts" if f.kv_cache_gib is not None or f.kv_cache_tokens else None),
         "error_kind": f.error_kind,
         "error_subkind": f.error_subkind,
         "error_message": f.error_message,
@@ -62,9 +63,12 @@ def explanation_to_dict(x: "Explanation") -> dict[str, Any]:
     """Plan ``--json``'s keys (null where the log is silent), the log-only fields, and ``compare`` if asked.
     ``release_inference``: the release inferred from the log's lines when it states no version (null when it
     does); ``vllm_version`` stays what the log said."""
-    obj = facts_dict(x.facts, x.diagnosis, x.checks, x.activation_peak_gib, extensible=x.extensible)
+    obj = facts_dict(x.facts, x.diagnosis, x.checks, x.activation_peak_gib, extensible=x.extensible,
+                     incomplete=getattr(x, "incomplete", False))
     release = getattr(x, "release", None)
     obj["release_inference"] = release.to_dict() if release is not None else None
+    kb = getattr(x, "kv_blocks", None)
+    obj["kv_blocks"] = kb.to_dict() if kb is not None else None
     if x.compared:
         obj["compare"] = ({"rows": [{"term": t, "predicted": p, "logged": lg} for t, p, lg in x.compare_rows]}
                           if x.compare_rows else {"unavailable": x.compare_note})
@@ -95,6 +99,10 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
     t = Table(header_style="bold")
     t.add_column("term", overflow="fold")
     ranks = list(f.ranks.values()) if len(f.ranks) > 1 else []
+    if ranks:  # a process that logged none of the table's figures (the API server) is not a column of '?'
+        shown = [r for r in ranks if any(getattr(r, fld, None) is not None for fld in _TABLE_FIELDS
+                                         if fld != "total_gib")]
+        ranks = shown if len(shown) > 1 else []
     t.add_column("GiB (logged)", justify="right", no_wrap=True)
     for r in ranks[:4]:
         t.add_column(r.rank, justify="right", no_wrap=True)
@@ -113,17 +121,27 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
         if fld == "kv_cache_gib" and f.era == "v1-v0.34":
             label = "KV budget before warm-up (reserved)"
         t.add_row(label, _r(v), *[_r(getattr(r, fld, None)) for r in ranks[:4]])
+    for label, v in getattr(x, "profile_rows", ()):  # vLLM 0.33/0.34: total consumed, headroom, free after profiling
+        t.add_row(label, _r(v), *[""] * len(ranks[:4]))
     for label, v in x.extensible_rows:  # vLLM 0.34: after warm-up and capture
         t.add_row(label, _r(v), *[""] * len(ranks[:4]))
     con.print(t)
     if f.num_gpu_blocks or f.kv_cache_tokens:
-        con.print(f"KV cache: {f.num_gpu_blocks or '?'} blocks · {f.kv_cache_tokens or 0:,} tokens · "
-                  f"max concurrency {_r(f.max_concurrency)}x at {f.max_concurrency_len or '?'} tokens", highlight=False)
+        kb = getattr(x, "kv_blocks", None)
+        blocks = f.num_gpu_blocks or (kb.blocks if kb is not None else None)
+        mcl = f.max_concurrency_len or f.args.get("max_model_len")
+        line = (f"KV cache: {f'{blocks:,} blocks · ' if blocks else ''}{f.kv_cache_tokens or 0:,} tokens"
+                + (f" · max concurrency {_r(f.max_concurrency)}x at {mcl if mcl else '?'} tokens"
+                   if f.max_concurrency is not None else ""))
+        con.print(line, highlight=False)
+        if kb is not None and kb.source != "logged":
+            con.print(f"  blocks {kb.why}", style="dim", highlight=False)
     for name, ok, arith in x.checks:
         mark = "ok " if ok else ("-- " if ok is None else "!! ")
         con.print(f"{mark}{name}: {arith}", style="dim" if ok is not False else "yellow", highlight=False)
-    con.print(("[bold red]FAILED[/bold red] " if f.error_kind else "[bold green]STARTED[/bold green] ") + diag.summary,
-              highlight=False)
+    state = ("[bold red]FAILED[/bold red] " if f.error_kind else
+             "[bold yellow]INCOMPLETE[/bold yellow] " if getattr(x, "incomplete", False) else "[bold green]STARTED[/bold green] ")
+    con.print(state + diag.summary, highlight=False)
     if diag.fix:
         con.print(f"Fix: {diag.fix}", style="bold yellow", highlight=False)
     for w in f.warnings[:6]:
@@ -161,6 +179,10 @@ def render_explanation(x: "Explanation", console: "Console") -> None:
                     con.print(f"{c['rules']} (also in {rng}) differs: {terms}", style="yellow", highlight=False)
     elif note:
         con.print(f"compare: {note} — showing the log side only", style="yellow", highlight=False)
+
+
+_TABLE_FIELDS = ("total_gib", "initial_free_gib", "requested_gib", "weights_gib", "torch_peak_increase_gib",
+                 "non_torch_gib", "cudagraph_estimate_gib", "non_kv_total_gib", "kv_cache_gib", "cudagraph_actual_gib")
 
 
 def _fmt(v: Any) -> str:

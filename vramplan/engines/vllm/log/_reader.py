@@ -35,6 +35,9 @@ _OOM_SUB = {
 # traceback frames -> phase, most specific first
 _FRAME_PHASE = (
     ("_dummy_sampler_run", "warmup", "oom_during_sampler_warmup"),
+    # vLLM v0.34.0 v1/worker/gpu/warmup.py:warmup_kernels, called from _initialize_kv_caches after the cache is
+    # committed (a line of that frame also reads 'initialize_kv_cache')
+    ("warmup_kernels", "warmup", "oom_during_warmup"),
     ("_dummy_pooler_run", "warmup", "oom_during_pooler_warmup"),
     ("capture_model", "graph_capture", "oom_during_graph_capture"),
     ("_capture_cudagraphs", "graph_capture", "oom_during_graph_capture"),

@@ -981,10 +981,15 @@ def h_extensible(r: LogReader, ln: _Line) -> None:
     # to %s GiB."; extend_kv_cache "Extended KV cache to %d blocks (%.2f GiB)." and "Remapping the KV cache from %d
     # to %d blocks to fit the measured budget."
     t = ln.text
-    if _rx(r"^Committed \d{1,12} of \d{1,12} KV cache blocks \(").search(t):
+    m = _rx(rf"^Committed (\d{{1,12}}) of (\d{{1,12}}) KV cache blocks \((?:({U}) ?GiB physical\))?").search(t)
+    if m:
         # v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.commit (debug): "Committed %d of %d KV cache blocks
         # (%s GiB physical)." -- 0.34's module, logged even when the startup dies in warm-up before the summary
         r.era_marker("v1-v0.34")
+        r.extra(ln, "kv_commit_blocks", _i(m.group(1)))
+        r.extra(ln, "kv_reserved_blocks", _i(m.group(2)))
+        if m.group(3):
+            r.extra(ln, "kv_commit_physical_gib", _f(m.group(3)))
         return
     m = _rx(rf"Memory after warmup: ({U}) ?GiB free, ({U}) ?GiB committed to the KV cache, ({U}) ?GiB kept for "
             rf"transient activations \(({U}) ?GiB allocated at peak, ({U}) ?GiB of torch reservation growth\); "

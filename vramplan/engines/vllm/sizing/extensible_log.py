@@ -48,6 +48,18 @@ def diagnose_extensible(f, diagnosis_cls):
             f"{_r(x.get('free_after_warmup_gib'))} GiB was free, {_r(x.get('kept_transient_gib'))} GiB was kept for "
             f"transient activations plus a margin of max(1 GiB, 0.75 x that), and {blocks or '?'} blocks "
             f"({_r(measured)} GiB) fit within the requested {_r(f.requested_gib)} GiB.")
+    from .v033_log import profile_clause
+
+    clause = profile_clause(f)  # the profile run's terms, as 0.33 logs them
+    if clause:
+        head = head.replace(" (the extensible KV cache): the profile run", f" (the extensible KV cache). Profile run: "
+                                                                         f"{clause}. The profile run", 1)
+    if x.get("committed_before_gib") is not None:
+        head += f" {_r(x['committed_before_gib'])} GiB was already committed to the KV cache before that measure."
+    if x.get("kv_committed_gib") is not None and f.num_gpu_blocks:
+        head += f" vLLM then extended the KV cache to {f.num_gpu_blocks} blocks ({_r(x['kv_committed_gib'])} GiB)."
+    if x.get("torch_memory_limit_gib") is not None:
+        head += f" Torch may reserve up to {_r(x['torch_memory_limit_gib'])} GiB."
     if x.get("util_withheld_gib") is not None:
         head += (f" gpu_memory_utilization {util} held {_r(x['util_withheld_gib'])} GiB of free memory out of the "
                  f"KV cache; left unset it defaults to 1.0 under the extensible cache.")
@@ -84,9 +96,19 @@ def explain_rows(f) -> list[tuple[str, float | None]]:
         ("free after warm-up", "free_after_warmup_gib"),
         ("kept for transients", "kept_transient_gib"),
         ("KV cache measured after warm-up", "kv_after_warmup_gib"),
-        ("KV cache committed", "kv_committed_gib"),
+        ("committed to KV before the measure", "committed_before_gib"),
+        ("transient peak allocated", "transient_peak_gib"),
+        ("torch reservation growth", "torch_reserve_growth_gib"),
+        ("KV cache committed (extended)", "kv_committed_gib"),
+        ("torch may reserve up to", "torch_memory_limit_gib"),
         ("held back by util", "util_withheld_gib"),
     ) if x.get(k) is not None]
+
+
+def _extras(f) -> dict[str, Any]:
+    from .v033_log import _extras as extras
+
+    return extras(f)
 
 
 def compare_rows(plan, f) -> list[tuple[str, Any, Any]]:
@@ -106,5 +128,7 @@ def compare_rows(plan, f) -> list[tuple[str, Any, Any]]:
          else None, x.get("kept_transient_gib")),
         ("KV blocks measured (this rank)", r.num_blocks if r.term("reserved_bound") else None,
          x.get("kv_after_warmup_blocks")),
-        ("reserved blocks", r.bytes_of("reserved_bound") // bpb if r.term("reserved_bound") else None, None),
+        # the logged side: 'Committed N of M KV cache blocks' (v0.34.0 extensible_kv_cache.py:commit), M reserved
+        ("reserved blocks", r.bytes_of("reserved_bound") // bpb if r.term("reserved_bound") else None,
+         _extras(f).get("kv_reserved_blocks")),
     ]
