@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vramplan  # noqa: E402
+from accuracy_sglang import pair_cell  # noqa: E402
 from cases import Case, load_cases  # noqa: E402
 from vramplan.api import load_model  # noqa: E402
 from vramplan.engines.vllm.flags import EngineArgs  # noqa: E402
@@ -161,9 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in r:
                 continue
 
-            def f(key, fmt="{:.2f}"):
-                p, lg = r[key]
-                return (fmt.format(p) if p is not None else "-") + " / " + (fmt.format(lg) if lg is not None else "-")
+            def f(key, fmt="{:.2f}", r=r):
+                return pair_cell(r, key, fmt)
 
             if r["scope"] == "weights":
                 print(f"| `{r['id']}` | {f('weights_gib')} | (weights only) | | | |")

@@ -157,6 +157,12 @@ def sglang_section(rows: list[dict], summary) -> list[str]:
     return out
 
 
+def pair_cell(r: dict, key: str, fmt: str = "{:.2f}") -> str:
+    """``predicted / logged`` of one row's figure, ``-`` where absent."""
+    p, lg = r[key]
+    return (fmt.format(p) if p is not None else "-") + " / " + (fmt.format(lg) if lg is not None else "-")
+
+
 def sglang_case_rows(rows: list[dict]) -> list[str]:
     out = ["\n| SGLang case | weights pred/logged GiB | KV tokens | fraction | max running | avail after startup GiB "
            "| graphs GiB | verdict (kind at phase) |", "|---|---|---|---|---|---|---|---|"]
@@ -164,9 +170,8 @@ def sglang_case_rows(rows: list[dict]) -> list[str]:
         if "error" in r:
             continue
 
-        def f(key, fmt="{:.2f}"):
-            p, lg = r[key]
-            return (fmt.format(p) if p is not None else "-") + " / " + (fmt.format(lg) if lg is not None else "-")
+        def f(key, fmt="{:.2f}", r=r):
+            return pair_cell(r, key, fmt)
 
         (kind, phase), exp = r["error_kind"]
         v = f"{r['verdict'][0]}/{r['verdict'][1]}" + (f" ({kind} at {phase})" if kind else "")

@@ -155,14 +155,18 @@ def _error_kind(text: str | None) -> str | None:
     return "other"
 
 
+def _jsonl(path: Path):
+    """The objects of a JSON-lines file, blank lines skipped."""
+    for line in path.read_text().splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
 def _device_cases(path: Path, source: str) -> list[Case]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        c = json.loads(line)
+    for c in _jsonl(path):
         if c.get("status", "ok") not in ("ok", "failed") or "missing package" in str(c.get("error", "")):
             continue
         if c.get("status") == "failed" and "compressed_tensors" in str(c.get("error", "")):
@@ -346,10 +350,7 @@ def load_sglang_cases() -> list[SGLangCase]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        c = json.loads(line)
+    for c in _jsonl(path):
         if c.get("engine") != "sglang":
             continue
         hw = c.get("hardware") or {}

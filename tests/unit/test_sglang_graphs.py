@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import DATA
+from tests.sglang_truth import case_flags
 
 TRUTH = DATA / "truth_sglang"
 CASES = [json.loads(line) for line in (TRUTH / "cases.jsonl").read_text().splitlines() if line.strip()]
@@ -37,14 +38,7 @@ def _model(name: str):
 
 
 def _flags(case: dict) -> list[str]:
-    out: list[str] = []
-    for key, value in case["args"].items():
-        if value is None or value is False:
-            continue
-        out.append("--" + key.replace("_", "-"))
-        if value is not True:
-            out.append(str(value))
-    return out
+    return case_flags(case)
 
 
 def _logged(text: str, phase: str) -> float | None:

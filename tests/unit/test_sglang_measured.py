@@ -3,20 +3,18 @@
 Expected values are the numbers SGLang logged (quoted in each test) or hand calculations from the config.
 """
 
-import json
-from pathlib import Path
 
 import pytest
 
+from tests.sglang_truth import case_flags, sglang_cases
 from vramplan.engines import sglang
 
-ROOT = Path(__file__).resolve().parents[2]
 GiB = 2**30
 TOTAL_H100 = 81080 * 2**20  # torch's total on the lent H100: "GPU 0 has a total capacity of 79.18 GiB"
 
 
 def _cases():
-    return [json.loads(line) for line in (ROOT / "data/truth_sglang/cases.jsonl").read_text().splitlines() if line]
+    return sglang_cases()
 
 
 def _plan(**kw):
@@ -96,12 +94,7 @@ def test_startup_at_097_is_a_start_with_a_serving_risk():
 @pytest.mark.parametrize("case", [c for c in _cases() if c["status"] == "ok"], ids=lambda c: c["id"])
 def test_every_real_startup_within_the_bar(case):
     """KV tokens within 1% (the issue's median bar, every case), the default fraction exact, and the verdict."""
-    flags = []
-    for k, v in case["args"].items():
-        if v is True:
-            flags.append("--" + k.replace("_", "-"))
-        elif v not in (False, None):
-            flags += ["--" + k.replace("_", "-"), str(v)]
+    flags = case_flags(case)
     p = sglang.plan(case["model_src"], device="h100-80gb", sglang_version=case["engine_version"], flags=flags)
     m = case["measured"]
     assert p.resolved.mem_fraction_static == pytest.approx(m["mem_fraction_static"], abs=1e-12)
@@ -128,12 +121,7 @@ def test_reserved_segments_by_hand():
 @pytest.mark.parametrize("case", _cases(), ids=lambda c: c["id"])
 def test_weights_of_every_real_startup(case):
     """Within 0.5% of "Load weight end. ... mem usage=X GB" (the issue's bar), every run."""
-    flags = []
-    for k, v in case["args"].items():
-        if v is True:
-            flags.append("--" + k.replace("_", "-"))
-        elif v not in (False, None):
-            flags += ["--" + k.replace("_", "-"), str(v)]
+    flags = case_flags(case)
     p = sglang.plan(case["model_src"], device="h100-80gb", sglang_version=case["engine_version"], flags=flags)
     logged = case["measured"]["weights_gib"]
     err = abs(p.logged_stage.weights.total_bytes / GiB - logged) / logged

@@ -19,6 +19,7 @@ import re
 import pytest
 
 from tests.conftest import DATA
+from tests.sglang_truth import case_flags
 
 TRUTH = DATA / "truth_sglang"
 LOGS = sorted((TRUTH / "logs").glob("*/*.log"))
@@ -174,13 +175,7 @@ def test_every_case_plans_with_sglangs_resolved_fraction(case):
     equals the one SGLang logged in its server_args (checked against the log here too)."""
     from vramplan.engines import sglang
 
-    flags: list[str] = []
-    for key, value in case["args"].items():
-        if value is None or value is False:
-            continue
-        flags.append("--" + key.replace("_", "-"))
-        if value is not True:
-            flags.append(str(value))
+    flags = case_flags(case)
     logged = case["measured"]["mem_fraction_static"]
     assert logged == _expected((TRUTH / case["source"]["log"]).read_text(errors="replace"))["fraction"]
     p = sglang.plan(case["model_src"], device="h100-80gb", sglang_version=case["engine_version"], flags=flags)

@@ -1,0 +1,25 @@
+"""The real SGLang startups of data/truth_sglang (bench/truth/sglang/to_cases.py) as the tests read them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "data" / "truth_sglang" / "cases.jsonl"
+
+
+def sglang_cases() -> list[dict]:
+    return [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
+
+
+def case_flags(case: dict) -> list[str]:
+    """The run's SGLang flags (``args`` keeps SGLang's names; True is a bare flag, False/None are absent)."""
+    out: list[str] = []
+    for key, value in case["args"].items():
+        if value is None or value is False:
+            continue
+        out.append("--" + key.replace("_", "-"))
+        if value is not True:
+            out.append(str(value))
+    return out
