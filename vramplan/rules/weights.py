@@ -107,8 +107,9 @@ def _rank_shape(p: Param, *, tp: int, moe_tp: int, ep: int) -> tuple[int, ...]:
     raise AssertionError(p.shard)
 
 
-def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtype: str) -> int:
-    if p.quantized_only and quant is None:
+def _param_bytes(p: Param, shape: tuple[int, ...], quant: QuantSpec | None, dtype: str, *,
+                 unquantized_copies: bool = False) -> int:
+    if p.quantized_only and quant is None and not unquantized_copies:
         return 0
     expert = p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW)
     if quant is not None and quant.expert_quant is not None and expert and p.quantizable:
@@ -187,6 +188,7 @@ def weights_per_rank(
     allocator_blocks: bool = False,
     allocator_max_split_bytes: int | None = None,
     allocator_reserved: bool = False,
+    unquantized_copies: bool = False,
 ) -> WeightShares:
     """Bytes of weights on one rank (TP rank 0 of pipeline stage ``pp_rank``).
 
@@ -197,6 +199,9 @@ def weights_per_rank(
     ``allocator_blocks``: add the caching allocator's rounding (part ``allocator``, rules/allocator.py), the
     tensors allocated in vLLM's creation order, under ``allocator_max_split_bytes`` (``max_split_size``);
     ``allocator_reserved``: the segments reserved instead of the blocks allocated (an engine that reads free memory).
+    ``unquantized_copies``: the model-dtype copies (``Param.quantized_only``) exist also without a quantization, made
+    after loading (SGLang's MLA ``w_kc`` / ``w_vc``: sglang 0.5.17 / 0.5.23
+    models/deepseek_common/deepseek_weight_loader.py:post_load_weights, ``.contiguous()`` copies of ``kv_b_proj``).
     """
     moe_tp, ep = (1, tp * dp) if expert_parallel else (tp * dp, 1)
     start, end = pp_layer_split(model.num_hidden_layers, pp, pp_partition)[pp_rank]
@@ -209,7 +214,7 @@ def weights_per_rank(
         sections.append((group, params, shard_tp))
         for p in params:
             shape = _rank_shape(p, tp=shard_tp, moe_tp=moe_tp, ep=ep)
-            nbytes = _param_bytes(p, shape, quant, dtype) * count
+            nbytes = _param_bytes(p, shape, quant, dtype, unquantized_copies=unquantized_copies) * count
             parts[p.part] = parts.get(p.part, 0) + nbytes
             if p.part != "buffer" and not (p.quantized_only and quant is None):
                 numel += math.prod(shape) * count
@@ -270,7 +275,8 @@ def weights_per_rank(
         layers = [(params, tp) for params in model.layer_params[start:end]]
         exact = sum(parts.values())
         blocks = _allocator_bytes(sections, layers, moe_tp=moe_tp, ep=ep, quant=quant, dtype=dtype,
-                                  max_split_bytes=allocator_max_split_bytes, reserved=allocator_reserved)
+                                  max_split_bytes=allocator_max_split_bytes, reserved=allocator_reserved,
+                                  unquantized_copies=unquantized_copies)
         if blocks > exact:
             parts["allocator"] = blocks - exact
     order = ("embed", "attention", "mlp", "moe", "norm", "lm_head", "vision", "buffer", "other", "allocator")
@@ -284,7 +290,7 @@ def _is_rope_cache(p: Param) -> bool:
 
 
 def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec | None, dtype: str,
-                     max_split_bytes: int | None, reserved: bool = False) -> int:
+                     max_split_bytes: int | None, reserved: bool = False, unquantized_copies: bool = False) -> int:
     """The allocator's block bytes for the rank's tensors (rules/allocator.py), in vLLM's creation order as the
     multimodal wrappers build it: the vision tower first (e.g. vLLM v0.26.0
     vllm/model_executor/models/qwen2_5_vl.py:Qwen2_5_VLForConditionalGeneration.__init__), then the embedding, the
@@ -320,8 +326,11 @@ def _allocator_bytes(sections, layers, *, moe_tp: int, ep: int, quant: QuantSpec
         converted: list[tuple[bool, int, int]] = []  # (is bias, new bytes, loaded event freed or -1) of this layer
         for p in params:
             shape = _rank_shape(p, tp=shard_tp, moe_tp=moe_tp, ep=ep)
-            nbytes = _param_bytes(p, shape, quant, dtype)
+            nbytes = _param_bytes(p, shape, quant, dtype, unquantized_copies=unquantized_copies)
             if not nbytes:
+                continue
+            if p.quantized_only and quant is None:  # an unquantized copy: made after loading
+                after_load.append(Alloc(nbytes))
                 continue
             if triton and p.part == "moe" and p.shard in (Shard.EXPERT_COLUMN, Shard.EXPERT_ROW):
                 if quant.moe_pad:

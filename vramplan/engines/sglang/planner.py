@@ -22,7 +22,7 @@ from ...errors import InvalidConfig
 from ...estimate.activation import profile_peak
 from ...estimate.overheads import cudagraph, non_torch
 from ...inputs.devices import Device
-from ...model.description import ModelDescription, Shard
+from ...model.description import ModelDescription
 from ...model.quant import parse_quant
 from ...plan import Term
 from ...rules.weights import WeightShares, weights_per_rank
@@ -238,8 +238,8 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
         # reserved segments, replayed in creation order on CUDA with no split limit (rules/allocator.py)
         w = weights_per_rank(rope.model, dtype=r.model_dtype, quant=quant, tp=tp, pp=pp, pp_rank=rank, dp=1,
                              expert_parallel=a.ep_size > 1, pp_partition=partition if pp > 1 else None,
-                             allocator_blocks=_allocator_replayed(a, device, quant), allocator_reserved=True)
-        w = _with_mla_copies(w, model, quant=quant, tp=tp, layers=range(start, stop))
+                             allocator_blocks=_allocator_replayed(a, device, quant), allocator_reserved=True,
+                             unquantized_copies=True)  # MLA's w_kc / w_vc (rules/weights.py)
         after = load_begin - w.total_bytes
         rest = rest_bytes(free_after_load_bytes=after - reserve, free_before_load_bytes=pre, fraction=r.mem_fraction_static,
                           mm_reservation_gb=mm_gb)
@@ -579,26 +579,6 @@ def _mm_ipc_pool(model: ModelDescription, a: SGLangArgs, device: Device, rules: 
     except ValueError:
         mib = 1024
     return mm_ipc_pool_bytes(pool_mib=max(mib, 0), workers=a.tokenizer_worker_num, context_bytes=context_bytes)
-
-
-def _with_mla_copies(w: WeightShares, model: ModelDescription, *, quant, tp: int, layers: range) -> WeightShares:
-    """SGLang keeps ``w_kc`` and ``w_vc`` as contiguous copies of ``kv_b_proj`` also when it is unquantized (sglang
-    0.5.17 / 0.5.23 models/deepseek_common/deepseek_weight_loader.py:post_load_weights: ``w_kc.transpose(1, 2)
-    .contiguous()``, ``w_vc.contiguous()``; the dummy loader calls it too, model_loader/loader.py:_post_load_weights),
-    where vLLM's ``W_UK_T`` / ``W_UV`` are views (the description's quantized-only param). Quantized, the description
-    already counts them."""
-    if quant is not None:
-        return w
-    extra = 0
-    for i in layers:
-        for p in model.layer_params[i]:
-            if p.quantized_only and p.name.endswith("W_UK_T+W_UV"):
-                rows = -(-p.shape[0] // tp) if p.shard is Shard.COLUMN else p.shape[0]
-                extra += rows * p.shape[1] * 2  # bfloat16 (the dequantized / model dtype of the copies)
-    if not extra:
-        return w
-    parts = tuple((k, b + extra) if k == "attention" else (k, b) for k, b in w.parts)
-    return replace(w, total_bytes=w.total_bytes + extra, parts=parts)
 
 
 def _mamba_slots_per_request(model: ModelDescription, a: SGLangArgs, rules: SGLangRules) -> int:
