@@ -316,14 +316,9 @@ class SGLangCase:
 
     @property
     def flags(self) -> list[str]:
-        out: list[str] = []
-        for key, value in self.args.items():
-            if value is None or value is False:
-                continue
-            out.append("--" + key.replace("_", "-"))
-            if value is not True:
-                out.append(str(value))
-        return out
+        from vramplan.engines.sglang.flags import server_args_flags
+
+        return server_args_flags(self.args)
 
 
 def sglang_log_error(text: str) -> tuple[str, str] | None:

@@ -15,11 +15,6 @@ def sglang_cases() -> list[dict]:
 
 def case_flags(case: dict) -> list[str]:
     """The run's SGLang flags (``args`` keeps SGLang's names; True is a bare flag, False/None are absent)."""
-    out: list[str] = []
-    for key, value in case["args"].items():
-        if value is None or value is False:
-            continue
-        out.append("--" + key.replace("_", "-"))
-        if value is not True:
-            out.append(str(value))
-    return out
+    from vramplan.engines.sglang.flags import server_args_flags
+
+    return server_args_flags(case["args"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from ...errors import FlagError, InvalidConfig
 
-__all__ = ["SGLangArgs", "ParsedSGLang", "parse_sglang_flags", "is_sglang_command", "FLAG_NAMES"]
+__all__ = ["SGLangArgs", "ParsedSGLang", "parse_sglang_flags", "is_sglang_command", "FLAG_NAMES", "server_args_flags"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,3 +283,16 @@ _MAMBA_STRATEGIES = ("auto", "no_buffer", "extra_buffer", "extra_buffer_lazy")
 _KV_NOT_MODELLED = ("mxfp8", "nvfp4", "fp4_e2m1", "fp4_mx_block16")
 
 SGLANG_FIELDS = {f.name for f in fields(SGLangArgs)}
+
+
+def server_args_flags(args: dict) -> list[str]:
+    """SGLang's command-line flags for ``ServerArgs`` field values (its own names): ``True`` is a bare store_true
+    flag, ``False`` and ``None`` are left out, anything else is ``--name value``."""
+    out: list[str] = []
+    for key, value in args.items():
+        if value is None or value is False:
+            continue
+        out.append("--" + str(key).replace("_", "-"))
+        if value is not True:
+            out.append(str(value))
+    return out
