@@ -124,22 +124,13 @@ def _main_replay(args: argparse.Namespace, cmd: list[str]) -> int:
                          hint="vramplan watch --replay DIR [-- vllm serve MODEL ...]")
     if getattr(args, "level", None):
         raise InputError("--level does not go with --replay", hint="the levels come from planning the command")
-    out = getattr(args, "out", None)
     fmt = getattr(args, "plot_format", "png")
-    plot_path = None
-    if not os.path.isfile(os.path.join(args.replay, "timeline.jsonl")):
-        raise InputError(f"no timeline.jsonl in {args.replay}", hint="pass the folder watch wrote (--out DIR)")
+    out = getattr(args, "out", None)
     if out is None:  # never over the recorded folder (it may be a committed record)
         import time
 
         out = time.strftime("vramplan-replay-%Y%m%d-%H%M%S")
-    if out is not None:
-        try:
-            os.makedirs(out, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"cannot create the output folder {out}: {e.strerror}",
-                             hint="pass --out with a folder you can write") from None
-        plot_path = os.path.join(out, f"timeline.{fmt}")
+    plot_path = os.path.join(out, f"timeline.{fmt}")  # replay() creates the folder once the record reads
     r = replay(args.replay, cmd=cmd or None, plot_path=plot_path, plot_format=fmt, plan_levels=plan_levels_for)
     err = sys.stderr
     if r.note:

@@ -82,12 +82,15 @@ def replay(folder: str | os.PathLike[str], *, cmd: Sequence[str] | None = None, 
         elif header.get("levels"):
             levels, source = dict(header["levels"]), "the timeline's header"
     text = format_levels(records, levels, level_phases=level_phases or None)
-    out = plot_path or os.path.join(base, f"timeline.{plot_format}")
-    written, err = None, None
+    # the record is never written: without a plot path nothing is drawn (the CLI picks a new folder)
+    out = plot_path
+    written, err = None, None if out else "no plot path given"
     try:
         from .plot import plot_timeline
 
-        written = plot_timeline(records, out, levels=levels or None)
+        if out:
+            os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+            written = plot_timeline(records, out, levels=levels or None)
     except ImportError as e:
         err = f"matplotlib is not installed ({e}); pip install 'vramplan[plot]'"
     except OSError as e:
