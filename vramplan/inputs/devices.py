@@ -37,6 +37,9 @@ class Device:
     """Memory the runtime and CUDA context take before vLLM's snapshot (outside the budget)."""
     nvlink: bool = False
     """GPUs of this kind are usually linked by NVLink/xGMI/HCCS (custom all-reduce buffers under TP)."""
+    sm_count: int | None = None
+    """Streaming multiprocessors (NVIDIA's public figures), where an engine sizes buffers by them (SGLang's MLA
+    decode splits); None when not known."""
 
     @property
     def total_gib(self) -> float:
@@ -73,9 +76,13 @@ _ENTRIES = [
 _LINKED = {"h100-80gb", "h200", "a100-80gb", "a100-40gb", "b200", "mi300x", "ascend-910b1", "ascend-910b2",
            "ascend-910b3", "ascend-910b4"}
 
+# NVIDIA's public SM counts
+_SM_COUNT = {"h100-80gb": 132, "h100-pcie": 114, "h200": 132, "a100-80gb": 108, "a100-40gb": 108, "l40s": 142,
+             "l4": 58, "a10g": 80, "rtx-4090": 128, "rtx-3090": 82, "t4": 40, "b200": 148}
+
 DEVICES: dict[str, Device] = {
     name: Device(name=name, label=label, total_bytes=_gib(total), platform=platform, source=source,
-                 compute_capability=cc, context_bytes=_gib(ctx), nvlink=name in _LINKED)
+                 compute_capability=cc, context_bytes=_gib(ctx), nvlink=name in _LINKED, sm_count=_SM_COUNT.get(name))
     for name, label, total, platform, source, cc, ctx in _ENTRIES
 }
 

@@ -52,10 +52,6 @@ PREFILL_BASIS = ("measured: 211 KiB per decoder layer per captured prefill size,
                  "0.5.17 H100 startups (data/truth_sglang; 209-274 KiB: Qwen3-8B, Llama-3.1-8B, Qwen3-0.6B, "
                  "Qwen3-30B-A3B)")
 
-# Streaming multiprocessors (public NVIDIA specifications), for the MLA split cap; unknown devices: the context cap.
-SM_COUNT = {"h100-80gb": 132, "h100-pcie": 114, "h200": 132, "a100-80gb": 108, "a100-40gb": 108, "l40s": 142,
-            "l4": 58, "a10g": 80, "rtx-4090": 128, "rtx-3090": 82, "t4": 40, "b200": 148}
-
 
 @dataclass(frozen=True, slots=True)
 class GraphCost:

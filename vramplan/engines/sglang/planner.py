@@ -525,13 +525,13 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
 
 def _sglang_graph_cost(model, key, r, a, device, tp, layers, *, prefill_on):
     """The decode or prefill graph term read from sglang 0.5.17 (engines/sglang/graphs.py)."""
-    from .graphs import SM_COUNT, decode_graph_cost, prefill_graph_cost
+    from .graphs import decode_graph_cost, prefill_graph_cost
 
     decode_sizes = r.decode_bs if (r.decode_graph and r.decode_bs) else ()
     if key == "cudagraph_decode":
         return decode_graph_cost(model, sizes=r.decode_bs, context_length=r.context_length, tp=tp,
                                  num_layers=len(layers), attention_backend=r.attention_backend,
-                                 owns_logits=not prefill_on, sm_count=SM_COUNT.get(device.name))
+                                 owns_logits=not prefill_on, sm_count=device.sm_count)
     return prefill_graph_cost(model, sizes=r.prefill_bs, max_decode_bs=max(decode_sizes) if decode_sizes else None,
                               tp=tp, moe_tp=1 if a.ep_size > 1 else tp, model_dtype=r.model_dtype, layers=layers,
                               platform=device.platform)
