@@ -408,7 +408,7 @@ def build_sglang_plan(model: ModelDescription, args: SGLangArgs, device: Device,
                                "else under --disable-radix-cache --max-running-requests // dp (0.5.23 at least 1), "
                                "else (rest x r / (1 + r) - per_req) // per_req, r = --mamba-full-memory-ratio (0.9)"))
     terms += [kv_term, req_term]
-    kv_round = _kv_buffer_rounding(cell, tokens, page) if pool_bytes and _allocator_replayed(a, device, None) else 0
+    kv_round = _kv_buffer_rounding(cell, tokens, page) if pool_bytes and _native_allocator(a, device) else 0
     if kv_round:
         terms.append(Term(key="kv_allocator_rounding", label="KV buffers rounded to the allocator's 2 MiB segments",
                           bytes=kv_round, kind="exact",
@@ -551,14 +551,19 @@ def _kv_buffer_rounding(cell: CellSize, tokens: int, page: int) -> int:
     return count * (allocation_size(round_size(each)) - each)
 
 
-def _allocator_replayed(a: SGLangArgs, device: Device, quant) -> bool:
-    """Whether the weights carry the caching allocator's segment rounding (rules/allocator.py): CUDA's native
-    allocator (``expandable_segments:True`` maps pages: no rounding), unquantized tensors (a quantized layer's several
-    tensors are priced as one, so their segments are not modelled). Checked on the 15 real SGLang 0.5.17 startups:
-    Qwen2.5-VL-3B 7.055 -> 7.252 GiB (log 7.25), Qwen3-0.6B 1.130 -> 1.188 (log 1.18)."""
+def _native_allocator(a: SGLangArgs, device: Device) -> bool:
+    """CUDA's native caching allocator, whose 2 MiB segments SGLang's free-memory readings see
+    (``expandable_segments:True`` maps pages instead: no rounding)."""
     conf = ",".join(v for k, v in a.env if k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"))
-    expandable = "expandable_segments:true" in conf.replace(" ", "").lower()
-    return device.platform == "cuda" and quant is None and not expandable
+    return device.platform == "cuda" and "expandable_segments:true" not in conf.replace(" ", "").lower()
+
+
+def _allocator_replayed(a: SGLangArgs, device: Device, quant) -> bool:
+    """Whether the weights carry the caching allocator's segment rounding (rules/allocator.py): the native allocator
+    and unquantized tensors (a quantized layer's several tensors are priced as one, so their segments are not
+    modelled). Checked on the 15 real SGLang 0.5.17 startups: Qwen2.5-VL-3B 7.055 -> 7.258 GiB (log 7.25),
+    Qwen3-0.6B 1.130 -> 1.186 (log 1.18)."""
+    return _native_allocator(a, device) and quant is None
 
 
 def _mm_ipc_pool(model: ModelDescription, a: SGLangArgs, device: Device, rules: SGLangRules, *, context_bytes: int) -> int:
