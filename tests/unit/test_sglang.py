@@ -351,3 +351,14 @@ def test_sampling_of_many_running_requests_is_its_own_phase():
     # 8 running requests of a 152k vocabulary: the 8192-token prefill step sets the peak
     r = vramplan.plan("Qwen/Qwen3-8B", engine="sglang", device="h100-80gb", max_running_requests=8)
     assert "prefill step" in next(t.label for t in r.headroom_terms if t.key == "activation_peak")
+
+
+@pytest.mark.parametrize("kw", [dict(mem_fraction_static=5), dict(mem_fraction_static="abc"),
+                                dict(tokenizer_worker_num=0), dict(mm_feature_transport="x"), dict(tp_size="two")])
+def test_keyword_arguments_are_checked_as_the_flags_are(kw):
+    """The API's keyword arguments get the flag parser's checks: a FlagError (one line, exit 2 on the CLI), never a
+    silent plan or a TypeError."""
+    from vramplan.errors import FlagError
+
+    with pytest.raises(FlagError):
+        sglang.plan("Qwen/Qwen3-8B", **kw)

@@ -54,7 +54,7 @@ def plan(
     """
     from ...resolve import load_model, resolve_device
     from ...units import parse_size
-    from .flags import SGLANG_FIELDS, SGLangArgs, parse_sglang_flags
+    from .flags import SGLANG_FIELDS, SGLangArgs, check_sglang_args, parse_sglang_flags
     from .planner import build_sglang_plan
     from .rules import rules_for
 
@@ -71,6 +71,7 @@ def plan(
                         hint="use SGLang's names, e.g. mem_fraction_static, context_length, tp_size")
     if server_args:
         base = base.with_(**server_args)
+        check_sglang_args(base)
     if model is not None and base.model_path and isinstance(model, str) and base.model_path != model:
         raise FlagError(f"two models given: {model} and {base.model_path}", hint="name one")
     if model is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from ...errors import FlagError, InvalidConfig
 
-__all__ = ["SGLangArgs", "ParsedSGLang", "parse_sglang_flags", "is_sglang_command", "FLAG_NAMES", "server_args_flags"]
+__all__ = ["SGLangArgs", "ParsedSGLang", "parse_sglang_flags", "is_sglang_command", "FLAG_NAMES", "server_args_flags", "check_sglang_args"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,8 +253,19 @@ def parse_sglang_flags(tokens: list[str], *, base: SGLangArgs | None = None, leg
     return ParsedSGLang(args=args, ignored=tuple(ignored), unmodelled=tuple(unmodelled))
 
 
+def check_sglang_args(a: SGLangArgs) -> None:
+    """The checks the flag parser makes, for arguments given another way (the API's keyword arguments)."""
+    try:
+        _check(a)
+    except TypeError:
+        bad = [f.name for f in fields(SGLangArgs) if f.name in _INT | _FLOAT
+               and getattr(a, f.name) is not None and not isinstance(getattr(a, f.name), (int, float))]
+        raise FlagError(f"server argument(s) of the wrong type: {', '.join(bad) or 'see the values given'}",
+                        hint="give numbers, e.g. mem_fraction_static=0.85, context_length=32768") from None
+
+
 def _check(a: SGLangArgs) -> None:
-    for name in ("tp_size", "pp_size", "dp_size", "ep_size"):
+    for name in ("tp_size", "pp_size", "dp_size", "ep_size", "tokenizer_worker_num"):
         if getattr(a, name) < 1:
             raise FlagError(f"--{name.replace('_', '-')} must be at least 1", hint="give a positive size")
     if a.mem_fraction_static is not None and not 0 < a.mem_fraction_static <= 1:
@@ -265,6 +276,10 @@ def _check(a: SGLangArgs) -> None:
         v = getattr(a, name)
         if v is not None and v < 1:
             raise FlagError(f"--{name.replace('_', '-')} must be positive, got {v}", hint="give a positive integer")
+    if a.mm_feature_transport not in _MM_TRANSPORTS:
+        # sglang 0.5.17 ServerArgs.mm_feature_transport: Literal["cpu", "cuda_ipc"]; 0.5.23 adds cuda_vmm
+        raise FlagError(f"--mm-feature-transport {a.mm_feature_transport!r} is not one SGLang accepts",
+                        hint="one of: " + ", ".join(t for t in _MM_TRANSPORTS if t))
     if a.mamba_radix_cache_strategy not in _MAMBA_STRATEGIES:
         raise FlagError(f"--mamba-radix-cache-strategy {a.mamba_radix_cache_strategy!r} is not one SGLang accepts",
                         hint="one of: " + ", ".join(_MAMBA_STRATEGIES))
@@ -277,6 +292,7 @@ def _check(a: SGLangArgs) -> None:
 
 
 # sglang 0.5.23 srt/arg_groups/fields/model.py kv_cache_dtype choices: those with one element size are modelled
+_MM_TRANSPORTS = (None, "cpu", "cuda_ipc", "cuda_vmm")
 _KV_DTYPES = ("auto", "fp8_e5m2", "fp8_e4m3", "bf16", "bfloat16")
 # sglang 0.5.17 / 0.5.23 MAMBA_RADIX_CACHE_STRATEGY_CHOICES
 _MAMBA_STRATEGIES = ("auto", "no_buffer", "extra_buffer", "extra_buffer_lazy")
