@@ -112,6 +112,13 @@ def main():
     import vllm
     VLLM_VERSION = getattr(vllm, "__version__", "unknown")
     from vllm.inputs import TokensPrompt
+    if os.environ.get("TRUTH_ALLOC_PROBE", "1") != "0":  # allocator counters after the KV cache (alloc_probe.py)
+        sys.path.insert(0, HERE)
+        import alloc_probe
+        say("alloc probe on: " + ",".join(alloc_probe.install()))
+        import torch
+        if torch.cuda.is_initialized():  # vLLM would then spawn the engine core, which does not inherit the probe
+            say("alloc probe: CUDA got initialised in the parent; the engine core will be spawned without the probe")
 
     t_proc = time.time()
     for k, name in enumerate(names):

@@ -32,15 +32,21 @@ def engine_args(r) -> EngineArgs:
 
 def main() -> int:
     out = {}
-    for plan in sys.argv[1:]:
+    argv = sys.argv[1:]
+    version = "0.34.0"
+    if argv[:1] == ["--vllm-version"]:  # the release the plans run (0.34.0 unless given first)
+        version, argv = argv[1], argv[2:]
+    for plan in argv:
         for name, args in read_plan(plan).items():
             r = run_parser().parse_args(shlex.split(args))
             for dev in ("h100-80gb", "h200"):
                 try:
-                    p = vramplan.plan(load_model(r.src), device=dev, vllm_version="0.34.0", args=engine_args(r))
+                    p = vramplan.plan(load_model(r.src), device=dev, vllm_version=version, args=engine_args(r))
                     out[f"{name}@{dev}"] = dict(verdict=p.verdict, error_kind=p.error_kind,
                                                 weights_gib=round(p.logged_rank.bytes_of("weights") / 2**30, 3),
-                                                blocks=p.num_gpu_blocks, tokens=p.kv_cache_tokens)
+                                                blocks=p.num_gpu_blocks, tokens=p.kv_cache_tokens,
+                                                error_phase=p.error_phase, vllm_version=version,
+                                                headroom_gib={t.key: round(t.bytes / 2**30, 3) for t in p.headroom_terms})
                 except VramplanError as e:  # a refusal is a prediction too
                     out[f"{name}@{dev}"] = dict(error=f"{type(e).__name__}: {e}")
     json.dump(out, sys.stdout, indent=1)

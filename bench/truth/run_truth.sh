@@ -70,8 +70,8 @@ run_group() {  # names...
     L=$LOGDIR/$n.log
     [ -f "$L" ] || continue
     echo "proc_rc=$rc" >> "$L"
-    grep -E "Using V2 Model Runner|Model loading took|Memory profiling takes|Available KV cache memory|GPU KV cache size|Graph capturing finished|Estimated CUDA graph memory|CUDA graph pool memory|Encoder cache will be|Error|RESULT|TRUTH " "$L" \
-      | grep -v "DEBUG.*\(Registering\|Loaded\)" | cut -c1-400 | tail -20 >> "$S"
+    grep -E "Using V2 Model Runner|Model loading took|Memory profiling takes|Available KV cache memory|GPU KV cache size|Graph capturing finished|Estimated CUDA graph memory|CUDA graph pool memory|Encoder cache will be|Error|out of memory|RESULT|TRUTH " "$L" \
+      | grep -v "DEBUG.*\(Registering\|Loaded\)\|TRUTH_ALLOC .* before" | cut -c1-400 | tail -30 >> "$S"
     tar -C "$LOGDIR" -rf "$OUT/logs-$STREAM.tar" "$n.log"
   done
 }
