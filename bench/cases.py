@@ -187,7 +187,7 @@ def _device_cases(path: Path, source: str) -> list[Case]:
             id=c["id"], source=source, model=model, device=device, device_memory_gib=None,
             count=hw.get("count", 1), vllm_version=c.get("vllm_version", "0.26.0"), version_note="measured",
             flags=flags, env={k: v for k, v in (c.get("env") or {}).items()
-                 if k.startswith(("VLLM_", "NCCL_NVLS", "TORCH_SYMM_MEM"))},
+                 if k.startswith(("VLLM_", "PYTORCH_", "NCCL_NVLS", "TORCH_SYMM_MEM"))},
             usage_context="llm",
             logged={
                 "weights_gib": m.get("weights_gib"), "activation_gib": m.get("torch_peak_increase_gib"),

@@ -98,14 +98,11 @@ def _process_bytes(p: Plan) -> int:
 
         return process_bytes(p)
     r = p.logged_rank
+    h = {t.key: t.bytes for t in p.headroom_terms}
+    if "headroom_left" in h:  # the room left at the warm-up's peak (planner._headroom_terms)
+        return p.device.total_bytes - p.used_by_others_bytes - h["headroom_left"]
     context = p.device.total_bytes - p.used_by_others_bytes - r.free_at_init_bytes
-    extra = 0
-    for t in p.headroom_terms:
-        if t.key == "cudagraph_actual" and not p.engine.estimate_cudagraphs:
-            extra += t.bytes
-        if t.key == "sampler_warmup":
-            extra += t.bytes
-    return context + r.requested_bytes + extra
+    return context + r.requested_bytes
 
 
 def holds(p: Plan, w: Workload) -> tuple[bool, str]:

@@ -33,7 +33,7 @@ from ..engines.vllm.rules.comm import CommRules
 from .multi_gpu import NVLS_BYTES, NVSWITCH_MULTICAST, multi_gpu_non_torch
 from ..units import GiB, MiB
 
-__all__ = ["Overheads", "GraphMemory", "non_torch", "non_torch_v0", "cudagraph", "post_kv_warmup_bytes",
+__all__ = ["Overheads", "GraphMemory", "non_torch", "non_torch_v0", "cudagraph", "post_kv", "PostKV", "CUDAGRAPH_WORST_RATIO",
            "sampler_penalty_state_bytes"]
 
 
@@ -195,6 +195,10 @@ _V1_ACTUAL_OVER_ESTIMATE = 1.25
 # Qwen3-8B x3, Llama-3.1-8B, Qwen2.5-VL-3B, Qwen3-VL-8B; max error 0.11 GiB).
 _V2_A = 0.38 * GiB
 _V2_B = 4.2e-6 * GiB
+# The worst measured ratio of the real pool to the modelled one, for the post-KV worst case: gpt-oss-20b compiled
+# on H100 (data/truth/logs/h100h) logged 1.22 GiB on the V2 runner against 0.67 modelled (1.82x), 1.04 on V1
+# against 0.69 (1.51x); the dense and Qwen3-MoE runs are within 0.77-1.13x.
+CUDAGRAPH_WORST_RATIO = 1.82
 
 
 def cudagraph(model: ModelDescription, *, mode: str, capture_sizes: tuple[int, ...], runner: str, estimates: bool,
@@ -229,16 +233,54 @@ def _cudagraph(model: ModelDescription, mode: str, capture_sizes: tuple[int, ...
                        num_piecewise=n_piece, num_full=n_full, basis=basis)
 
 
-# Post-KV warm-up (model + sampler, min(max_num_seqs, mnbt) requests): 0.6 GiB + s x requests x vocab,
-# s = 14.2 (V1) or 9.5 (V2) bytes; fitted to NVML "used after init" minus the budget over 49 startups.
-_WARMUP_CONST = 0.6 * GiB
-_WARMUP_PER_ELEMENT = {"v1": 14.2, "v2": 9.5}
+# After the KV cache (vLLM 0.26 Worker.compile_or_warm_up_model), measured with the allocator's own counters on one
+# H100 (data/truth/logs/h100h: Qwen3-8B and gpt-oss-20b compiled, V1 and V2 runners, util 0.95-0.99, the default
+# allocator and expandable segments; bench/truth/alloc_probe.py logged torch.cuda.memory_stats at each step):
+# - the warm-up after the capture peaks at s x requests x vocab above what was allocated before it: V1 (model +
+#   sampler at min(max_num_seqs, mnbt) requests, the sampler run twice, the second time on the sort path)
+#   s = 14.1 B (gpt-oss-20b 14.09, Qwen3-8B 14.17); V2 (warmup_kernels: execute_model + sample_tokens) s = 4.7 B
+#   (gpt-oss-20b 4.65, Qwen3-8B 4.72);
+# - runner state in use after the KV cache that no budget term holds: V1 0.20-0.23 GiB (both models, not identified);
+#   V2 the penalty state (vLLM 0.26 only: from 0.27 the budget counts it) + 0.07-0.08 GiB (grammar bitmask and
+#   others);
+# - the allocator: what it reserves but cannot hand to the warm-up (segments split by tensors that stay, and the
+#   warm-up's growth beyond its own peak) is the part that varies: per configuration (model x runner) 0.15
+#   (Qwen3-8B V1), 0.18 (Qwen3-8B V2), 0.41 (gpt-oss V2), 0.82 GiB (gpt-oss V1) with the default allocator; 0.11,
+#   0.14 and 0.55 GiB with expandable_segments:True. The plan takes the median of the configurations and reports
+#   the largest as its worst case.
+_WARMUP_PER_ELEMENT = {"v1": 14.1, "v2": 4.7}
+_RUNNER_STATE = {"v1": 0.20 * GiB, "v2": 0.08 * GiB}
+_ALLOCATOR_LOSS = {False: (0.29 * GiB, 0.82 * GiB), True: (0.14 * GiB, 0.55 * GiB)}  # expandable: (median, worst)
+_POST_KV_SOURCE = "measured on H100 with vLLM 0.26 (data/truth/logs/h100h, TRUTH_ALLOC lines)"
 
 
-def post_kv_warmup_bytes(*, runner: str, max_num_seqs: int, max_num_batched_tokens: int, vocab: int,
-                         platform: str) -> int:
-    """Peak the post-KV warm-up reaches (it reuses the room the profile peak left in the budget)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostKV:
+    """What the steps after the KV cache need besides the CUDA-graph pool, and what they cannot reuse."""
+    warmup_bytes: int
+    """Peak of the warm-up after the capture (model + sampler), above what was allocated before it."""
+    runner_state_bytes: int
+    """In use after the KV cache beyond the weights and the KV cache, outside every budget term."""
+    allocator_bytes: int
+    """Reserved by the caching allocator but not reusable by the warm-up (median of the measured configurations)."""
+    allocator_worst_bytes: int
+    """The same, the worst measured configuration."""
+    requests: int
+    basis: str
+
+
+def post_kv(*, runner: str, max_num_seqs: int, max_num_batched_tokens: int, vocab: int, platform: str,
+            expandable_segments: bool, penalty_state_in_budget: bool) -> PostKV:
+    """The memory the post-KV steps take besides the CUDA graphs (pure; see the measurements above)."""
     if platform == "ascend":  # vllm-ascend has no sampler warm-up after graph capture (docs/vllm-rules.md §12)
-        return 0
+        return PostKV(warmup_bytes=0, runner_state_bytes=0, allocator_bytes=0, allocator_worst_bytes=0, requests=0,
+                      basis="vllm-ascend: no sampler warm-up after the graph capture")
+    runner = runner if runner in _WARMUP_PER_ELEMENT else "v1"
     reqs = min(max_num_seqs, max_num_batched_tokens)
-    return int(_WARMUP_CONST + _WARMUP_PER_ELEMENT.get(runner, 14.2) * reqs * vocab)
+    state = int(_RUNNER_STATE[runner])
+    if runner == "v2" and not penalty_state_in_budget:
+        state += sampler_penalty_state_bytes(max_num_seqs=max_num_seqs, vocab=vocab)
+    mid, worst = _ALLOCATOR_LOSS[expandable_segments]
+    return PostKV(warmup_bytes=int(_WARMUP_PER_ELEMENT[runner] * reqs * vocab), runner_state_bytes=state,
+                  allocator_bytes=int(mid), allocator_worst_bytes=int(worst), requests=reqs,
+                  basis=_POST_KV_SOURCE)

@@ -107,7 +107,16 @@ def smallest_fix(plan: Plan) -> str | None:
     if kind == "out_of_memory" and plan.error_phase == "weight_loading":
         return _fix_weights(plan)
     if kind == "out_of_memory" and plan.error_phase == "warmup":
-        return _fix_warmup_seqs(plan)
+        if plan.engine.extensible_kv_cache:  # 0.34 sizes the cache after the warm-up: util does not help
+            return _fix_warmup_seqs(plan)
+        seqs = _fix_warmup_seqs(plan, why=": the warm-up runs that many dummy requests x vocab")
+        best = _largest_util_that_starts(plan, round(util - 0.01, 2))
+        if best is None:
+            return seqs
+        return (f"lower --gpu-memory-utilization to {best:.2f} so CUDA graphs and the warm-up fit after the KV cache"
+                + (f"; or {seqs}" if seqs else "")
+                + ("" if "expandable_segments" in " ".join(v for _, v in plan.args.env) else
+                   "; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True leaves less memory stranded in the allocator"))
     if kind == "out_of_memory":
         best = _largest_util_that_starts(plan, round(util - 0.01, 2))
         if best is not None and plan.error_phase == "kv_allocation":
@@ -120,7 +129,8 @@ def smallest_fix(plan: Plan) -> str | None:
     return None
 
 
-def _fix_warmup_seqs(plan: Plan) -> str | None:
+def _fix_warmup_seqs(plan: Plan, why: str = " (vLLM 0.34's warmup_kernels runs one chunk of the Mamba-2 scan per "
+                     "sequence, with float32 states, before the KV cache is sized)") -> str | None:
     """vLLM 0.34's warmup_kernels on a Mamba-2 model runs one chunk of the scan per sequence, up to --max-num-seqs
     (sizing/extensible.py ``recurrent_warmup``): the largest --max-num-seqs that starts, found by bisection."""
     hi = plan.args.max_num_seqs or plan.engine.max_num_seqs
@@ -133,8 +143,7 @@ def _fix_warmup_seqs(plan: Plan) -> str | None:
             lo = mid
         else:
             hi = mid
-    return (f"lower --max-num-seqs to {lo} (vLLM 0.34's warmup_kernels runs one chunk of the Mamba-2 scan per "
-            f"sequence, with float32 states, before the KV cache is sized)")
+    return f"lower --max-num-seqs to {lo}{why}"
 
 
 def _fix_mamba_blocks(plan: Plan) -> str | None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from ...estimate.activation import Peak, coefficients_for, profile_peak
 from ...estimate.encoder_profile import encoder_profile_term
-from ...estimate.overheads import (cudagraph, load_workspaces, non_torch, post_kv_warmup_bytes,
+from ...estimate.overheads import (CUDAGRAPH_WORST_RATIO, cudagraph, load_workspaces, non_torch, post_kv,
                                    sampler_penalty_state_bytes)
 from ...inputs.devices import Device
 from .flags import EngineArgs
@@ -192,7 +192,8 @@ def build_plan(
     if error is None and rules.npu_hybrid_double_alloc and num_blocks is not None:
         error = npu_double_alloc(logged, num_blocks, total, requested)
     headroom, error = _post_kv_headroom(error, budget, total, used_by_others_bytes, over, requested, graphs, cfg,
-                                        model, logged, warnings)
+                                        model, logged, warnings, expandable=_expandable(args),
+                                        penalty_in_budget=rules.non_kv_formula == "consumed")
     if error is None:
         after_capture = budget.after_capture_warning(total, requested, logged, graphs)
         if after_capture is not None:
@@ -249,6 +250,12 @@ def _tower_built(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
     return not all_disabled(args.limit_mm_per_prompt, tower_modalities(model.vision))
 
 
+def _expandable(args: EngineArgs) -> bool:
+    """``expandable_segments:True`` in ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF``."""
+    conf = ",".join(v for k, v in args.env if k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"))
+    return "expandable_segments:true" in conf.replace(" ", "").lower()
+
+
 def _allocator_blocks(args: EngineArgs, cfg: EngineConfig, platform: str) -> bool:
     """Whether the weights carry the caching allocator's block rounding (rules/allocator.py): CUDA's native
     allocator (``expandable_segments:True`` in ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF`` maps pages and
@@ -256,8 +263,7 @@ def _allocator_blocks(args: EngineArgs, cfg: EngineConfig, platform: str) -> boo
     are priced as one, so their blocks are not modelled) or MXFP4 experts on the Triton kernel on Hopper (gpt-oss,
     every other layer unquantized; its tensors and their post-load conversion are replayed one by one:
     rules/weights.py ``_mxfp4_triton_processing``), nothing offloaded to the CPU."""
-    conf = ",".join(v for k, v in args.env if k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"))
-    expandable = "expandable_segments:true" in conf.replace(" ", "").lower()
+    expandable = _expandable(args)
     q = cfg.quant
     replayed = q is None or (q.method == "mxfp4" and q.moe_layout == "triton_hopper" and q.expert_quant is None)
     return platform == "cuda" and not expandable and replayed and not args.cpu_offload_gb
@@ -461,35 +467,51 @@ def _kv_sizing(error: _Failure | None, ranks: list[RankPlan], cfg: EngineConfig,
 
 def _post_kv_headroom(error: _Failure | None, budget: Budget, total: int, used_by_others_bytes: int, over,
                       requested: int, graphs, cfg: EngineConfig, model: ModelDescription, logged: RankPlan,
-                      warnings: list[str]) -> tuple[tuple[Term, ...], _Failure | None]:
+                      warnings: list[str], *, expandable: bool = False, penalty_in_budget: bool = False
+                      ) -> tuple[tuple[Term, ...], _Failure | None]:
     """After the KV cache: vLLM v0.26.0 vllm/v1/worker/gpu_worker.py:Worker.compile_or_warm_up_model (CUDA-graph
-    capture, the sampler warm-up) in the memory left outside ``util x total``. Returns the headroom terms and
-    the error, if any (a small shortfall is a warning)."""
+    capture, then the warm-up: V1 ``_dummy_sampler_run``, V2 ``warmup_kernels``) in the memory the KV cache left.
+    Returns the headroom terms and the error, if any. The allocator's share varies between models: the verdict
+    takes the median measured, and a worst case below zero is a warning."""
     others, before_snapshot = budget.headroom_outside(used_by_others_bytes, over)
-    headroom = _headroom_terms(total, others, before_snapshot, requested, graphs,
-                               cfg, model, logged) if error is None and not cfg.extensible_kv_cache else ()
+    headroom = _headroom_terms(total, others, before_snapshot, requested, graphs, cfg, model, logged,
+                               expandable=expandable, penalty_in_budget=penalty_in_budget
+                               ) if error is None and not cfg.extensible_kv_cache else ()
     if headroom and error is None:
         h = {t.key: t.bytes for t in headroom}
-        graph_part = h["outside_budget"] - h["sampler_warmup"] - h["headroom_left"]
-        need = graph_part + h["sampler_warmup"]
-        # The post-KV terms are fits to H100/H200 runs (CUDA graphs within ~0.1 GiB there, the warm-up within
-        # ~0.2 GiB), and smaller GPUs, PCIe links and PP were not measured: only a shortfall beyond half the need
-        # (at least 0.5 GiB) is called a failure; a smaller one is a warning.
-        margin = max(int(0.5 * GiB), int(0.5 * need))
-        if h["headroom_left"] < -margin:
-            during = "CUDA-graph capture" if graph_part > 0 else "the sampler warm-up"
-            error = _Failure(
-                "out_of_memory", phase="graph_capture" if graph_part > 0 else "warmup", message=
-                f"predicted CUDA out of memory during {during}, after the KV cache is allocated: it needs "
-                f"{format_gib(need)} GiB (CUDA graphs {format_gib(graph_part)}, warm-up beyond the profile peak "
-                f"{format_gib(h['sampler_warmup'])}) but only {format_gib(h['outside_budget'])} GiB is left "
-                f"outside util x total")
-        elif h["headroom_left"] < 0:
+        room = h["headroom_left"] + h["cudagraph_actual"] + h["sampler_warmup"]  # free once the KV cache is in
+        if h["headroom_left"] < 0:
+            if room < h["cudagraph_actual"]:
+                error = _Failure("out_of_memory", phase="graph_capture", message=(
+                    f"torch.OutOfMemoryError: CUDA out of memory (predicted while capturing CUDA graphs, after the "
+                    f"KV cache: the pool needs about {format_gib(h['cudagraph_actual'])} GiB and about "
+                    f"{format_gib(max(room, 0))} GiB is free)"))
+            elif cfg.runner == "v1":
+                # vLLM v0.26.0 vllm/v1/worker/gpu_model_runner.py:GPUModelRunner._dummy_sampler_run
+                error = _Failure("out_of_memory", phase="warmup", message=(
+                    f"RuntimeError: CUDA out of memory occurred when warming up sampler with "
+                    f"{_post_kv_requests(cfg)} dummy requests. Please try lowering `max_num_seqs` or "
+                    f"`gpu_memory_utilization` when initializing the engine. (predicted after the KV cache: the "
+                    f"warm-up needs about {format_gib(h['sampler_warmup'])} GiB and about "
+                    f"{format_gib(max(room - h['cudagraph_actual'], 0))} GiB is left once the CUDA graphs are in)"))
+            else:
+                error = _Failure("out_of_memory", phase="warmup", message=(
+                    f"torch.OutOfMemoryError: CUDA out of memory (predicted after the KV cache, in warmup_kernels after the "
+                    f"CUDA graphs: "
+                    f"it needs about {format_gib(h['sampler_warmup'])} GiB and about "
+                    f"{format_gib(max(room - h['cudagraph_actual'], 0))} GiB is left)"))
+        elif h["headroom_left_worst"] < 0:
             warnings.append(
-                f"tight: CUDA graphs and the warm-up after the KV cache need about {format_gib(need)} GiB and "
-                f"{format_gib(h['outside_budget'])} GiB is left outside the budget; it may run out of memory "
-                f"after profiling (lower --gpu-memory-utilization a little to be safe)")
+                f"tight: after the KV cache, CUDA graphs and the warm-up leave about {format_gib(h['headroom_left'])} "
+                f"GiB, and up to {format_gib(h['headroom_left'] - h['headroom_left_worst'])} GiB less in the worst "
+                f"measured case (allocator fragmentation, a larger graph pool); it may run out of memory in graph "
+                f"capture or the warm-up (lower --gpu-memory-utilization a little to be safe"
+                + ("" if expandable else ", or set PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True") + ")")
     return headroom, error
+
+
+def _post_kv_requests(cfg: EngineConfig) -> int:
+    return min(cfg.max_num_seqs, cfg.max_num_batched_tokens)
 
 
 def _size_kv(ranks: list[RankPlan], cfg: EngineConfig, rules: RuleSet) -> tuple[int, int, int | None]:
@@ -534,38 +556,53 @@ def _size_kv(ranks: list[RankPlan], cfg: EngineConfig, rules: RuleSet) -> tuple[
 
 
 def _headroom_terms(total: int, others: int, before_snapshot: int, requested: int, graphs, cfg: EngineConfig,
-                    model: ModelDescription, logged: RankPlan) -> tuple[Term, ...]:
+                    model: ModelDescription, logged: RankPlan, *, expandable: bool = False,
+                    penalty_in_budget: bool = False) -> tuple[Term, ...]:
     """What is allocated after the KV cache, against what the device has left.
 
-    After ``initialize_from_config`` the KV cache fills the budget except the room the profile
-    peak took (``activation_peak``), which is free again. ``compile_or_warm_up_model`` then
-    captures CUDA graphs (inside the budget only when their estimate was subtracted, and then
-    only up to the estimate) and warms the model and sampler up; what exceeds the free room
-    lands outside the budget.
+    After ``initialize_from_config`` the KV cache fills the budget except the room the profile run took
+    (``activation_peak``, and the CUDA-graph estimate where it was subtracted), which is free again, less the
+    runner state no budget term holds and what the caching allocator keeps but cannot hand out.
+    ``compile_or_warm_up_model`` then captures the CUDA graphs and warms the model and sampler up in that room.
     """
     left = total - others - before_snapshot - requested
-    if cfg.estimate_cudagraphs:
-        graph_extra = max(graphs.actual_bytes - graphs.estimate_bytes, 0)
-    else:
-        graph_extra = graphs.actual_bytes
-    warm = post_kv_warmup_bytes(runner=cfg.runner, max_num_seqs=cfg.max_num_seqs,
-                                max_num_batched_tokens=cfg.max_num_batched_tokens, vocab=model.vocab_size,
-                                platform=cfg.platform)
-    warm_extra = max(warm - logged.bytes_of("activation_peak"), 0)
-    reqs = min(cfg.max_num_seqs, cfg.max_num_batched_tokens)
+    returned = logged.bytes_of("activation_peak") + (graphs.estimate_bytes if cfg.estimate_cudagraphs else 0)
+    pk = post_kv(runner=cfg.runner, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
+                 vocab=model.vocab_size, platform=cfg.platform, expandable_segments=expandable,
+                 penalty_state_in_budget=penalty_in_budget)
+    head = left + returned - pk.runner_state_bytes - pk.allocator_bytes - graphs.actual_bytes - pk.warmup_bytes
+    step = ("V1 _dummy_run + _dummy_sampler_run (twice: the default path, then the sort path)" if cfg.runner == "v1"
+            else "V2 warmup_kernels (execute_model + sample_tokens)")
     terms = [
         Term(key="outside_budget", label="left outside the budget (1 - util)", bytes=left,
              rule="total - other processes - memory in use at the init snapshot - requested"),
+        Term(key="profile_room_returned", label="profile room free again after the KV cache", bytes=returned,
+             rule="activation peak" + (" + the subtracted CUDA-graph estimate" if cfg.estimate_cudagraphs else "")
+                  + ": vLLM v0.26.0 gpu_worker.py:Worker.determine_available_memory keeps it out of the KV cache"),
+        Term(key="runner_state", label="runner state outside the budget", bytes=pk.runner_state_bytes,
+             kind="measured", rule=("V2 penalty state (vllm/v1/worker/gpu/sample/penalties.py:PenaltiesState, "
+                                    "counted by the budget from v0.27) + " if cfg.runner == "v2" and not
+                                    penalty_in_budget else "") + f"{cfg.runner} runner buffers, {pk.basis}"),
+        Term(key="allocator_unusable", label="allocator: reserved, not reusable", bytes=pk.allocator_bytes,
+             kind="measured", rule=f"PyTorch caching allocator (split segments, rounding), median of the measured "
+                                   f"configurations; worst {format_gib(pk.allocator_worst_bytes)} GiB; "
+                                   + ("expandable_segments:True; " if expandable else "default allocator; ")
+                                   + pk.basis),
         Term(key="cudagraph_actual", label="CUDA-graph pool (real capture)", bytes=graphs.actual_bytes,
              kind="measured", rule="vLLM compile_or_warm_up_model -> capture_model; " + graphs.basis,
-             note=(f"{graph_extra / GiB:.2f} GiB beyond the subtracted estimate" if cfg.estimate_cudagraphs else
-                   "outside the budget: captured after the KV cache")),
-        Term(key="sampler_warmup", label="warm-up beyond the profile peak", bytes=warm_extra, kind="measured",
-             rule=f"vLLM compile_or_warm_up_model (model + sampler warm-up, {reqs} requests x vocab): "
-                  f"{warm / GiB:.2f} GiB at peak, measured fit over data/truth; the profile peak's room is reused"),
+             note="captured after the KV cache"),
+        Term(key="sampler_warmup", label="warm-up after the capture", bytes=pk.warmup_bytes, kind="measured",
+             rule=f"vLLM compile_or_warm_up_model: {step}, {pk.requests} requests x vocab {model.vocab_size}: "
+                  f"peak above what it found allocated, {pk.basis}"),
+        Term(key="headroom_left", label="room left after warm-up", bytes=head,
+             rule="outside_budget + profile_room_returned - runner_state - allocator_unusable - cudagraph_actual "
+                  "- sampler_warmup"),
+        Term(key="headroom_left_worst", label="room left, worst measured case",
+             bytes=head + pk.allocator_bytes - pk.allocator_worst_bytes
+             - int(graphs.actual_bytes * (CUDAGRAPH_WORST_RATIO - 1)), kind="measured",
+             rule=f"headroom_left with the largest allocator share measured and the CUDA-graph pool "
+                  f"{CUDAGRAPH_WORST_RATIO}x (the worst measured pool against the model: gpt-oss-20b)"),
     ]
-    terms.append(Term(key="headroom_left", label="room left after warm-up", bytes=left - graph_extra - warm_extra,
-                      rule="outside_budget - graphs beyond their estimate - warm-up beyond the profile peak"))
     return tuple(terms)
 
 

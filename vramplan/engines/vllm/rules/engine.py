@@ -178,11 +178,29 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
     mode = d.default_cudagraph_mode(rules, enforce_eager=eager, platform=platform, requested=args.cudagraph_mode)
     if platform == "ascend" and mode != "NONE":
         notes.append("vllm-ascend captures ACL graphs after the KV cache; vramplan sizes them like CUDA graphs")
+    knobs = dict(cudagraph_capture_sizes=_tup(args.cudagraph_capture_sizes),
+                 max_cudagraph_capture_size=args.max_cudagraph_capture_size,
+                 prefill_cudagraph_capture_token_sizes=_tup(args.prefill_cudagraph_capture_token_sizes),
+                 max_prefill_cudagraph_capture_tokens=args.max_prefill_cudagraph_capture_tokens,
+                 decode_cudagraph_capture_request_sizes=_tup(args.decode_cudagraph_capture_request_sizes),
+                 max_decode_cudagraph_capture_requests=args.max_decode_cudagraph_capture_requests)
+    if model.architecture == "GptOssForCausalLM" and platform == "cuda" and mode != "NONE":
+        from ....model.families.gpt_oss import gpt_oss_capture_override
+        # v0.34 leaves the sizes alone when any of the six capture knobs is set; earlier releases look at two
+        asked = knobs if rules.split_capture_sizes else {k: knobs[k] for k in ("cudagraph_capture_sizes",
+                                                                             "max_cudagraph_capture_size")}
+        override = gpt_oss_capture_override(
+            v, device_capability=device.compute_capability, max_num_batched_tokens=mnbt, num_speculative_tokens=0,
+            user_set=any(x is not None for x in asked.values()))
+        if override:
+            knobs.update(override)
+            notes.append("gpt-oss raises the CUDA-graph capture sizes to 1024 tokens when none is given "
+                         "(vllm/model_executor/models/config.py: GptOssForCausalLMConfig.verify_and_update_config)")
     sizes = () if mode == "NONE" else _capture_sizes(
-        rules, mns, mnbt, mode, tp, platform, device.compute_capability, _tup(args.cudagraph_capture_sizes),
-        args.max_cudagraph_capture_size, runner, args.performance_mode or "balanced", rules.split_capture_sizes,
-        _tup(args.prefill_cudagraph_capture_token_sizes), args.max_prefill_cudagraph_capture_tokens,
-        _tup(args.decode_cudagraph_capture_request_sizes), args.max_decode_cudagraph_capture_requests,
+        rules, mns, mnbt, mode, tp, platform, device.compute_capability, knobs["cudagraph_capture_sizes"],
+        knobs["max_cudagraph_capture_size"], runner, args.performance_mode or "balanced", rules.split_capture_sizes,
+        knobs["prefill_cudagraph_capture_token_sizes"], knobs["max_prefill_cudagraph_capture_tokens"],
+        knobs["decode_cudagraph_capture_request_sizes"], knobs["max_decode_cudagraph_capture_requests"],
         args.max_decode_cudagraph_capture_tokens)
     estimate_runs = d.cudagraph_estimate_runs(rules, platform=platform, runner=runner, cudagraph_mode=mode,
                                               enforce_eager=eager)
