@@ -149,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         errs = [r for r in grp if "error" in r]
         for r in errs:
             print(f"\nnot planned: `{r['id']}`: {r['error']}")
+    # after the KV cache (issue 11.4): verdicts and room against the allocator-probe runs (bench/accuracy_postkv.py)
+    from accuracy_postkv import postkv_section
+
+    print("\n".join(postkv_section(cases, plan_case)))
     # SGLang (issue 14): our SGLang runs, planned by vramplan.engines.sglang (bench/accuracy_sglang.py)
     from accuracy_sglang import evaluate_sglang, sglang_case_rows, sglang_section
     from cases import load_sglang_cases

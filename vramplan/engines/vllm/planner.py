@@ -566,7 +566,10 @@ def _headroom_terms(total: int, others: int, before_snapshot: int, requested: in
     ``compile_or_warm_up_model`` then captures the CUDA graphs and warms the model and sampler up in that room.
     """
     left = total - others - before_snapshot - requested
-    returned = logged.bytes_of("activation_peak") + (graphs.estimate_bytes if cfg.estimate_cudagraphs else 0)
+    # vllm-ascend (absolute-peak budget, ACL graphs after the KV cache) was not measured after the KV cache: its
+    # graphs are charged against what is left outside the budget, as before
+    returned = 0 if cfg.platform == "ascend" else (
+        logged.bytes_of("activation_peak") + (graphs.estimate_bytes if cfg.estimate_cudagraphs else 0))
     pk = post_kv(runner=cfg.runner, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
                  vocab=model.vocab_size, platform=cfg.platform, expandable_segments=expandable,
                  penalty_state_in_budget=penalty_in_budget)
