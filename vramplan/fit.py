@@ -96,7 +96,8 @@ def _process_bytes(p: Plan) -> int:
     if p.engine.extensible_kv_cache and p.starts:  # vLLM 0.34: sized after warm-up (vramplan/engines/vllm/sizing/extensible.py)
         from .engines.vllm.sizing.extensible import process_bytes
 
-        return process_bytes(p)
+        peak = next((t.bytes for t in p.headroom_terms if t.key == "startup_peak"), 0)
+        return max(process_bytes(p), peak)  # warmup_kernels' committed blocks can outgrow a small final cache
     r = p.logged_rank
     h = {t.key: t.bytes for t in p.headroom_terms}
     if "headroom_left" in h:  # the room left at the warm-up's peak (planner._headroom_terms)

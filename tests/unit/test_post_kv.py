@@ -144,3 +144,19 @@ def test_json_keeps_the_old_headroom_keys_and_adds_the_new():
     assert {"outside_budget", "cudagraph_actual", "sampler_warmup", "headroom_left"} <= set(d["headroom_gib"])
     assert {"profile_room_returned", "runner_state", "allocator_unusable", "headroom_left_worst"} <= set(
         d["headroom_gib"])
+
+
+def test_v034_warm_up_commit_and_startup_peak_match_the_watched_startup():
+    # data/watch/vllm-0.34-qwen3-8b-h100: "Committed 1025 of 7044 KV cache blocks (9.07 GiB physical)" during
+    # warmup_kernels, and NVML read 26.98 GiB at its peak (README there); vllm serve defaults, max-model-len 8192
+    log = (Path(__file__).resolve().parents[2] / "data" / "watch" / "vllm-0.34-qwen3-8b-h100" / "output.log")
+    assert "Committed 1025 of 7044 KV cache blocks (9.07 GiB physical)" in log.read_text(errors="replace")
+    p = vramplan.plan("Qwen/Qwen3-8B", device="h100-80gb", vllm_version="0.34.0", max_model_len=8192)
+    h = _terms(p)
+    assert round(h["warmup_kv_commit"] / GiB, 2) == 9.07
+    assert abs(h["startup_peak"] / GiB - 26.98) < 0.25
+    # and fit's process figure never sits below the startup's own peak
+    from vramplan.fit import _process_bytes
+    small = vramplan.plan("Qwen/Qwen3-8B", device="h100-80gb", vllm_version="0.34.0", max_model_len=8192,
+                          gpu_memory_utilization=0.3)
+    assert _process_bytes(small) >= _terms(small)["startup_peak"]

@@ -457,17 +457,30 @@ def recurrent_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: 
     per_req, largest, kind = _recurrent_warmup_bytes(model, cfg, layers, gdn_flashinfer=gdn_flashinfer)
     if not per_req or not layout.groups:
         return None
+    reqs, commit = warmup_commit(cfg, layout=layout, init_free=init_free, non_kv_used=non_kv_used,
+                                 profile_peak=profile_peak, reserved_blocks=reserved_blocks, platform=platform)
+    free = init_free - non_kv_used - commit
+    return RecurrentWarmup(requests=reqs, chunk_state_bytes=largest, peak_bytes=reqs * per_req, free_bytes=free,
+                        kind=kind)
+
+
+def warmup_commit(cfg, *, layout: KVLayout, init_free: int, non_kv_used: int, profile_peak: int,
+                  reserved_blocks: int, platform: str) -> tuple[int, int]:
+    """``(requests, bytes committed)`` for ``warmup_kernels``' synthetic requests, on any model (vLLM v0.34.0
+    vllm/v1/worker/gpu/warmup.py:_warmup_kernels): ``max_num_seqs`` requests, capped by the token budget
+    (``_cap_num_warmup_reqs``: max_num_batched_tokens // 2) and by the blocks ``committable_blocks`` allows
+    (headroom - margin - max(transient, 0.1 x headroom)); ``ensure_kv_cache_blocks`` then commits
+    1 + requests x one block per KV group, each segment rounded to the commit granule. Qwen3-8B, 1,024 requests:
+    "Committed 1025 of 7044 KV cache blocks (9.07 GiB physical)" (data/watch/vllm-0.34-qwen3-8b-h100)."""
     strides = segment_strides(layout)
     committed = physical_bytes_for(1, strides)
     headroom = init_free - non_kv_used
     reserve = max(profile_peak, int(headroom * WARMUP_RESERVE_FRACTION))
     margin = max(margin_floor_bytes(platform), int(reserve * MARGIN_FRACTION))
     committable = max(blocks_within(max(headroom - margin - reserve, 0), strides, reserved_blocks), 1)
-    groups = len(layout.groups)
+    groups = max(len(layout.groups), 1)
     reqs = max(1, min(cfg.max_num_seqs, cfg.max_num_batched_tokens // 2, max(1, (committable - 1) // groups)))
-    free = headroom - max(physical_bytes_for(1 + reqs * groups, strides), committed)
-    return RecurrentWarmup(requests=reqs, chunk_state_bytes=largest, peak_bytes=reqs * per_req, free_bytes=free,
-                        kind=kind)
+    return reqs, max(physical_bytes_for(1 + reqs * groups, strides), committed)
 
 
 MAMBA2_WARMUP_WARNING = (
@@ -516,6 +529,14 @@ def finish_plan(plan):
         warm = mw.peak_bytes if mw is not None else 0
         if mw is not None and not mw.fits and warmup_oom is None:
             warmup_oom = mw
+        non_kv_used = r.bytes_of("weights") + r.bytes_of("non_torch") + kept + builder_ws
+        _, commit = warmup_commit(cfg, layout=r.layout, init_free=r.free_at_init_bytes, non_kv_used=non_kv_used,
+                                  profile_peak=r.bytes_of("activation_peak") - kept, reserved_blocks=reserved,
+                                  platform=platform)
+        # the process during warmup_kernels: context + what is resident + the blocks committed for its requests +
+        # its activations (the profile's transient stands in; a recurrent model's step where it is larger)
+        startup_peak = (plan.device.total_bytes - plan.used_by_others_bytes - r.free_at_init_bytes + non_kv_used
+                        + commit + max(r.bytes_of("activation_peak") - kept, warm))
         sizings.append(measure_rank(
             init_free=r.free_at_init_bytes, requested=r.requested_bytes, weights=r.bytes_of("weights"),
             non_torch=r.bytes_of("non_torch"), profile_peak=r.bytes_of("activation_peak"), warmup_peak=warm,
@@ -586,7 +607,8 @@ def finish_plan(plan):
                    error_message=error_msg, error_phase=phase if error_kind else None,
                    num_gpu_blocks=None if error_kind else num_blocks, kv_cache_tokens=tokens, max_concurrency=conc,
                    estimated_max_model_len=est_len if error_kind else plan.estimated_max_model_len,
-                   max_model_len=max_len, headroom_terms=_sizing_terms(plan, s_log, num_blocks), warnings=tuple(warnings),
+                   max_model_len=max_len, headroom_terms=_sizing_terms(plan, s_log, num_blocks, commit, startup_peak),
+                   warnings=tuple(warnings),
                    log_lines=tuple(logs), notes=plan.notes + tuple(notes))
 
 
@@ -674,14 +696,23 @@ def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: st
     return replace(r, terms=tuple(terms), available_kv_bytes=s.available_bytes, num_blocks=s.num_blocks)
 
 
-def _sizing_terms(plan, s: Sizing, num_blocks: int):
-    """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin."""
+def _sizing_terms(plan, s: Sizing, num_blocks: int, warmup_commit_bytes: int = 0, startup_peak_bytes: int = 0):
+    """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin; and
+    the startup's own peak, while ``warmup_kernels`` holds the blocks it committed for its requests."""
     rt = _rule_texts(plan.rules.version)
     r = plan.logged_rank
     strides = segment_strides(r.layout)
     phys = physical_bytes_for(num_blocks, strides)
     left = s.free_after_warmup_bytes - (phys - s.committed_before_bytes)
-    return (
+    startup = (
+        Term(key="warmup_kv_commit", label="KV blocks committed for the warm-up", bytes=warmup_commit_bytes,
+             rule="vLLM v0.34.0 vllm/v1/worker/gpu/warmup.py:_warmup_kernels -> ensure_kv_cache_blocks(1 + requests "
+                  "x one block per group), released before the cache is sized", kind="exact"),
+        Term(key="startup_peak", label="process during the warm-up", bytes=startup_peak_bytes, kind="measured",
+             rule="context + weights + non-torch + kept state + the warm-up's committed blocks + its activations "
+                  "(the profile's transient stands in; data/watch/vllm-0.34-qwen3-8b-h100: 26.98 GiB)"),
+    ) if startup_peak_bytes else ()
+    return startup + (
         Term(key="free_after_warmup", label="free after warm-up and capture", bytes=s.free_after_warmup_bytes,
              rule=rt["free_after_warmup"]),
         Term(key="headroom_left", label="free after the KV commit", bytes=left,
