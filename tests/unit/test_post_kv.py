@@ -160,3 +160,21 @@ def test_v034_warm_up_commit_and_startup_peak_match_the_watched_startup():
     small = vramplan.plan("Qwen/Qwen3-8B", device="h100-80gb", vllm_version="0.34.0", max_model_len=8192,
                           gpu_memory_utilization=0.3)
     assert _process_bytes(small) >= _terms(small)["startup_peak"]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(util=st.floats(min_value=0.80, max_value=0.985), step=st.floats(min_value=0.002, max_value=0.05),
+       model=st.sampled_from(["Qwen/Qwen3-8B", "openai/gpt-oss-20b", "Qwen/Qwen3-0.6B"]),
+       runner=st.sampled_from(["0", "1"]), exp=st.booleans())
+def test_more_util_never_leaves_more_room_after_the_kv_cache(util, step, model, runner, exp):
+    env = (("VLLM_USE_V2_MODEL_RUNNER", runner),) + ((EXP,) if exp else ())
+    lo = _plan(model, round(util, 3), *env)
+    hi = _plan(model, round(min(util + step, 0.99), 3), *env)
+    if not (lo.headroom_terms and hi.headroom_terms):
+        return
+    assert _terms(hi)["headroom_left"] <= _terms(lo)["headroom_left"] + 2**20
+    if not lo.starts and lo.error_phase in ("graph_capture", "warmup"):
+        assert not hi.starts  # a post-KV failure does not go away with more util
