@@ -202,14 +202,15 @@ CUDAGRAPH_WORST_RATIO = 1.51
 
 
 def cudagraph(model: ModelDescription, *, mode: str, capture_sizes: tuple[int, ...], runner: str, estimates: bool,
-              num_layers: int, max_num_batched_tokens: int, tp: int = 1) -> GraphMemory:
+              num_layers: int, max_num_batched_tokens: int, tp: int = 1, v2_base_gib: float = 0.38) -> GraphMemory:
     """The CUDA-graph estimate and pool (pure; memoised on the model's identity, asked twice per 0.34 plan)."""
-    return _cudagraph(model, mode, tuple(capture_sizes), runner, estimates, num_layers, max_num_batched_tokens, tp)
+    return _cudagraph(model, mode, tuple(capture_sizes), runner, estimates, num_layers, max_num_batched_tokens, tp,
+                      v2_base_gib)
 
 
 @by_identity(maxsize=1024)
 def _cudagraph(model: ModelDescription, mode: str, capture_sizes: tuple[int, ...], runner: str, estimates: bool,
-               num_layers: int, max_num_batched_tokens: int, tp: int) -> GraphMemory:
+               num_layers: int, max_num_batched_tokens: int, tp: int, v2_base_gib: float = 0.38) -> GraphMemory:
     if mode == "NONE" or not capture_sizes:
         return GraphMemory(estimate_bytes=0, actual_bytes=0, num_piecewise=0, num_full=0, basis="no CUDA graphs")
     n = len(capture_sizes)
@@ -227,8 +228,10 @@ def _cudagraph(model: ModelDescription, mode: str, capture_sizes: tuple[int, ...
         # largest size (gpt-oss's 1024) scales it up (gpt-oss-20b: 0.96 GiB planned, 1.22 logged; was 0.67)
         largest = max(capture_sizes)
         per_layer = _V2_B * num_layers * model.hidden_size * max(1.0, min(largest, 1024) / 512)
-        actual = _V2_A * max_num_batched_tokens / 8192 + per_layer
+        actual = v2_base_gib * GiB * max_num_batched_tokens / 8192 + per_layer
         basis = (f"{n} sizes: V2-runner pool fitted on 6 H100 graph runs (max error 0.11 GiB)"
+                 + ("" if v2_base_gib == _V2_A / GiB else
+                    f", its fixed part {v2_base_gib:.2f} GiB in this release (RuleSet.v2_graph_pool_base_gib)")
                  + (f"; its per-layer part x {min(largest, 1024) / 512:.2f} for graphs up to {largest} tokens"
                     if largest > 512 else ""))
     if tp > 1:

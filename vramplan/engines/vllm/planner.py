@@ -162,7 +162,8 @@ def build_plan(
                             **({"mamba_ckpt_blocks": ckpt} if ckpt else {}))
     graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
                        estimates=cfg.estimate_runs, num_layers=stages[-1][1] - stages[-1][0],
-                       max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp)
+                       max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp,
+                       v2_base_gib=rules.v2_graph_pool_base_gib)
     cg_applied = graphs.estimate_bytes if cfg.estimate_cudagraphs else 0
 
     error = _startup_check(free_at_init, requested, total, cfg, rules, platform, budget)

@@ -31,5 +31,7 @@ RULES = replace(_PREVIOUS, version=(0, 33, 0), cublas_handles_in_init_device=Tru
                 # measured on 0.34 (data/truth/logs/h100e/q8b_g_unset: the compiled profile peak is the eager one,
                 # 1.04 GiB); set at the first release that pins torch 2.14, like the context above
                 compiled_embedding_copy=False,
+                # measured on 0.33 (h100g/q06b_g_base, 0.24 GiB) and 0.34 (h100e/q8b_g_unset, 0.70 GiB)
+                v2_graph_pool_base_gib=0.10,
                 # vLLM v0.33.0 vllm/v1/worker/gpu/model_runner.py:GPUModelRunner._dummy_sampler_run
                 sampler_fp32_warmup_pass=True)

@@ -514,7 +514,8 @@ def finish_plan(plan):
         start, end = stages[r.pp_rank]
         graphs = cudagraph(model, mode=cfg.cudagraph_mode, capture_sizes=cfg.capture_sizes, runner=cfg.runner,
                            estimates=False, num_layers=end - start,
-                           max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp)
+                           max_num_batched_tokens=cfg.max_num_batched_tokens, tp=cfg.tp,
+                           v2_base_gib=plan.rules.v2_graph_pool_base_gib)
         # The sampler warm-up runs after record_transient_peak, and measure_kv_cache_blocks empties torch's
         # cache before reading free memory: its peak is not kept (v0.34.0 gpu_worker.py
         # Worker._compile_or_warm_up_model). The sizing warm-up's full step is taken as the profile peak.
