@@ -34,65 +34,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..units import cdiv
+from ..engines.vllm.sizing.extensible import warmup_commit_blocks, warmup_commits
 
 __all__ = ["extensible_levels", "warmup_commit_blocks", "warmup_commits"]
-
-
-def warmup_commit_blocks(p: Any) -> int | None:
-    """Blocks committed at the warm-up's peak on the logged rank (see the module doc), or None (no KV layout,
-    speculative decoding, or not the extensible cache)."""
-    c = warmup_commits(p)
-    return None if c is None else max(c[0], c[1] or 0)
-
-
-def warmup_commits(p: Any) -> tuple[int, int | None] | None:
-    """``(warmup_kernels' commit, the sizing warm-up's commit)`` in blocks on the logged rank; the second is None
-    where a KV group is not full attention (its per-request blocks are capped otherwise). None as above."""
-    from ..engines.vllm.sizing.extensible import (MARGIN_FRACTION, WARMUP_RESERVE_FRACTION, blocks_within,
-                                                  kept_after_profile, margin_floor_bytes, segment_strides)
-
-    cfg, r = p.engine, p.logged_rank
-    layout = r.layout
-    if not layout.groups or r.term("reserved_bound") is None:
-        return None
-    if getattr(cfg, "num_speculative_tokens", 0) or getattr(p.args, "speculative_config", None):
-        return None  # drafts change the prompt length and the blocks per request
-    strides = segment_strides(layout)
-    groups = len(layout.groups)
-    non_kv_before_capture = r.bytes_of("non_kv_after_warmup") - r.bytes_of("cudagraph_pool")
-    headroom = r.free_at_init_bytes - non_kv_before_capture
-    # reserved_headroom_bytes = the profile's peak_activation_memory, less what the workspace manager keeps
-    profile_peak = max(r.bytes_of("activation_peak") - kept_after_profile(r.term("activation_peak")), 0)
-    reserve = max(profile_peak, int(headroom * WARMUP_RESERVE_FRACTION))
-    margin = max(margin_floor_bytes(p.device.platform), int(reserve * MARGIN_FRACTION))
-    reserved_blocks = r.bytes_of("reserved_bound") // max(layout.bytes_per_block, 1)
-    committable = max(blocks_within(max(headroom - margin - reserve, 0), strides, reserved_blocks), 1)
-    reqs = max(1, min(cfg.max_num_seqs, cfg.max_num_batched_tokens // 2, max(1, (committable - 1) // groups)))
-    kernels = 1 + reqs * groups
-    sizing: int | None = None
-    from ..model.description import LayerKind
-
-    if all(g.spec.sliding_window is None and g.spec.chunk_size is None and g.spec.kind is LayerKind.FULL
-           for g in layout.groups) and cfg.max_num_seqs >= 2:
-        # run_mixed_prefill_decode_warmup: one decode request (3 tokens: one block) and the prefills of
-        # max_num_batched_tokens - 1 tokens, max_model_len - 1 at most each
-        bs = layout.block_size
-        left = cfg.max_num_batched_tokens - 1
-        per_req_max = cdiv(p.max_model_len, bs)
-        prefills: list[int] = []
-        while left > 0 and len(prefills) < cfg.max_num_seqs - 1:
-            take = min(left, p.max_model_len - 1)
-            prefills.append(groups * min(cdiv(take, bs), per_req_max))
-            left -= take
-        required = groups + sum(prefills)
-        # prefills the committable blocks cannot hold are dropped; with one left that still does not fit, the
-        # step is skipped ("Skipping V2 mixed prefill+decode warmup")
-        while committable <= required and len(prefills) > 1:
-            required -= prefills.pop()
-        sizing = 1 + required if committable > required else None
-    # ensure_kv_cache_blocks(1 + num_reqs x blocks per request), num_reqs already capped by the committable blocks
-    return kernels, sizing
 
 
 def extensible_levels(p: Any) -> dict[str, int] | None:

@@ -457,30 +457,88 @@ def recurrent_warmup(model, cfg, *, layers: range, init_free: int, non_kv_used: 
     per_req, largest, kind = _recurrent_warmup_bytes(model, cfg, layers, gdn_flashinfer=gdn_flashinfer)
     if not per_req or not layout.groups:
         return None
-    reqs, commit = warmup_commit(cfg, layout=layout, init_free=init_free, non_kv_used=non_kv_used,
-                                 profile_peak=profile_peak, reserved_blocks=reserved_blocks, platform=platform)
-    free = init_free - non_kv_used - commit
+    committable = warmup_committable_blocks(layout=layout, init_free=init_free, non_kv_used=non_kv_used,
+                                            profile_peak=profile_peak, reserved_blocks=reserved_blocks,
+                                            platform=platform)
+    reqs = warmup_requests(cfg, committable, len(layout.groups))
+    strides = segment_strides(layout)
+    free = init_free - non_kv_used - max(physical_bytes_for(1 + reqs * len(layout.groups), strides),
+                                         physical_bytes_for(1, strides))
     return RecurrentWarmup(requests=reqs, chunk_state_bytes=largest, peak_bytes=reqs * per_req, free_bytes=free,
                         kind=kind)
 
 
-def warmup_commit(cfg, *, layout: KVLayout, init_free: int, non_kv_used: int, profile_peak: int,
-                  reserved_blocks: int, platform: str) -> tuple[int, int]:
-    """``(requests, bytes committed)`` for ``warmup_kernels``' synthetic requests, on any model (vLLM v0.34.0
-    vllm/v1/worker/gpu/warmup.py:_warmup_kernels): ``max_num_seqs`` requests, capped by the token budget
-    (``_cap_num_warmup_reqs``: max_num_batched_tokens // 2) and by the blocks ``committable_blocks`` allows
-    (headroom - margin - max(transient, 0.1 x headroom)); ``ensure_kv_cache_blocks`` then commits
-    1 + requests x one block per KV group, each segment rounded to the commit granule. Qwen3-8B, 1,024 requests:
-    "Committed 1025 of 7044 KV cache blocks (9.07 GiB physical)" (data/watch/vllm-0.34-qwen3-8b-h100)."""
+def warmup_committable_blocks(*, layout: KVLayout, init_free: int, non_kv_used: int, profile_peak: int,
+                              reserved_blocks: int, platform: str) -> int:
+    """``warmup_committable_blocks`` (vLLM v0.34.0 extensible_kv_cache.py:ExtensibleKVCache.committable_blocks, set
+    in gpu_worker.initialize_from_config): the blocks within headroom - margin - max(transient, 0.1 x headroom)."""
     strides = segment_strides(layout)
-    committed = physical_bytes_for(1, strides)
     headroom = init_free - non_kv_used
     reserve = max(profile_peak, int(headroom * WARMUP_RESERVE_FRACTION))
     margin = max(margin_floor_bytes(platform), int(reserve * MARGIN_FRACTION))
-    committable = max(blocks_within(max(headroom - margin - reserve, 0), strides, reserved_blocks), 1)
-    groups = max(len(layout.groups), 1)
-    reqs = max(1, min(cfg.max_num_seqs, cfg.max_num_batched_tokens // 2, max(1, (committable - 1) // groups)))
-    return reqs, max(physical_bytes_for(1 + reqs * groups, strides), committed)
+    return max(blocks_within(max(headroom - margin - reserve, 0), strides, reserved_blocks), 1)
+
+
+def warmup_requests(cfg, committable: int, groups: int) -> int:
+    """How many synthetic requests ``warmup_kernels`` runs, on any model (vLLM v0.34.0
+    vllm/v1/worker/gpu/warmup.py:_warmup_kernels): ``max_num_seqs``, capped by the token budget
+    (``_cap_num_warmup_reqs``: max_num_batched_tokens // 2) and by the committable blocks, one block per KV group
+    per request (``_reserved_block_count`` of 5 tokens); it then commits ``ensure_kv_cache_blocks(1 + requests x
+    groups)``."""
+    return max(1, min(cfg.max_num_seqs, cfg.max_num_batched_tokens // 2, max(1, (committable - 1) // max(groups, 1))))
+
+
+def warmup_commits(p) -> tuple[int, int | None] | None:
+    """``(warmup_kernels' commit, the sizing warm-up's commit)`` in blocks on the logged rank of a 0.34 plan under
+    the extensible cache; the second is None where a KV group is not full attention (its per-request blocks are
+    capped otherwise). None without a KV layout, with speculative decoding, or off the extensible cache.
+
+    ``warmup_kernels`` commits ``1 + requests x groups`` (:func:`warmup_requests`); ``_compile_or_warm_up_model``
+    releases them (``commit(min_committed_blocks, shrink=True)``) before the sizing warm-up, whose full
+    max-num-batched-tokens step (``run_mixed_prefill_decode_warmup``: one 3-token decode and prefills of
+    ``max_num_batched_tokens - 1`` tokens, ``max_model_len - 1`` at most each) commits ``1 +`` their blocks. MLA
+    models also run a chunked-context step, not modelled: 1,089 blocks against 1,025 for DeepSeek-V2-Lite at
+    max-model-len 4096 (data/truth/logs/h100e/mla_e_unset.log). Qwen3-8B at the H100 defaults: "Committed 1025 of
+    7044 KV cache blocks (9.07 GiB physical)" (data/watch/vllm-0.34-qwen3-8b-h100)."""
+    from ....model.description import LayerKind
+
+    cfg, r = p.engine, p.logged_rank
+    layout = r.layout
+    if not layout.groups or r.term("reserved_bound") is None:
+        return None
+    if getattr(cfg, "num_speculative_tokens", 0) or getattr(p.args, "speculative_config", None):
+        return None  # drafts change the prompt length and the blocks per request
+    groups = len(layout.groups)
+    # reserved_headroom_bytes = the profile's peak_activation_memory, less what the workspace manager keeps
+    committable = warmup_committable_blocks(
+        layout=layout, init_free=r.free_at_init_bytes,
+        non_kv_used=r.bytes_of("non_kv_after_warmup") - r.bytes_of("cudagraph_pool"),
+        profile_peak=max(r.bytes_of("activation_peak") - kept_after_profile(r.term("activation_peak")), 0),
+        reserved_blocks=r.bytes_of("reserved_bound") // max(layout.bytes_per_block, 1), platform=p.device.platform)
+    sizing: int | None = None
+    if all(g.spec.sliding_window is None and g.spec.chunk_size is None and g.spec.kind is LayerKind.FULL
+           for g in layout.groups) and cfg.max_num_seqs >= 2:
+        bs = layout.block_size
+        left = cfg.max_num_batched_tokens - 1
+        per_req_max = -(-p.max_model_len // bs)
+        prefills: list[int] = []
+        while left > 0 and len(prefills) < cfg.max_num_seqs - 1:
+            take = min(left, p.max_model_len - 1)
+            prefills.append(groups * min(-(-take // bs), per_req_max))
+            left -= take
+        required = groups + sum(prefills)
+        # prefills the committable blocks cannot hold are dropped; with one left that still does not fit, the
+        # step is skipped ("Skipping V2 mixed prefill+decode warmup")
+        while committable <= required and len(prefills) > 1:
+            required -= prefills.pop()
+        sizing = 1 + required if committable > required else None
+    return 1 + warmup_requests(cfg, committable, groups) * groups, sizing
+
+
+def warmup_commit_blocks(p) -> int | None:
+    """Blocks committed at the warm-up's peak on the logged rank (:func:`warmup_commits`), or None."""
+    c = warmup_commits(p)
+    return None if c is None else max(c[0], c[1] or 0)
 
 
 MAMBA2_WARMUP_WARNING = (
@@ -530,14 +588,6 @@ def finish_plan(plan):
         warm = mw.peak_bytes if mw is not None else 0
         if mw is not None and not mw.fits and warmup_oom is None:
             warmup_oom = mw
-        non_kv_used = r.bytes_of("weights") + r.bytes_of("non_torch") + kept + builder_ws
-        _, commit = warmup_commit(cfg, layout=r.layout, init_free=r.free_at_init_bytes, non_kv_used=non_kv_used,
-                                  profile_peak=r.bytes_of("activation_peak") - kept, reserved_blocks=reserved,
-                                  platform=platform)
-        # the process during warmup_kernels: context + what is resident + the blocks committed for its requests +
-        # its activations (the profile's transient stands in; a recurrent model's step where it is larger)
-        startup_peak = (plan.device.total_bytes - plan.used_by_others_bytes - r.free_at_init_bytes + non_kv_used
-                        + commit + max(r.bytes_of("activation_peak") - kept, warm))
         sizings.append(measure_rank(
             init_free=r.free_at_init_bytes, requested=r.requested_bytes, weights=r.bytes_of("weights"),
             non_torch=r.bytes_of("non_torch"), profile_peak=r.bytes_of("activation_peak"), warmup_peak=warm,
@@ -604,13 +654,35 @@ def finish_plan(plan):
         warnings.append(util_warning(cfg.gpu_memory_utilization, logged.requested_bytes, s_log.withheld_bytes))
     ranks = tuple(_rank_with_sizing(r, s, num_blocks, rules, plan.vllm_version) for r, s in zip(plan.ranks, sizings))
     logs = _log_lines(plan, s_log, num_blocks, tokens, conc, max_len, error_msg, warnings)
-    return replace(plan, ranks=ranks, verdict="fails" if error_kind else "starts", error_kind=error_kind,
+    sized = replace(plan, ranks=ranks, verdict="fails" if error_kind else "starts", error_kind=error_kind,
                    error_message=error_msg, error_phase=phase if error_kind else None,
                    num_gpu_blocks=None if error_kind else num_blocks, kv_cache_tokens=tokens, max_concurrency=conc,
                    estimated_max_model_len=est_len if error_kind else plan.estimated_max_model_len,
-                   max_model_len=max_len, headroom_terms=_sizing_terms(plan, s_log, num_blocks, commit, startup_peak),
+                   max_model_len=max_len, headroom_terms=_sizing_terms(plan, s_log, num_blocks),
                    warnings=tuple(warnings),
                    log_lines=tuple(logs), notes=plan.notes + tuple(notes))
+    return replace(sized, headroom_terms=_startup_terms(sized) + sized.headroom_terms)
+
+
+def _startup_terms(p) -> tuple[Term, ...]:
+    """The process while ``warmup_kernels`` holds the blocks committed for its requests (:func:`warmup_commits`):
+    context + what is resident before capture + those blocks + the transient the commit keeps (the activations of
+    the step: 1.14 GiB read by NVML for Qwen3-8B, 0.96 planned). Empty where the commit is not modelled."""
+    blocks = warmup_commit_blocks(p)
+    if not blocks:
+        return ()
+    r = p.logged_rank
+    commit = physical_bytes_for(blocks, segment_strides(r.layout))
+    peak = (p.device.total_bytes - p.used_by_others_bytes - r.free_at_init_bytes + r.bytes_of("non_kv_after_warmup")
+            - r.bytes_of("cudagraph_pool") + commit + r.bytes_of("warmup_transient_peak"))
+    return (
+        Term(key="warmup_kv_commit", label="KV blocks committed for the warm-up", bytes=commit, kind="exact",
+             rule=f"vLLM v0.34.0 vllm/v1/worker/gpu/warmup.py:_warmup_kernels -> ensure_kv_cache_blocks: {blocks:,} "
+                  "blocks, released before the cache is sized"),
+        Term(key="startup_peak", label="process during the warm-up", bytes=peak, kind="measured",
+             rule="context + non-KV before capture + the warm-up's committed blocks + the kept transient "
+                  "(data/watch/vllm-0.34-qwen3-8b-h100: 26.98 GiB read by NVML)"),
+    )
 
 
 @lru_cache(maxsize=64)
@@ -697,23 +769,14 @@ def _rank_with_sizing(r, s: Sizing, num_blocks: int, rules: RuleSet, version: st
     return replace(r, terms=tuple(terms), available_kv_bytes=s.available_bytes, num_blocks=s.num_blocks)
 
 
-def _sizing_terms(plan, s: Sizing, num_blocks: int, warmup_commit_bytes: int = 0, startup_peak_bytes: int = 0):
-    """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin; and
-    the startup's own peak, while ``warmup_kernels`` holds the blocks it committed for its requests."""
+def _sizing_terms(plan, s: Sizing, num_blocks: int):
+    """The plan's room story under 0.34: nothing is captured after the commit, so what is left is the margin."""
     rt = _rule_texts(plan.rules.version)
     r = plan.logged_rank
     strides = segment_strides(r.layout)
     phys = physical_bytes_for(num_blocks, strides)
     left = s.free_after_warmup_bytes - (phys - s.committed_before_bytes)
-    startup = (
-        Term(key="warmup_kv_commit", label="KV blocks committed for the warm-up", bytes=warmup_commit_bytes,
-             rule="vLLM v0.34.0 vllm/v1/worker/gpu/warmup.py:_warmup_kernels -> ensure_kv_cache_blocks(1 + requests "
-                  "x one block per group), released before the cache is sized", kind="exact"),
-        Term(key="startup_peak", label="process during the warm-up", bytes=startup_peak_bytes, kind="measured",
-             rule="context + weights + non-torch + kept state + the warm-up's committed blocks + its activations "
-                  "(the profile's transient stands in; data/watch/vllm-0.34-qwen3-8b-h100: 26.98 GiB)"),
-    ) if startup_peak_bytes else ()
-    return startup + (
+    return (
         Term(key="free_after_warmup", label="free after warm-up and capture", bytes=s.free_after_warmup_bytes,
              rule=rt["free_after_warmup"]),
         Term(key="headroom_left", label="free after the KV commit", bytes=left,
