@@ -33,8 +33,8 @@ from ..engines.vllm.rules.comm import CommRules
 from .multi_gpu import NVLS_BYTES, NVSWITCH_MULTICAST, multi_gpu_non_torch
 from ..units import GiB, MiB
 
-__all__ = ["Overheads", "GraphMemory", "non_torch", "non_torch_v0", "cudagraph", "post_kv", "PostKV", "CUDAGRAPH_WORST_RATIO",
-           "sampler_penalty_state_bytes"]
+__all__ = ["Overheads", "GraphMemory", "non_torch", "non_torch_v0", "cudagraph", "post_kv", "PostKV",
+           "CUDAGRAPH_WORST_RATIO", "V2_POOL_BASE_GIB", "sampler_penalty_state_bytes"]
 
 
 def sampler_penalty_state_bytes(*, max_num_seqs: int, vocab: int) -> int:
@@ -193,7 +193,7 @@ _PER_FULL = 1.5 * MiB
 _V1_ACTUAL_OVER_ESTIMATE = 1.25
 # V2 (no estimate in v0.26): pool = a x (mnbt / 8192) + b x layers x hidden (fit over 6 graph runs: Qwen3-0.6B,
 # Qwen3-8B x3, Llama-3.1-8B, Qwen2.5-VL-3B, Qwen3-VL-8B; max error 0.11 GiB).
-_V2_A = 0.38 * GiB
+V2_POOL_BASE_GIB = 0.38  # the fixed part at 8,192 batched tokens (RuleSet.v2_graph_pool_base_gib per release)
 _V2_B = 4.2e-6 * GiB
 # The worst measured ratio of the real pool to the modelled one, for the post-KV worst case: gpt-oss-20b compiled
 # on H100 (data/truth/logs/h100h) logged 1.04 GiB on the V1 runner against 0.69 modelled (1.51x), 1.22 on V2
@@ -202,15 +202,18 @@ CUDAGRAPH_WORST_RATIO = 1.51
 
 
 def cudagraph(model: ModelDescription, *, mode: str, capture_sizes: tuple[int, ...], runner: str, estimates: bool,
-              num_layers: int, max_num_batched_tokens: int, tp: int = 1, v2_base_gib: float = 0.38) -> GraphMemory:
-    """The CUDA-graph estimate and pool (pure; memoised on the model's identity, asked twice per 0.34 plan)."""
+              num_layers: int, max_num_batched_tokens: int, tp: int = 1,
+              v2_base_gib: float | None = None) -> GraphMemory:
+    """The CUDA-graph estimate and pool (pure; memoised on the model's identity, asked twice per 0.34 plan).
+    ``v2_base_gib``: the V2 pool's fixed part in this release (``RuleSet.v2_graph_pool_base_gib``), None for the
+    0.26 fit."""
     return _cudagraph(model, mode, tuple(capture_sizes), runner, estimates, num_layers, max_num_batched_tokens, tp,
-                      v2_base_gib)
+                      V2_POOL_BASE_GIB if v2_base_gib is None else v2_base_gib)
 
 
 @by_identity(maxsize=1024)
 def _cudagraph(model: ModelDescription, mode: str, capture_sizes: tuple[int, ...], runner: str, estimates: bool,
-               num_layers: int, max_num_batched_tokens: int, tp: int, v2_base_gib: float = 0.38) -> GraphMemory:
+               num_layers: int, max_num_batched_tokens: int, tp: int, v2_base_gib: float) -> GraphMemory:
     if mode == "NONE" or not capture_sizes:
         return GraphMemory(estimate_bytes=0, actual_bytes=0, num_piecewise=0, num_full=0, basis="no CUDA graphs")
     n = len(capture_sizes)
@@ -230,7 +233,7 @@ def _cudagraph(model: ModelDescription, mode: str, capture_sizes: tuple[int, ...
         per_layer = _V2_B * num_layers * model.hidden_size * max(1.0, min(largest, 1024) / 512)
         actual = v2_base_gib * GiB * max_num_batched_tokens / 8192 + per_layer
         basis = (f"{n} sizes: V2-runner pool fitted on 6 H100 graph runs (max error 0.11 GiB)"
-                 + ("" if v2_base_gib == _V2_A / GiB else
+                 + ("" if v2_base_gib == V2_POOL_BASE_GIB else
                     f", its fixed part {v2_base_gib:.2f} GiB in this release (RuleSet.v2_graph_pool_base_gib)")
                  + (f"; its per-layer part x {min(largest, 1024) / 512:.2f} for graphs up to {largest} tokens"
                     if largest > 512 else ""))
@@ -278,18 +281,18 @@ class PostKV:
     basis: str
 
 
-def post_kv(*, runner: str, max_num_seqs: int, max_num_batched_tokens: int, vocab: int, platform: str,
+def post_kv(*, runner: str, max_num_seqs: int, requests: int, vocab: int, platform: str,
             expandable_segments: bool, penalty_state_in_budget: bool) -> PostKV:
-    """The memory the post-KV steps take besides the CUDA graphs (pure; see the measurements above)."""
+    """The memory the post-KV steps take besides the CUDA graphs (pure; see the measurements above). ``requests``:
+    the warm-up's dummy requests, ``min(max_num_seqs, max_num_batched_tokens)``."""
     if platform == "ascend":  # vllm-ascend has no sampler warm-up after graph capture (docs/vllm-rules.md §12)
         return PostKV(warmup_bytes=0, runner_state_bytes=0, allocator_bytes=0, allocator_worst_bytes=0, requests=0,
                       basis="vllm-ascend: no sampler warm-up after the graph capture")
     runner = runner if runner in _WARMUP_PER_ELEMENT else "v1"
-    reqs = min(max_num_seqs, max_num_batched_tokens)
     state = int(_RUNNER_STATE[runner])
     if runner == "v2" and not penalty_state_in_budget:
         state += sampler_penalty_state_bytes(max_num_seqs=max_num_seqs, vocab=vocab)
     mid, worst = _ALLOCATOR_LOSS[expandable_segments]
-    return PostKV(warmup_bytes=int(_WARMUP_PER_ELEMENT[runner] * reqs * vocab), runner_state_bytes=state,
-                  allocator_bytes=int(mid), allocator_worst_bytes=int(worst), requests=reqs,
+    return PostKV(warmup_bytes=int(_WARMUP_PER_ELEMENT[runner] * requests * vocab), runner_state_bytes=state,
+                  allocator_bytes=int(mid), allocator_worst_bytes=int(worst), requests=requests,
                   basis=_POST_KV_SOURCE)

@@ -497,9 +497,8 @@ def _post_kv_headroom(error: _Failure | None, budget: Budget, total: int, used_b
                     f"{format_gib(max(room - h['cudagraph_actual'], 0))} GiB is left once the CUDA graphs are in)"))
             else:
                 error = _Failure("out_of_memory", phase="warmup", message=(
-                    f"torch.OutOfMemoryError: CUDA out of memory (predicted after the KV cache, in warmup_kernels after the "
-                    f"CUDA graphs: "
-                    f"it needs about {format_gib(h['sampler_warmup'])} GiB and about "
+                    f"torch.OutOfMemoryError: CUDA out of memory (predicted after the KV cache, in warmup_kernels "
+                    f"after the CUDA graphs: it needs about {format_gib(h['sampler_warmup'])} GiB and about "
                     f"{format_gib(max(room - h['cudagraph_actual'], 0))} GiB is left)"))
         elif h["headroom_left_worst"] < 0:
             warnings.append(
@@ -512,6 +511,8 @@ def _post_kv_headroom(error: _Failure | None, budget: Budget, total: int, used_b
 
 
 def _post_kv_requests(cfg: EngineConfig) -> int:
+    """The warm-up's dummy requests (vLLM v0.26.0 gpu_worker.py:compile_or_warm_up_model: min(max_num_seqs,
+    max_num_batched_tokens))."""
     return min(cfg.max_num_seqs, cfg.max_num_batched_tokens)
 
 
@@ -571,7 +572,7 @@ def _headroom_terms(total: int, others: int, before_snapshot: int, requested: in
     # graphs are charged against what is left outside the budget, as before
     returned = 0 if cfg.platform == "ascend" else (
         logged.bytes_of("activation_peak") + (graphs.estimate_bytes if cfg.estimate_cudagraphs else 0))
-    pk = post_kv(runner=cfg.runner, max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
+    pk = post_kv(runner=cfg.runner, max_num_seqs=cfg.max_num_seqs, requests=_post_kv_requests(cfg),
                  vocab=model.vocab_size, platform=cfg.platform, expandable_segments=expandable,
                  penalty_state_in_budget=penalty_in_budget)
     head = left + returned - pk.runner_state_bytes - pk.allocator_bytes - graphs.actual_bytes - pk.warmup_bytes

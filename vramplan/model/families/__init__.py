@@ -64,6 +64,10 @@ class Family:
     """``load_workspace(model, cfg, device, pp_rank) -> ((name, bytes), ...)``: what a family's layers allocate while
     the model is built (inside "Model loading took") that depends on the device or the flags, e.g. Kimi-K3's
     FlashKDA prefill views and fused-decode weight copies; ``cfg`` is the vLLM planner's ``EngineConfig``."""
+    capture_override: Callable[..., dict | None] | None = None
+    """``capture_override(version, *, device_capability, max_num_batched_tokens, num_speculative_tokens, user_set)
+    -> {flag: value} | None``: what the family's ``VerifyAndUpdateConfig`` (vllm/model_executor/models/config.py
+    ``MODELS_CONFIG_MAP``) writes into the CUDA-graph capture sizes, e.g. gpt-oss's 1,024 tokens."""
     profile_workspace: Callable[..., tuple] | None = None
     """``profile_workspace(model, cfg, device, pp_rank) -> ((name, bytes), ...)``: what a family's layers add to the
     torch peak of the profile run beyond the fitted activation terms (e.g. Kimi-K3.1's DSA indexer: the shared

@@ -11,12 +11,6 @@ from functools import partial
 from . import Family, register
 from ._common import _rope_buffers, moe_layers
 
-register(Family(
-    name="gpt_oss",
-    builder=partial(moe_layers, bias=True, sinks=True),
-    architectures={"GptOssForCausalLM": False},
-    buffers=partial(_rope_buffers, dtype="float32"),
-))
 
 # The prefill token grid up to 1024 that vLLM 0.34 writes for gpt-oss (the legacy 1024-token list, below 1024).
 _GRID_1024 = frozenset({1, 2, 4, *range(8, 256, 8), *range(256, 1024, 16)})
@@ -47,3 +41,13 @@ def gpt_oss_capture_override(version: tuple[int, int, int], *, device_capability
     top = min(max_num_batched_tokens, 1024)
     return {"prefill_cudagraph_capture_token_sizes": tuple(sorted({s for s in _GRID_1024 if s < top} | {top})),
             "max_decode_cudagraph_capture_requests": 1024 // (1 + num_speculative_tokens)}
+
+
+register(Family(
+    name="gpt_oss",
+    builder=partial(moe_layers, bias=True, sinks=True),
+    architectures={"GptOssForCausalLM": False},
+    buffers=partial(_rope_buffers, dtype="float32"),
+    capture_override=gpt_oss_capture_override,
+))
+

@@ -15,6 +15,7 @@ from ....inputs.devices import Device
 from ....memo import by_identity
 from ..flags import EngineArgs
 from ....model.description import LayerKind, ModelDescription, QuantSpec
+from ....model.families import family
 from ....model.from_config import text_config_of
 from ....model.quant import parse_quant
 from . import engine_defaults as d
@@ -184,18 +185,18 @@ def resolve_engine(args: EngineArgs, model: ModelDescription, device: Device, ru
                  max_prefill_cudagraph_capture_tokens=args.max_prefill_cudagraph_capture_tokens,
                  decode_cudagraph_capture_request_sizes=_tup(args.decode_cudagraph_capture_request_sizes),
                  max_decode_cudagraph_capture_requests=args.max_decode_cudagraph_capture_requests)
-    if model.architecture == "GptOssForCausalLM" and platform == "cuda" and mode != "NONE":
-        from ....model.families.gpt_oss import gpt_oss_capture_override
+    fam = family(model.family)
+    if fam is not None and fam.capture_override is not None and platform == "cuda" and mode != "NONE":
         # v0.34 leaves the sizes alone when any of the six capture knobs is set; earlier releases look at two
         asked = knobs if rules.split_capture_sizes else {k: knobs[k] for k in ("cudagraph_capture_sizes",
                                                                              "max_cudagraph_capture_size")}
-        override = gpt_oss_capture_override(
+        override = fam.capture_override(
             v, device_capability=device.compute_capability, max_num_batched_tokens=mnbt, num_speculative_tokens=0,
             user_set=any(x is not None for x in asked.values()))
         if override:
             knobs.update(override)
-            notes.append("gpt-oss raises the CUDA-graph capture sizes to 1024 tokens when none is given "
-                         "(vllm/model_executor/models/config.py: GptOssForCausalLMConfig.verify_and_update_config)")
+            notes.append(f"{model.architecture} sets its own CUDA-graph capture sizes when none is given "
+                         f"(vllm/model_executor/models/config.py: MODELS_CONFIG_MAP, verify_and_update_config)")
     sizes = () if mode == "NONE" else _capture_sizes(
         rules, mns, mnbt, mode, tp, platform, device.compute_capability, knobs["cudagraph_capture_sizes"],
         knobs["max_cudagraph_capture_size"], runner, args.performance_mode or "balanced", rules.split_capture_sizes,

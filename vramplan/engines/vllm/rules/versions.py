@@ -91,9 +91,9 @@ class RuleSet:
     (measured on vLLM 0.26, estimate/activation.py ``compiled``). Off from 0.33 (torch 2.14): 0.34's one compiled
     startup (data/truth/logs/h100e/q8b_g_unset) logs the eager peak, 1.04 GiB, where the copy would make it 1.31;
     0.33, on the same torch, was not measured compiled."""
-    v2_graph_pool_base_gib: float = 0.38
-    """The V2 runner's CUDA-graph pool, its part that does not grow with layers (at 8,192 batched tokens):
-    0.38 GiB fitted on six vLLM 0.26 runs (estimate/overheads.py ``cudagraph``). 0.10 from 0.33 (torch 2.14):
+    v2_graph_pool_base_gib: float | None = None
+    """The V2 runner's CUDA-graph pool, its part that does not grow with layers (at 8,192 batched tokens). None: the
+    vLLM 0.26 fit (estimate/overheads.py ``V2_POOL_BASE_GIB``, 0.38 GiB over six runs). 0.10 from 0.33 (torch 2.14):
     Qwen3-0.6B compiled logged 0.24 GiB on 0.33 (data/truth/logs/h100g/q06b_g_base), Qwen3-8B 0.70 on 0.34
     (h100e/q8b_g_unset), i.e. 0.12 and 0.08 above the 0.26 per-layer part, where 0.26 logged 0.50 and 1.00."""
     mamba_blocks_check: bool = True
