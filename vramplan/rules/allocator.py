@@ -34,7 +34,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 
-__all__ = ["Alloc", "Free", "allocated_block_bytes", "rope_cache_events", "MiB"]
+__all__ = ["Alloc", "Free", "allocated_block_bytes", "rope_cache_events", "expandable_segments", "MiB"]
 
 MiB = 1 << 20
 K_MIN_BLOCK_SIZE = 512
@@ -51,6 +51,13 @@ class Alloc(int):
 
 class Free(int):
     """A free event: the index, in the event list, of the ``Alloc`` whose tensor is freed."""
+
+
+def expandable_segments(env) -> bool:
+    """Whether ``expandable_segments:True`` is in ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF`` of ``env``
+    (``(name, value)`` pairs): the allocator then maps pages into growable segments instead of rounding blocks."""
+    conf = ",".join(v for k, v in env if k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"))
+    return "expandable_segments:true" in conf.replace(" ", "").lower()
 
 
 def round_size(nbytes: int) -> int:

@@ -554,8 +554,9 @@ def _kv_buffer_rounding(cell: CellSize, tokens: int, page: int) -> int:
 def _native_allocator(a: SGLangArgs, device: Device) -> bool:
     """CUDA's native caching allocator, whose 2 MiB segments SGLang's free-memory readings see
     (``expandable_segments:True`` maps pages instead: no rounding)."""
-    conf = ",".join(v for k, v in a.env if k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"))
-    return device.platform == "cuda" and "expandable_segments:true" not in conf.replace(" ", "").lower()
+    from ...rules.allocator import expandable_segments
+
+    return device.platform == "cuda" and not expandable_segments(a.env)
 
 
 def _allocator_replayed(a: SGLangArgs, device: Device, quant) -> bool:

@@ -13,6 +13,7 @@ from ...errors import InputError
 from .flags import EngineArgs
 from .planner import Plan, build_plan
 from ...units import GiB
+from ...rules.allocator import expandable_segments
 
 __all__ = ["smallest_fix", "attach_fix", "largest_util_that_passes_check"]
 
@@ -115,7 +116,7 @@ def smallest_fix(plan: Plan) -> str | None:
             return seqs
         return (f"lower --gpu-memory-utilization to {best:.2f} so CUDA graphs and the warm-up fit after the KV cache"
                 + (f"; or {seqs}" if seqs else "")
-                + ("" if "expandable_segments" in " ".join(v for _, v in plan.args.env) else
+                + ("" if expandable_segments(plan.args.env) else
                    "; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True leaves less memory stranded in the allocator"))
     if kind == "out_of_memory":
         best = _largest_util_that_starts(plan, round(util - 0.01, 2))

@@ -49,6 +49,7 @@ from .budget import PROFILE_AND_SUBTRACT, Budget
 from .failure import _Failure
 from .npu_budget import ABSOLUTE_PEAK, npu_double_alloc
 from ...rules.weights import WeightShares, pp_layer_split, weights_per_rank
+from ...rules.allocator import expandable_segments
 from .sizing import finish as finish_sizing
 from ...plan import ERROR_KINDS, Plan, RankPlan, Term
 from .rules.weights_note import weights_note as _weights_note
@@ -193,7 +194,7 @@ def build_plan(
     if error is None and rules.npu_hybrid_double_alloc and num_blocks is not None:
         error = npu_double_alloc(logged, num_blocks, total, requested)
     headroom, error = _post_kv_headroom(error, budget, total, used_by_others_bytes, over, requested, graphs, cfg,
-                                        model, logged, warnings, expandable=_expandable(args),
+                                        model, logged, warnings, expandable=expandable_segments(args.env),
                                         penalty_in_budget=rules.non_kv_formula == "consumed")
     if error is None:
         after_capture = budget.after_capture_warning(total, requested, logged, graphs)
@@ -251,12 +252,6 @@ def _tower_built(model: ModelDescription, args: EngineArgs, cfg: EngineConfig, r
     return not all_disabled(args.limit_mm_per_prompt, tower_modalities(model.vision))
 
 
-def _expandable(args: EngineArgs) -> bool:
-    """``expandable_segments:True`` in ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF``."""
-    conf = ",".join(v for k, v in args.env if k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"))
-    return "expandable_segments:true" in conf.replace(" ", "").lower()
-
-
 def _allocator_blocks(args: EngineArgs, cfg: EngineConfig, platform: str) -> bool:
     """Whether the weights carry the caching allocator's block rounding (rules/allocator.py): CUDA's native
     allocator (``expandable_segments:True`` in ``PYTORCH_CUDA_ALLOC_CONF`` / ``PYTORCH_ALLOC_CONF`` maps pages and
@@ -264,7 +259,7 @@ def _allocator_blocks(args: EngineArgs, cfg: EngineConfig, platform: str) -> boo
     are priced as one, so their blocks are not modelled) or MXFP4 experts on the Triton kernel on Hopper (gpt-oss,
     every other layer unquantized; its tensors and their post-load conversion are replayed one by one:
     rules/weights.py ``_mxfp4_triton_processing``), nothing offloaded to the CPU."""
-    expandable = _expandable(args)
+    expandable = expandable_segments(args.env)
     q = cfg.quant
     replayed = q is None or (q.method == "mxfp4" and q.moe_layout == "triton_hopper" and q.expert_quant is None)
     return platform == "cuda" and not expandable and replayed and not args.cpu_offload_gb
