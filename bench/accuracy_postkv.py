@@ -1,29 +1,9 @@
 """After the KV cache (issue 11 step 4): vramplan's post-KV verdict and room against the vLLM 0.26 startups of
-data/truth/logs/h100h, where bench/truth/alloc_probe.py logged the free memory after the warm-up
-(``TRUTH_ALLOC compile_or_warm_up after ... free=``). Called by bench/accuracy.py."""
+data/truth/logs/h100h, where bench/truth/alloc_probe.py logged the free memory after the warm-up (read into
+data/truth/cases.jsonl by bench/truth/to_cases.py as ``alloc_free_after_warmup_gib``). Called by bench/accuracy.py."""
 from __future__ import annotations
 
-import re
 import statistics
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-LOGS = ROOT / "data" / "truth" / "logs" / "h100h"
-_FREE = re.compile(r"TRUTH_ALLOC compile_or_warm_up after .* free=(\d+)")
-
-
-def _outcome(name: str) -> tuple[str | None, float | None]:
-    """('starts' | 'fails' | None (stopped by the harness), free GiB after the warm-up) from the run's own log."""
-    p = LOGS / f"{name}.log"
-    if not p.exists():
-        return None, None
-    s = p.read_text(errors="replace")
-    if "RESULT {" in s:
-        m = _FREE.search(s)
-        return "starts", int(m.group(1)) / 2**30 if m else None
-    if "CUDA out of memory" in s:
-        return "fails", None
-    return None, None
 
 
 def postkv_section(cases, plan_case) -> list[str]:
@@ -31,9 +11,7 @@ def postkv_section(cases, plan_case) -> list[str]:
     for c in cases:
         if "-h100h-" not in c.id:
             continue
-        real, free = _outcome(c.id.rsplit("-h100h-", 1)[1])
-        if real is None:
-            continue
+        real, free = ("fails" if c.logged.get("error_kind") else "starts"), c.logged.get("free_after_warmup_gib")
         p = plan_case(c)
         h = {t.key: t.bytes / 2**30 for t in p.headroom_terms}
         tight = any(w.startswith("tight:") for w in p.warnings)

@@ -200,6 +200,8 @@ def _device_cases(path: Path, source: str) -> list[Case]:
                 "extended_kv_gib": m.get("extended_kv_gib"),
                 # 0.27+: "total consumed (from mem_get_info)" (bench/truth/to_cases.py), None where not logged
                 "total_consumed_gib": m.get("total_consumed_gib"),
+                # bench/truth/alloc_probe.py: free once the post-KV warm-up returned (data/truth/logs/h100h)
+                "free_after_warmup_gib": m.get("alloc_free_after_warmup_gib"),
             }))
     return out
 

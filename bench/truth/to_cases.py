@@ -53,6 +53,8 @@ PATTERNS = [
     ("encoder_profile_items", r"Encoder cache will be initialized .* profiled with (\d+) \w+ items", int),
     ("encoder_profile_modality", r"Encoder cache will be initialized .* profiled with \d+ (\w+) items", str),
     ("block_size_logged", r"Setting kv cache block size to (\d+)", int),
+    # bench/truth/alloc_probe.py (issue 11.4): mem_get_info free once compile_or_warm_up_model returned
+    ("alloc_free_after_warmup_gib", r"TRUTH_ALLOC compile_or_warm_up after .*? free=(\d+)", lambda s: int(s) / 2**30),
     # vLLM 0.34's extensible KV cache (v1/worker/extensible_kv_cache.py: measure_kv_cache_blocks, extend_kv_cache)
     ("warmup_free_gib", r"Memory after warmup: " + NUM + r" GiB free", float),
     ("warmup_committed_gib", r"Memory after warmup: [\d.]+ GiB free, " + NUM + r" GiB committed", float),
@@ -256,6 +258,9 @@ def to_case(batch, name, info, rel_log):
                                  "remapped_kv_blocks")},
         # vLLM 0.27+'s "total consumed (from mem_get_info)" (weights + non-torch + what stays allocated), where logged
         **({"total_consumed_gib": m["total_consumed_gib"]} if m.get("total_consumed_gib") is not None else {}),
+        # bench/truth/alloc_probe.py runs (issue 11.4): free once the post-KV warm-up returned
+        **({"alloc_free_after_warmup_gib": gib(m["alloc_free_after_warmup_gib"])}
+           if m.get("alloc_free_after_warmup_gib") is not None else {}),
     }
     env = dict(truth.get("env", {}))
     case = {
